@@ -1,0 +1,1 @@
+"""The edXML package model: parse (hardened), read, build, sign, verify, validate. Pure, no I/O."""

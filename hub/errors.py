@@ -1,0 +1,110 @@
+"""One exception hierarchy; every refusal carries a stable reason code.
+
+The code is what machines match on (audit log, metrics, status 02 packages); the message is
+for the integrator: it names the element or rule that failed and, where useful, what to do.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of every refusal. ``code`` is stable, ``message`` is for humans."""
+
+    code = "hub.error"
+
+    def __init__(self, message: str, *, code: str | None = None, element: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.element = element
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ParseError(HubError):
+    """The bytes are not an acceptable XML document (size, DOCTYPE, not XML...)."""
+
+    code = "parse.invalid"
+
+
+class SchemaError(HubError):
+    """The document is XML but not a valid edXML package."""
+
+    code = "schema.invalid"
+
+
+class SignatureError(HubError):
+    """The XML-DSig signature is missing, malformed, weak or does not verify."""
+
+    code = "signature.invalid"
+
+
+class TrustError(HubError):
+    """The signature verifies but the certificate is not trusted for this sender."""
+
+    code = "trust.untrusted"
+
+
+class AuthorityError(HubError):
+    """Sender or recipients are not allowed to exchange this package."""
+
+    code = "authority.denied"
+
+
+class ConflictError(HubError):
+    """A stateful rule (dedupe, status transition, ResponseFor) refuses the package."""
+
+    code = "state.conflict"
+
+
+class UsageError(HubError):
+    """Bad input from an operator (CLI argument, CSV line, registry entry)."""
+
+    code = "usage.invalid"
+
+
+class TransientError(HubError):
+    """A dependency is unavailable; the same input may succeed later."""
+
+    code = "transient.unavailable"
+
+
+# Every reason code the hub can give, with a one-line meaning (documented in the README
+# and served by the API). Keep in sync with the raise sites; a test checks it.
+REASONS: dict[str, str] = {
+    "parse.too_large": "package exceeds the size cap",
+    "parse.doctype": "a DOCTYPE (DTD, entities) is present; edXML never needs one",
+    "parse.not_xml": "the bytes are not well-formed XML",
+    "parse.xinclude": "an XInclude element is present",
+    "parse.not_edxml": "the root element is not edXML in the QCVN 102:2016 namespace",
+    "schema.invalid": "the package does not follow the edXML schema",
+    "schema.manifest_mismatch": "manifest references and attachments do not match one to one",
+    "schema.agency_code": "an OrganId is not a valid agency code NNN.NN.NN.Xnn",
+    "signature.missing": "the package is not signed",
+    "signature.multiple": "more than one Signature element",
+    "signature.not_xmldsig": "a Signature element outside the XML-DSig namespace",
+    "signature.misplaced": "the Signature is not the last child of edXMLHeader",
+    "signature.reference": "the signature reference does not cover the whole package (URI=\"\")",
+    "signature.weak_algorithm": "SHA-1 or another forbidden algorithm",
+    "signature.no_certificate": "no X509Certificate in KeyInfo",
+    "signature.digest_mismatch": "the package was changed after signing",
+    "signature.invalid": "the signature value does not verify",
+    "trust.untrusted": "the certificate does not chain to a trusted CA",
+    "trust.expired": "a certificate of the chain is not valid at signing time",
+    "trust.revoked": "a certificate of the chain is revoked",
+    "trust.key_usage": "the signing certificate does not allow digitalSignature",
+    "trust.not_pinned": "the certificate is not pinned to the From agency (impersonation)",
+    "authority.sender_unknown": "the From agency is not registered",
+    "authority.sender_inactive": "the From agency is retired",
+    "authority.recipient_unknown": "a recipient is neither registered nor served by a registered ancestor",
+    "authority.recipient_inactive": "a recipient is retired",
+    "authority.not_competent": "a recipient does not accept this document type",
+    "authority.impersonation": "the publishing adapter is not the From agency",
+    "authority.not_recipient": "a status refers to a document its sender did not receive",
+    "authority.not_original_sender": "a recall from someone other than the original sender",
+    "state.duplicate_conflict": "a different package under an already used DocumentId",
+    "state.unknown_document": "ResponseFor names a document the hub does not know",
+    "state.invalid_transition": "the status code does not follow from the current status",
+}

@@ -1,0 +1,163 @@
+"""The stateless checks, in order: parse → schema → signature → trust → sender → recipients.
+
+Pure: bytes and snapshots in, a frozen :class:`Verdict` out. ``hub check`` (offline) and the
+pipeline (online) call the same :func:`check_package`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lxml import etree
+
+from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
+from hub.edxml.parser import parse_xml
+from hub.edxml.schema import SchemaValidator
+from hub.edxml.signature import verify_package
+from hub.errors import AuthorityError, HubError, TrustError
+from hub.pki.certs import describe, fingerprint
+from hub.pki.chain import TrustStore
+from hub.registry.model import Registry, Route
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What the stateless checks consult. Build once per registry/trust version."""
+
+    registry: Registry
+    trust: TrustStore
+    validator: SchemaValidator
+    max_bytes: int = 50 * 1024 * 1024
+    allow_sha1: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    sha256: str
+    size: int
+    reason: str | None = None
+    message: str | None = None
+    element: str | None = None
+    stage: str | None = None  # parse, schema, signature, trust, authority
+    package: Package | None = None  # read from the signed content only
+    routes: tuple[Route, ...] = ()
+    signer_fingerprint: str | None = None
+    legacy_sha1: bool = False
+    # Best effort, from the raw (unverified) tree: only to address a refusal, never to trust.
+    claimed_sender: str | None = None
+    claimed_document_id: str | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def sender(self) -> str | None:
+        return self.package.sender.organ_id if self.package else self.claimed_sender
+
+    @property
+    def document_id(self) -> str | None:
+        return self.package.document_id if self.package else self.claimed_document_id
+
+    def line(self, name: str) -> str:
+        if self.accepted:
+            return f"ACCEPT {name}"
+        return f"REFUSE {name} {self.reason}: {self.message}"
+
+    def as_dict(self, name: str | None = None) -> dict:
+        d = {
+            "file": name, "accepted": self.accepted, "reason": self.reason, "message": self.message,
+            "element": self.element, "stage": self.stage, "sha256": self.sha256, "size": self.size,
+            "sender": self.sender, "document_id": self.document_id, "signer_fingerprint": self.signer_fingerprint,
+            "legacy_sha1": self.legacy_sha1,
+            "recipients": [{"code": r.recipient, "system": r.system} for r in self.routes],
+            "kind": self.package.kind if self.package else None,
+        }
+        return {k: v for k, v in d.items() if v is not None or k in ("reason", "message")}
+
+
+_STAGE = {"parse": "parse", "schema": "schema", "signature": "signature", "trust": "trust",
+          "authority": "authority", "state": "state", "usage": "usage"}
+
+
+def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
+    if root is None:
+        return None, None
+    sender = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:From/e:OrganId", None, NS) or \
+        root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:Status/e:From/e:OrganId", None, NS)
+    doc_id = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:DocumentId", None, NS)
+    return (sender.strip() if sender else None), (doc_id.strip() if doc_id else None)
+
+
+def check_package(data: bytes, ctx: CheckContext, *, at: datetime | None = None,
+                  adapter_user: str | None = None) -> Verdict:
+    """Run every stateless check on ``data``; never raises for bad input."""
+    digest = hashlib.sha256(data).hexdigest()
+    root = None
+    signer_fp = None
+    try:
+        root = parse_xml(data, max_bytes=ctx.max_bytes)
+        ctx.validator.validate(root)
+        verified = verify_package(root, ctx.trust, at=at, allow_sha1=ctx.allow_sha1)
+        signer_fp = fingerprint(verified.certificate)
+        package = read_package(verified.signed_root)
+        routes = authorize(package, signer_fp, verified.certificate, ctx.registry, adapter_user)
+    except HubError as e:
+        sender, doc_id = _claimed(root)
+        return Verdict(
+            accepted=False, sha256=digest, size=len(data), reason=e.code, message=e.message, element=e.element,
+            stage=_STAGE.get(e.code.split(".")[0], "check"), signer_fingerprint=signer_fp,
+            claimed_sender=sender, claimed_document_id=doc_id,
+        )
+    return Verdict(
+        accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
+        signer_fingerprint=signer_fp, legacy_sha1=verified.legacy_sha1,
+        claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id,
+    )
+
+
+def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapter_user: str | None) -> tuple[Route, ...]:
+    """Sender pinning, adapter identity, recipients registered, active and competent."""
+    sender_code = package.sender.organ_id
+    where = "MessageHeader/From/OrganId" if isinstance(package, Edoc) else "Status/From/OrganId"
+    sender = registry.get(sender_code)
+    if sender is None:
+        raise AuthorityError(f"sender {sender_code} is not registered at the hub", code="authority.sender_unknown", element=where)
+    if not sender.active:
+        raise AuthorityError(f"sender {sender_code} is retired and may not send", code="authority.sender_inactive", element=where)
+    if signer_fp not in sender.fingerprints:
+        owner = registry.owner_of_fingerprint(signer_fp)
+        hint = f"it is pinned to {owner}" if owner else "it is pinned to no agency"
+        raise TrustError(
+            f"the signing certificate {describe(cert)} is not pinned to the sender {sender_code} ({hint}); "
+            "a package must be signed with one of the From agency's own certificates",
+            code="trust.not_pinned", element=where,
+        )
+    if adapter_user is not None:
+        system = registry.agency_for_user(adapter_user)
+        serving = registry.system_of(sender_code)
+        if system is None or system != serving:
+            raise AuthorityError(
+                f"the package says it is from {sender_code} but was published by adapter user {adapter_user!r}"
+                f" ({system or 'no registered system'}); {sender_code} is served by {serving or 'no system'}",
+                code="authority.impersonation", element=where,
+            )
+    if isinstance(package, StatusPackage):
+        target = package.response_for.organ_id
+        route = registry.route(target)
+        return (route,)
+    routes = []
+    seen = set()
+    for org in package.recipients:
+        if org.organ_id in seen:
+            continue
+        seen.add(org.organ_id)
+        route = registry.route(org.organ_id)
+        if not route.entry.accepts_type(package.document_type.type):
+            raise AuthorityError(
+                f"recipient {org.organ_id} does not accept document type {package.document_type.type}"
+                f" ({package.document_type.type_name or 'unnamed'}); it accepts {sorted(route.entry.accepts or [])}",
+                code="authority.not_competent", element="MessageHeader/DocumentType/Type",
+            )
+        routes.append(route)
+    return tuple(routes)

@@ -1,0 +1,1 @@
+"""Trust anchors, chain validation, CRLs, and development PKI generation."""

@@ -1,0 +1,1 @@
+"""Agencies: codes, names, pinned certificates, accepted document types, who serves whom."""

@@ -1,0 +1,332 @@
+"""Registry and trust persistence. Every change bumps ``registry_version`` and is recorded."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.errors import UsageError
+from hub.pki.certs import describe, fingerprint, to_pem
+from hub.pki.chain import TrustStore
+from hub.registry import codes
+from hub.registry.model import Agency, Registry
+from hub.store import records as rec
+from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
+
+VERSION_KEY = "registry_version"
+
+
+def _insert(conn: AsyncConnection, table: sa.Table):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+async def bump_version(conn: AsyncConnection) -> None:
+    stmt = _insert(conn, settings_kv).values(key=VERSION_KEY, value="1")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"value": sa.cast(sa.cast(settings_kv.c.value, sa.Integer) + 1, sa.Text)}
+    )
+    await conn.execute(stmt)
+
+
+async def registry_version(conn: AsyncConnection) -> int:
+    v = (await conn.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == VERSION_KEY))).scalar()
+    return int(v or 0)
+
+
+def parse_accepts(value: str | None) -> frozenset[str] | None:
+    if value is None or value.strip() in ("", "*", "all"):
+        return None
+    items = frozenset(x.strip() for x in value.split(",") if x.strip())
+    for t in items:
+        if not t.isdigit() or len(t) > 3:
+            raise UsageError(f"document type {t!r} in --accepts is not a DocumentType/Type code (1-3 digits)")
+    return items
+
+
+def _fmt_accepts(a: frozenset[str] | None) -> str | None:
+    return None if a is None else ",".join(sorted(a, key=int))
+
+
+async def add_agency(
+    engine: AsyncEngine,
+    code: str,
+    *,
+    name: str | None = None,
+    certs: list[x509.Certificate] = (),
+    accepts: str | None = None,
+    served_by: str | None = None,
+    connected: bool | None = None,
+    amqp_user: str | None = None,
+    actor: str = "admin",
+) -> Agency:
+    """Register ``code`` or update it: pins ``certs`` in addition to those already pinned."""
+    code = codes.check(code)
+    if served_by:
+        served_by = codes.check(served_by, "--served-by code")
+        if served_by == code:
+            raise UsageError("an agency cannot be served by itself")
+    acc = parse_accepts(accepts) if accepts is not None else None
+    now = rec.utcnow()
+    async with engine.begin() as conn:
+        existing = (await conn.execute(sa.select(agencies).where(agencies.c.code == code))).mappings().first()
+        if served_by and not (await conn.execute(sa.select(agencies.c.code).where(agencies.c.code == served_by))).first():
+            raise UsageError(f"--served-by {served_by} is not registered; register the serving system first")
+        if existing is None:
+            if connected is None:
+                connected = served_by is None
+            await conn.execute(agencies.insert().values(
+                code=code, name=name or "", active=True, connected=connected, served_by=served_by,
+                accepts=_fmt_accepts(acc), amqp_user=amqp_user, created_at=now, updated_at=now,
+            ))
+            event = "agency.added"
+        else:
+            values: dict = {"updated_at": now, "active": True}
+            if name is not None:
+                values["name"] = name
+            if accepts is not None:
+                values["accepts"] = _fmt_accepts(acc)
+            if served_by is not None:
+                values["served_by"] = served_by
+            if connected is not None:
+                values["connected"] = connected
+            if amqp_user is not None:
+                values["amqp_user"] = amqp_user
+            await conn.execute(agencies.update().where(agencies.c.code == code).values(**values))
+            event = "agency.updated"
+        pinned = []
+        for cert in certs:
+            fp = fingerprint(cert)
+            owner = (await conn.execute(sa.select(agency_certs.c.code).where(agency_certs.c.fingerprint == fp))).scalar()
+            if owner and owner != code:
+                raise UsageError(f"certificate {describe(cert)} is already pinned to {owner}; one certificate, one agency")
+            if owner:
+                await conn.execute(agency_certs.update().where(agency_certs.c.fingerprint == fp).values(retired_at=None))
+            else:
+                await conn.execute(agency_certs.insert().values(
+                    fingerprint=fp, code=code, pem=to_pem(cert), subject=cert.subject.rfc4514_string(),
+                    not_after=cert.not_valid_after_utc, added_at=now,
+                ))
+            pinned.append(fp)
+        await bump_version(conn)
+        await rec.append(conn, event, actor=actor, details={
+            "code": code, "name": name, "pinned": pinned, "accepts": accepts, "served_by": served_by,
+            "connected": connected, "amqp_user": amqp_user,
+        })
+    reg = await load_registry(engine, only=[code])
+    return reg.agencies[code]
+
+
+async def retire_agency(engine: AsyncEngine, code: str, actor: str = "admin") -> None:
+    code = codes.check(code)
+    async with engine.begin() as conn:
+        res = await conn.execute(agencies.update().where(agencies.c.code == code).values(active=False, updated_at=rec.utcnow()))
+        if res.rowcount == 0:
+            raise UsageError(f"agency {code} is not registered")
+        await bump_version(conn)
+        await rec.append(conn, "agency.retired", actor=actor, details={"code": code})
+
+
+async def unpin_certificate(engine: AsyncEngine, code: str, fp: str, actor: str = "admin") -> None:
+    async with engine.begin() as conn:
+        res = await conn.execute(
+            agency_certs.update()
+            .where(agency_certs.c.code == code, agency_certs.c.fingerprint == fp.lower())
+            .values(retired_at=rec.utcnow())
+        )
+        if res.rowcount == 0:
+            raise UsageError(f"no certificate {fp} is pinned to {code}")
+        await bump_version(conn)
+        await rec.append(conn, "agency.cert_retired", actor=actor, details={"code": code, "fingerprint": fp})
+
+
+async def load_registry(engine: AsyncEngine, only: list[str] | None = None) -> Registry:
+    """Read the whole registry (or some codes) into an immutable snapshot."""
+    async with engine.connect() as conn:
+        version = await registry_version(conn)
+        q = sa.select(agencies)
+        cq = sa.select(agency_certs.c.code, agency_certs.c.fingerprint).where(agency_certs.c.retired_at.is_(None))
+        if only:
+            q = q.where(agencies.c.code.in_(only))
+            cq = cq.where(agency_certs.c.code.in_(only))
+        pins: dict[str, set[str]] = {}
+        for code, fp in (await conn.execute(cq)).all():
+            pins.setdefault(code, set()).add(fp)
+        result = {}
+        for r in (await conn.execute(q)).mappings():
+            result[r["code"]] = Agency(
+                code=r["code"], name=r["name"], active=r["active"], connected=r["connected"],
+                served_by=r["served_by"], accepts=parse_accepts(r["accepts"]),
+                fingerprints=frozenset(pins.get(r["code"], ())), amqp_user=r["amqp_user"],
+            )
+    return Registry(result, version=version)
+
+
+async def agency_details(engine: AsyncEngine, code: str) -> dict:
+    code = codes.check(code)
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(agencies).where(agencies.c.code == code))).mappings().first()
+        if row is None:
+            raise UsageError(f"agency {code} is not registered")
+        certs = (await conn.execute(
+            sa.select(agency_certs).where(agency_certs.c.code == code).order_by(agency_certs.c.added_at)
+        )).mappings().all()
+        served = (await conn.execute(
+            sa.select(sa.func.count()).select_from(agencies).where(agencies.c.served_by == code)
+        )).scalar()
+    return {**dict(row), "certificates": [dict(c) for c in certs], "serves_explicitly": served}
+
+
+async def list_agencies(engine: AsyncEngine, search: str | None = None, limit: int = 100, offset: int = 0,
+                        connected_only: bool = False) -> tuple[int, list[dict]]:
+    q = sa.select(agencies)
+    if search:
+        like = f"%{search}%"
+        q = q.where(sa.or_(agencies.c.code.like(like), agencies.c.name.like(like)))
+    if connected_only:
+        q = q.where(agencies.c.connected.is_(True))
+    async with engine.connect() as conn:
+        total = (await conn.execute(sa.select(sa.func.count()).select_from(q.subquery()))).scalar()
+        rows = (await conn.execute(q.order_by(agencies.c.code).limit(limit).offset(offset))).mappings().all()
+    return total, [dict(r) for r in rows]
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    updated: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str = "admin",
+                     progress=None) -> ImportResult:
+    """Load a directory CSV: ``code,name[,served_by][,accepts][,connected]`` with a header row.
+
+    Bad lines are reported by line number and skipped; good lines are upserted in bulk.
+    """
+    if isinstance(data, Path):
+        data = data.read_bytes()
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "code" not in [f.strip().lower() for f in reader.fieldnames]:
+        raise UsageError("the CSV needs a header row with at least a 'code' column (code,name,served_by,accepts,connected)")
+    result = ImportResult()
+    rows: dict[str, dict] = {}
+    now = rec.utcnow()
+    for lineno, raw in enumerate(reader, start=2):
+        r = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        code = r.get("code", "")
+        if not codes.is_valid(code):
+            result.errors.append((lineno, f"malformed agency code {code!r} (expected NNN.NN.NN.Xnn)"))
+            continue
+        sb = r.get("served_by") or None
+        if sb and not codes.is_valid(sb):
+            result.errors.append((lineno, f"malformed served_by code {sb!r}"))
+            continue
+        try:
+            acc = _fmt_accepts(parse_accepts(r.get("accepts")))
+        except UsageError as e:
+            result.errors.append((lineno, str(e)))
+            continue
+        if code in rows:
+            result.errors.append((lineno, f"{code} appears twice; the later line wins"))
+        rows[code] = {
+            "code": code, "name": r.get("name", ""), "active": True,
+            "connected": r.get("connected", "").lower() in {"1", "true", "yes"},
+            "served_by": sb, "accepts": acc, "amqp_user": None, "created_at": now, "updated_at": now,
+        }
+    async with engine.begin() as conn:
+        existing = {c for (c,) in (await conn.execute(sa.select(agencies.c.code))).all()}
+        known = existing | set(rows)
+        for code, row in list(rows.items()):
+            if row["served_by"] and row["served_by"] not in known:
+                result.errors.append((0, f"{code}: served_by {row['served_by']} is not registered; imported without it"))
+                row["served_by"] = None
+        items = list(rows.values())
+        batch = 5000
+        for i in range(0, len(items), batch):
+            chunk = items[i:i + batch]
+            stmt = _insert(conn, agencies)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["code"],
+                set_={k: getattr(stmt.excluded, k) for k in ("name", "served_by", "accepts", "connected", "updated_at")},
+            )
+            await conn.execute(stmt, chunk)
+            if progress:
+                progress(min(i + batch, len(items)), len(items))
+        result.updated = sum(1 for c in rows if c in existing)
+        result.added = len(rows) - result.updated
+        await bump_version(conn)
+        await rec.append(conn, "agency.imported", actor=actor, details={
+            "added": result.added, "updated": result.updated, "errors": len(result.errors),
+        })
+    return result
+
+
+# --- trust --------------------------------------------------------------------------------
+
+async def add_trust_anchor(engine: AsyncEngine, cert: x509.Certificate, actor: str = "admin") -> str:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        raise UsageError(f"{describe(cert)} is not a CA certificate (BasicConstraints CA:TRUE); add the issuing CA instead")
+    fp = fingerprint(cert)
+    async with engine.begin() as conn:
+        if not (await conn.execute(sa.select(trust_anchors.c.fingerprint).where(trust_anchors.c.fingerprint == fp))).first():
+            await conn.execute(trust_anchors.insert().values(
+                fingerprint=fp, pem=to_pem(cert), subject=cert.subject.rfc4514_string(),
+                not_after=cert.not_valid_after_utc, added_at=rec.utcnow(),
+            ))
+        await bump_version(conn)
+        await rec.append(conn, "trust.anchor_added", actor=actor, details={"fingerprint": fp, "subject": describe(cert)})
+    return fp
+
+
+async def add_crl(engine: AsyncEngine, crl: x509.CertificateRevocationList, actor: str = "admin") -> str:
+    async with engine.connect() as conn:
+        anchors = [x509.load_pem_x509_certificate(p.encode()) for (p,) in (await conn.execute(sa.select(trust_anchors.c.pem))).all()]
+        pinned = [x509.load_pem_x509_certificate(p.encode()) for (p,) in (await conn.execute(sa.select(agency_certs.c.pem))).all()]
+    issuers = [c for c in anchors + pinned if c.subject == crl.issuer]
+    if not any(crl.is_signature_valid(c.public_key()) for c in issuers):
+        raise UsageError(f"the CRL issued by {crl.issuer.rfc4514_string()} is not signed by any trusted CA; add its CA first")
+    der = crl.public_bytes(serialization.Encoding.DER)
+    fp = hashlib.sha256(der).hexdigest()
+    pem = crl.public_bytes(serialization.Encoding.PEM).decode()
+    async with engine.begin() as conn:
+        if not (await conn.execute(sa.select(crls.c.fingerprint).where(crls.c.fingerprint == fp))).first():
+            await conn.execute(crls.insert().values(
+                fingerprint=fp, issuer=crl.issuer.rfc4514_string(), pem=pem, this_update=crl.last_update_utc,
+                next_update=crl.next_update_utc, added_at=rec.utcnow(),
+            ))
+        await bump_version(conn)
+        await rec.append(conn, "trust.crl_added", actor=actor, details={
+            "fingerprint": fp, "issuer": crl.issuer.rfc4514_string(), "revoked": len(crl),
+        })
+    return fp
+
+
+async def load_trust(engine: AsyncEngine) -> TrustStore:
+    async with engine.connect() as conn:
+        anchors = tuple(x509.load_pem_x509_certificate(p.encode()) for (p,) in (await conn.execute(sa.select(trust_anchors.c.pem))).all())
+        crl_list = tuple(x509.load_pem_x509_crl(p.encode()) for (p,) in (await conn.execute(sa.select(crls.c.pem))).all())
+    return TrustStore(anchors=anchors, crls=crl_list)
+
+
+async def list_trust(engine: AsyncEngine) -> tuple[list[dict], list[dict]]:
+    async with engine.connect() as conn:
+        a = (await conn.execute(sa.select(trust_anchors).order_by(trust_anchors.c.added_at))).mappings().all()
+        c = (await conn.execute(sa.select(crls.c.fingerprint, crls.c.issuer, crls.c.this_update, crls.c.next_update, crls.c.added_at))).mappings().all()
+    return [dict(x) for x in a], [dict(x) for x in c]

@@ -1,0 +1,1 @@
+"""The database: table definitions, engine factory, Alembic migrations."""

@@ -1,0 +1,28 @@
+"""Append decision records (who, what, when, package SHA-256, outcome, reason)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.tables import records
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def record_row(event: str, *, actor: str | None = None, document_id: str | None = None, sender: str | None = None,
+               sha256: str | None = None, reason: str | None = None, message: str | None = None,
+               details: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
+    return {
+        "at": at or utcnow(), "event": event, "actor": actor, "document_id": document_id, "sender": sender,
+        "sha256": sha256, "reason": reason, "message": message, "details": details,
+    }
+
+
+async def append(conn: AsyncConnection, event: str, **kw: Any) -> None:
+    """Append one record inside the caller's transaction."""
+    await conn.execute(records.insert().values(**record_row(event, **kw)))

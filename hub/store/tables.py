@@ -1,0 +1,141 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/versions`` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Code = sa.String(13)  # NNN.NN.NN.Xnn
+TS = sa.DateTime(timezone=True)
+
+# --- registry and trust -------------------------------------------------------------------
+agencies = sa.Table(
+    "agencies", metadata,
+    sa.Column("code", Code, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("connected", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("served_by", Code, nullable=True),
+    sa.Column("accepts", sa.Text, nullable=True),  # comma-separated DocumentType/Type codes; NULL = all
+    sa.Column("amqp_user", sa.String(128), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+agency_certs = sa.Table(
+    "agency_certs", metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("code", Code, sa.ForeignKey("agencies.code"), nullable=False, index=True),
+    sa.Column("pem", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("not_after", TS, nullable=False),
+    sa.Column("added_at", TS, nullable=False),
+    sa.Column("retired_at", TS, nullable=True),
+)
+
+trust_anchors = sa.Table(
+    "trust_anchors", metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("pem", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("not_after", TS, nullable=False),
+    sa.Column("added_at", TS, nullable=False),
+)
+
+crls = sa.Table(
+    "crls", metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("issuer", sa.Text, nullable=False),
+    sa.Column("pem", sa.Text, nullable=False),
+    sa.Column("this_update", TS, nullable=False),
+    sa.Column("next_update", TS, nullable=True),
+    sa.Column("added_at", TS, nullable=False),
+)
+
+# A counter bumped by every registry or trust change, so workers know to reload.
+settings_kv = sa.Table(
+    "hub_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# --- documents, deliveries, outbox, records ------------------------------------------------
+packages = sa.Table(  # exact signed bytes, content-addressed
+    "packages", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("stored_at", TS, nullable=False),
+)
+
+documents = sa.Table(
+    "documents", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("sender", Code, nullable=False),
+    sa.Column("document_id", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # edoc | status
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("packages.sha256"), nullable=False),
+    sa.Column("doc_type", sa.String(8), nullable=True),
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("subject", sa.Text, nullable=True),
+    sa.Column("refers_to", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("documents.id"), nullable=True),
+    sa.Column("status_code", sa.String(2), nullable=True),  # for status packages
+    sa.Column("adapter_user", sa.String(128), nullable=True),
+    sa.Column("legacy_sha1", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("received_at", TS, nullable=False),
+    sa.UniqueConstraint("sender", "document_id", name="uq_documents_sender_docid"),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("document", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("documents.id"), nullable=False),
+    sa.Column("recipient", Code, nullable=False),
+    sa.Column("system", Code, nullable=False),  # connected system whose inbox gets it
+    sa.Column("status", sa.String(2), nullable=True),  # latest status code from the recipient
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("document", "recipient", name="uq_deliveries_doc_recipient"),
+)
+sa.Index("ix_deliveries_recipient", deliveries.c.recipient)
+
+status_history = sa.Table(
+    "status_history", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("delivery", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("deliveries.id"), nullable=False, index=True),
+    sa.Column("status_code", sa.String(2), nullable=False),
+    sa.Column("actor", Code, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("status_document", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("documents.id"), nullable=True),
+    sa.Column("at", TS, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("document", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("documents.id"), nullable=True, index=True),
+    sa.Column("exchange", sa.String(64), nullable=False),
+    sa.Column("routing_key", sa.String(64), nullable=False),
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("packages.sha256"), nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS, nullable=True),
+)
+sa.Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.id)
+
+records = sa.Table(  # every decision, with its reason (the audit log builds on this)
+    "records", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=True),
+    sa.Column("document_id", sa.String(255), nullable=True),
+    sa.Column("sender", Code, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("details", sa.JSON, nullable=True),
+)
+sa.Index("ix_records_document", records.c.document_id)
+sa.Index("ix_records_event_at", records.c.event, records.c.at)

@@ -1,0 +1,190 @@
+"""Shared fixtures: a development PKI, package factories, databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from hub.edxml.builder import AttachmentFile, build_edoc, build_status
+from hub.edxml.model import Code, DocumentType, Edoc, Organization, ResponseFor, StatusPackage, TraceHeader
+from hub.edxml.signature import sign_package
+from hub.pki import devpki
+from hub.pki.certs import fingerprint
+from hub.pki.chain import TrustStore
+from hub.registry.model import Agency, Registry
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLES = SHARED / "standards" / "edxml" / "samples"
+
+G22 = "000.00.00.G22"  # Government Office
+H41 = "000.00.00.H41"  # Nghệ An
+H44 = "000.00.00.H44"  # a province serving lower levels
+HUB = "000.00.99.G22"
+PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_ADMIN", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@dataclass
+class Identity:
+    code: str
+    key: object
+    cert: object
+
+    @property
+    def fp(self) -> str:
+        return fingerprint(self.cert)
+
+
+@dataclass
+class Pki:
+    ca_cert: object
+    ca_key: object
+    ids: dict[str, Identity] = field(default_factory=dict)
+    other_ca: tuple = None  # an untrusted CA (cert, key)
+    tmp: Path | None = None
+
+    def trust(self, crls=()) -> TrustStore:
+        return TrustStore(anchors=(self.ca_cert,), crls=tuple(crls))
+
+    def issue(self, code: str, **kw) -> Identity:
+        cert, key = devpki.issue(self.ca_cert, self.ca_key, f"{code} test", **kw)
+        return Identity(code, key, cert)
+
+    def write(self, ident: Identity, directory: Path) -> tuple[Path, Path]:
+        kp, cp = directory / f"{ident.code}.key", directory / f"{ident.code}.pem"
+        kp.write_bytes(devpki.key_pem(ident.key))
+        cp.write_bytes(devpki.cert_pem(ident.cert))
+        return kp, cp
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    ca_cert, ca_key = devpki.make_ca("test root", not_before=datetime.now(timezone.utc) - timedelta(days=800))
+    p = Pki(ca_cert, ca_key, tmp=tmp_path_factory.mktemp("pki"))
+    for code in (G22, H41, H44, HUB):
+        p.ids[code] = p.issue(code)
+    p.other_ca = devpki.make_ca("untrusted root")
+    (p.tmp / "ca.pem").write_bytes(devpki.cert_pem(ca_cert))
+    return p
+
+
+def registry_for(pki: Pki, extra: dict[str, Agency] | None = None, **overrides) -> Registry:
+    agencies = {
+        G22: Agency(G22, "Văn phòng Chính phủ", connected=True, fingerprints=frozenset({pki.ids[G22].fp})),
+        H41: Agency(H41, "UBND tỉnh Nghệ An", connected=True, fingerprints=frozenset({pki.ids[H41].fp})),
+        H44: Agency(H44, "UBND tỉnh Quảng Nam", connected=True, fingerprints=frozenset({pki.ids[H44].fp}),
+                    accepts=frozenset({"1", "2"})),
+        HUB: Agency(HUB, "hub", connected=False, fingerprints=frozenset({pki.ids[HUB].fp}), accepts=frozenset()),
+    }
+    agencies.update(extra or {})
+    agencies.update(overrides)
+    return Registry(agencies)
+
+
+_counter = iter(range(1, 10**9))
+
+
+def make_edoc(sender: str = G22, to: tuple[str, ...] = (H41,), *, doc_type: str = "1", priority: int = 0,
+              number: int | None = None, response_for: tuple[ResponseFor, ...] = (), subject: str | None = None) -> Edoc:
+    n = number if number is not None else next(_counter)
+    today = date(2026, 11, 27)
+    return Edoc(
+        sender=Organization(sender, "Văn phòng Chính phủ", "Văn phòng Chính phủ", "Số 1 Hoàng Hoa Thám, Hà Nội",
+                            "vpcp@chinhphu.vn", "080 43100"),
+        recipients=tuple(Organization(t, organ_name=f"Cơ quan {t}") for t in to),
+        document_id=f"{sender},{today:%Y/%m/%d},{n}/VPCP-TTĐT",
+        code=Code(str(n), "VPCP-TTĐT"),
+        promulgation_place="Hà Nội",
+        promulgation_date=today,
+        document_type=DocumentType(doc_type, "0", {"1": "Công văn", "2": "Quyết định"}.get(doc_type, "Văn bản")),
+        subject=subject or f"V/v kết nối, liên thông phần mềm quản lý văn bản số {n}",
+        content="Văn phòng Chính phủ đề nghị các cơ quan phối hợp thực hiện.",
+        due_date=today + timedelta(days=14),
+        priority=priority,
+        response_for=response_for,
+        trace=(TraceHeader(sender, datetime(2026, 11, 27, 9, 0, 0)),),
+    )
+
+
+def attachment(size: int = 6000) -> AttachmentFile:
+    return AttachmentFile("cong-van.pdf", (b"%PDF-1.4 edxml test " * (size // 20 + 1))[:size], "application/pdf", "Công văn")
+
+
+@pytest.fixture
+def signed(pki):
+    """``signed(edoc=None, signer=None, attachments=None, **edoc_kw) -> bytes``."""
+
+    def make(edoc: Edoc | None = None, signer: Identity | None = None, attachments=None, **kw) -> bytes:
+        doc = edoc or make_edoc(**kw)
+        ident = signer or pki.ids[doc.sender.organ_id]
+        raw = build_edoc(doc, [attachment()] if attachments is None else attachments)
+        return sign_package(raw, ident.key, ident.cert)
+
+    return make
+
+
+def make_status(sender: str, rf_sender: str, rf_docid: str, code: str = "01", description: str = "") -> StatusPackage:
+    return StatusPackage(
+        sender=Organization(sender, organ_name=f"Cơ quan {sender}"),
+        response_for=ResponseFor(rf_sender, rf_docid, code="1/VPCP"),
+        status_code=code, description=description, timestamp=datetime.now().replace(microsecond=0),
+    )
+
+
+@pytest.fixture
+def signed_status(pki):
+    def make(sender: str, rf_sender: str, rf_docid: str, code: str = "01", description: str = "", signer=None) -> bytes:
+        st = make_status(sender, rf_sender, rf_docid, code, description)
+        ident = signer or pki.ids[sender]
+        return sign_package(build_status(st), ident.key, ident.cert)
+
+    return make
+
+
+# --- databases --------------------------------------------------------------------------------
+
+async def _pg_create(name: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    eng = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with eng.connect() as c:
+            await c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await eng.dispose()
+
+
+async def _pg_drop(name: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    eng = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with eng.connect() as c:
+            await c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for one test. Fails (never skips) when PostgreSQL is down."""
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_create(name))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    asyncio.run(_pg_drop(name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """Each test using it runs on the embedded default (SQLite) and on real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")

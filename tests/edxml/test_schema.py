@@ -1,0 +1,537 @@
+"""Schema validation of edXML packages (schemas/v1 + hub/edxml/schema.py)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from hub.constants import DSIG_NS, EDXML_NS
+from hub.edxml.parser import parse_xml
+from hub.edxml.schema import SchemaValidator, default_schema_dir, explain, readable_path
+from hub.errors import REASONS, SchemaError, SignatureError
+
+SAMPLE_PATH = Path("/work/shared/standards/edxml/samples/edoc_new.edxml")
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "v1"
+
+# A real (small) base64 payload to stand in for the sample's truncated one.
+B64 = base64.b64encode(b"PK\x03\x04" + bytes(range(256)) * 4).decode("ascii")
+
+
+@pytest.fixture(scope="module")
+def validator() -> SchemaValidator:
+    return SchemaValidator(SCHEMA_DIR)
+
+
+def sample_as_published() -> bytes:
+    return SAMPLE_PATH.read_bytes()
+
+
+def fix_base64(data: bytes) -> bytes:
+    """The copier cut the attachment to "UEsDBBQACAgIAEuSPE0...(truncated)"; put valid base64 back."""
+    fixed, n = re.subn(rb"(<edXML:ContentTransferEncoded[^>]*>)[^<]*(<)", rb"\g<1>" + B64.encode() + rb"\2", data)
+    assert n == 1
+    return fixed
+
+
+def drop_signature(data: bytes) -> bytes:
+    fixed, n = re.subn(rb"\s*<Signature>.*?</Signature>", b"", data, flags=re.S)
+    assert n == 1
+    return fixed
+
+
+def fix_to_organ_id(data: bytes) -> bytes:
+    assert data.count(b">28.22.H17<") == 1
+    return data.replace(b">28.22.H17<", b">000.00.00.H17<")
+
+
+def valid_edoc() -> bytes:
+    """The real sample, made valid: signature removed, To/OrganId and base64 fixed."""
+    return fix_to_organ_id(drop_signature(fix_base64(sample_as_published())))
+
+
+def replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert data.count(old) == 1, old
+    return data.replace(old, new)
+
+
+def default_ns_spelling(data: bytes) -> bytes:
+    """Every element in the default namespace, no edXML: prefix anywhere."""
+    data = re.sub(rb'\s+xmlns:edXML="[^"]*"', b"", data)
+    return re.sub(rb"<(/?)edXML:", rb"<\1", data)
+
+
+def prefixed_spelling(data: bytes) -> bytes:
+    """Every element written edXML:Name, no default namespace."""
+    data = default_ns_spelling(data)
+    data = replace_once(data, f'<edXML xmlns="{EDXML_NS}">'.encode(), f'<edXML xmlns:edXML="{EDXML_NS}">'.encode())
+    return re.sub(rb"<(/?)(?=[A-Za-z])", rb"<\1edXML:", data)
+
+
+STATUS = f"""<?xml version="1.0" encoding="UTF-8"?>
+<edXML:edXML xmlns:edXML="{EDXML_NS}">
+  <edXML:edXMLEnvelope>
+    <edXML:edXMLHeader>
+      <edXML:Status>
+        <edXML:ResponseFor>
+          <edXML:OrganId>000.00.00.G22</edXML:OrganId>
+          <edXML:Code>7816/VPCP-TTĐT</edXML:Code>
+          <edXML:PromulgationDate>2015/09/30</edXML:PromulgationDate>
+          <edXML:DocumentId>000.00.00.G22,2015/09/30,7816/VPCP-TTĐT</edXML:DocumentId>
+        </edXML:ResponseFor>
+        <edXML:From>
+          <edXML:OrganId>000.00.00.H41</edXML:OrganId>
+          <edXML:OrganName>UBND tỉnh Nghệ An</edXML:OrganName>
+          <edXML:Email></edXML:Email>
+        </edXML:From>
+        <edXML:StatusCode>03</edXML:StatusCode>
+        <edXML:Description>Đã tiếp nhận</edXML:Description>
+        <edXML:Timestamp>2015/10/01 08:30:00</edXML:Timestamp>
+        <edXML:StaffInfo>
+          <edXML:Staff>Nguyễn Văn A</edXML:Staff>
+          <edXML:Department>Văn thư</edXML:Department>
+        </edXML:StaffInfo>
+      </edXML:Status>
+    </edXML:edXMLHeader>
+  </edXML:edXMLEnvelope>
+</edXML:edXML>
+""".encode()
+
+BODY = (
+    b"<edXML:edXMLBody><edXML:edXMLManifest version=\"1.0\"><edXML:Reference>"
+    b"<edXML:ContentId>cid:1</edXML:ContentId><edXML:ContentType>application/pdf</edXML:ContentType>"
+    b"<edXML:AttachmentName>a.pdf</edXML:AttachmentName></edXML:Reference></edXML:edXMLManifest></edXML:edXMLBody>"
+)
+# A body with an empty manifest: XSD-valid, so the status rule (checked after the XSD) decides.
+EMPTY_BODY = b'<edXML:edXMLBody><edXML:edXMLManifest version="1.0"/></edXML:edXMLBody>'
+ATTACHMENTS = (
+    b"<edXML:AttachmentEncoded><edXML:Attachment><edXML:ContentId>cid:1</edXML:ContentId>"
+    b"<edXML:AttachmentName>a.pdf</edXML:AttachmentName><edXML:ContentType>application/pdf</edXML:ContentType>"
+    b"<edXML:ContentTransferEncoded>" + B64.encode() + b"</edXML:ContentTransferEncoded>"
+    b"</edXML:Attachment></edXML:AttachmentEncoded>"
+)
+
+DS_SIGNATURE = (
+    f'<ds:Signature xmlns:ds="{DSIG_NS}"><ds:SignedInfo><anything xmlns="urn:x"/></ds:SignedInfo>'
+    "<ds:SignatureValue>not checked here</ds:SignatureValue></ds:Signature>"
+).encode()
+
+
+def refused(validator: SchemaValidator, data: bytes, exc: type = SchemaError):
+    root = parse_xml(data)
+    with pytest.raises(exc) as info:
+        validator.validate(root)
+    err = info.value
+    assert err.code in REASONS
+    return err
+
+
+# ------------------------------------------------------------------ compile
+
+
+def test_xsds_compile_with_lxml_and_xmlschema():
+    import xmlschema
+
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "edxml.xsd"), parser))
+    xs = xmlschema.XMLSchema10(str(SCHEMA_DIR / "edxml.xsd"))
+    assert xs.elements["edXML"].name == f"{{{EDXML_NS}}}edXML"
+    # Only edXML is global: no other element can be a valid root.
+    assert list(xs.elements) == ["edXML"]
+    assert xs.is_valid(parse_xml(valid_edoc()))
+    assert not xs.is_valid(parse_xml(fix_base64(sample_as_published())))
+
+
+def test_default_schema_dir_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("HUB_SCHEMA_DIR", str(tmp_path))
+    assert default_schema_dir() == tmp_path
+    monkeypatch.delenv("HUB_SCHEMA_DIR")
+    assert default_schema_dir() == SCHEMA_DIR
+
+
+def test_default_constructor_uses_repo_schemas(monkeypatch):
+    monkeypatch.delenv("HUB_SCHEMA_DIR", raising=False)
+    v = SchemaValidator()
+    assert v.schema_path == SCHEMA_DIR / "edxml.xsd"
+    v.validate(parse_xml(valid_edoc()))
+
+
+# ------------------------------------------------------------------ valid packages
+
+
+def test_real_sample_fixed_is_valid(validator):
+    # Also proves: Bussiness/DocumentId "000.00.00.G22,2014/02/30,..." passes (no calendar check),
+    # CodeNumber "74fass22" is free text, StaffInfo children in the sample's order pass.
+    root = parse_xml(valid_edoc())
+    validator.validate(root)
+    assert validator.is_valid(root)
+
+
+def test_real_sample_as_published_is_refused_for_to_organ_id(validator):
+    err = refused(validator, fix_base64(sample_as_published()))
+    assert err.code == "schema.agency_code"
+    assert err.element == "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To/OrganId"
+    assert err.message.startswith("To/OrganId '28.22.H17' is not a valid agency code")
+    assert "000.00.00.G22" in err.message
+
+
+@pytest.mark.parametrize("spelling", [default_ns_spelling, prefixed_spelling], ids=["default-ns", "prefixed"])
+def test_default_namespace_and_prefixed_spellings_both_validate(validator, spelling):
+    data = spelling(valid_edoc())
+    root = parse_xml(data)
+    prefixes = {el.prefix for el in root.iter() if isinstance(el.tag, str)}
+    assert prefixes == ({None} if spelling is default_ns_spelling else {"edXML"})
+    validator.validate(root)
+
+
+@pytest.mark.parametrize("spelling", [default_ns_spelling, prefixed_spelling], ids=["default-ns", "prefixed"])
+def test_both_spellings_report_the_same_path(validator, spelling):
+    data = spelling(fix_base64(drop_signature(sample_as_published())))
+    err = refused(validator, data)
+    assert err.code == "schema.agency_code"
+    assert err.element == "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To/OrganId"
+
+
+def test_status_package_is_valid(validator):
+    validator.validate(parse_xml(STATUS))
+
+
+def test_status_package_with_signature_is_valid(validator):
+    data = replace_once(STATUS, b"</edXML:Status>", b"</edXML:Status>" + DS_SIGNATURE)
+    validator.validate(parse_xml(data))
+
+
+def test_xmldsig_signature_with_arbitrary_content_passes_the_schema(validator):
+    data = replace_once(valid_edoc(), b"</edXML:TraceHeaderList>", b"</edXML:TraceHeaderList>" + DS_SIGNATURE)
+    validator.validate(parse_xml(data))
+
+
+def test_edoc_without_body_and_attachments_is_valid(validator):
+    data = valid_edoc()
+    data = re.sub(rb"<edXML:edXMLBody>.*</edXML:edXMLBody>", b"", data, flags=re.S)
+    data = re.sub(rb"<AttachmentEncoded>.*</AttachmentEncoded>", b"", data, flags=re.S)
+    validator.validate(parse_xml(data))
+
+
+def test_empty_trace_header_list_is_valid(validator):
+    data = re.sub(
+        rb"<edXML:TraceHeaderList>.*</edXML:TraceHeaderList>", b"<edXML:TraceHeaderList/>", valid_edoc(), flags=re.S
+    )
+    validator.validate(parse_xml(data))
+
+
+def test_line_wrapped_base64_is_valid(validator):
+    wrapped = "\r\n".join(B64[i : i + 76] for i in range(0, len(B64), 76))
+    data = replace_once(valid_edoc(), B64.encode(), wrapped.encode())
+    validator.validate(parse_xml(data))
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def _sub(pattern: bytes, repl: bytes):
+    def mutate(data: bytes) -> bytes:
+        out, n = re.subn(pattern, repl, data, count=1, flags=re.S)
+        assert n == 1, pattern
+        return out
+
+    return mutate
+
+
+_DUP_ATTACHMENT = _sub(rb"(<Attachment>.*?</Attachment>)", rb"\1\1")
+_ORPHAN_ATTACHMENT = _sub(
+    rb"(</Attachment>)",
+    rb"\1<Attachment><ContentId>cid:999</ContentId><AttachmentName>x.pdf</AttachmentName>"
+    rb"<ContentType>application/pdf</ContentType><ContentTransferEncoded>AAAA</ContentTransferEncoded></Attachment>",
+)
+_REF_WITHOUT_ATTACHMENT = _sub(
+    rb"(</edXML:Reference>)",
+    rb"\1<edXML:Reference><edXML:ContentId>cid:404</edXML:ContentId><edXML:ContentType>application/pdf"
+    rb"</edXML:ContentType><edXML:AttachmentName>missing.pdf</edXML:AttachmentName></edXML:Reference>",
+)
+
+EDOC_REFUSALS = [
+    # id, mutation, code, substring the message must contain, readable path of the failing element
+    (
+        "priority-5",
+        _sub(rb"<edXML:Priority>0<", b"<edXML:Priority>5<"),
+        "schema.invalid",
+        "OtherInfo/Priority '5' is not a valid priority",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/OtherInfo/Priority",
+    ),
+    (
+        "date-with-dashes",
+        _sub(rb">2019/01/16<", b">2015-09-30<"),
+        "schema.invalid",
+        "PromulgationInfo/PromulgationDate '2015-09-30' is not a date in yyyy/MM/dd form",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/PromulgationInfo/PromulgationDate",
+    ),
+    (
+        "due-date-month-13",
+        _sub(rb">2018/09/28<", b">2018/13/28<"),
+        "schema.invalid",
+        "MessageHeader/DueDate '2018/13/28'",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/DueDate",
+    ),
+    (
+        "timestamp-without-seconds",
+        _sub(rb">2018/09/28 00:00:00<", b">2018/09/28 00:00<"),
+        "schema.invalid",
+        "TraceHeader/Timestamp '2018/09/28 00:00' is not a timestamp",
+        "edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/TraceHeader/Timestamp",
+    ),
+    (
+        "timestamp-iso",
+        _sub(rb">2018/09/28 00:00:00<", b">2018-09-28T00:00:00<"),
+        "schema.invalid",
+        "TraceHeader/Timestamp '2018-09-28T00:00:00'",
+        "edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/TraceHeader/Timestamp",
+    ),
+    (
+        "orphan-attachment",
+        _ORPHAN_ATTACHMENT,
+        "schema.manifest_mismatch",
+        "AttachmentEncoded/Attachment[2]: ContentId 'cid:999' is not listed in the edXMLManifest",
+        "edXML/AttachmentEncoded/Attachment[2]",
+    ),
+    (
+        "reference-without-attachment",
+        _REF_WITHOUT_ATTACHMENT,
+        "schema.manifest_mismatch",
+        "edXMLManifest/Reference[2]: ContentId 'cid:404' is listed in the edXMLManifest but no",
+        "edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference[2]",
+    ),
+    (
+        "attachments-without-body",
+        _sub(rb"<edXML:edXMLBody>.*</edXML:edXMLBody>", b""),
+        "schema.manifest_mismatch",
+        "AttachmentEncoded/Attachment: ContentId 'cid:209' is not listed",
+        "edXML/AttachmentEncoded/Attachment",
+    ),
+    (
+        "duplicate-content-id",
+        _DUP_ATTACHMENT,
+        "schema.manifest_mismatch",
+        "AttachmentEncoded/Attachment[2]: ContentId 'cid:209' is used by more than one Attachment",
+        "edXML/AttachmentEncoded/Attachment[2]",
+    ),
+    (
+        "invalid-base64",
+        _sub(rb"(<edXML:ContentTransferEncoded[^>]*>)[^<]*<", rb"\1not*base64!<"),
+        "schema.invalid",
+        "Attachment/ContentTransferEncoded 'not*base64!' is not valid base64",
+        "edXML/AttachmentEncoded/Attachment/ContentTransferEncoded",
+    ),
+    (
+        "missing-document-id",
+        _sub(rb"\s*<edXML:DocumentId>000\.00\.00\.G22,2015/09/30,[^<]*</edXML:DocumentId>", b""),
+        "schema.invalid",
+        "DocumentId",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/Code",
+    ),
+    (
+        "document-id-without-number",
+        _sub(rb">000\.00\.00\.G22,2015/09/30,7816/VPCP-TT\xc4\x90T<", b">000.00.00.G22,2015/09/30,<"),
+        "schema.invalid",
+        "MessageHeader/DocumentId '000.00.00.G22,2015/09/30,' is not a valid DocumentId",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/DocumentId",
+    ),
+    (
+        "from-organ-id-padded",
+        _sub(rb">002\.00\.20\.H13<", b"> 002.00.20.H13 <"),
+        "schema.agency_code",
+        "From/OrganId ' 002.00.20.H13 ' is not a valid agency code",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId",
+    ),
+    (
+        "second-recipient-bad",
+        _sub(rb"(\s*<edXML:DocumentId>000\.00\.00\.G22,2015)", rb"<edXML:To><edXML:OrganId>G22</edXML:OrganId></edXML:To>\1"),
+        "schema.agency_code",
+        "To[2]/OrganId 'G22' is not a valid agency code",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To[2]/OrganId",
+    ),
+    (
+        "trace-organ-id-unicode-digits",
+        _sub(rb"<edXML:OrganId>000\.00\.00\.G22</edXML:OrganId>", "<edXML:OrganId>٠٠٠.00.00.G22</edXML:OrganId>".encode()),
+        "schema.agency_code",
+        "TraceHeader/OrganId",
+        "edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/TraceHeader/OrganId",
+    ),
+    (
+        "page-amount-negative",
+        _sub(rb">22</edXML:PageAmount>", b">-1</edXML:PageAmount>"),
+        "schema.invalid",
+        "OtherInfo/PageAmount '-1' is not a non-negative integer",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/OtherInfo/PageAmount",
+    ),
+    (
+        "bussiness-doc-type-4",
+        _sub(rb"<edXML:BussinessDocType>0<", b"<edXML:BussinessDocType>4<"),
+        "schema.invalid",
+        "Bussiness/BussinessDocType '4'",
+        "edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/Bussiness/BussinessDocType",
+    ),
+    (
+        "unknown-element",
+        _sub(rb"(<edXML:Subject>)", rb"<edXML:Urgent>yes</edXML:Urgent>\1"),
+        "schema.invalid",
+        "MessageHeader/Urgent is not expected here",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader/Urgent",
+    ),
+    (
+        "missing-trace-header-list",
+        _sub(rb"\s*<edXML:TraceHeaderList>.*</edXML:TraceHeaderList>", b""),
+        "schema.invalid",
+        "TraceHeaderList",
+        "edXML/edXMLEnvelope/edXMLHeader",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "mutate, code, message_part, element", [c[1:] for c in EDOC_REFUSALS], ids=[c[0] for c in EDOC_REFUSALS]
+)
+def test_edoc_refusals(validator, mutate, code, message_part, element):
+    err = refused(validator, mutate(valid_edoc()))
+    assert err.code == code, err.message
+    assert message_part in err.message, err.message
+    assert err.element == element
+    assert EDXML_NS not in err.message and "{" not in err.element
+
+
+STATUS_REFUSALS = [
+    (
+        "status-code-07",
+        _sub(rb">03</edXML:StatusCode>", b">07</edXML:StatusCode>"),
+        "schema.invalid",
+        "Status/StatusCode '07' is not a valid status code",
+        "edXML/edXMLEnvelope/edXMLHeader/Status/StatusCode",
+    ),
+    (
+        "status-timestamp-bad",
+        _sub(rb">2015/10/01 08:30:00<", b">2015/10/01 8:30:00<"),
+        "schema.invalid",
+        "Status/Timestamp '2015/10/01 8:30:00' is not a timestamp",
+        "edXML/edXMLEnvelope/edXMLHeader/Status/Timestamp",
+    ),
+    (
+        "status-response-for-bad-organ-id",
+        _sub(rb"<edXML:OrganId>000\.00\.00\.G22<", b"<edXML:OrganId>000.00.00.g22<"),
+        "schema.agency_code",
+        "ResponseFor/OrganId '000.00.00.g22' is not a valid agency code",
+        "edXML/edXMLEnvelope/edXMLHeader/Status/ResponseFor/OrganId",
+    ),
+    (
+        "status-with-body",
+        _sub(rb"(</edXML:edXMLHeader>)", rb"\1" + EMPTY_BODY),
+        "schema.invalid",
+        "edXMLEnvelope/edXMLBody is not allowed in a status package",
+        "edXML/edXMLEnvelope/edXMLBody",
+    ),
+    (
+        "status-with-body-and-attachments",
+        lambda d: _sub(rb"(</edXML:edXMLEnvelope>)", rb"\1" + ATTACHMENTS)(
+            _sub(rb"(</edXML:edXMLHeader>)", rb"\1" + BODY)(d)
+        ),
+        "schema.invalid",
+        "edXMLEnvelope/edXMLBody is not allowed in a status package",
+        "edXML/edXMLEnvelope/edXMLBody",
+    ),
+    (
+        "status-with-empty-attachments",
+        _sub(rb"(</edXML:edXMLEnvelope>)", rb"\1<edXML:AttachmentEncoded/>"),
+        "schema.invalid",
+        "edXML/AttachmentEncoded is not allowed in a status package",
+        "edXML/AttachmentEncoded",
+    ),
+    (
+        "status-and-message-header",
+        _sub(rb"(<edXML:Status>)", rb"<edXML:MessageHeader/>\1"),
+        "schema.invalid",
+        "edXMLHeader/MessageHeader",
+        "edXML/edXMLEnvelope/edXMLHeader/MessageHeader",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "mutate, code, message_part, element", [c[1:] for c in STATUS_REFUSALS], ids=[c[0] for c in STATUS_REFUSALS]
+)
+def test_status_refusals(validator, mutate, code, message_part, element):
+    err = refused(validator, mutate(STATUS))
+    assert err.code == code, err.message
+    assert message_part in err.message, err.message
+    assert err.element == element
+
+
+# ------------------------------------------------------------------ signatures
+
+
+def test_sample_signature_in_edxml_namespace_is_not_xmldsig(validator):
+    # The real sample's <Signature> inherits the edXML default namespace.
+    data = fix_to_organ_id(fix_base64(sample_as_published()))
+    err = refused(validator, data, SignatureError)
+    assert err.code == "signature.not_xmldsig"
+    assert err.element == "edXML/edXMLEnvelope/edXMLHeader/Signature"
+    assert "edXMLHeader/Signature" in err.message
+    assert DSIG_NS in err.message
+
+
+def test_signature_in_no_namespace_is_not_xmldsig(validator):
+    data = replace_once(
+        valid_edoc(), b"</edXML:TraceHeaderList>", b'</edXML:TraceHeaderList><Signature xmlns=""><SignedInfo/></Signature>'
+    )
+    err = refused(validator, data, SignatureError)
+    assert err.code == "signature.not_xmldsig"
+    assert "no namespace" in err.message and DSIG_NS in err.message
+
+
+def test_first_error_wins_over_the_signature(validator):
+    # As published, To/OrganId (earlier in the document) fails before the Signature.
+    err = refused(validator, fix_base64(sample_as_published()))
+    assert err.code == "schema.agency_code"
+
+
+# ------------------------------------------------------------------ explain / paths / speed
+
+
+def test_explain_lists_all_errors_with_paths(validator):
+    lines = validator.explain(sample_as_published())
+    assert len(lines) >= 3, lines
+    text = "\n".join(lines)
+    assert "MessageHeader/To/OrganId" in text and "28.22.H17" in text
+    assert "AttachmentEncoded/Attachment/ContentTransferEncoded" in text
+    assert "signature.not_xmldsig" in text
+
+
+def test_explain_module_function_and_valid_package():
+    assert explain(valid_edoc()) == []
+    lines = explain(_sub(rb">03</edXML:StatusCode>", b">07</edXML:StatusCode>")(STATUS))
+    assert len(lines) >= 1 and any("Status/StatusCode" in line for line in lines), lines
+
+
+def test_explain_status_rule_and_parse_errors(validator):
+    lines = validator.explain(_sub(rb"(</edXML:edXMLHeader>)", rb"\1" + EMPTY_BODY)(STATUS))
+    assert lines and "edXMLBody" in lines[0]
+    assert validator.explain(b"<not xml")[0].startswith("[parse.not_xml]")
+
+
+def test_readable_path_has_no_namespaces():
+    root = parse_xml(valid_edoc())
+    el = root.find(f"{{{EDXML_NS}}}AttachmentEncoded/{{{EDXML_NS}}}Attachment/{{{EDXML_NS}}}ContentTransferEncoded")
+    assert readable_path(el) == "edXML/AttachmentEncoded/Attachment/ContentTransferEncoded"
+
+
+def test_validate_is_fast(validator):
+    root = parse_xml(valid_edoc())
+    validator.validate(root)
+    n = 500
+    start = time.perf_counter()
+    for _ in range(n):
+        validator.validate(root)
+    per_call = (time.perf_counter() - start) / n
+    assert per_call < 1e-3, f"{per_call * 1e6:.0f} µs per validate()"
