@@ -117,6 +117,7 @@ outbox = sa.Table(
     sa.Column("exchange", sa.String(64), nullable=False),
     sa.Column("routing_key", sa.String(64), nullable=False),
     sa.Column("sha256", sa.String(64), sa.ForeignKey("packages.sha256"), nullable=False),
+    sa.Column("intake_sha256", sa.String(64), nullable=False, index=True),  # the intake message it answers
     sa.Column("headers", sa.JSON, nullable=False),
     sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("created_at", TS, nullable=False),

@@ -1,0 +1,165 @@
+"""The adapter SDK: what every ministry adapter (CLI, HTTP gateway, folder drop, webhook) uses.
+
+An adapter connects to the backbone as its agency's own user, signs and publishes packages
+to ``edxml.submit`` with publisher confirms, and hands over what arrives in its inbox —
+urgent first, each DocumentId once however often RabbitMQ redelivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub import constants as C
+from hub.backbone.base import Backbone, Incoming, inbox_queue
+from hub.edxml.builder import AttachmentFile, build_edoc, build_status, now_local
+from hub.edxml.model import Edoc, Organization, ResponseFor, StatusPackage, read_package
+from hub.edxml.parser import parse_xml
+from hub.pki.identity import Identity
+
+
+class SeenStore:
+    """Message ids already handed over. A file (SQLite) makes it survive restarts."""
+
+    def __init__(self, path: str | Path | None = None):
+        self._mem: set[str] = set()
+        self._db = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path))
+            self._db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at REAL)")
+            self._db.commit()
+
+    def __contains__(self, key: str) -> bool:
+        if key in self._mem:
+            return True
+        if self._db is not None:
+            return self._db.execute("SELECT 1 FROM seen WHERE id=?", (key,)).fetchone() is not None
+        return False
+
+    def add(self, key: str) -> None:
+        self._mem.add(key)
+        if self._db is not None:
+            self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, time.time()))
+            self._db.commit()
+
+
+@dataclass
+class Received:
+    """One package handed over to the ministry. Call :meth:`done` once it is safely stored."""
+
+    body: bytes
+    headers: dict
+    urgent: bool
+    _incoming: Incoming
+    _adapter: "Adapter"
+
+    @property
+    def kind(self) -> str:
+        return self.headers.get(C.H_KIND, "")
+
+    @property
+    def document_id(self) -> str:
+        return self.headers.get(C.H_DOCUMENT_ID, "")
+
+    @property
+    def sender(self) -> str:
+        return self.headers.get(C.H_SENDER, "")
+
+    @property
+    def key(self) -> str:
+        return self._incoming.message.message_id or f"{self.kind}:{self.sender}:{self.document_id}"
+
+    def package(self):
+        return read_package(parse_xml(self.body))
+
+    async def done(self) -> None:
+        self._adapter.seen.add(self.key)
+        await self._incoming.ack()
+
+
+class Adapter:
+    """One agency's connection to the hub."""
+
+    def __init__(self, backbone: Backbone, code: str, identity: Identity | None = None,
+                 seen: SeenStore | None = None):
+        self.backbone = backbone
+        self.code = code
+        self.identity = identity
+        self.seen = seen or SeenStore()
+        self._urgent: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._normal: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._arrived = asyncio.Event()
+        self._consumers = []
+
+    # --- sending --------------------------------------------------------------------------
+
+    def sign(self, data: bytes) -> bytes:
+        if self.identity is None:
+            raise ValueError(f"no signing key configured for {self.code}")
+        return self.identity.sign(data)
+
+    async def publish(self, data: bytes) -> None:
+        """Publish an already signed package; returns once RabbitMQ confirmed it."""
+        await self.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=self.backbone.user,
+                                    headers={C.H_SUBMITTED_AT: time.time()})
+
+    async def send_document(self, doc: Edoc, attachments: list[AttachmentFile] = ()) -> bytes:
+        data = self.sign(build_edoc(doc, attachments))
+        await self.publish(data)
+        return data
+
+    async def send_status(self, original_sender: str, document_id: str, code: str, description: str = "",
+                          organ_name: str = "") -> bytes:
+        st = StatusPackage(
+            sender=Organization(self.code, organ_name=organ_name),
+            response_for=ResponseFor(original_sender, document_id),
+            status_code=code, description=description, timestamp=now_local(),
+        )
+        data = self.sign(build_status(st))
+        await self.publish(data)
+        return data
+
+    # --- receiving ------------------------------------------------------------------------
+
+    async def start(self, prefetch: int = 200) -> None:
+        async def on_urgent(m: Incoming) -> None:
+            await self._urgent.put(m)
+            self._arrived.set()
+
+        async def on_normal(m: Incoming) -> None:
+            await self._normal.put(m)
+            self._arrived.set()
+
+        self._consumers.append(await self.backbone.consume(inbox_queue(self.code, True), on_urgent, prefetch=prefetch))
+        self._consumers.append(await self.backbone.consume(inbox_queue(self.code, False), on_normal, prefetch=prefetch))
+
+    async def receive(self, timeout: float | None = None) -> Received | None:
+        """The next package, urgent first; duplicates (already handed over) are acked and skipped."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for q, urgent in ((self._urgent, True), (self._normal, False)):
+                if not q.empty():
+                    m = q.get_nowait()
+                    r = Received(m.message.body, dict(m.message.headers or {}), urgent, m, self)
+                    if r.key in self.seen:
+                        await m.ack()
+                        continue
+                    return r
+            if self._urgent.empty() and self._normal.empty():
+                self._arrived.clear()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                except asyncio.TimeoutError:
+                    return None
+
+    async def stop(self) -> None:
+        for c in self._consumers:
+            await c.cancel()
+        self._consumers.clear()

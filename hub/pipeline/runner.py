@@ -1,0 +1,84 @@
+"""Run the CPU-bound stateless checks off the event loop.
+
+``processes=0`` checks inline (tests, tiny deployments); otherwise a process pool whose
+workers hold the current registry/trust snapshot. A new snapshot version restarts the pool
+(registry changes are rare; the snapshot of 100,000 agencies is shipped once per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from hub.pipeline.checks import CheckContext, Verdict, check_package
+from hub.pki.chain import TrustStore
+
+_CTX: CheckContext | None = None
+
+
+def _portable(ctx: CheckContext) -> bytes:
+    trust = (
+        [c.public_bytes(serialization.Encoding.DER) for c in ctx.trust.anchors],
+        [c.public_bytes(serialization.Encoding.DER) for c in ctx.trust.crls],
+    )
+    return pickle.dumps((ctx.registry.agencies, ctx.registry.version, trust, ctx.max_bytes, ctx.allow_sha1))
+
+
+def _init_worker(blob: bytes) -> None:
+    global _CTX
+    from hub.context import schema_validator
+    from hub.registry.model import Registry
+
+    agencies, version, (anchors, crls), max_bytes, allow_sha1 = pickle.loads(blob)
+    trust = TrustStore(
+        anchors=tuple(x509.load_der_x509_certificate(d) for d in anchors),
+        crls=tuple(x509.load_der_x509_crl(d) for d in crls),
+    )
+    _CTX = CheckContext(Registry(agencies, version=version), trust, schema_validator(), max_bytes, allow_sha1)
+
+
+def _check_chunk(items: list[tuple[bytes, str | None]], at: datetime | None) -> list[Verdict]:
+    assert _CTX is not None
+    return [check_package(data, _CTX, adapter_user=user, at=at) for data, user in items]
+
+
+class CheckRunner:
+    def __init__(self, processes: int = 1):
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._ctx: CheckContext | None = None
+
+    @property
+    def context(self) -> CheckContext:
+        assert self._ctx is not None, "set_context() first"
+        return self._ctx
+
+    def set_context(self, ctx: CheckContext) -> None:
+        self._ctx = ctx
+        if self.processes > 0:
+            old = self._pool
+            self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker, initargs=(_portable(ctx),))
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=False)
+
+    async def check_many(self, items: list[tuple[bytes, str | None]], at: datetime | None = None) -> list[Verdict]:
+        if not items:
+            return []
+        if self._pool is None:
+            return [check_package(d, self.context, adapter_user=u, at=at) for d, u in items]
+        loop = asyncio.get_running_loop()
+        n = self.processes
+        size = max(1, -(-len(items) // n))
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        results = await asyncio.gather(*(loop.run_in_executor(self._pool, _check_chunk, c, at) for c in chunks))
+        return [v for chunk in results for v in chunk]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,523 @@
+"""The hub worker: intake → checks → one transaction (records, documents, outbox) → publish → ack.
+
+Exactly-once recording, at-least-once delivery: the document, its deliveries, its records
+and its outgoing messages (the outbox) commit in one transaction; the intake message is
+acked only after that commit and after RabbitMQ confirmed every outgoing message. A
+redelivered package finds its rows and only finishes its outbox.
+
+Messages are processed in batches (one transaction and one round of confirms per batch):
+that is what makes the hub fast, not per-message tricks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub import constants as C
+from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
+from hub.edxml.model import Edoc, StatusPackage
+from hub.edxml.parser import parse_xml
+from hub.edxml.trace import append_trace
+from hub.errors import HubError, TransientError
+from hub.pipeline.checks import Verdict
+from hub.pipeline.lifecycle import check_status
+from hub.pipeline.refusal import build_refusal, sha256_hex
+from hub.pipeline.runner import CheckRunner
+from hub.pki.identity import Identity
+from hub.registry.store import load_registry, load_trust, registry_version
+from hub.settings import Settings
+from hub.store.records import record_row, utcnow
+from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
+
+log = logging.getLogger("hub.worker")
+
+
+def _insert_ignore(conn: AsyncConnection, table: sa.Table):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
+
+
+@dataclass
+class Stats:
+    accepted: int = 0
+    refused: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    delivered: int = 0
+    batches: int = 0
+    retries: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    """What one batch will do once its transaction commits."""
+
+    outgoing: list[tuple[int | None, Outgoing]] = field(default_factory=list)  # (outbox id, message)
+
+
+class Worker:
+    """One hub worker. Many may run against the same broker and database."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, backbone: Backbone, hub: Identity, *,
+                 runner: CheckRunner | None = None, batch_size: int = 200, batch_wait: float = 0.005,
+                 reload_interval: float = 2.0):
+        self.settings = settings
+        self.engine = engine
+        self.backbone = backbone
+        self.hub = hub
+        self.runner = runner or CheckRunner(settings.check_processes)
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        self.reload_interval = reload_interval
+        self.stats = Stats()
+        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._consumer = None
+        self._task: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
+        self._version = -1
+        self._last_reload = 0.0
+        self._inboxes: set[str] = set()
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.paused = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.backbone.declare_topology()
+        await self.reload(force=True)
+        await self.relay_pending(older_than=0)
+        self._task = asyncio.create_task(self._loop(), name="hub-worker")
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper")
+        self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._queue.put, prefetch=self.settings.prefetch)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking work, finish in-flight batches within ``timeout``, then close."""
+        if self._consumer is not None:
+            await self._consumer.cancel()
+            self._consumer = None
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(self._drain(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("stop: in-flight packages not finished in %.0f s; RabbitMQ will redeliver them", timeout)
+        for t in (self._task, self._sweeper):
+            if t is not None:
+                t.cancel()
+                try:
+                    await t
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                    pass
+        self.runner.close()
+        s = self.stats
+        log.info("worker stopped: accepted=%d refused=%d duplicates=%d dead=%d delivered=%d batches=%d retries=%d",
+                 s.accepted, s.refused, s.duplicates, s.dead, s.delivered, s.batches, s.retries)
+
+    async def _drain(self) -> None:
+        while not self._queue.empty() or not self._idle.is_set():
+            await asyncio.sleep(0.01)
+
+    async def reload(self, force: bool = False) -> None:
+        """Reload the registry/trust snapshot when its version changed; declare new inboxes."""
+        now = time.monotonic()
+        if not force and now - self._last_reload < self.reload_interval:
+            return
+        self._last_reload = now
+        async with self.engine.connect() as conn:
+            version = await registry_version(conn)
+        if version == self._version and not force:
+            return
+        from hub.context import schema_validator
+        from hub.pipeline.checks import CheckContext
+
+        registry = await load_registry(self.engine)
+        trust = await load_trust(self.engine)
+        self.runner.set_context(CheckContext(
+            registry, trust, schema_validator(), self.settings.max_package_bytes, self.settings.allow_sha1,
+        ))
+        for a in registry.systems():
+            if a.code not in self._inboxes:
+                await self.backbone.declare_inbox(a.code)
+                self._inboxes.add(a.code)
+        self._version = version
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            self._idle.clear()
+            batch = [first]
+            deadline = time.monotonic() + self.batch_wait
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), left))
+                    except asyncio.TimeoutError:
+                        break
+            try:
+                await self.process(batch)
+            except Exception:  # noqa: BLE001 - one bad batch must not kill the worker
+                log.exception("batch of %d failed; requeueing", len(batch))
+                await self._requeue(batch, attempt=1)
+            finally:
+                if self._queue.empty():
+                    self._idle.set()
+
+    async def _requeue(self, batch: list[Incoming], attempt: int) -> None:
+        self.stats.retries += 1
+        await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))  # backoff before the broker redelivers
+        for m in batch:
+            try:
+                await m.reject(requeue=True)
+            except Exception:  # noqa: BLE001 - connection gone: RabbitMQ redelivers anyway
+                pass
+
+    async def process(self, batch: list[Incoming]) -> None:
+        """Check, record, publish and ack one batch. Transient failures requeue it with backoff."""
+        for attempt in range(1, 4):
+            try:
+                await self.reload()
+                verdicts = await self.runner.check_many([(m.message.body, m.message.user_id) for m in batch])
+                plan = await self._record(batch, verdicts)
+                if plan.outgoing:
+                    await self.backbone.publish_many([o for _, o in plan.outgoing])
+                    await self._mark_sent([i for i, _ in plan.outgoing if i is not None])
+                    self.stats.delivered += len(plan.outgoing)
+                for m in batch:
+                    await m.ack()
+                self.stats.batches += 1
+                return
+            except (OperationalError, DBAPIError, TransientError, ConnectionError, OSError) as e:
+                log.warning("transient failure (attempt %d): %s", attempt, e)
+                self.stats.retries += 1
+                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
+        await self._requeue(batch, attempt=3)
+
+    # --- recording ------------------------------------------------------------------------
+
+    async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> _Plan:
+        plan = _Plan()
+        now = utcnow()
+        local_now = datetime.now().replace(microsecond=0)
+        async with self.engine.begin() as conn:
+            existing = await self._existing(conn, verdicts)
+            pending_for: list[str] = []
+            for m, v in zip(batch, verdicts):
+                msg = m.message
+                user = msg.user_id
+                if msg.redelivered and await self._already_recorded(conn, v, user, existing):
+                    pending_for.append(v.sha256)
+                    continue
+                if v.accepted and isinstance(v.package, Edoc):
+                    await self._accept_edoc(conn, m, v, existing, plan, now, local_now)
+                elif v.accepted and isinstance(v.package, StatusPackage):
+                    await self._accept_status(conn, m, v, existing, plan, now)
+                else:
+                    await self._refuse(conn, m, v, plan, now)
+            if pending_for:
+                rows = (await conn.execute(
+                    sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
+                    .where(outbox.c.intake_sha256.in_(pending_for), outbox.c.sent_at.is_(None))
+                )).mappings().all()
+                plan.outgoing.extend((r["id"], _outgoing_from_row(r)) for r in rows)
+        return plan
+
+    async def _existing(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], dict]:
+        keys = {(v.package.sender.organ_id, v.package.document_id) for v in verdicts if v.accepted}
+        if not keys:
+            return {}
+        rows = (await conn.execute(
+            sa.select(documents.c.id, documents.c.sender, documents.c.document_id, documents.c.sha256)
+            .where(sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(keys)))
+        )).mappings().all()
+        return {(r["sender"], r["document_id"]): dict(r) for r in rows}
+
+    async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None,
+                                existing: dict) -> bool:
+        """A redelivered message whose outcome was committed before a crash."""
+        if v.accepted:
+            row = existing.get((v.package.sender.organ_id, v.package.document_id))
+            return row is not None and row["sha256"] == v.sha256
+        hit = (await conn.execute(
+            sa.select(records.c.seq).where(
+                records.c.sha256 == v.sha256, records.c.event.in_(["package.refused", "package.dead"]),
+                records.c.actor == user,
+            ).limit(1)
+        )).first()
+        return hit is not None
+
+    async def _store_package(self, conn: AsyncConnection, data: bytes, sha: str, now: datetime) -> None:
+        await conn.execute(_insert_ignore(conn, packages).values(sha256=sha, size=len(data), data=data, stored_at=now))
+
+    async def _enqueue(self, conn: AsyncConnection, plan: _Plan, *, document: int | None, exchange: str,
+                       routing_key: str, body: bytes, body_sha: str, intake_sha: str, headers: dict,
+                       priority: int, now: datetime) -> None:
+        oid = (await conn.execute(outbox.insert().returning(outbox.c.id).values(
+            document=document, exchange=exchange, routing_key=routing_key, sha256=body_sha,
+            intake_sha256=intake_sha, headers=headers, priority=priority, created_at=now,
+        ))).scalar_one()
+        plan.outgoing.append((oid, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
+                                            message_id=f"{headers.get(C.H_KIND)}:{headers.get(C.H_SENDER)}:"
+                                                       f"{headers.get(C.H_DOCUMENT_ID)}:{headers.get(C.H_RECIPIENT)}")))
+
+    async def _accept_edoc(self, conn, m: Incoming, v: Verdict, existing: dict, plan: _Plan,
+                           now: datetime, local_now: datetime) -> None:
+        doc: Edoc = v.package
+        key = (doc.sender.organ_id, doc.document_id)
+        prior = existing.get(key)
+        if prior is not None:
+            if prior["sha256"] == v.sha256:
+                await self._duplicate(conn, m, v, prior, plan, now)
+            else:
+                await self._refuse(conn, m, v, plan, now, reason="state.duplicate_conflict",
+                                   message=f"DocumentId {doc.document_id} was already used by {doc.sender.organ_id} "
+                                           "for a different package; give a new document its own DocumentId")
+            return
+        for rf in doc.response_for:
+            known = (await conn.execute(sa.select(documents.c.id).where(
+                documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id))).first()
+            if known is None:
+                await self._refuse(conn, m, v, plan, now, reason="state.unknown_document",
+                                   message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, "
+                                           "which the hub has never received",
+                                   element="MessageHeader/ResponseFor/DocumentId")
+                return
+        await self._store_package(conn, m.message.body, v.sha256, now)
+        root = parse_xml(m.message.body, max_bytes=self.settings.max_package_bytes)
+        append_trace(root, self.hub.organ_id, local_now)
+        from lxml import etree
+
+        traced = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        traced_sha = sha256_hex(traced)
+        await self._store_package(conn, traced, traced_sha, now)
+        doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
+            sender=doc.sender.organ_id, document_id=doc.document_id, kind="edoc", sha256=v.sha256,
+            doc_type=doc.document_type.type, priority=doc.priority, subject=doc.subject[:2000],
+            adapter_user=m.message.user_id, legacy_sha1=v.legacy_sha1, received_at=now,
+        ))).scalar_one()
+        existing[key] = {"id": doc_pk, "sha256": v.sha256}
+        await conn.execute(deliveries.insert(), [
+            {"document": doc_pk, "recipient": r.recipient, "system": r.system, "status": None, "updated_at": now}
+            for r in v.routes
+        ])
+        urgent = doc.priority >= 1
+        for r in v.routes:
+            headers = self._headers(m, v, r.recipient, "edoc")
+            await self._enqueue(conn, plan, document=doc_pk, exchange=C.EXCHANGE_DELIVER,
+                                routing_key=inbox_key(r.system, urgent), body=traced, body_sha=traced_sha,
+                                intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), now=now)
+        await conn.execute(records.insert(), [
+            record_row("package.received", actor=m.message.user_id, document_id=doc.document_id,
+                       sender=doc.sender.organ_id, sha256=v.sha256, at=now,
+                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
+            record_row("package.accepted", actor=m.message.user_id, document_id=doc.document_id,
+                       sender=doc.sender.organ_id, sha256=v.sha256, at=now,
+                       details={"recipients": [[r.recipient, r.system] for r in v.routes],
+                                "type": doc.document_type.type, "priority": doc.priority}),
+        ])
+        self.stats.accepted += 1
+
+    async def _duplicate(self, conn, m: Incoming, v: Verdict, prior: dict, plan: _Plan, now: datetime) -> None:
+        """The same bytes again: acknowledged, recorded once as a duplicate, not re-delivered."""
+        rows = (await conn.execute(
+            sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
+            .where(outbox.c.document == prior["id"], outbox.c.sent_at.is_(None))
+        )).mappings().all()
+        plan.outgoing.extend((r["id"], _outgoing_from_row(r)) for r in rows)
+        await conn.execute(records.insert().values(**record_row(
+            "package.duplicate", actor=m.message.user_id, document_id=v.package.document_id,
+            sender=v.package.sender.organ_id, sha256=v.sha256, at=now)))
+        self.stats.duplicates += 1
+
+    async def _accept_status(self, conn, m: Incoming, v: Verdict, existing: dict, plan: _Plan, now: datetime) -> None:
+        st: StatusPackage = v.package
+        key = (st.sender.organ_id, st.document_id)
+        prior = existing.get(key)
+        if prior is not None:
+            if prior["sha256"] == v.sha256:
+                await self._duplicate(conn, m, v, prior, plan, now)
+            else:
+                await self._refuse(conn, m, v, plan, now, reason="state.duplicate_conflict",
+                                   message=f"a different status {st.status_code} for {st.response_for.document_id} "
+                                           "with the same timestamp was already recorded")
+            return
+        rf = st.response_for
+        orig = (await conn.execute(sa.select(documents).where(
+            documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
+            documents.c.kind == "edoc"))).mappings().first()
+        if orig is None:
+            await self._refuse(conn, m, v, plan, now, reason="state.unknown_document",
+                               message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
+                                       "has never received", element="Status/ResponseFor/DocumentId")
+            return
+        sender = st.sender.organ_id
+        by_original = sender == orig["sender"]
+        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
+        mine = [d for d in dels if d["recipient"] == sender]
+        targets = dels if st.status_code == "13" and by_original else mine
+        try:
+            if not targets:
+                check_status(None, st.status_code, by_original_sender=by_original, by_recipient=False)
+                from hub.errors import AuthorityError
+
+                raise AuthorityError(f"{sender} is not a recipient of {rf.document_id}",
+                                     code="authority.not_recipient", element="Status/From/OrganId")
+            for d in targets:
+                check_status(d["status"], st.status_code, by_original_sender=by_original, by_recipient=bool(mine))
+        except HubError as e:
+            await self._refuse(conn, m, v, plan, now, reason=e.code, message=e.message, element=e.element)
+            return
+        await self._store_package(conn, m.message.body, v.sha256, now)
+        doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
+            sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
+            refers_to=orig["id"], status_code=st.status_code, adapter_user=m.message.user_id,
+            legacy_sha1=v.legacy_sha1, received_at=now, subject=st.description[:2000] or None,
+        ))).scalar_one()
+        existing[key] = {"id": doc_pk, "sha256": v.sha256}
+        for d in targets:
+            await conn.execute(deliveries.update().where(deliveries.c.id == d["id"]).values(
+                status=st.status_code, updated_at=now))
+            await conn.execute(status_history.insert().values(
+                delivery=d["id"], status_code=st.status_code, actor=sender, description=st.description or None,
+                status_document=doc_pk, at=now))
+        if st.status_code == "13" and by_original:
+            dests = [(d["recipient"], d["system"]) for d in targets]
+        else:
+            dests = [(r.recipient, r.system) for r in v.routes]
+        for recipient, system in dests:
+            await self._enqueue(conn, plan, document=doc_pk, exchange=C.EXCHANGE_DELIVER,
+                                routing_key=inbox_key(system, st.status_code in {"02", "13"}),
+                                body=m.message.body, body_sha=v.sha256, intake_sha=v.sha256,
+                                headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
+        await conn.execute(records.insert(), [
+            record_row("package.received", actor=m.message.user_id, document_id=st.document_id, sender=sender,
+                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
+            record_row("status.recorded", actor=m.message.user_id, document_id=rf.document_id, sender=sender,
+                       sha256=v.sha256, at=now,
+                       details={"status": st.status_code, "original_sender": rf.organ_id,
+                                "recipients": [t[0] for t in dests]}),
+        ])
+        self.stats.accepted += 1
+
+    async def _refuse(self, conn, m: Incoming, v: Verdict, plan: _Plan, now: datetime, *, reason: str | None = None,
+                      message: str | None = None, element: str | None = None) -> None:
+        """Record the refusal; answer the publishing system with a hub-signed status 02; dead-letter
+        what cannot be parsed."""
+        reason = reason or v.reason or "hub.error"
+        message = message or v.message or ""
+        element = element or v.element
+        msg = m.message
+        user = msg.user_id
+        registry = self.runner.context.registry
+        system = registry.agency_for_user(user) if user else None
+        self.stats.refused += 1
+        self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+        stage = v.stage if reason == v.reason else "state"
+        details = {"size": v.size, "stage": stage, "element": element, "adapter_system": system,
+                   "exchange": msg.exchange, "routing_key": msg.routing_key}
+        if reason != "parse.too_large":
+            await self._store_package(conn, msg.body, v.sha256, now)
+        await conn.execute(records.insert().values(**record_row(
+            "package.refused", actor=user, document_id=v.document_id, sender=v.sender, sha256=v.sha256,
+            reason=reason, message=message, details=details, at=now)))
+        if stage == "parse" or system is None:
+            # Unparseable, or from nobody we can answer: keep it for an operator in hub.dead.
+            headers = {C.H_REASON: reason, C.H_MESSAGE: message[:1000], C.H_ORIGINAL_EXCHANGE: msg.exchange,
+                       C.H_ORIGINAL_ROUTING_KEY: msg.routing_key, C.H_ORIGINAL_USER: user or "",
+                       C.H_SHA256: v.sha256, C.H_KIND: "dead"}
+            if reason != "parse.too_large":
+                await self._enqueue(conn, plan, document=None, exchange=C.EXCHANGE_DEAD, routing_key="",
+                                    body=msg.body, body_sha=v.sha256, intake_sha=v.sha256, headers=headers,
+                                    priority=0, now=now)
+            else:
+                plan.outgoing.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers)))
+            await conn.execute(records.insert().values(**record_row(
+                "package.dead", actor=user, sha256=v.sha256, reason=reason, message=message, at=now)))
+            self.stats.dead += 1
+        if system is None:
+            return
+        answer_to = v.sender if v.sender and registry.system_of(v.sender) == system else system
+        body, doc_id = build_refusal(self.hub, to_sender=answer_to, document_id=v.document_id, sha256=v.sha256,
+                                     reason=reason, message=message)
+        body_sha = sha256_hex(body)
+        await self._store_package(conn, body, body_sha, now)
+        headers = {C.H_KIND: "status", C.H_SENDER: self.hub.organ_id, C.H_RECIPIENT: answer_to,
+                   C.H_DOCUMENT_ID: doc_id, C.H_SHA256: body_sha, C.H_REASON: reason,
+                   C.H_MESSAGE: message[:1000], "x-edxml-refused-sha256": v.sha256}
+        await self._enqueue(conn, plan, document=None, exchange=C.EXCHANGE_DELIVER,
+                            routing_key=inbox_key(system, True), body=body, body_sha=body_sha,
+                            intake_sha=v.sha256, headers=headers, priority=0, now=now)
+
+    def _headers(self, m: Incoming, v: Verdict, recipient: str, kind: str) -> dict:
+        h = {C.H_KIND: kind, C.H_SENDER: v.package.sender.organ_id, C.H_RECIPIENT: recipient,
+             C.H_DOCUMENT_ID: v.package.document_id, C.H_SHA256: v.sha256}
+        sub = (m.message.headers or {}).get(C.H_SUBMITTED_AT)
+        if sub is not None:
+            h[C.H_SUBMITTED_AT] = sub
+        return h
+
+    # --- outbox ---------------------------------------------------------------------------
+
+    async def _mark_sent(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow()))
+
+    async def relay_pending(self, older_than: float = 30.0, limit: int = 1000) -> int:
+        """Publish outbox rows left unsent (a worker died between commit and confirm)."""
+        cutoff = datetime.now(timezone.utc).timestamp() - older_than
+        total = 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(
+                    sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
+                    .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+                )).mappings().all()
+            rows = [r for r in rows if _ts(r["created_at"]) <= cutoff]
+            if not rows:
+                return total
+            await self.backbone.publish_many([_outgoing_from_row(r) for r in rows])
+            await self._mark_sent([r["id"] for r in rows])
+            total += len(rows)
+            if len(rows) < limit:
+                return total
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(15)
+            try:
+                n = await self.relay_pending(older_than=30)
+                if n:
+                    log.info("outbox sweeper relayed %d pending message(s)", n)
+            except Exception as e:  # noqa: BLE001 - retried next round
+                log.warning("outbox sweep failed: %s", e)
+
+
+def _ts(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _outgoing_from_row(r) -> Outgoing:
+    h = dict(r["headers"] or {})
+    return Outgoing(r["exchange"], r["routing_key"], r["data"], headers=h, priority=r["priority"],
+                    message_id=f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}")

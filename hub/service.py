@@ -1,0 +1,84 @@
+"""Assemble and run the hub: engine, backbone, hub identity, workers. Used by `hub serve`,
+`hub demo`, `hub bench` and the tests (``async_run`` needs no signals)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.backbone.base import Backbone, connect
+from hub.pipeline.runner import CheckRunner
+from hub.pipeline.worker import Worker
+from hub.pki.identity import Identity
+from hub.settings import Settings
+from hub.store.engine import make_engine, migrate
+
+log = logging.getLogger("hub.service")
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: AsyncEngine
+    backbone: Backbone
+    identity: Identity
+    workers: list[Worker] = field(default_factory=list)
+    broker: object | None = None  # the embedded broker, when HUB_AMQP_URL is unset
+
+    async def connect_adapter(self, user: str, url: str | None = None) -> Backbone:
+        """A backbone connection for an adapter: the embedded broker, or RabbitMQ at ``url``."""
+        if self.broker is not None:
+            return await connect(None, user=user, broker=self.broker)
+        return await connect(url)
+
+
+@asynccontextmanager
+async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batch_size: int = 200,
+                      check_processes: int | None = None):
+    """Start the hub's workers; stop them gracefully on exit."""
+    engine = make_engine(settings.database_url)
+    await migrate(engine)
+    identity = Identity.load(settings.hub_organ_id, settings.key_file, settings.cert_file)
+    if settings.amqp_url is None and broker is None:
+        from hub.backbone.embedded import EmbeddedBroker
+
+        broker = EmbeddedBroker()
+    hub_bb = await connect(settings.amqp_url, broker=broker if not settings.amqp_url else None)
+    hub = Hub(settings, engine, hub_bb, identity, broker=broker if not settings.amqp_url else None)
+    procs = settings.check_processes if check_processes is None else check_processes
+    try:
+        for _ in range(workers):
+            bb = await connect(settings.amqp_url, broker=hub.broker) if hub.workers else hub_bb
+            w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size)
+            await w.start()
+            hub.workers.append(w)
+        yield hub
+    finally:
+        for w in hub.workers:
+            await w.stop()
+        for w in hub.workers[1:]:
+            await w.backbone.close()
+        await hub_bb.close()
+        await engine.dispose()
+
+
+async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1) -> None:
+    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
+    async with running_hub(settings, workers=workers) as hub:
+        where = settings.amqp_url.split("@")[-1] if settings.amqp_url else "embedded in-process broker"
+        print(f"hub {settings.hub_organ_id}: {workers} worker(s) on {where}; database "
+              f"{settings.database_url.split('@')[-1]}; Ctrl-C to stop", flush=True)
+        await stop.wait()
+        print("stopping: finishing in-flight packages…", flush=True)
+    s = _total(hub)
+    print(f"stopped: accepted={s['accepted']} refused={s['refused']} duplicates={s['duplicates']} "
+          f"dead={s['dead']} delivered={s['delivered']}", flush=True)
+
+
+def _total(hub: Hub) -> dict:
+    keys = ("accepted", "refused", "duplicates", "dead", "delivered", "batches", "retries")
+    return {k: sum(getattr(w.stats, k) for w in hub.workers) for k in keys}
