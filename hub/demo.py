@@ -142,8 +142,10 @@ async def setup(settings: Settings) -> dict[str, Identity]:
 
 
 async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duration: float | None = None) -> int:
+    import os
+
     settings = replace(settings, data_dir=settings.data_dir / "demo")
-    if settings.database_url.startswith("sqlite") and "demo" not in settings.database_url:
+    if not os.environ.get("HUB_DATABASE_URL"):
         settings = replace(settings, database_url=f"sqlite+aiosqlite:///{settings.data_dir / 'hub.db'}")
     t0 = time.monotonic()
     print(f"hub demo: data in {settings.data_dir}", flush=True)

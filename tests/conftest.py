@@ -172,13 +172,21 @@ async def _pg_drop(name: str) -> None:
         await eng.dispose()
 
 
+def _run_in_thread(coro) -> None:
+    """Run a coroutine to completion from any context (even inside a running loop)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        ex.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database for one test. Fails (never skips) when PostgreSQL is down."""
     name = f"hub_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_create(name))
+    _run_in_thread(_pg_create(name))
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    asyncio.run(_pg_drop(name))
+    _run_in_thread(_pg_drop(name))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,0 +1,180 @@
+"""End-to-end fixtures: the hub running on real RabbitMQ + PostgreSQL (and on the embedded
+defaults), agencies registered with their own broker users, adapters per agency."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.sdk import Adapter, SeenStore
+from hub.backbone.base import connect
+from hub.backbone.management import Management
+from hub.backbone.users import provision_agency_user, provision_embedded_agency_user
+from hub.pki import devpki
+from hub.pki.identity import Identity
+from hub.registry.store import add_agency, add_trust_anchor
+from hub.service import running_hub
+from hub.settings import Settings
+from hub.store.engine import make_engine, migrate
+from tests.conftest import G22, H41, H44, HUB, AMQP_URL
+
+MGMT = "http://127.0.0.1:15672"
+
+
+@dataclass
+class HubEnv:
+    kind: str
+    settings: Settings
+    pki: object
+    vhost: str | None = None
+    passwords: dict[str, str] = field(default_factory=dict)
+    broker: object | None = None
+    hub: object | None = None
+    adapters: list = field(default_factory=list)
+
+    def amqp_url(self, user: str, password: str) -> str:
+        return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:5672/{quote(self.vhost, safe='')}"
+
+    async def register(self, code: str, name: str = "", **kw) -> None:
+        engine = make_engine(self.settings.database_url)
+        try:
+            await add_agency(engine, code, name=name or code, **kw)
+        finally:
+            await engine.dispose()
+        if kw.get("connected", True) is not False and not kw.get("served_by"):
+            await self.provision(code)
+
+    async def provision(self, code: str) -> None:
+        if self.kind == "embedded":
+            provision_embedded_agency_user(self.broker, code, code)
+            return
+        pw = secrets.token_urlsafe(16)
+        await provision_agency_user(MGMT, "guest", "guest", code, pw, code, vhost=self.vhost)
+        self.passwords[code] = pw
+
+    async def adapter(self, code: str, *, user: str | None = None, identity: Identity | None = None,
+                      start: bool = True) -> Adapter:
+        user = user or code
+        if self.kind == "embedded":
+            bb = await connect(None, user=user, broker=self.broker)
+        else:
+            bb = await connect(self.amqp_url(user, self.passwords[user]))
+        ident = identity or Identity(code, self.pki.ids[code].key, self.pki.ids[code].cert) if code in self.pki.ids else identity
+        ad = Adapter(bb, code, ident, SeenStore())
+        if start:
+            await ad.start()
+        self.adapters.append(ad)
+        return ad
+
+    @asynccontextmanager
+    async def running(self, **kw):
+        async with running_hub(self.settings, broker=self.broker, **kw) as hub:
+            self.hub = hub
+            yield hub
+
+    async def scalar(self, query):
+        engine = make_engine(self.settings.database_url)
+        try:
+            async with engine.connect() as c:
+                return (await c.execute(query)).all()
+        finally:
+            await engine.dispose()
+
+
+async def _make_env(kind: str, db_url: str, tmp: Path, pki) -> HubEnv:
+    hub_ident = pki.ids[HUB]
+    kp, cp = pki.write(hub_ident, tmp)
+    vhost = None
+    if kind == "rabbitmq":
+        vhost = f"hubtest-{uuid.uuid4().hex[:10]}"
+        async with Management(MGMT, "guest", "guest") as m:
+            await m.put_vhost(vhost)
+            await m.set_permissions(vhost, "guest", configure=".*", write=".*", read=".*")
+        amqp = AMQP_URL.rstrip("/") + "/" + quote(vhost, safe="")
+    else:
+        amqp = None
+    settings = Settings.from_env({}, data_dir=tmp / "data", database_url=db_url, amqp_url=amqp,
+                                 hub_organ_id=HUB, hub_key_file=kp, hub_cert_file=cp, check_processes=0)
+    env = HubEnv(kind, settings, pki, vhost=vhost)
+    if kind == "embedded":
+        from hub.backbone.embedded import EmbeddedBroker
+
+        env.broker = EmbeddedBroker()
+    engine = make_engine(db_url)
+    await migrate(engine)
+    await add_trust_anchor(engine, pki.ca_cert)
+    await add_agency(engine, HUB, name="hub", certs=[hub_ident.cert], connected=False, accepts="0")
+    await engine.dispose()
+    await env.register(G22, "Văn phòng Chính phủ", certs=[pki.ids[G22].cert])
+    await env.register(H41, "UBND tỉnh Nghệ An", certs=[pki.ids[H41].cert])
+    await env.register(H44, "Tỉnh H44", certs=[pki.ids[H44].cert], accepts="1,2")
+    return env
+
+
+async def _teardown(env: HubEnv) -> None:
+    for ad in env.adapters:
+        try:
+            await ad.stop()
+            await ad.backbone.close()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+    if env.kind == "rabbitmq":
+        async with Management(MGMT, "guest", "guest") as m:
+            await m.delete_vhost(env.vhost)
+            for user in env.passwords:
+                await m.delete_user(user)
+
+
+@pytest.fixture(params=[pytest.param("rabbitmq", marks=[pytest.mark.rabbitmq, pytest.mark.postgres]), "embedded"])
+async def env(request, tmp_path, pki):
+    """The hub on real RabbitMQ + PostgreSQL, and on the embedded broker + SQLite."""
+    if request.param == "rabbitmq":
+        db = request.getfixturevalue("pg_url")
+    else:
+        db = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    e = await _make_env(request.param, db, tmp_path, pki)
+    yield e
+    await _teardown(e)
+
+
+@pytest.fixture
+async def real_env(tmp_path, pki, pg_url):
+    """Real RabbitMQ + PostgreSQL only (load and crash tests)."""
+    e = await _make_env("rabbitmq", pg_url, tmp_path, pki)
+    yield e
+    await _teardown(e)
+
+
+async def drain(adapter: Adapter, n: int, timeout: float = 20.0) -> list:
+    """Receive exactly ``n`` packages (acked), failing if they do not arrive in time."""
+    got = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(got) < n:
+        left = deadline - loop.time()
+        assert left > 0, f"only {len(got)} of {n} packages arrived at {adapter.code}: {[r.kind + ' ' + r.document_id for r in got]}"
+        r = await adapter.receive(timeout=left)
+        if r is None:
+            continue
+        await r.done()
+        got.append(r)
+    return got
+
+
+async def quiet(adapter: Adapter, seconds: float = 0.7) -> list:
+    """Whatever else arrives within ``seconds`` (expected: nothing)."""
+    extra = []
+    while True:
+        r = await adapter.receive(timeout=seconds)
+        if r is None:
+            return extra
+        await r.done()
+        extra.append(r)
