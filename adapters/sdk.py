@@ -94,6 +94,7 @@ class Adapter:
         self._normal: asyncio.Queue[Incoming] = asyncio.Queue()
         self._arrived = asyncio.Event()
         self._consumers = []
+        self.duplicates_skipped = 0  # redelivered copies of packages already handed over
 
     # --- sending --------------------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class Adapter:
                     m = q.get_nowait()
                     r = Received(m.message.body, dict(m.message.headers or {}), urgent, m, self)
                     if r.key in self.seen:
+                        self.duplicates_skipped += 1
                         await m.ack()
                         continue
                     return r

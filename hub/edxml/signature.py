@@ -51,6 +51,12 @@ _LEGACY_DIGEST = _STRONG_DIGEST | {DigestAlgorithm.SHA1}
 _LOCATION = f"./{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader/"
 
 
+def _signxml_parser() -> etree.XMLParser:
+    """signxml re-parses serialized copies; its default parser refuses text nodes over 10 MB,
+    which a package with a large base64 attachment has. Same hardening as ours otherwise."""
+    return etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True, load_dtd=False)
+
+
 @dataclass(frozen=True)
 class VerifiedPackage:
     """The outcome of a successful verification."""
@@ -87,6 +93,7 @@ def sign_package(data: bytes | etree._Element, key, cert: x509.Certificate,
         c14n_algorithm=EXC_C14N,
     )
     signer.namespaces = {"ds": DSIG_NS}
+    signer._parser = _signxml_parser()  # no public parser argument on sign(); see _signxml_parser
     signed = signer.sign(root, key=key, cert=[cert, *intermediates])
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
@@ -171,6 +178,8 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
 
 def _leaf_first(certs: list[x509.Certificate]) -> list[x509.Certificate]:
     """X509Data has no order; the leaf is the one certificate that issued no other."""
+    if len(certs) == 1:
+        return certs
     issuers = {c.issuer.public_bytes() for c in certs}
     leaves = [c for c in certs if c.subject.public_bytes() not in issuers or len(certs) == 1]
     leaf = leaves[0] if leaves else certs[0]
@@ -198,7 +207,7 @@ def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | No
         ignore_ambiguous_key_info=False,
     )
     try:
-        result = XMLVerifier().verify(root, x509_cert=chain[0], expect_config=config)
+        result = XMLVerifier().verify(root, x509_cert=chain[0], expect_config=config, parser=_signxml_parser())
     except InvalidDigest as e:
         raise SignatureError(
             "the package was changed after it was signed (reference digest mismatch)",

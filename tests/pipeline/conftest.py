@@ -43,26 +43,32 @@ class HubEnv:
     def amqp_url(self, user: str, password: str) -> str:
         return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:5672/{quote(self.vhost, safe='')}"
 
+    def user_of(self, code: str) -> str:
+        """RabbitMQ users are global, not per vhost: give each test its own user names."""
+        return code if self.kind == "embedded" else f"{code}@{self.vhost}"
+
     async def register(self, code: str, name: str = "", **kw) -> None:
+        own_system = kw.get("connected", True) is not False and not kw.get("served_by")
         engine = make_engine(self.settings.database_url)
         try:
-            await add_agency(engine, code, name=name or code, **kw)
+            await add_agency(engine, code, name=name or code, amqp_user=self.user_of(code) if own_system else None, **kw)
         finally:
             await engine.dispose()
-        if kw.get("connected", True) is not False and not kw.get("served_by"):
+        if own_system:
             await self.provision(code)
 
     async def provision(self, code: str) -> None:
+        user = self.user_of(code)
         if self.kind == "embedded":
-            provision_embedded_agency_user(self.broker, code, code)
+            provision_embedded_agency_user(self.broker, user, code)
             return
         pw = secrets.token_urlsafe(16)
-        await provision_agency_user(MGMT, "guest", "guest", code, pw, code, vhost=self.vhost)
-        self.passwords[code] = pw
+        await provision_agency_user(MGMT, "guest", "guest", user, pw, code, vhost=self.vhost)
+        self.passwords[user] = pw
 
     async def adapter(self, code: str, *, user: str | None = None, identity: Identity | None = None,
                       start: bool = True) -> Adapter:
-        user = user or code
+        user = user or self.user_of(code)
         if self.kind == "embedded":
             bb = await connect(None, user=user, broker=self.broker)
         else:

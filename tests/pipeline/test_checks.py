@@ -287,3 +287,15 @@ def test_over_size_cap(ctx, signed):
     small = CheckContext(ctx.registry, ctx.trust, ctx.validator, max_bytes=len(data) - 1)
     v = refuse(data, small, "parse.too_large")
     assert f"{len(data):,}" in v.message
+
+
+def test_large_attachment_signs_and_checks(ctx, pki):
+    """A 9 MB attachment (12 M base64 characters in one text node) is a normal package."""
+    from hub.edxml.builder import AttachmentFile
+
+    big = AttachmentFile("scan.pdf", bytes(range(256)) * (9 * 1024 * 4), "application/pdf")
+    data = sign_package(build_edoc(make_edoc(), [big]), pki.ids[G22].key, pki.ids[G22].cert)
+    assert len(data) > 12_000_000
+    v = check_package(data, ctx)
+    assert v.accepted, v.message
+    assert v.package.attachments[0].size >= 9 * 1024 * 1024
