@@ -107,4 +107,13 @@ REASONS: dict[str, str] = {
     "state.duplicate_conflict": "a different package under an already used DocumentId",
     "state.unknown_document": "ResponseFor names a document the hub does not know",
     "state.invalid_transition": "the status code does not follow from the current status",
+    # operational (not package refusals): what the backbone raises
+    "authority.forbidden": "the broker user lacks the permission",
+    "backbone.unavailable": "the broker is unreachable or the connection closed",
+    "backbone.unroutable": "no queue is bound for the routing key",
+    "backbone.not_found": "the exchange or queue does not exist",
+    "backbone.nacked": "the broker refused to take the message",
+    "backbone.precondition_failed": "a queue or exchange exists with other arguments",
+    "backbone.already_settled": "a message was acknowledged or rejected twice",
+    "backbone.management": "the RabbitMQ management API returned an error",
 }

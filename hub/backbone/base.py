@@ -59,10 +59,16 @@ class Outgoing:
     exchange: str
     routing_key: str
     body: bytes
-    headers: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None  # values as hub.backbone.headers allows
     user_id: str | None = None
     message_id: str | None = None
     priority: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.priority <= 255:
+            raise UsageError(f"AMQP priority is an octet, not {self.priority}")
+        if not isinstance(self.body, (bytes, bytearray, memoryview)):
+            raise UsageError(f"a message body is bytes, not {type(self.body).__name__}")
 
 
 class Incoming(Protocol):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from hub.backbone import headers as amqp_headers
 from hub.backbone import topology
 from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, new_message_id
 from hub.errors import AuthorityError, TransientError, UsageError
@@ -200,14 +201,14 @@ class EmbeddedBroker:
             raise TransientError(f"unroutable: exchange {item.exchange!r}, routing key {item.routing_key!r}",
                                  code="backbone.unroutable")
         stored = _Stored(seq=0, exchange=item.exchange, routing_key=item.routing_key, body=bytes(item.body),
-                         headers=copy.deepcopy(item.headers or {}), user_id=item.user_id,
+                         headers=amqp_headers.normalize(item.headers), user_id=item.user_id,
                          message_id=item.message_id or new_message_id(), priority=item.priority,
                          timestamp=float(int(time.time())))
         self._enqueue(stored, queues)
 
     def _enqueue(self, stored: _Stored, queues: Iterable[_Queue]) -> None:
         for q in queues:
-            q.ready.append(replace(stored, seq=next(self._seq), headers=copy.deepcopy(stored.headers)))
+            q.ready.append(replace(stored, seq=next(self._seq)))
             self.dispatch(q)
 
     def dispatch(self, q: _Queue) -> None:

@@ -37,6 +37,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 from yarl import URL
 
+from hub.backbone import headers as amqp_headers
 from hub.backbone import topology
 from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, new_message_id
 from hub.errors import AuthorityError, HubError, TransientError, UsageError
@@ -83,10 +84,19 @@ def _mapped() -> Iterator[None]:
 
 def _message(m: AbstractIncomingMessage) -> Message:
     ts = m.timestamp
-    return Message(body=m.body, headers=dict(m.headers or {}), routing_key=m.routing_key or "",
+    return Message(body=m.body, headers=amqp_headers.decoded(m.headers), routing_key=m.routing_key or "",
                    exchange=m.exchange or "", user_id=m.user_id, message_id=m.message_id,
                    priority=m.priority or 0, redelivered=bool(m.redelivered),
                    timestamp=ts.timestamp() if isinstance(ts, datetime) else None)
+
+
+class _Properties(spec.Basic.Properties):
+    """Message properties whose headers table keeps floats as doubles (see ``headers``)."""
+
+    def encode_property(self, name: str, value: Any) -> bytes:
+        if name == "headers":
+            return amqp_headers.encode_table(value)
+        return super().encode_property(name, value)
 
 
 def _waves(items: list[Outgoing]) -> list[list[tuple[int, Outgoing]]]:
@@ -209,6 +219,7 @@ class RabbitConsumer:
         if self._queue is not None and self._tag is not None and not channel.is_closed:
             with contextlib.suppress(*_BROKER_ERRORS):
                 await self._queue.cancel(self._tag)
+        await asyncio.sleep(0)  # let deliveries that arrived before the CancelOk start their callbacks
         running = [t for t in self._tasks if t is not asyncio.current_task()]
         if abort:
             for t in running:
@@ -312,7 +323,7 @@ class RabbitBackbone(Backbone):
                 results = await asyncio.gather(
                     *(ch.basic_publish(
                         item.body, exchange=item.exchange, routing_key=item.routing_key, mandatory=True,
-                        properties=spec.Basic.Properties(
+                        properties=_Properties(
                             delivery_mode=PERSISTENT, headers=item.headers or None, user_id=item.user_id,
                             message_id=item.message_id, priority=item.priority, timestamp=now),
                         wait=False)
