@@ -98,6 +98,9 @@ class Consumer(Protocol):
     @property
     def queue(self) -> str: ...
 
+    async def stop_deliveries(self) -> None:
+        """Stop new deliveries but keep the unsettled ones settleable (first step of a graceful stop)."""
+
     async def cancel(self) -> None:
         """Stop deliveries, wait for running callbacks, requeue what is still unsettled."""
 

@@ -359,11 +359,15 @@ class EmbeddedConsumer:
             self.q.consumers.remove(self)
         self.connection.subscriptions.discard(self)
 
-    async def cancel(self, *, abort: bool = False) -> None:
-        """Stop, let running callbacks finish (or cancel them with ``abort``), requeue the rest."""
+    async def stop_deliveries(self) -> None:
+        """No new deliveries; unsettled ones stay ours to settle (graceful stop)."""
         self.active = False
         if self in self.q.consumers:
             self.q.consumers.remove(self)
+
+    async def cancel(self, *, abort: bool = False) -> None:
+        """Stop, let running callbacks finish (or cancel them with ``abort``), requeue the rest."""
+        await self.stop_deliveries()
         self.connection.subscriptions.discard(self)
         running = [t for t in self.tasks if t is not asyncio.current_task()]
         if abort:

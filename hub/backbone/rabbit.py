@@ -210,15 +210,21 @@ class RabbitConsumer:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def stop_deliveries(self) -> None:
+        """basic.cancel only: no new deliveries; unsettled ones stay ours to ack (graceful stop)."""
+        channel, tag = self._channel, self._tag
+        self._tag = None
+        if channel is not None and self._queue is not None and tag is not None and not channel.is_closed:
+            with contextlib.suppress(*_BROKER_ERRORS):
+                await self._queue.cancel(tag)
+
     async def cancel(self, *, abort: bool = False) -> None:
         """Stop deliveries, let running callbacks finish (or cancel them), close the channel."""
         self._registry.discard(self)
+        await self.stop_deliveries()
         channel, self._channel = self._channel, None
         if channel is None:
             return
-        if self._queue is not None and self._tag is not None and not channel.is_closed:
-            with contextlib.suppress(*_BROKER_ERRORS):
-                await self._queue.cancel(self._tag)
         await asyncio.sleep(0)  # let deliveries that arrived before the CancelOk start their callbacks
         running = [t for t in self._tasks if t is not asyncio.current_task()]
         if abort:

@@ -23,6 +23,7 @@ from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, 
 from signxml.verifier import SignatureConfiguration
 
 from hub.constants import DSIG_NS, EDXML_NS
+from hub.edxml.dsig_fast import Fallback, verify_fast
 from hub.edxml.model import NS, header_of
 from hub.errors import SignatureError
 from hub.pki.chain import TrustStore
@@ -187,8 +188,11 @@ def _leaf_first(certs: list[x509.Certificate]) -> list[x509.Certificate]:
 
 
 def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | None = None,
-                   allow_sha1: bool = False) -> VerifiedPackage:
+                   allow_sha1: bool = False, fast: bool = True) -> VerifiedPackage:
     """Verify the package's signature and certificate chain at time ``at`` (default now).
+
+    The common profile is verified by :mod:`hub.edxml.dsig_fast` (``fast=True``); anything
+    else, and every failure, by signxml.
 
     Raises :class:`SignatureError` (shape, algorithm, digest, value) or
     :class:`hub.errors.TrustError` (chain, expiry, revocation, key usage).
@@ -197,6 +201,13 @@ def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | No
     _sig, certs, sig_alg, dig_alg = _strict_profile(root, allow_sha1)
     ordered = _leaf_first(certs)
     chain = trust.verify(ordered[0], ordered[1:], when)
+    if fast:
+        try:
+            signed_bytes, signed_root, sm, dm = verify_fast(root, _sig, chain[0])
+        except Fallback:
+            pass  # signxml decides below, and words any refusal
+        else:
+            return VerifiedPackage(signed_root, signed_bytes, chain[0], tuple(chain), sm, dm, legacy_sha1=False)
     config = SignatureConfiguration(
         require_x509=True,
         location=_LOCATION,

@@ -16,6 +16,7 @@ from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
 from hub.edxml.signature import verify_package
+from hub.edxml.trace import append_trace
 from hub.errors import AuthorityError, HubError, TrustError
 from hub.pki.certs import describe, fingerprint
 from hub.pki.chain import TrustStore
@@ -31,6 +32,7 @@ class CheckContext:
     validator: SchemaValidator
     max_bytes: int = 50 * 1024 * 1024
     allow_sha1: bool = False
+    relay_id: str | None = None  # when set (the hub), accepted edocs get its TraceHeader appended
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Verdict:
     # Best effort, from the raw (unverified) tree: only to address a refusal, never to trust.
     claimed_sender: str | None = None
     claimed_document_id: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
+    relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
 
     @property
     def sender(self) -> str | None:
@@ -109,10 +111,15 @@ def check_package(data: bytes, ctx: CheckContext, *, at: datetime | None = None,
             stage=_STAGE.get(e.code.split(".")[0], "check"), signer_fingerprint=signer_fp,
             claimed_sender=sender, claimed_document_id=doc_id,
         )
+    relayed = None
+    if ctx.relay_id and isinstance(package, Edoc):
+        # Done here, in the check process, where the tree is already parsed.
+        append_trace(root, ctx.relay_id, datetime.now().replace(microsecond=0))
+        relayed = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return Verdict(
         accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
         signer_fingerprint=signer_fp, legacy_sha1=verified.legacy_sha1,
-        claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id,
+        claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id, relayed=relayed,
     )
 
 

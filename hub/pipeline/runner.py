@@ -26,7 +26,8 @@ def _portable(ctx: CheckContext) -> bytes:
         [c.public_bytes(serialization.Encoding.DER) for c in ctx.trust.anchors],
         [c.public_bytes(serialization.Encoding.DER) for c in ctx.trust.crls],
     )
-    return pickle.dumps((ctx.registry.agencies, ctx.registry.version, trust, ctx.max_bytes, ctx.allow_sha1))
+    return pickle.dumps((ctx.registry.agencies, ctx.registry.version, trust, ctx.max_bytes, ctx.allow_sha1,
+                         ctx.relay_id))
 
 
 def _init_worker(blob: bytes) -> None:
@@ -34,12 +35,13 @@ def _init_worker(blob: bytes) -> None:
     from hub.context import schema_validator
     from hub.registry.model import Registry
 
-    agencies, version, (anchors, crls), max_bytes, allow_sha1 = pickle.loads(blob)
+    agencies, version, (anchors, crls), max_bytes, allow_sha1, relay_id = pickle.loads(blob)
     trust = TrustStore(
         anchors=tuple(x509.load_der_x509_certificate(d) for d in anchors),
         crls=tuple(x509.load_der_x509_crl(d) for d in crls),
     )
-    _CTX = CheckContext(Registry(agencies, version=version), trust, schema_validator(), max_bytes, allow_sha1)
+    _CTX = CheckContext(Registry(agencies, version=version), trust, schema_validator(), max_bytes, allow_sha1,
+                        relay_id)
 
 
 def _check_chunk(items: list[tuple[bytes, str | None]], at: datetime | None) -> list[Verdict]:

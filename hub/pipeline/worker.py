@@ -5,8 +5,9 @@ and its outgoing messages (the outbox) commit in one transaction; the intake mes
 acked only after that commit and after RabbitMQ confirmed every outgoing message. A
 redelivered package finds its rows and only finishes its outbox.
 
-Messages are processed in batches (one transaction and one round of confirms per batch):
-that is what makes the hub fast, not per-message tricks.
+Messages are processed in batches (one transaction and one round of confirms per batch),
+in two overlapping stages: the checks of batch N+1 run in the check process while batch N
+is recorded, published and acked. That is what makes the hub fast.
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage
-from hub.edxml.parser import parse_xml
-from hub.edxml.trace import append_trace
-from hub.errors import HubError, TransientError
-from hub.pipeline.checks import Verdict
+from hub.errors import AuthorityError, HubError, TransientError
+from hub.pipeline.checks import CheckContext, Verdict
 from hub.pipeline.lifecycle import check_status
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
@@ -38,6 +37,7 @@ from hub.store.records import record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
 log = logging.getLogger("hub.worker")
+TRANSIENT = (OperationalError, DBAPIError, TransientError, ConnectionError, OSError)
 
 
 def _insert_ignore(conn: AsyncConnection, table: sa.Table):
@@ -58,13 +58,26 @@ class Stats:
     batches: int = 0
     retries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("check", "record", "publish", "mark_sent", "ack"), 0.0))
 
 
 @dataclass
-class _Plan:
-    """What one batch will do once its transaction commits."""
+class _Writes:
+    """Rows one batch writes, flushed table by table (executemany), in FK order."""
 
-    outgoing: list[tuple[int | None, Outgoing]] = field(default_factory=list)  # (outbox id, message)
+    packages: dict[str, dict] = field(default_factory=dict)  # sha256 -> row
+    outbox: list[tuple[dict, Outgoing]] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    pending: list[tuple[int, Outgoing]] = field(default_factory=list)  # earlier outbox rows to finish
+
+    def package(self, data: bytes, sha: str, now: datetime) -> None:
+        if sha not in self.packages:
+            self.packages[sha] = {"sha256": sha, "size": len(data), "data": data, "stored_at": now}
+
+
+def _message_id(h: dict) -> str:
+    return f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}"
 
 
 class Worker:
@@ -83,16 +96,13 @@ class Worker:
         self.reload_interval = reload_interval
         self.stats = Stats()
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._checked: asyncio.Queue[tuple[list[Incoming], list[Verdict]]] = asyncio.Queue(maxsize=1)
         self._consumer = None
-        self._task: asyncio.Task | None = None
-        self._sweeper: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._version = -1
         self._last_reload = 0.0
         self._inboxes: set[str] = set()
-        self._stopping = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.paused = False
+        self._in_flight = 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -100,34 +110,43 @@ class Worker:
         await self.backbone.declare_topology()
         await self.reload(force=True)
         await self.relay_pending(older_than=0)
-        self._task = asyncio.create_task(self._loop(), name="hub-worker")
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper")
-        self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._queue.put, prefetch=self.settings.prefetch)
+        self._tasks = [
+            asyncio.create_task(self._check_stage(), name="hub-check-stage"),
+            asyncio.create_task(self._commit_stage(), name="hub-commit-stage"),
+            asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
+        ]
+        self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message, prefetch=self.settings.prefetch)
+
+    async def _on_message(self, m: Incoming) -> None:
+        self._in_flight += 1
+        await self._queue.put(m)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work, finish in-flight batches within ``timeout``, then close."""
         if self._consumer is not None:
-            await self._consumer.cancel()
-            self._consumer = None
-        self._stopping.set()
+            await self._consumer.stop_deliveries()
         try:
             await asyncio.wait_for(self._drain(), timeout)
         except asyncio.TimeoutError:
-            log.warning("stop: in-flight packages not finished in %.0f s; RabbitMQ will redeliver them", timeout)
-        for t in (self._task, self._sweeper):
-            if t is not None:
-                t.cancel()
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                    pass
+            log.warning("stop: %d package(s) not finished in %.0f s; RabbitMQ will redeliver them",
+                        self._in_flight, timeout)
+        if self._consumer is not None:
+            await self._consumer.cancel()
+            self._consumer = None
+        for t in self._tasks:
+            t.cancel()
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
         self.runner.close()
         s = self.stats
-        log.info("worker stopped: accepted=%d refused=%d duplicates=%d dead=%d delivered=%d batches=%d retries=%d",
-                 s.accepted, s.refused, s.duplicates, s.dead, s.delivered, s.batches, s.retries)
+        log.info("worker stopped: accepted=%d refused=%d duplicates=%d dead=%d delivered=%d batches=%d retries=%d "
+                 "seconds=%s", s.accepted, s.refused, s.duplicates, s.dead, s.delivered, s.batches, s.retries,
+                 {k: round(v, 2) for k, v in s.seconds.items()})
 
     async def _drain(self) -> None:
-        while not self._queue.empty() or not self._idle.is_set():
+        while self._in_flight > 0:
             await asyncio.sleep(0.01)
 
     async def reload(self, force: bool = False) -> None:
@@ -141,12 +160,12 @@ class Worker:
         if version == self._version and not force:
             return
         from hub.context import schema_validator
-        from hub.pipeline.checks import CheckContext
 
         registry = await load_registry(self.engine)
         trust = await load_trust(self.engine)
         self.runner.set_context(CheckContext(
             registry, trust, schema_validator(), self.settings.max_package_bytes, self.settings.allow_sha1,
+            relay_id=self.hub.organ_id,
         ))
         for a in registry.systems():
             if a.code not in self._inboxes:
@@ -154,92 +173,143 @@ class Worker:
                 self._inboxes.add(a.code)
         self._version = version
 
-    # --- the loop -------------------------------------------------------------------------
+    # --- stage 1: batch and check ---------------------------------------------------------
 
-    async def _loop(self) -> None:
-        while True:
-            first = await self._queue.get()
-            self._idle.clear()
-            batch = [first]
-            deadline = time.monotonic() + self.batch_wait
-            while len(batch) < self.batch_size:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), left))
-                    except asyncio.TimeoutError:
-                        break
+    async def _next_batch(self) -> list[Incoming]:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.batch_size:
             try:
-                await self.process(batch)
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), left))
+                except asyncio.TimeoutError:
+                    break
+        return batch
+
+    async def _check_stage(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            try:
+                await self.reload()
+                t0 = time.perf_counter()
+                verdicts = await self.runner.check_many([(m.message.body, m.message.user_id) for m in batch])
+                self.stats.seconds["check"] += time.perf_counter() - t0
+            except Exception:  # noqa: BLE001 - a bug or a dead check process: retry later
+                log.exception("checks of a batch of %d failed; requeueing", len(batch))
+                await self._requeue(batch)
+                continue
+            await self._checked.put((batch, verdicts))
+
+    # --- stage 2: record, publish, ack ----------------------------------------------------
+
+    async def _commit_stage(self) -> None:
+        while True:
+            batch, verdicts = await self._checked.get()
+            try:
+                await self.commit(batch, verdicts)
             except Exception:  # noqa: BLE001 - one bad batch must not kill the worker
                 log.exception("batch of %d failed; requeueing", len(batch))
-                await self._requeue(batch, attempt=1)
-            finally:
-                if self._queue.empty():
-                    self._idle.set()
+                await self._requeue(batch)
 
-    async def _requeue(self, batch: list[Incoming], attempt: int) -> None:
+    async def commit(self, batch: list[Incoming], verdicts: list[Verdict]) -> None:
+        """Record, publish and ack one checked batch. Transient failures retry with backoff."""
+        sec = self.stats.seconds
+        for attempt in range(1, 4):
+            try:
+                t1 = time.perf_counter()
+                outgoing = await self._record(batch, verdicts)
+                t2 = time.perf_counter()
+                if outgoing:
+                    await self.backbone.publish_many([o for _, o in outgoing])
+                t3 = time.perf_counter()
+                await self._mark_sent([i for i, _ in outgoing if i is not None])
+                t4 = time.perf_counter()
+                for m in batch:
+                    await m.ack()
+                t5 = time.perf_counter()
+                sec["record"] += t2 - t1
+                sec["publish"] += t3 - t2
+                sec["mark_sent"] += t4 - t3
+                sec["ack"] += t5 - t4
+                self.stats.delivered += len(outgoing)
+                self.stats.batches += 1
+                self._in_flight -= len(batch)
+                return
+            except TRANSIENT as e:
+                log.warning("transient failure (attempt %d): %s", attempt, e)
+                self.stats.retries += 1
+                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
+        await self._requeue(batch)
+
+    async def _requeue(self, batch: list[Incoming]) -> None:
         self.stats.retries += 1
-        await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))  # backoff before the broker redelivers
+        await asyncio.sleep(1.0)  # back off before the broker redelivers (delivery limit then dead-letters)
         for m in batch:
             try:
                 await m.reject(requeue=True)
             except Exception:  # noqa: BLE001 - connection gone: RabbitMQ redelivers anyway
                 pass
-
-    async def process(self, batch: list[Incoming]) -> None:
-        """Check, record, publish and ack one batch. Transient failures requeue it with backoff."""
-        for attempt in range(1, 4):
-            try:
-                await self.reload()
-                verdicts = await self.runner.check_many([(m.message.body, m.message.user_id) for m in batch])
-                plan = await self._record(batch, verdicts)
-                if plan.outgoing:
-                    await self.backbone.publish_many([o for _, o in plan.outgoing])
-                    await self._mark_sent([i for i, _ in plan.outgoing if i is not None])
-                    self.stats.delivered += len(plan.outgoing)
-                for m in batch:
-                    await m.ack()
-                self.stats.batches += 1
-                return
-            except (OperationalError, DBAPIError, TransientError, ConnectionError, OSError) as e:
-                log.warning("transient failure (attempt %d): %s", attempt, e)
-                self.stats.retries += 1
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
-        await self._requeue(batch, attempt=3)
+        self._in_flight -= len(batch)
 
     # --- recording ------------------------------------------------------------------------
 
-    async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> _Plan:
-        plan = _Plan()
+    async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
+        w = _Writes()
         now = utcnow()
-        local_now = datetime.now().replace(microsecond=0)
         async with self.engine.begin() as conn:
             existing = await self._existing(conn, verdicts)
+            known = await self._known_refs(conn, verdicts)
+            accepted: list[tuple[Incoming, Verdict, dict]] = []
+            statuses: list[tuple[Incoming, Verdict]] = []
             pending_for: list[str] = []
             for m, v in zip(batch, verdicts):
-                msg = m.message
-                user = msg.user_id
-                if msg.redelivered and await self._already_recorded(conn, v, user, existing):
+                if m.message.redelivered and await self._already_recorded(conn, v, m.message.user_id, existing):
                     pending_for.append(v.sha256)
-                    continue
-                if v.accepted and isinstance(v.package, Edoc):
-                    await self._accept_edoc(conn, m, v, existing, plan, now, local_now)
                 elif v.accepted and isinstance(v.package, StatusPackage):
-                    await self._accept_status(conn, m, v, existing, plan, now)
+                    statuses.append((m, v))
+                elif v.accepted:
+                    row = self._edoc(m, v, existing, known, w, now)
+                    if row is not None:
+                        accepted.append((m, v, row))
                 else:
-                    await self._refuse(conn, m, v, plan, now)
+                    self._refuse(m, v, w, now)
+            await self._flush_packages(conn, w)
+            if accepted:
+                ids = (await conn.execute(
+                    documents.insert().returning(documents.c.id, sort_by_parameter_order=True),
+                    [row for _, _, row in accepted])).scalars().all()
+                self._deliveries_and_outbox(conn, accepted, ids, existing, w, now)
+                await conn.execute(deliveries.insert(), [
+                    {"document": doc_id, "recipient": r.recipient, "system": r.system, "status": None,
+                     "updated_at": now}
+                    for doc_id, (_, v, _) in zip(ids, accepted) for r in v.routes])
+            for m, v in statuses:
+                await self._status(conn, m, v, existing, w, now)
+            await self._flush_packages(conn, w)
             if pending_for:
-                rows = (await conn.execute(
-                    sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
-                    .where(outbox.c.intake_sha256.in_(pending_for), outbox.c.sent_at.is_(None))
-                )).mappings().all()
-                plan.outgoing.extend((r["id"], _outgoing_from_row(r)) for r in rows)
-        return plan
+                await self._pending(conn, outbox.c.intake_sha256.in_(pending_for), w)
+            out: list[tuple[int | None, Outgoing]] = list(w.pending)
+            rows = [r for r, _ in w.outbox if r is not None]
+            if rows:
+                oids = (await conn.execute(outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+                                           rows)).scalars().all()
+                it = iter(oids)
+                out += [(next(it) if r is not None else None, o) for r, o in w.outbox]
+            else:
+                out += [(None, o) for _, o in w.outbox]
+            if w.records:
+                await conn.execute(records.insert(), w.records)
+        return out
+
+    async def _flush_packages(self, conn: AsyncConnection, w: _Writes) -> None:
+        if w.packages:
+            await conn.execute(_insert_ignore(conn, packages), list(w.packages.values()))
+            w.packages.clear()
 
     async def _existing(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], dict]:
         keys = {(v.package.sender.organ_id, v.package.document_id) for v in verdicts if v.accepted}
@@ -251,8 +321,16 @@ class Worker:
         )).mappings().all()
         return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
-    async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None,
-                                existing: dict) -> bool:
+    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str]]:
+        refs = {(rf.organ_id, rf.document_id) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+                for rf in v.package.response_for}
+        if not refs:
+            return set()
+        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs))))).all()
+        return {tuple(r) for r in rows}
+
+    async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
         if v.accepted:
             row = existing.get((v.package.sender.organ_id, v.package.document_id))
@@ -265,67 +343,44 @@ class Worker:
         )).first()
         return hit is not None
 
-    async def _store_package(self, conn: AsyncConnection, data: bytes, sha: str, now: datetime) -> None:
-        await conn.execute(_insert_ignore(conn, packages).values(sha256=sha, size=len(data), data=data, stored_at=now))
+    async def _pending(self, conn: AsyncConnection, where, w: _Writes) -> None:
+        rows = (await conn.execute(
+            sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
+            .where(where, outbox.c.sent_at.is_(None)))).mappings().all()
+        w.pending.extend((r["id"], _outgoing_from_row(r)) for r in rows)
 
-    async def _enqueue(self, conn: AsyncConnection, plan: _Plan, *, document: int | None, exchange: str,
-                       routing_key: str, body: bytes, body_sha: str, intake_sha: str, headers: dict,
-                       priority: int, now: datetime) -> None:
-        oid = (await conn.execute(outbox.insert().returning(outbox.c.id).values(
-            document=document, exchange=exchange, routing_key=routing_key, sha256=body_sha,
-            intake_sha256=intake_sha, headers=headers, priority=priority, created_at=now,
-        ))).scalar_one()
-        plan.outgoing.append((oid, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
-                                            message_id=f"{headers.get(C.H_KIND)}:{headers.get(C.H_SENDER)}:"
-                                                       f"{headers.get(C.H_DOCUMENT_ID)}:{headers.get(C.H_RECIPIENT)}")))
+    def _queue_out(self, w: _Writes, *, document: int | None, exchange: str, routing_key: str, body: bytes,
+                   body_sha: str, intake_sha: str, headers: dict, priority: int, now: datetime) -> None:
+        w.package(body, body_sha, now)
+        row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
+               "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": now}
+        w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
+                                       message_id=_message_id(headers))))
 
-    async def _accept_edoc(self, conn, m: Incoming, v: Verdict, existing: dict, plan: _Plan,
-                           now: datetime, local_now: datetime) -> None:
+    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
+        """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
         prior = existing.get(key)
         if prior is not None:
             if prior["sha256"] == v.sha256:
-                await self._duplicate(conn, m, v, prior, plan, now)
+                self._duplicate(m, v, prior, w, now)
             else:
-                await self._refuse(conn, m, v, plan, now, reason="state.duplicate_conflict",
-                                   message=f"DocumentId {doc.document_id} was already used by {doc.sender.organ_id} "
-                                           "for a different package; give a new document its own DocumentId")
-            return
+                self._refuse(m, v, w, now, reason="state.duplicate_conflict",
+                             message=f"DocumentId {doc.document_id} was already used by {doc.sender.organ_id} "
+                                     "for a different package; give a new document its own DocumentId",
+                             element="MessageHeader/DocumentId")
+            return None
         for rf in doc.response_for:
-            known = (await conn.execute(sa.select(documents.c.id).where(
-                documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id))).first()
-            if known is None:
-                await self._refuse(conn, m, v, plan, now, reason="state.unknown_document",
-                                   message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, "
-                                           "which the hub has never received",
-                                   element="MessageHeader/ResponseFor/DocumentId")
-                return
-        await self._store_package(conn, m.message.body, v.sha256, now)
-        root = parse_xml(m.message.body, max_bytes=self.settings.max_package_bytes)
-        append_trace(root, self.hub.organ_id, local_now)
-        from lxml import etree
-
-        traced = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-        traced_sha = sha256_hex(traced)
-        await self._store_package(conn, traced, traced_sha, now)
-        doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
-            sender=doc.sender.organ_id, document_id=doc.document_id, kind="edoc", sha256=v.sha256,
-            doc_type=doc.document_type.type, priority=doc.priority, subject=doc.subject[:2000],
-            adapter_user=m.message.user_id, legacy_sha1=v.legacy_sha1, received_at=now,
-        ))).scalar_one()
-        existing[key] = {"id": doc_pk, "sha256": v.sha256}
-        await conn.execute(deliveries.insert(), [
-            {"document": doc_pk, "recipient": r.recipient, "system": r.system, "status": None, "updated_at": now}
-            for r in v.routes
-        ])
-        urgent = doc.priority >= 1
-        for r in v.routes:
-            headers = self._headers(m, v, r.recipient, "edoc")
-            await self._enqueue(conn, plan, document=doc_pk, exchange=C.EXCHANGE_DELIVER,
-                                routing_key=inbox_key(r.system, urgent), body=traced, body_sha=traced_sha,
-                                intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), now=now)
-        await conn.execute(records.insert(), [
+            if (rf.organ_id, rf.document_id) not in known:
+                self._refuse(m, v, w, now, reason="state.unknown_document",
+                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, "
+                                     "which the hub has never received",
+                             element="MessageHeader/ResponseFor/DocumentId")
+                return None
+        existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
+        w.package(m.message.body, v.sha256, now)
+        w.records += [
             record_row("package.received", actor=m.message.user_id, document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
@@ -333,41 +388,53 @@ class Worker:
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
                                 "type": doc.document_type.type, "priority": doc.priority}),
-        ])
+        ]
         self.stats.accepted += 1
+        return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
+                "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
+                "refers_to": None, "status_code": None, "adapter_user": m.message.user_id,
+                "legacy_sha1": v.legacy_sha1, "received_at": now}
 
-    async def _duplicate(self, conn, m: Incoming, v: Verdict, prior: dict, plan: _Plan, now: datetime) -> None:
-        """The same bytes again: acknowledged, recorded once as a duplicate, not re-delivered."""
-        rows = (await conn.execute(
-            sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
-            .where(outbox.c.document == prior["id"], outbox.c.sent_at.is_(None))
-        )).mappings().all()
-        plan.outgoing.extend((r["id"], _outgoing_from_row(r)) for r in rows)
-        await conn.execute(records.insert().values(**record_row(
+    def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
+        for doc_id, (m, v, _row) in zip(ids, accepted):
+            doc: Edoc = v.package
+            existing[(doc.sender.organ_id, doc.document_id)]["id"] = doc_id
+            body = v.relayed or m.message.body
+            body_sha = sha256_hex(body) if v.relayed else v.sha256
+            for r in v.routes:
+                self._queue_out(w, document=doc_id, exchange=C.EXCHANGE_DELIVER,
+                                routing_key=inbox_key(r.system, doc.priority >= 1), body=body, body_sha=body_sha,
+                                intake_sha=v.sha256, headers=self._headers(m, v, r.recipient, "edoc"),
+                                priority=min(doc.priority, 9), now=now)
+
+    def _duplicate(self, m: Incoming, v: Verdict, prior: dict, w: _Writes, now: datetime) -> None:
+        """The same bytes again: acknowledged, recorded as a duplicate, not re-delivered
+        (unfinished outbox rows of the original are finished by the redelivery path/sweeper)."""
+        w.records.append(record_row(
             "package.duplicate", actor=m.message.user_id, document_id=v.package.document_id,
-            sender=v.package.sender.organ_id, sha256=v.sha256, at=now)))
+            sender=v.package.sender.organ_id, sha256=v.sha256, at=now))
         self.stats.duplicates += 1
 
-    async def _accept_status(self, conn, m: Incoming, v: Verdict, existing: dict, plan: _Plan, now: datetime) -> None:
+    async def _status(self, conn, m: Incoming, v: Verdict, existing: dict, w: _Writes, now: datetime) -> None:
         st: StatusPackage = v.package
         key = (st.sender.organ_id, st.document_id)
         prior = existing.get(key)
         if prior is not None:
             if prior["sha256"] == v.sha256:
-                await self._duplicate(conn, m, v, prior, plan, now)
+                self._duplicate(m, v, prior, w, now)
             else:
-                await self._refuse(conn, m, v, plan, now, reason="state.duplicate_conflict",
-                                   message=f"a different status {st.status_code} for {st.response_for.document_id} "
-                                           "with the same timestamp was already recorded")
+                self._refuse(m, v, w, now, reason="state.duplicate_conflict",
+                             message=f"a different status {st.status_code} for {st.response_for.document_id} "
+                                     "with the same timestamp was already recorded", element="Status/Timestamp")
             return
         rf = st.response_for
         orig = (await conn.execute(sa.select(documents).where(
             documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
             documents.c.kind == "edoc"))).mappings().first()
         if orig is None:
-            await self._refuse(conn, m, v, plan, now, reason="state.unknown_document",
-                               message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
-                                       "has never received", element="Status/ResponseFor/DocumentId")
+            self._refuse(m, v, w, now, reason="state.unknown_document",
+                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
+                                 "has never received", element="Status/ResponseFor/DocumentId")
             return
         sender = st.sender.organ_id
         by_original = sender == orig["sender"]
@@ -381,16 +448,15 @@ class Worker:
         try:
             if not targets:
                 check_status(None, st.status_code, by_original_sender=by_original, by_recipient=False)
-                from hub.errors import AuthorityError
-
                 raise AuthorityError(f"{sender} is not a recipient of {rf.document_id}",
                                      code="authority.not_recipient", element="Status/From/OrganId")
             for d in targets:
                 check_status(d["status"], st.status_code, by_original_sender=by_original, by_recipient=bool(mine))
         except HubError as e:
-            await self._refuse(conn, m, v, plan, now, reason=e.code, message=e.message, element=e.element)
+            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
             return
-        await self._store_package(conn, m.message.body, v.sha256, now)
+        w.package(m.message.body, v.sha256, now)
+        await self._flush_packages(conn, w)
         doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
             sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
             refers_to=orig["id"], status_code=st.status_code, adapter_user=m.message.user_id,
@@ -400,32 +466,32 @@ class Worker:
         for d in targets:
             await conn.execute(deliveries.update().where(deliveries.c.id == d["id"]).values(
                 status=st.status_code, updated_at=now))
-            await conn.execute(status_history.insert().values(
-                delivery=d["id"], status_code=st.status_code, actor=sender, description=st.description or None,
-                status_document=doc_pk, at=now))
+        await conn.execute(status_history.insert(), [
+            {"delivery": d["id"], "status_code": st.status_code, "actor": sender,
+             "description": st.description or None, "status_document": doc_pk, "at": now} for d in targets])
         if st.status_code == "13" and by_original:
             dests = [(d["recipient"], d["system"]) for d in targets]
         else:
             dests = [(r.recipient, r.system) for r in v.routes]
         for recipient, system in dests:
-            await self._enqueue(conn, plan, document=doc_pk, exchange=C.EXCHANGE_DELIVER,
-                                routing_key=inbox_key(system, st.status_code in {"02", "13"}),
-                                body=m.message.body, body_sha=v.sha256, intake_sha=v.sha256,
-                                headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
-        await conn.execute(records.insert(), [
+            self._queue_out(w, document=doc_pk, exchange=C.EXCHANGE_DELIVER,
+                            routing_key=inbox_key(system, st.status_code in {"02", "13"}),
+                            body=m.message.body, body_sha=v.sha256, intake_sha=v.sha256,
+                            headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
+        w.records += [
             record_row("package.received", actor=m.message.user_id, document_id=st.document_id, sender=sender,
                        sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
             record_row("status.recorded", actor=m.message.user_id, document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
                        details={"status": st.status_code, "original_sender": rf.organ_id,
                                 "recipients": [t[0] for t in dests]}),
-        ])
+        ]
         self.stats.accepted += 1
 
-    async def _refuse(self, conn, m: Incoming, v: Verdict, plan: _Plan, now: datetime, *, reason: str | None = None,
-                      message: str | None = None, element: str | None = None) -> None:
+    def _refuse(self, m: Incoming, v: Verdict, w: _Writes, now: datetime, *, reason: str | None = None,
+                message: str | None = None, element: str | None = None) -> None:
         """Record the refusal; answer the publishing system with a hub-signed status 02; dead-letter
-        what cannot be parsed."""
+        what cannot be parsed or cannot be answered."""
         reason = reason or v.reason or "hub.error"
         message = message or v.message or ""
         element = element or v.element
@@ -438,38 +504,35 @@ class Worker:
         stage = v.stage if reason == v.reason else "state"
         details = {"size": v.size, "stage": stage, "element": element, "adapter_system": system,
                    "exchange": msg.exchange, "routing_key": msg.routing_key}
-        if reason != "parse.too_large":
-            await self._store_package(conn, msg.body, v.sha256, now)
-        await conn.execute(records.insert().values(**record_row(
+        keep = reason != "parse.too_large"  # the cap exists so that we do not store such bytes
+        if keep:
+            w.package(msg.body, v.sha256, now)
+        w.records.append(record_row(
             "package.refused", actor=user, document_id=v.document_id, sender=v.sender, sha256=v.sha256,
-            reason=reason, message=message, details=details, at=now)))
+            reason=reason, message=message, details=details, at=now))
         if stage == "parse" or system is None:
-            # Unparseable, or from nobody we can answer: keep it for an operator in hub.dead.
             headers = {C.H_REASON: reason, C.H_MESSAGE: message[:1000], C.H_ORIGINAL_EXCHANGE: msg.exchange,
                        C.H_ORIGINAL_ROUTING_KEY: msg.routing_key, C.H_ORIGINAL_USER: user or "",
                        C.H_SHA256: v.sha256, C.H_KIND: "dead"}
-            if reason != "parse.too_large":
-                await self._enqueue(conn, plan, document=None, exchange=C.EXCHANGE_DEAD, routing_key="",
-                                    body=msg.body, body_sha=v.sha256, intake_sha=v.sha256, headers=headers,
-                                    priority=0, now=now)
+            if keep:
+                self._queue_out(w, document=None, exchange=C.EXCHANGE_DEAD, routing_key="", body=msg.body,
+                                body_sha=v.sha256, intake_sha=v.sha256, headers=headers, priority=0, now=now)
             else:
-                plan.outgoing.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers)))
-            await conn.execute(records.insert().values(**record_row(
-                "package.dead", actor=user, sha256=v.sha256, reason=reason, message=message, at=now)))
+                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers)))
+            w.records.append(record_row("package.dead", actor=user, sha256=v.sha256, reason=reason,
+                                        message=message, at=now))
             self.stats.dead += 1
         if system is None:
             return
         answer_to = v.sender if v.sender and registry.system_of(v.sender) == system else system
         body, doc_id = build_refusal(self.hub, to_sender=answer_to, document_id=v.document_id, sha256=v.sha256,
                                      reason=reason, message=message)
-        body_sha = sha256_hex(body)
-        await self._store_package(conn, body, body_sha, now)
         headers = {C.H_KIND: "status", C.H_SENDER: self.hub.organ_id, C.H_RECIPIENT: answer_to,
-                   C.H_DOCUMENT_ID: doc_id, C.H_SHA256: body_sha, C.H_REASON: reason,
+                   C.H_DOCUMENT_ID: doc_id, C.H_SHA256: sha256_hex(body), C.H_REASON: reason,
                    C.H_MESSAGE: message[:1000], "x-edxml-refused-sha256": v.sha256}
-        await self._enqueue(conn, plan, document=None, exchange=C.EXCHANGE_DELIVER,
-                            routing_key=inbox_key(system, True), body=body, body_sha=body_sha,
-                            intake_sha=v.sha256, headers=headers, priority=0, now=now)
+        self._queue_out(w, document=None, exchange=C.EXCHANGE_DELIVER, routing_key=inbox_key(system, True),
+                        body=body, body_sha=headers[C.H_SHA256], intake_sha=v.sha256, headers=headers,
+                        priority=0, now=now)
 
     def _headers(self, m: Incoming, v: Verdict, recipient: str, kind: str) -> dict:
         h = {C.H_KIND: kind, C.H_SENDER: v.package.sender.organ_id, C.H_RECIPIENT: recipient,
@@ -524,4 +587,4 @@ def _ts(value: datetime) -> float:
 def _outgoing_from_row(r) -> Outgoing:
     h = dict(r["headers"] or {})
     return Outgoing(r["exchange"], r["routing_key"], r["data"], headers=h, priority=r["priority"],
-                    message_id=f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}")
+                    message_id=_message_id(h))

@@ -468,3 +468,26 @@ async def test_header_values_round_trip(bb: Backbone):
     with pytest.raises(UsageError):
         Outgoing(EXCHANGE_SUBMIT, "", b"x", priority=256)
     await bb.publish(EXCHANGE_SUBMIT, "", b"still fine")
+
+
+async def test_stop_deliveries_keeps_unsettled_settleable(bb: Backbone):
+    """A graceful stop: no new deliveries, but what is in hand can still be acked."""
+    await bb.publish_many([Outgoing(EXCHANGE_SUBMIT, "", b"x") for _ in range(5)])
+    held: list[Incoming] = []
+
+    async def hold(incoming: Incoming) -> None:
+        held.append(incoming)
+
+    consumer = await bb.consume(QUEUE_INTAKE, hold, prefetch=2)
+    await eventually(lambda: _ready(len(held) == 2), what="two deliveries")
+    await consumer.stop_deliveries()
+    for m in held:
+        await m.ack()  # still possible after stop_deliveries
+    await asyncio.sleep(0.3)
+    assert len(held) == 2  # nothing new arrived
+    await consumer.cancel()
+
+    async def rest() -> bool:
+        return await bb.depth(QUEUE_INTAKE) == 3 and await bb.consumers(QUEUE_INTAKE) == 0
+
+    await eventually(rest, what="the three never delivered stay ready")
