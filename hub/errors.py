@@ -107,6 +107,9 @@ REASONS: dict[str, str] = {
     "state.duplicate_conflict": "a different package under an already used DocumentId",
     "state.unknown_document": "ResponseFor names a document the hub does not know",
     "state.invalid_transition": "the status code does not follow from the current status",
+    # operator errors (CLI, registry), exit code 2
+    "usage.invalid": "a command argument, file or registry entry is not acceptable",
+    "usage.agency_code": "an agency code given to a command is malformed",
     # operational (not package refusals): what the backbone raises
     "authority.forbidden": "the broker user lacks the permission",
     "backbone.unavailable": "the broker is unreachable or the connection closed",
