@@ -76,6 +76,16 @@ class Received:
     def package(self):
         return read_package(parse_xml(self.body))
 
+    def verify(self, trust, relay_ids: set[str] | frozenset[str]):
+        """Verify the sender's signature as the recipient must: drop the hub's trailing hop
+        record(s) (not covered by the sender's signature), then verify the signed bytes."""
+        from hub.edxml.signature import verify_package
+        from hub.edxml.trace import strip_relay_trace
+
+        root = parse_xml(self.body)
+        strip_relay_trace(root, relay_ids)
+        return verify_package(root, trust)
+
     async def done(self) -> None:
         self._adapter.seen.add(self.key)
         await self._incoming.ack()

@@ -115,6 +115,16 @@ async def cmd_agency_add(args, settings: Settings) -> int:
     async with open_engine(settings) as engine:
         a = await add_agency(engine, args.code, name=args.name, certs=certs, accepts=args.accepts,
                              served_by=args.served_by, connected=connected, amqp_user=args.amqp_user)
+    if a.connected and settings.amqp_url:
+        # The inbox exists from registration on, so the adapter can subscribe at once.
+        from hub.backbone.base import connect
+
+        bb = await connect(settings.amqp_url)
+        try:
+            await bb.declare_topology()
+            await bb.declare_inbox(a.code)
+        finally:
+            await bb.close()
     accepts = "all types" if a.accepts is None else ",".join(sorted(a.accepts, key=int))
     role = "own system" if a.connected else f"served by {a.served_by or 'nearest registered ancestor'}"
     _out(f"registered {a.code} {a.name!r}: {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s)")

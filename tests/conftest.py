@@ -20,6 +20,8 @@ from hub.pki.certs import fingerprint
 from hub.pki.chain import TrustStore
 from hub.registry.model import Agency, Registry
 
+pytest_plugins = ["tests.hubenv"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "standards" / "edxml" / "samples"
 

@@ -18,14 +18,13 @@ from hub.edxml.trace import strip_relay_trace
 from hub.errors import AuthorityError
 from hub.store.tables import documents, records
 from tests.conftest import G22, H41, H44, HUB, attachment, make_edoc
-from tests.pipeline.conftest import drain, quiet
+from tests.hubenv import drain, quiet
 
 
-def verify_as_recipient(env, body: bytes):
+def verify_as_recipient(env, r):
     """What a recipient does: strip the hub's hop record, verify the sender's signature."""
-    root = parse_xml(body)
-    assert strip_relay_trace(root, {HUB}) == 1
-    return verify_package(root, env.pki.trust())
+    assert strip_relay_trace(parse_xml(r.body), {HUB}) == 1  # exactly one hop record was added
+    return r.verify(env.pki.trust(), {HUB})
 
 
 async def test_one_and_several_recipients(env):
@@ -41,7 +40,7 @@ async def test_one_and_several_recipients(env):
     assert got44[0].document_id == parse_doc_id(many)
     for r in got41 + got44:
         assert r.kind == "edoc" and r.sender == G22
-        v = verify_as_recipient(env, r.body)  # the sender's signature still verifies
+        v = verify_as_recipient(env, r)  # the sender's signature still verifies
         assert v.certificate == env.pki.ids[G22].cert
         trace = parse_xml(r.body).findall(".//{%s}TraceHeader/{%s}OrganId" % (C.EDXML_NS, C.EDXML_NS))
         assert [t.text for t in trace][-1] == HUB  # the hub appended its hop
