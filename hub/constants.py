@@ -30,6 +30,11 @@ H_RECIPIENT = "x-edxml-to"  # the recipient this copy is for (served agency, not
 H_KIND = "x-edxml-kind"  # "edoc" or "status"
 H_SHA256 = "x-edxml-sha256"  # SHA-256 of the package as the sender signed it
 H_SUBMITTED_AT = "x-hub-submitted-at"  # adapter's publish time (epoch seconds, float) for latency
+H_GATEWAY_AGENCY = "x-hub-gateway-agency"  # set by the HTTP gateway (hub's own user): the calling agency
+H_REPLAYED_BY = "x-hub-replayed-by"  # an admin replayed this dead letter
+
+# --- hub_meta keys ------------------------------------------------------------------------
+META_MAINTENANCE = "maintenance"  # running | stopped | draining
 
 # --- Priorities (OtherInfo/Priority) ------------------------------------------------------
 PRIORITY_NAMES = {

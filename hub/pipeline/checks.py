@@ -7,6 +7,7 @@ pipeline (online) call the same :func:`check_package`.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,6 +53,7 @@ class Verdict:
     claimed_sender: str | None = None
     claimed_document_id: str | None = None
     relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
+    seconds: float = 0.0  # time the checks took
 
     @property
     def sender(self) -> str | None:
@@ -93,7 +95,19 @@ def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
 
 def check_package(data: bytes, ctx: CheckContext, *, at: datetime | None = None,
                   adapter_user: str | None = None) -> Verdict:
-    """Run every stateless check on ``data``; never raises for bad input."""
+    """Run every stateless check on ``data``; never raises for bad input.
+
+    ``adapter_user`` is the broker-validated user that published the package: ``None`` skips
+    the adapter check (offline ``hub check``), ``""`` means "published without user_id" and
+    is refused.
+    """
+    started = time.perf_counter()
+    verdict = _check(data, ctx, at, adapter_user)
+    object.__setattr__(verdict, "seconds", time.perf_counter() - started)
+    return verdict
+
+
+def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: str | None) -> Verdict:
     digest = hashlib.sha256(data).hexdigest()
     root = None
     signer_fp = None
@@ -139,6 +153,12 @@ def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapte
             f"the signing certificate {describe(cert)} is not pinned to the sender {sender_code} ({hint}); "
             "a package must be signed with one of the From agency's own certificates",
             code="trust.not_pinned", element=where,
+        )
+    if adapter_user == "":
+        raise AuthorityError(
+            "the message carries no user_id, so the hub cannot tell which adapter published it; "
+            "adapters must set user_id to their own RabbitMQ user",
+            code="authority.impersonation", element=where,
         )
     if adapter_user is not None:
         system = registry.agency_for_user(adapter_user)

@@ -175,6 +175,20 @@ class Worker:
 
     # --- stage 1: batch and check ---------------------------------------------------------
 
+    def adapter_user(self, msg) -> str:
+        """The broker-validated publisher, as the checks see it.
+
+        The HTTP gateway publishes as the hub's own user with the calling agency in a header
+        (it authenticated the caller); only the hub's connection can publish with that
+        user_id, so no adapter can forge it. ``""`` = no user_id (refused).
+        """
+        user = msg.user_id or ""
+        agency = (msg.headers or {}).get(C.H_GATEWAY_AGENCY)
+        if agency and user == self.backbone.user:
+            a = self.runner.context.registry.get(agency)
+            return (a.amqp_user or a.code) if a is not None and a.connected else ""
+        return user
+
     async def _next_batch(self) -> list[Incoming]:
         batch = [await self._queue.get()]
         deadline = time.monotonic() + self.batch_wait
@@ -197,7 +211,7 @@ class Worker:
             try:
                 await self.reload()
                 t0 = time.perf_counter()
-                verdicts = await self.runner.check_many([(m.message.body, m.message.user_id) for m in batch])
+                verdicts = await self.runner.check_many([(m.message.body, self.adapter_user(m.message)) for m in batch])
                 self.stats.seconds["check"] += time.perf_counter() - t0
             except Exception:  # noqa: BLE001 - a bug or a dead check process: retry later
                 log.exception("checks of a batch of %d failed; requeueing", len(batch))
@@ -268,7 +282,7 @@ class Worker:
             statuses: list[tuple[Incoming, Verdict]] = []
             pending_for: list[str] = []
             for m, v in zip(batch, verdicts):
-                if m.message.redelivered and await self._already_recorded(conn, v, m.message.user_id, existing):
+                if m.message.redelivered and await self._already_recorded(conn, v, self.adapter_user(m.message), existing):
                     pending_for.append(v.sha256)
                 elif v.accepted and isinstance(v.package, StatusPackage):
                     statuses.append((m, v))
@@ -381,10 +395,10 @@ class Worker:
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
         w.package(m.message.body, v.sha256, now)
         w.records += [
-            record_row("package.received", actor=m.message.user_id, document_id=doc.document_id,
+            record_row("package.received", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
-            record_row("package.accepted", actor=m.message.user_id, document_id=doc.document_id,
+            record_row("package.accepted", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
                                 "type": doc.document_type.type, "priority": doc.priority}),
@@ -392,7 +406,7 @@ class Worker:
         self.stats.accepted += 1
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
-                "refers_to": None, "status_code": None, "adapter_user": m.message.user_id,
+                "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
                 "legacy_sha1": v.legacy_sha1, "received_at": now}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
@@ -411,7 +425,7 @@ class Worker:
         """The same bytes again: acknowledged, recorded as a duplicate, not re-delivered
         (unfinished outbox rows of the original are finished by the redelivery path/sweeper)."""
         w.records.append(record_row(
-            "package.duplicate", actor=m.message.user_id, document_id=v.package.document_id,
+            "package.duplicate", actor=self.adapter_user(m.message), document_id=v.package.document_id,
             sender=v.package.sender.organ_id, sha256=v.sha256, at=now))
         self.stats.duplicates += 1
 
@@ -459,7 +473,7 @@ class Worker:
         await self._flush_packages(conn, w)
         doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
             sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
-            refers_to=orig["id"], status_code=st.status_code, adapter_user=m.message.user_id,
+            refers_to=orig["id"], status_code=st.status_code, adapter_user=self.adapter_user(m.message),
             legacy_sha1=v.legacy_sha1, received_at=now, subject=st.description[:2000] or None,
         ))).scalar_one()
         existing[key] = {"id": doc_pk, "sha256": v.sha256}
@@ -479,9 +493,9 @@ class Worker:
                             body=m.message.body, body_sha=v.sha256, intake_sha=v.sha256,
                             headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
         w.records += [
-            record_row("package.received", actor=m.message.user_id, document_id=st.document_id, sender=sender,
+            record_row("package.received", actor=self.adapter_user(m.message), document_id=st.document_id, sender=sender,
                        sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
-            record_row("status.recorded", actor=m.message.user_id, document_id=rf.document_id, sender=sender,
+            record_row("status.recorded", actor=self.adapter_user(m.message), document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
                        details={"status": st.status_code, "original_sender": rf.organ_id,
                                 "recipients": [t[0] for t in dests]}),
@@ -496,7 +510,7 @@ class Worker:
         message = message or v.message or ""
         element = element or v.element
         msg = m.message
-        user = msg.user_id
+        user = self.adapter_user(msg)
         registry = self.runner.context.registry
         system = registry.agency_for_user(user) if user else None
         self.stats.refused += 1

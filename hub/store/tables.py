@@ -140,3 +140,43 @@ records = sa.Table(  # every decision, with its reason (the audit log builds on 
 )
 sa.Index("ix_records_document", records.c.document_id)
 sa.Index("ix_records_event_at", records.c.event, records.c.at)
+
+
+# --- HTTP API ---------------------------------------------------------------------------------
+api_users = sa.Table(  # bearer tokens, stored hashed (SHA-256 of a 256-bit random secret)
+    "api_users", metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # public token id (the token is hub_<id>_<secret>)
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # agency | admin | auditor
+    sa.Column("agency", Code, nullable=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("revoked_at", TS, nullable=True),
+    sa.Column("last_used_at", TS, nullable=True),
+)
+
+dead_letters = sa.Table(  # what reached hub.dead, kept for admins to inspect, replay or discard
+    "dead_letters", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("original_user", sa.String(128), nullable=True),
+    sa.Column("original_exchange", sa.String(64), nullable=True),
+    sa.Column("original_routing_key", sa.String(128), nullable=True),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("packages.sha256"), nullable=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | replayed | discarded
+    sa.Column("settled_at", TS, nullable=True),
+    sa.Column("settled_by", sa.String(128), nullable=True),
+)
+sa.Index("ix_dead_letters_state", dead_letters.c.state, dead_letters.c.id)
+
+gateway_seen = sa.Table(  # packages the HTTP gateway handed over (each once per agency)
+    "gateway_seen", metadata,
+    sa.Column("agency", Code, primary_key=True),
+    sa.Column("message_id", sa.String(400), primary_key=True),
+    sa.Column("at", TS, nullable=False),
+)

@@ -118,6 +118,16 @@ async def test_impersonation_via_user_id(env):
         # and the broker itself refuses a user_id that is not the connection's user
         with pytest.raises(AuthorityError):
             await h41.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=G22)
+        # a package published without any user_id cannot be attributed: refused, kept in hub.dead
+        await h41.backbone.publish(C.EXCHANGE_SUBMIT, "", data)
+        for _ in range(100):
+            if await env.hub.backbone.depth(C.QUEUE_DEAD) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await env.hub.backbone.depth(C.QUEUE_DEAD) == 1
+        assert await quiet(h44) == []
+    rows = await env.scalar(sa.select(records.c.reason).where(records.c.event == "package.refused"))
+    assert rows == [("authority.impersonation",), ("authority.impersonation",)]
 
 
 async def test_duplicates_recorded_once_delivered_once(env):

@@ -1,0 +1,1 @@
+"""The HTTP API (aiohttp): ministry gateway, admin and auditor endpoints, metrics and health."""

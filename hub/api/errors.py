@@ -1,0 +1,45 @@
+"""JSON errors everywhere: ``{"reason": ..., "message": ...}``; never a stack trace to a caller."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from aiohttp import web
+
+from hub.errors import AuthorityError, ConflictError, HubError, TransientError, UsageError
+
+log = logging.getLogger("hub.api")
+
+
+def error(status: int, reason: str, message: str, **extra) -> web.Response:
+    return web.json_response({"reason": reason, "message": message, **extra}, status=status)
+
+
+_STATUS = [
+    (UsageError, 400),
+    (AuthorityError, 403),
+    (ConflictError, 409),
+    (TransientError, 503),
+    (HubError, 422),
+]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.content_type == "application/json" or e.status < 400:
+            raise
+        reason = {401: "auth.required", 403: "auth.forbidden", 404: "http.not_found", 405: "http.method_not_allowed",
+                  413: "http.too_large", 415: "http.unsupported_media_type"}.get(e.status, f"http.{e.status}")
+        message = e.text if e.text and not e.text.startswith(f"{e.status}:") else e.reason
+        return error(e.status, reason, message)
+    except HubError as e:
+        status = next(code for cls, code in _STATUS if isinstance(e, cls))
+        return error(status, e.code, e.message, **({"element": e.element} if e.element else {}))
+    except Exception:  # noqa: BLE001 - the one place where anything unexpected becomes a 500
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident)
+        return error(500, "hub.internal", f"internal error; the operator can find incident {incident} in the logs")

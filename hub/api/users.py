@@ -1,0 +1,101 @@
+"""API users and bearer tokens. Tokens are shown once and stored hashed.
+
+A token is ``hub_<id>_<secret>``: ``id`` (public, 12 hex) finds the row, ``secret`` (256
+random bits, URL-safe base64) is checked against ``token_hash`` = SHA-256(secret) in constant
+time. A fast hash is right here: the secret is random, not a password, so there is nothing
+to brute-force that a slow hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.errors import UsageError
+from hub.registry import codes
+from hub.store import records as rec
+from hub.store.tables import agencies, api_users
+
+ROLES = ("agency", "admin", "auditor")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API user (token) or an agency system (TLS client certificate)."""
+
+    name: str
+    role: str
+    agency: str | None = None
+    user_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.name}"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def add_user(engine: AsyncEngine, name: str, role: str, agency: str | None = None,
+                   actor: str = "admin") -> str:
+    """Create a user; returns the token (the only time it exists in clear)."""
+    if role not in ROLES:
+        raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if role == "agency":
+        if not agency:
+            raise UsageError("an agency user needs --agency CODE")
+        agency = codes.check(agency)
+    elif agency:
+        raise UsageError(f"only agency users belong to an agency (role {role} does not take --agency)")
+    if not name.strip():
+        raise UsageError("a user needs a name")
+    uid = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    async with engine.begin() as conn:
+        if agency and not (await conn.execute(sa.select(agencies.c.code).where(agencies.c.code == agency))).first():
+            raise UsageError(f"agency {agency} is not registered; register it first (`hub agency add`)")
+        await conn.execute(api_users.insert().values(
+            id=uid, name=name.strip(), role=role, agency=agency, token_hash=_hash(secret),
+            created_at=rec.utcnow(), created_by=actor))
+        await rec.append(conn, "user.added", actor=actor, details={"user": uid, "name": name, "role": role,
+                                                                   "agency": agency})
+    return f"hub_{uid}_{secret}"
+
+
+async def revoke_user(engine: AsyncEngine, user: str, actor: str = "admin") -> None:
+    async with engine.begin() as conn:
+        res = await conn.execute(api_users.update().where(
+            sa.or_(api_users.c.id == user, api_users.c.name == user), api_users.c.revoked_at.is_(None),
+        ).values(revoked_at=rec.utcnow()))
+        if res.rowcount == 0:
+            raise UsageError(f"no active user {user!r}")
+        await rec.append(conn, "user.revoked", actor=actor, details={"user": user, "count": res.rowcount})
+
+
+async def list_users(engine: AsyncEngine) -> list[dict]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(
+            api_users.c.id, api_users.c.name, api_users.c.role, api_users.c.agency, api_users.c.created_at,
+            api_users.c.created_by, api_users.c.revoked_at, api_users.c.last_used_at,
+        ).order_by(api_users.c.created_at))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def authenticate(engine: AsyncEngine, token: str) -> Principal | None:
+    """The principal behind a bearer token, or None (unknown, malformed or revoked)."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "hub" or not parts[1] or not parts[2]:
+        return None
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(api_users).where(api_users.c.id == parts[1]))).mappings().first()
+    if row is None or row["revoked_at"] is not None:
+        return None
+    if not hmac.compare_digest(row["token_hash"], _hash(parts[2])):
+        return None
+    return Principal(row["name"], row["role"], row["agency"], row["id"])
