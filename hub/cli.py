@@ -249,6 +249,43 @@ async def cmd_check(args, settings: Settings) -> int:
     return 1 if refused else 0
 
 
+# --- users --------------------------------------------------------------------------------
+
+async def cmd_user_add(args, settings: Settings) -> int:
+    from hub.api.users import add_user
+    from hub.context import open_engine
+
+    async with open_engine(settings) as engine:
+        token = await add_user(engine, args.name, args.role, args.agency, actor="cli")
+    _out(f"user {args.name!r} ({args.role}{' of ' + args.agency if args.agency else ''}) created.")
+    _out("token (shown once, stored hashed; give it to the user over a safe channel):")
+    _out(token)
+    return 0
+
+
+async def cmd_user_revoke(args, settings: Settings) -> int:
+    from hub.api.users import revoke_user
+    from hub.context import open_engine
+
+    async with open_engine(settings) as engine:
+        await revoke_user(engine, args.user, actor="cli")
+    _out(f"revoked {args.user}: its token no longer works")
+    return 0
+
+
+async def cmd_user_list(args, settings: Settings) -> int:
+    from hub.api.users import list_users
+    from hub.context import open_engine
+
+    async with open_engine(settings) as engine:
+        rows = await list_users(engine)
+    _out(f"{'ID':<14} {'NAME':<24} {'ROLE':<8} {'AGENCY':<14} {'STATE':<8} LAST USED")
+    for r in rows:
+        state = "revoked" if r["revoked_at"] else "active"
+        _out(f"{r['id']:<14} {r['name']:<24} {r['role']:<8} {r['agency'] or '-':<14} {state:<8} {r['last_used_at'] or '-'}")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--at", help="validate certificates at this ISO time instead of now")
     x.add_argument("--explain", action="store_true", help="list every schema error (slower)")
     x.set_defaults(func=cmd_check)
+
+    us = sub.add_parser("user", help="API users and their bearer tokens").add_subparsers(dest="sub", required=True)
+    x = us.add_parser("add", help="create a user; prints its token once")
+    x.add_argument("name")
+    x.add_argument("--role", required=True, choices=["agency", "admin", "auditor"])
+    x.add_argument("--agency", metavar="CODE", help="for role agency: the agency it acts for")
+    x.set_defaults(func=cmd_user_add)
+    x = us.add_parser("revoke", help="revoke a user's token (by id or name)")
+    x.add_argument("user")
+    x.set_defaults(func=cmd_user_revoke)
+    x = us.add_parser("list", help="list users (never their tokens)")
+    x.set_defaults(func=cmd_user_list)
 
     _add_later_commands(sub)
     return p

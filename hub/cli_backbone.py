@@ -34,7 +34,16 @@ async def cmd_serve(args, settings: Settings) -> int:
         print("note: HUB_AMQP_URL is unset, so the hub runs an embedded in-process broker that only "
               "adapters inside this process can reach (use `hub demo`, or set HUB_AMQP_URL to RabbitMQ)",
               file=sys.stderr)
-    await serve(settings, _stop_event(), workers=args.workers)
+    ssl_context = None
+    if args.tls_cert:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            ssl_context.load_verify_locations(args.tls_client_ca)
+            ssl_context.verify_mode = ssl.CERT_OPTIONAL  # agencies may use a client certificate or a token
+    await serve(settings, _stop_event(), workers=args.workers, host=args.host, port=args.port, ssl_context=ssl_context)
     return 0
 
 
@@ -138,7 +147,11 @@ async def cmd_bench(args, settings: Settings) -> int:
 def register(sub) -> None:
     x = sub.add_parser("serve", help="run the hub workers until SIGTERM/Ctrl-C")
     x.add_argument("--workers", type=int, default=1)
-    x.add_argument("--port", type=int, default=8080, help="HTTP port (API, when available)")
+    x.add_argument("--port", type=int, default=8080, help="HTTP port of the API")
+    x.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    x.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    x.add_argument("--tls-key", help="its private key (PEM)")
+    x.add_argument("--tls-client-ca", help="accept agency TLS client certificates issued by this CA (pinned in the registry)")
     x.set_defaults(func=cmd_serve)
 
     x = sub.add_parser("demo", help="PKI, 3 agencies, the hub and their adapters, and realistic traffic")

@@ -28,6 +28,7 @@ class Hub:
     identity: Identity
     workers: list[Worker] = field(default_factory=list)
     broker: object | None = None  # the embedded broker, when HUB_AMQP_URL is unset
+    keeper: object | None = None  # the dead-letter keeper
 
     async def connect_adapter(self, user: str, url: str | None = None) -> Backbone:
         """A backbone connection for an adapter: the embedded broker, or RabbitMQ at ``url``."""
@@ -56,8 +57,14 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
             w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size)
             await w.start()
             hub.workers.append(w)
+        from hub.pipeline.deadletters import DeadLetterKeeper
+
+        hub.keeper = DeadLetterKeeper(engine, hub_bb)
+        await hub.keeper.start()
         yield hub
     finally:
+        if hub.keeper is not None:
+            await hub.keeper.stop()
         for w in hub.workers:
             await w.stop()
         for w in hub.workers[1:]:
@@ -66,12 +73,29 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
         await engine.dispose()
 
 
-async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1) -> None:
+@asynccontextmanager
+async def running_api(hub: Hub, host: str = "127.0.0.1", port: int = 8080, ssl_context=None):
+    """The HTTP API beside the workers, sharing their engine and broker connection."""
+    from hub.api.app import ApiState, create_app, start_site
+
+    state = ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub)
+    app = create_app(state)
+    runner = await start_site(app, host, port, ssl_context)
+    try:
+        yield app, runner
+    finally:
+        await runner.cleanup()
+
+
+async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, host: str = "127.0.0.1",
+                port: int = 8080, ssl_context=None) -> None:
     """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
-    async with running_hub(settings, workers=workers) as hub:
+    async with running_hub(settings, workers=workers) as hub, running_api(hub, host, port, ssl_context):
         where = settings.amqp_url.split("@")[-1] if settings.amqp_url else "embedded in-process broker"
+        scheme = "https" if ssl_context else "http"
         print(f"hub {settings.hub_organ_id}: {workers} worker(s) on {where}; database "
-              f"{settings.database_url.split('@')[-1]}; Ctrl-C to stop", flush=True)
+              f"{settings.database_url.split('@')[-1]}; API {scheme}://{host}:{port}/api/v1/openapi.json; "
+              "Ctrl-C to stop", flush=True)
         await stop.wait()
         print("stopping: finishing in-flight packages…", flush=True)
     s = _total(hub)

@@ -60,6 +60,17 @@ class Stats:
     by_reason: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
+    check_hist: dict = field(default_factory=lambda: {
+        "bounds": [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, float("inf")],
+        "counts": [0] * 10, "sum": 0.0})
+
+    def observe_check(self, seconds: float) -> None:
+        h = self.check_hist
+        h["sum"] += seconds
+        for i, b in enumerate(h["bounds"]):
+            if seconds <= b:
+                h["counts"][i] += 1
+                break
 
 
 @dataclass
@@ -213,6 +224,8 @@ class Worker:
                 t0 = time.perf_counter()
                 verdicts = await self.runner.check_many([(m.message.body, self.adapter_user(m.message)) for m in batch])
                 self.stats.seconds["check"] += time.perf_counter() - t0
+                for v in verdicts:
+                    self.stats.observe_check(v.seconds)
             except Exception:  # noqa: BLE001 - a bug or a dead check process: retry later
                 log.exception("checks of a batch of %d failed; requeueing", len(batch))
                 await self._requeue(batch)
@@ -584,14 +597,39 @@ class Worker:
                 return total
 
     async def _sweep_loop(self) -> None:
+        """Housekeeping: follow the maintenance switch (every 2 s), relay stuck outbox rows (every 15 s)."""
+        last_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(15)
+            await asyncio.sleep(2)
             try:
-                n = await self.relay_pending(older_than=30)
-                if n:
-                    log.info("outbox sweeper relayed %d pending message(s)", n)
+                await self.follow_maintenance()
             except Exception as e:  # noqa: BLE001 - retried next round
-                log.warning("outbox sweep failed: %s", e)
+                log.warning("maintenance check failed: %s", e)
+            if time.monotonic() - last_sweep >= 15:
+                last_sweep = time.monotonic()
+                try:
+                    n = await self.relay_pending(older_than=30)
+                    if n:
+                        log.info("outbox sweeper relayed %d pending message(s)", n)
+                except Exception as e:  # noqa: BLE001 - retried next round
+                    log.warning("outbox sweep failed: %s", e)
+
+    async def follow_maintenance(self) -> None:
+        """``stopped``: take nothing from hub.intake (in-flight packages finish); otherwise consume."""
+        from hub.registry.store import read_meta
+
+        async with self.engine.connect() as conn:
+            mode = await read_meta(conn, C.META_MAINTENANCE) or "running"
+        if mode == "stopped" and self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop_deliveries()
+            await self._drain()
+            await consumer.cancel()
+            log.info("maintenance: stopped taking packages from %s", C.QUEUE_INTAKE)
+        elif mode != "stopped" and self._consumer is None and self._tasks:
+            self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message,
+                                                         prefetch=self.settings.prefetch)
+            log.info("maintenance: consuming %s again", C.QUEUE_INTAKE)
 
 
 def _ts(value: datetime) -> float:

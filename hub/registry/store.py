@@ -40,6 +40,15 @@ async def bump_version(conn: AsyncConnection) -> None:
     await conn.execute(stmt)
 
 
+async def read_meta(conn: AsyncConnection, key: str) -> str | None:
+    return (await conn.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == key))).scalar()
+
+
+async def write_meta(conn: AsyncConnection, key: str, value: str) -> None:
+    stmt = _insert(conn, settings_kv).values(key=key, value=value)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+
 async def registry_version(conn: AsyncConnection) -> int:
     v = (await conn.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == VERSION_KEY))).scalar()
     return int(v or 0)

@@ -1,0 +1,147 @@
+"""The aiohttp application: one app for ministries, admins, auditors and operators.
+
+Resources are lifecycle contexts (aiohttp ``cleanup_ctx``) with typed ``AppKey`` state.
+``create_app`` is used by ``hub serve`` (beside the workers, sharing their engine and
+backbone) and by the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from functools import wraps
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.api.errors import error, json_errors
+from hub.api.users import Principal, authenticate
+from hub.backbone.base import Backbone
+from hub.pipeline.checks import CheckContext
+from hub.pki.identity import Identity
+from hub.settings import Settings
+
+
+@dataclass
+class ApiState:
+    """Shared state of one API process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    backbone: Backbone
+    identity: Identity
+    hub: object | None = None  # hub.service.Hub when the workers run in this process
+    started: float = field(default_factory=time.time)
+    _ctx: CheckContext | None = None
+    _ctx_version: int = -1
+    _ctx_checked: float = 0.0
+    _ready: tuple[float, int, dict] | None = None
+    gateway: object | None = None  # hub.api.gateway.Inboxes
+
+    async def check_context(self) -> CheckContext:
+        """The registry/trust snapshot for immediate checks, reloaded when its version changes."""
+        from hub.context import load_check_context
+        from hub.registry.store import registry_version
+
+        now = time.monotonic()
+        if self._ctx is None or now - self._ctx_checked > 2.0:
+            self._ctx_checked = now
+            async with self.engine.connect() as conn:
+                version = await registry_version(conn)
+            if version != self._ctx_version or self._ctx is None:
+                self._ctx = await load_check_context(self.engine, self.settings)
+                self._ctx_version = version
+        return self._ctx
+
+
+STATE = web.AppKey("state", ApiState)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def principal(request: web.Request) -> Principal | None:
+    return request.get(PRINCIPAL)
+
+
+def requires(*roles: str):
+    """Allow only these roles; 401 without credentials, 403 with the wrong ones."""
+
+    def wrap(handler):
+        @wraps(handler)
+        async def inner(request: web.Request):
+            p = principal(request)
+            if p is None:
+                return error(401, "auth.required", "send `Authorization: Bearer <token>` (see `hub user add`)")
+            if p.role not in roles:
+                return error(403, "auth.forbidden", f"role {p.role} may not do this; it needs {' or '.join(roles)}")
+            return await handler(request)
+
+        inner.roles = roles  # the role matrix test reads this
+        return inner
+
+    return wrap
+
+
+@web.middleware
+async def authentication(request: web.Request, handler):
+    state = request.app[STATE]
+    auth = request.headers.get("Authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return error(401, "auth.invalid", "use `Authorization: Bearer <token>`")
+        p = await authenticate(state.engine, token.strip())
+        if p is None:
+            return error(401, "auth.invalid", "the token is unknown or revoked; ask an admin for a new one")
+        request[PRINCIPAL] = p
+    else:
+        p = await _client_certificate(request, state)
+        if p is not None:
+            request[PRINCIPAL] = p
+    return await handler(request)
+
+
+async def _client_certificate(request: web.Request, state: ApiState) -> Principal | None:
+    """An agency system may present a TLS client certificate pinned in the registry."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    import hashlib
+
+    fp = hashlib.sha256(der).hexdigest()
+    ctx = await state.check_context()
+    code = ctx.registry.owner_of_fingerprint(fp)
+    if code is None:
+        return None
+    return Principal(f"tls:{code}", "agency", code)
+
+
+def create_app(state: ApiState) -> web.Application:
+    from hub.api import admin, gateway, health, openapi
+
+    app = web.Application(
+        middlewares=[json_errors, authentication],
+        client_max_size=state.settings.max_package_bytes + 64 * 1024,
+    )
+    app[STATE] = state
+    app.add_routes(health.routes)
+    app.add_routes(gateway.routes)
+    app.add_routes(admin.routes)
+    app.add_routes(openapi.routes)
+    app.cleanup_ctx.append(gateway.inboxes_ctx)
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int, ssl_context=None) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    return runner
+
+
+async def wait_closed(runner: web.AppRunner) -> None:
+    await asyncio.wait_for(runner.cleanup(), 15)

@@ -1,0 +1,159 @@
+"""Operators' endpoints: /healthz (alive), /readyz (dependencies), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from hub import constants as C
+from hub.api.app import STATE
+from hub.backbone.base import inbox_queue
+from hub.store.tables import agency_certs, outbox
+
+routes = web.RouteTableDef()
+READY_CACHE_SECONDS = 3.0
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "uptime_seconds": round(time.time() - request.app[STATE].started, 1)})
+
+
+async def _readiness(state) -> tuple[int, dict]:
+    checks: dict[str, dict] = {}
+
+    async def probe(name: str, coro) -> None:
+        try:
+            detail = await asyncio.wait_for(coro, 3.0)
+            checks[name] = {"ok": True, **(detail or {})}
+        except Exception as e:  # noqa: BLE001 - reported, not raised
+            checks[name] = {"ok": False, "error": str(e) or e.__class__.__name__}
+
+    async def db():
+        async with state.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return {"dialect": state.engine.dialect.name}
+
+    async def broker():
+        return {"intake_depth": await state.backbone.depth(C.QUEUE_INTAKE)}
+
+    async def identity():
+        cert = state.identity.cert
+        now = datetime.now(timezone.utc)
+        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+            raise ValueError(f"the hub certificate is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} "
+                             f"to {cert.not_valid_after_utc:%Y-%m-%d})")
+        if cert.public_key().public_numbers() != state.identity.key.public_key().public_numbers():
+            raise ValueError("the hub key does not match its certificate")
+        return {"organ_id": state.identity.organ_id, "days_to_expiry": (cert.not_valid_after_utc - now).days}
+
+    await asyncio.gather(probe("database", db()), probe("rabbitmq", broker()), probe("hub_identity", identity()))
+    ok = all(c["ok"] for c in checks.values())
+    return (200 if ok else 503), {"status": "ready" if ok else "not ready", "checks": checks}
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    now = time.monotonic()
+    if state._ready is None or now - state._ready[0] > READY_CACHE_SECONDS:
+        status, body = await _readiness(state)
+        state._ready = (now, status, body)
+    _, status, body = state._ready
+    return web.json_response(body, status=status)
+
+
+class _HubCollector:
+    """Reads the workers' counters and the broker/database at scrape time."""
+
+    def __init__(self, state, snapshot: dict):
+        self.state = state
+        self.snapshot = snapshot
+
+    def collect(self):
+        s = self.snapshot
+        pk = CounterMetricFamily("hub_packages", "Packages by outcome", labels=["outcome"])
+        for outcome in ("accepted", "refused", "duplicates", "dead"):
+            pk.add_metric([outcome], s.get("stats", {}).get(outcome, 0))
+        yield pk
+        rr = CounterMetricFamily("hub_refusals", "Refusals by reason code", labels=["reason"])
+        for reason, n in sorted(s.get("by_reason", {}).items()):
+            rr.add_metric([reason], n)
+        yield rr
+        dl = CounterMetricFamily("hub_delivered_messages", "Messages published after broker confirm")
+        dl.add_metric([], s.get("stats", {}).get("delivered", 0))
+        yield dl
+        h = HistogramMetricFamily("hub_check_seconds", "Time of the stateless checks per package")
+        buckets = s.get("check_buckets")
+        if buckets:
+            h.add_metric([], buckets["buckets"], buckets["sum"])
+        yield h
+        st = CounterMetricFamily("hub_stage_seconds", "Time spent per worker stage", labels=["stage"])
+        for stage, sec in s.get("seconds", {}).items():
+            st.add_metric([stage], sec)
+        yield st
+        q = GaugeMetricFamily("hub_queue_depth", "Ready messages per queue", labels=["queue"])
+        for name, depth in s.get("queues", {}).items():
+            q.add_metric([name], depth)
+        yield q
+        ob = GaugeMetricFamily("hub_outbox_backlog", "Outbox messages not yet confirmed by the broker")
+        ob.add_metric([], s.get("outbox", 0))
+        yield ob
+        ce = GaugeMetricFamily("hub_certificate_days_to_expiry", "Days until a pinned certificate expires",
+                               labels=["agency", "fingerprint"])
+        for code, fp, days in s.get("certs", []):
+            ce.add_metric([code, fp[:16]], days)
+        yield ce
+
+
+async def _snapshot(state) -> dict:
+    snap: dict = {"stats": {}, "by_reason": {}, "seconds": {}, "queues": {}, "certs": []}
+    hub = state.hub
+    if hub is not None:
+        for w in hub.workers:
+            for k in ("accepted", "refused", "duplicates", "dead", "delivered"):
+                snap["stats"][k] = snap["stats"].get(k, 0) + getattr(w.stats, k)
+            for k, v in w.stats.by_reason.items():
+                snap["by_reason"][k] = snap["by_reason"].get(k, 0) + v
+            for k, v in w.stats.seconds.items():
+                snap["seconds"][k] = snap["seconds"].get(k, 0.0) + v
+        hist = [w.stats.check_hist for w in hub.workers if getattr(w.stats, "check_hist", None)]
+        if hist:
+            bounds = hist[0]["bounds"]
+            counts = [sum(hh["counts"][i] for hh in hist) for i in range(len(bounds))]
+            cum, buckets = 0, []
+            for b, c in zip(bounds, counts):
+                cum += c
+                buckets.append((str(b) if b != float("inf") else "+Inf", cum))
+            snap["check_buckets"] = {"buckets": buckets, "sum": sum(hh["sum"] for hh in hist)}
+    ctx = await state.check_context()
+    names = [C.QUEUE_INTAKE, C.QUEUE_DEAD] + [inbox_queue(a.code, u) for a in ctx.registry.systems() for u in (False, True)]
+    for name in names:
+        try:
+            snap["queues"][name] = await state.backbone.depth(name)
+        except Exception:  # noqa: BLE001 - a queue not declared yet
+            continue
+    now = datetime.now(timezone.utc)
+    async with state.engine.connect() as conn:
+        snap["outbox"] = (await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(
+            outbox.c.sent_at.is_(None)))).scalar()
+        for code, fp, na in (await conn.execute(sa.select(
+                agency_certs.c.code, agency_certs.c.fingerprint, agency_certs.c.not_after)
+                .where(agency_certs.c.retired_at.is_(None)))).all():
+            na = na if na.tzinfo else na.replace(tzinfo=timezone.utc)
+            snap["certs"].append((code, fp, (na - now).days))
+    return snap
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    registry = CollectorRegistry()
+    registry.register(_HubCollector(state, await _snapshot(state)))
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

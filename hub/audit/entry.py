@@ -1,0 +1,200 @@
+"""The canonical bytes of one audit entry: what the Merkle leaf hash covers.
+
+``canonical_entry(...)`` turns a row of the ``records`` table into bytes that any two
+implementations produce identically; ``entry_leaf(...)`` is ``SHA-256(0x00 || those bytes)``,
+the leaf of the transparency log (``hub.audit.merkle``). An auditor re-implementing this in
+another language needs only the rules below.
+
+Value
+    A JSON object with exactly these eleven members (no others, none omitted)::
+
+        "v"            1 (the version of this encoding)
+        "seq"          integer, the record's sequence number
+        "at"           string "YYYY-MM-DDTHH:MM:SS.ffffffZ": the time in UTC, always six
+                       fractional digits, a literal "Z"; the year has four digits.
+                       A datetime without a time zone is taken as UTC.
+        "event"        string
+        "actor", "document_id", "sender", "sha256", "reason", "message"
+                       string, or null when absent
+        "details"      object, or null when absent; its values are objects, arrays,
+                       strings, numbers, true, false or null, nested to any depth
+
+    Strings are carried as they are (no trimming, case folding or Unicode normalisation).
+
+Serialisation (RFC 8785 "JCS", except that integers are exact)
+    * No whitespace at all outside strings.
+    * Object members are sorted by key, comparing keys as sequences of UTF-16 code units
+      (RFC 8785 section 3.2.3). Keys are unique. The top-level order is therefore
+      actor, at, details, document_id, event, message, reason, sender, seq, sha256, v.
+    * Strings: ``"`` and ``\\`` are written ``\\"`` and ``\\\\``; U+0008, U+0009, U+000A,
+      U+000C, U+000D are written ``\\b \\t \\n \\f \\r``; the other characters below U+0020 are
+      written ``\\u00XX`` with lowercase hex; every other character, including U+007F and all
+      non-ASCII, is written literally. Lone surrogates are refused.
+    * Integers: decimal, a leading ``-`` when negative, no leading zeros, no exponent, exact
+      at any magnitude (JCS would round beyond 2^53; within +-2^53 the two agree).
+    * Non-integer numbers (Python floats): finite only, written as ECMAScript's
+      ``Number.prototype.toString`` does (RFC 8785 section 3.2.2.3): the shortest digits
+      that round-trip, ``-0`` as ``0``, integral values without a fraction (``2``, not
+      ``2.0``), exponent form ``1e+21`` / ``1e-7`` only when the decimal exponent is >= 21
+      or < -6. So 2 and 2.0 encode alike, as JSON means them to.
+    * ``true``, ``false``, ``null``.
+    * The whole text is encoded as UTF-8, without a byte order mark.
+
+Example (``seq=1, at=2024-05-01 12:00 UTC, event="accepted"``, everything else null)::
+
+    {"actor":null,"at":"2024-05-01T12:00:00.000000Z","details":null,"document_id":null,
+    "event":"accepted","message":null,"reason":null,"sender":null,"seq":1,"sha256":null,"v":1}
+
+(on one line). Values that JSON cannot carry faithfully (NaN, infinities, non-string keys,
+bytes, datetimes inside ``details``, lone surrogates) raise ``hub.errors.UsageError``
+rather than being coerced, so whatever was hashed is what the database holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from hub.audit.merkle import leaf_hash
+from hub.errors import UsageError
+
+VERSION = 1
+
+_string = json.JSONEncoder(ensure_ascii=False).encode  # JCS string escaping, see module doc
+_TEXT_FIELDS = ("actor", "document_id", "sender", "sha256", "reason", "message")
+
+
+def canonical_entry(
+    seq: int,
+    at: datetime,
+    event: str,
+    actor: str | None,
+    document_id: str | None,
+    sender: str | None,
+    sha256: str | None,
+    reason: str | None,
+    message: str | None,
+    details: dict | None,
+) -> bytes:
+    """The canonical UTF-8 bytes of one audit entry (see the module docstring)."""
+    if type(seq) is bool or not isinstance(seq, int):
+        raise UsageError(f"audit entry seq must be an integer, not {type(seq).__name__}")
+    if not isinstance(event, str):
+        raise UsageError(f"audit entry event must be a string, not {type(event).__name__}")
+    text = {"actor": actor, "document_id": document_id, "sender": sender, "sha256": sha256,
+            "reason": reason, "message": message}
+    for name in _TEXT_FIELDS:
+        value = text[name]
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"audit entry {name} must be a string or None, not {type(value).__name__}")
+    if details is not None and not isinstance(details, Mapping):
+        raise UsageError(f"audit entry details must be a mapping or None, not {type(details).__name__}")
+    body = (
+        '{"actor":' + _nullable(actor)
+        + ',"at":"' + utc_timestamp(at)
+        + '","details":' + ("null" if details is None else _value(details))
+        + ',"document_id":' + _nullable(document_id)
+        + ',"event":' + _string(event)
+        + ',"message":' + _nullable(message)
+        + ',"reason":' + _nullable(reason)
+        + ',"sender":' + _nullable(sender)
+        + ',"seq":' + int.__repr__(seq)
+        + ',"sha256":' + _nullable(sha256)
+        + ',"v":' + str(VERSION) + "}"
+    )
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UsageError("audit entry holds a lone surrogate, which UTF-8 cannot carry") from e
+
+
+def entry_leaf(
+    seq: int,
+    at: datetime,
+    event: str,
+    actor: str | None,
+    document_id: str | None,
+    sender: str | None,
+    sha256: str | None,
+    reason: str | None,
+    message: str | None,
+    details: dict | None,
+) -> bytes:
+    """The Merkle leaf hash of one entry: ``leaf_hash(canonical_entry(...))``."""
+    return leaf_hash(canonical_entry(seq, at, event, actor, document_id, sender, sha256, reason, message, details))
+
+
+def utc_timestamp(at: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC; a naive datetime is taken as UTC already."""
+    if not isinstance(at, datetime):
+        raise UsageError(f"audit entry time must be a datetime, not {type(at).__name__}")
+    utc = at.replace(tzinfo=timezone.utc) if at.utcoffset() is None else at.astimezone(timezone.utc)
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _nullable(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+def _value(value: object) -> str:
+    """JCS text of one JSON value from ``details`` (recursive)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return es_number(value)
+    if isinstance(value, Mapping):
+        items = []
+        for key in value:
+            if not isinstance(key, str):
+                raise UsageError(f"audit entry details keys must be strings, not {type(key).__name__}")
+            items.append((_utf16_key(key), key))
+        items.sort()
+        return "{" + ",".join(_string(key) + ":" + _value(value[key]) for _, key in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_value(item) for item in value) + "]"
+    raise UsageError(f"audit entry details cannot hold a {type(value).__name__} (JSON values only)")
+
+
+def _utf16_key(key: str) -> bytes:
+    try:
+        return key.encode("utf-16-be")  # bytewise order of UTF-16BE = code unit order
+    except UnicodeEncodeError as e:
+        raise UsageError("audit entry details key holds a lone surrogate") from e
+
+
+def es_number(x: float) -> str:
+    """A finite float as ECMAScript ``Number.prototype.toString`` writes it (RFC 8785 3.2.2.3)."""
+    if not math.isfinite(x):
+        raise UsageError(f"audit entry details cannot hold {x!r} (not a finite number)")
+    if x == 0:
+        return "0"  # also -0
+    # Python's repr gives the shortest round-trip digits, as ECMAScript requires; only the
+    # layout differs. Normalise to value = 0.DIGITS x 10^point with no leading/trailing zeros.
+    mantissa, _, exponent = repr(abs(x)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    point = len(whole) + (int(exponent) if exponent else 0)
+    significant = digits.lstrip("0")
+    point -= len(digits) - len(significant)
+    digits = significant.rstrip("0")
+    k, n = len(digits), point
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        text = digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+    return "-" + text if x < 0 else text

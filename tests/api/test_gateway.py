@@ -1,0 +1,113 @@
+"""The ministry gateway end to end: submit over HTTP, receive over HTTP and over AMQP, status back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from urllib.parse import quote
+
+import pytest
+
+from hub.edxml.builder import build_edoc
+from hub.edxml.parser import parse_xml
+from tests.apienv import api_for
+from tests.conftest import G22, H41, H44, attachment, make_edoc
+from tests.hubenv import drain
+
+
+async def _inbox(api, who, n, timeout=20.0):
+    got = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(got) < n:
+        assert loop.time() < deadline, f"only {len(got)} of {n} arrived for {who}: {got}"
+        status, body = await api.call("GET", "/api/v1/inbox", who)
+        assert status == 200, body
+        got += body["packages"]
+        if len(got) < n:
+            await asyncio.sleep(0.2)
+    return got
+
+
+async def test_gateway_submit_receive_status(env):
+    async with env.running(), api_for(env) as api:
+        g = await env.adapter(G22, start=False)  # only to sign with G22's key
+        h44 = await env.adapter(H44)  # H44 receives over AMQP
+        doc = make_edoc(G22, (H41, H44))
+        data = g.sign(build_edoc(doc, [attachment()]))
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=data,
+                                      headers={"Content-Type": "application/xml"})
+        assert status == 202, body
+        assert body["document_id"] == doc.document_id
+        # H41 receives over HTTP, urgent first, then acknowledges
+        [pkg] = await _inbox(api, "h41", 1)
+        assert pkg["document_id"] == doc.document_id and pkg["kind"] == "edoc" and pkg["sender"] == G22
+        assert parse_xml(base64.b64decode(pkg["package"])) is not None
+        status, body = await api.call("POST", "/api/v1/inbox/ack", "h41", json={"ids": [pkg["id"]]})
+        assert status == 200 and body["acknowledged"] == [pkg["id"]]
+        status, body = await api.call("GET", "/api/v1/inbox", "h41")
+        assert body["packages"] == []  # handed over once
+        # H44 receives the same document over AMQP
+        [r] = await drain(h44, 1)
+        assert r.document_id == doc.document_id
+        # H41 answers 01 then 03 through the gateway (the gateway signs: it holds H41's key)
+        keys = env.settings.data_dir / "gateway-keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        env.pki.write(env.pki.ids[H41], keys)
+        path = "/api/v1/documents/" + quote(doc.document_id, safe="")
+        for code in ("01", "03"):
+            status, body = await api.call("POST", path + "/status", "h41", json={"code": code, "reason": "ok"})
+            assert status == 202, body
+        g_in = await env.adapter(G22)
+        got = await drain(g_in, 2)
+        assert [x.package().status_code for x in got] == ["01", "03"]
+        # the sender sees each recipient's history
+        for _ in range(50):
+            status, body = await api.call("GET", path, "g22")
+            h41_hist = [r for r in body["recipients"] if r["code"] == H41][0]["history"]
+            if len(h41_hist) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 200
+        assert [h["code"] for h in h41_hist] == ["01", "03"]
+        assert base64.b64decode(body["package"]) == data  # the exact signed bytes
+        # someone who neither sent nor received it does not see it
+        status, body = await api.call("GET", path, "h44")
+        assert status == 200  # H44 received it
+        env2 = await api.call("GET", "/api/v1/documents/" + quote("000.00.00.G22,2026/01/01,1/X", safe=""), "h41")
+        assert env2[0] == 404
+
+
+async def test_gateway_refuses_at_once_with_reason(env):
+    async with env.running(), api_for(env) as api:
+        g = await env.adapter(G22, start=False)
+        h41 = await env.adapter(H41, start=False)
+        data = g.sign(build_edoc(make_edoc(G22, (H41,)), []))
+        # a package from another agency than the caller
+        status, body = await api.call("POST", "/api/v1/documents", "h41", data=data)
+        assert status == 403 and body["reason"] == "authority.impersonation", body
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=data.replace(b"VPCP", b"VPCX", 1))
+        assert status == 422 and body["reason"] == "signature.digest_mismatch" and body["message"]
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=b"<not xml")
+        assert status == 400 and body["reason"] == "parse.not_xml"
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=b"")
+        assert status == 400
+
+
+async def test_maintenance_refuses_with_503_and_resumes(env):
+    from hub import constants as C
+    from hub.registry.store import write_meta
+
+    async with env.running(), api_for(env) as api:
+        g = await env.adapter(G22, start=False)
+        data = g.sign(build_edoc(make_edoc(G22, (H41,)), []))
+        status, body = await api.call("POST", "/api/v1/admin/maintenance", "admin", json={"action": "stop"})
+        assert status == 200, body
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=data)
+        assert status == 503 and body["reason"] == "hub.maintenance"
+        status, body = await api.call("POST", "/api/v1/admin/maintenance", "admin", json={"action": "resume"})
+        assert status == 200
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=data)
+        assert status == 202, body
+        [pkg] = await _inbox(api, "h41", 1)
+        assert pkg["sender"] == G22
