@@ -25,11 +25,10 @@ def _stop_event() -> asyncio.Event:
 
 
 async def cmd_serve(args, settings: Settings) -> int:
-    import logging
-
+    from hub import logs
     from hub.service import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()
     if settings.amqp_url is None:
         print("note: HUB_AMQP_URL is unset, so the hub runs an embedded in-process broker that only "
               "adapters inside this process can reach (use `hub demo`, or set HUB_AMQP_URL to RabbitMQ)",

@@ -110,6 +110,7 @@ REASONS: dict[str, str] = {
     # operator errors (CLI, registry), exit code 2
     "usage.invalid": "a command argument, file or registry entry is not acceptable",
     "usage.agency_code": "an agency code given to a command is malformed",
+    "usage.not_found": "the named agency, user, dead letter or document does not exist",
     # operational (not package refusals): what the backbone raises
     "authority.forbidden": "the broker user lacks the permission",
     "backbone.unavailable": "the broker is unreachable or the connection closed",

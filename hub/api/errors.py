@@ -41,5 +41,6 @@ async def json_errors(request: web.Request, handler):
         return error(status, e.code, e.message, **({"element": e.element} if e.element else {}))
     except Exception:  # noqa: BLE001 - the one place where anything unexpected becomes a 500
         incident = uuid.uuid4().hex[:12]
-        log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident)
+        log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident,
+                      extra={"incident": incident})
         return error(500, "hub.internal", f"internal error; the operator can find incident {incident} in the logs")

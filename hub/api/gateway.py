@@ -28,7 +28,7 @@ from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.checks import check_package
 from hub.pipeline.refusal import sha256_hex
-from hub.store.records import record_row, utcnow
+from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, gateway_seen, packages, records, settings_kv, status_history
 
 routes = web.RouteTableDef()
@@ -63,10 +63,10 @@ async def submit(request: web.Request) -> web.Response:
     verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, adapter_user=user))
     if not verdict.accepted:
         async with state.engine.begin() as conn:
-            await conn.execute(records.insert().values(**record_row(
+            await append_rows(conn, [record_row(
                 "package.refused", actor=f"gateway:{p.agency}", document_id=verdict.document_id,
                 sender=verdict.sender, sha256=verdict.sha256, reason=verdict.reason, message=verdict.message,
-                details={"size": verdict.size, "stage": verdict.stage, "element": verdict.element, "via": "http"})))
+                details={"size": verdict.size, "stage": verdict.stage, "element": verdict.element, "via": "http"})])
         status = 413 if verdict.reason == "parse.too_large" else _HTTP_FOR_STAGE.get(verdict.stage, 422)
         return error(status, verdict.reason, verdict.message, element=verdict.element, sha256=verdict.sha256)
     await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user,

@@ -52,18 +52,16 @@ rather than being coerced, so whatever was hashed is what the database holds.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from json.encoder import encode_basestring as _string  # the C escaper json.dumps uses: the JCS rules above
 
 from hub.audit.merkle import leaf_hash
 from hub.errors import UsageError
 
 VERSION = 1
-
-_string = json.JSONEncoder(ensure_ascii=False).encode  # JCS string escaping, see module doc
-_TEXT_FIELDS = ("actor", "document_id", "sender", "sha256", "reason", "message")
+_OPTIONAL = ("actor", "document_id", "sender", "sha256", "reason", "message")
 
 
 def canonical_entry(
@@ -83,26 +81,25 @@ def canonical_entry(
         raise UsageError(f"audit entry seq must be an integer, not {type(seq).__name__}")
     if not isinstance(event, str):
         raise UsageError(f"audit entry event must be a string, not {type(event).__name__}")
-    text = {"actor": actor, "document_id": document_id, "sender": sender, "sha256": sha256,
-            "reason": reason, "message": message}
-    for name in _TEXT_FIELDS:
-        value = text[name]
-        if value is not None and not isinstance(value, str):
-            raise UsageError(f"audit entry {name} must be a string or None, not {type(value).__name__}")
+    optional = (actor, document_id, sender, sha256, reason, message)
+    if not all(value is None or isinstance(value, str) for value in optional):
+        name, value = next((n, v) for n, v in zip(_OPTIONAL, optional) if v is not None and not isinstance(v, str))
+        raise UsageError(f"audit entry {name} must be a string or None, not {type(value).__name__}")
     if details is not None and not isinstance(details, Mapping):
         raise UsageError(f"audit entry details must be a mapping or None, not {type(details).__name__}")
+    null = "null"
     body = (
-        '{"actor":' + _nullable(actor)
-        + ',"at":"' + utc_timestamp(at)
-        + '","details":' + ("null" if details is None else _value(details))
-        + ',"document_id":' + _nullable(document_id)
-        + ',"event":' + _string(event)
-        + ',"message":' + _nullable(message)
-        + ',"reason":' + _nullable(reason)
-        + ',"sender":' + _nullable(sender)
-        + ',"seq":' + int.__repr__(seq)
-        + ',"sha256":' + _nullable(sha256)
-        + ',"v":' + str(VERSION) + "}"
+        f'{{"actor":{null if actor is None else _string(actor)}'
+        f',"at":"{utc_timestamp(at)}"'
+        f',"details":{null if details is None else _object(details)}'
+        f',"document_id":{null if document_id is None else _string(document_id)}'
+        f',"event":{_string(event)}'
+        f',"message":{null if message is None else _string(message)}'
+        f',"reason":{null if reason is None else _string(reason)}'
+        f',"sender":{null if sender is None else _string(sender)}'
+        f',"seq":{int.__repr__(seq)}'
+        f',"sha256":{null if sha256 is None else _string(sha256)}'
+        f',"v":{VERSION}}}'
     )
     try:
         return body.encode("utf-8")
@@ -130,16 +127,22 @@ def utc_timestamp(at: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC; a naive datetime is taken as UTC already."""
     if not isinstance(at, datetime):
         raise UsageError(f"audit entry time must be a datetime, not {type(at).__name__}")
-    utc = at.replace(tzinfo=timezone.utc) if at.utcoffset() is None else at.astimezone(timezone.utc)
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def _nullable(value: str | None) -> str:
-    return "null" if value is None else _string(value)
+    if at.utcoffset() is not None:
+        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+    return at.isoformat(timespec="microseconds") + "Z"
 
 
 def _value(value: object) -> str:
     """JCS text of one JSON value from ``details`` (recursive)."""
+    kind = type(value)  # exact-type fast paths first: this runs for every entry of the log
+    if kind is str:
+        return _string(value)
+    if kind is dict:
+        return _object(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is list:
+        return "[" + ",".join([_value(item) for item in value]) + "]"
     if value is None:
         return "null"
     if value is True:
@@ -153,16 +156,22 @@ def _value(value: object) -> str:
     if isinstance(value, float):
         return es_number(value)
     if isinstance(value, Mapping):
-        items = []
-        for key in value:
+        return _object(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join([_value(item) for item in value]) + "]"
+    raise UsageError(f"audit entry details cannot hold a {type(value).__name__} (JSON values only)")
+
+
+def _object(mapping: Mapping) -> str:
+    keys = list(mapping)
+    if all(type(key) is str and key.isascii() for key in keys):
+        keys.sort()  # ASCII: code point order is UTF-16 order
+    else:
+        for key in keys:
             if not isinstance(key, str):
                 raise UsageError(f"audit entry details keys must be strings, not {type(key).__name__}")
-            items.append((_utf16_key(key), key))
-        items.sort()
-        return "{" + ",".join(_string(key) + ":" + _value(value[key]) for _, key in items) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_value(item) for item in value) + "]"
-    raise UsageError(f"audit entry details cannot hold a {type(value).__name__} (JSON values only)")
+        keys.sort(key=_utf16_key)
+    return "{" + ",".join([_string(key) + ":" + _value(mapping[key]) for key in keys]) + "}"
 
 
 def _utf16_key(key: str) -> bytes:

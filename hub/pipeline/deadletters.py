@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import constants as C
 from hub.backbone.base import Backbone, Incoming
 from hub.errors import UsageError
-from hub.store.records import record_row, utcnow
+from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import dead_letters, packages, records
 
 log = logging.getLogger("hub.deadletters")
@@ -131,8 +131,8 @@ async def settle_dead(engine: AsyncEngine, backbone: Backbone, registry, ids: li
                 dead_letters.c.id == dead_id, dead_letters.c.state == "pending").values(
                 state="replayed" if action == "replay" else "discarded", settled_at=utcnow(), settled_by=actor))
             if res.rowcount:
-                await conn.execute(records.insert().values(**record_row(
+                await append_rows(conn, [record_row(
                     f"deadletter.{'replayed' if action == 'replay' else 'discarded'}", actor=actor,
-                    sha256=row["sha256"], reason=row["reason"], details={"dead_letter": dead_id})))
+                    sha256=row["sha256"], reason=row["reason"], details={"dead_letter": dead_id})])
         done.append(dead_id)
     return {"done": done, "skipped": skipped}

@@ -33,7 +33,7 @@ from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
 from hub.registry.store import load_registry, load_trust, registry_version
 from hub.settings import Settings
-from hub.store.records import record_row, utcnow
+from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
 log = logging.getLogger("hub.worker")
@@ -254,7 +254,7 @@ class Worker:
                 if outgoing:
                     await self.backbone.publish_many([o for _, o in outgoing])
                 t3 = time.perf_counter()
-                await self._mark_sent([i for i, _ in outgoing if i is not None])
+                await self._mark_sent(outgoing)
                 t4 = time.perf_counter()
                 for m in batch:
                     await m.ack()
@@ -329,8 +329,7 @@ class Worker:
                 out += [(next(it) if r is not None else None, o) for r, o in w.outbox]
             else:
                 out += [(None, o) for _, o in w.outbox]
-            if w.records:
-                await conn.execute(records.insert(), w.records)
+            await append_rows(conn, w.records)
         return out
 
     async def _flush_packages(self, conn: AsyncConnection, w: _Writes) -> None:
@@ -417,6 +416,8 @@ class Worker:
                                 "type": doc.document_type.type, "priority": doc.priority}),
         ]
         self.stats.accepted += 1
+        log.debug("accepted %s from %s", doc.document_id, doc.sender.organ_id,
+                  extra={"document_id": doc.document_id, "sender": doc.sender.organ_id})
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
                 "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
@@ -528,6 +529,8 @@ class Worker:
         system = registry.agency_for_user(user) if user else None
         self.stats.refused += 1
         self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+        log.info("refused %s from %s: %s", v.document_id or v.sha256[:16], v.sender or user or "?", reason,
+                 extra={"document_id": v.document_id, "sender": v.sender, "reason": reason, "agency": system})
         stage = v.stage if reason == v.reason else "state"
         details = {"size": v.size, "stage": stage, "element": element, "adapter_system": system,
                    "exchange": msg.exchange, "routing_key": msg.routing_key}
@@ -571,11 +574,25 @@ class Worker:
 
     # --- outbox ---------------------------------------------------------------------------
 
-    async def _mark_sent(self, ids: list[int]) -> None:
+    async def _mark_sent(self, sent: list[tuple[int | None, Outgoing]]) -> None:
+        """After the broker confirmed: mark the outbox rows sent and log each delivery."""
+        ids = [i for i, _ in sent if i is not None]
         if not ids:
             return
+        now = utcnow()
+        entries = []
+        for _, o in sent:
+            h = o.headers or {}
+            if o.exchange != C.EXCHANGE_DELIVER:
+                continue
+            event = "refusal.delivered" if h.get(C.H_REASON) else f"{h.get(C.H_KIND, 'package')}.delivered"
+            entries.append(record_row(
+                event, actor=self.hub.organ_id, document_id=h.get(C.H_DOCUMENT_ID), sender=h.get(C.H_SENDER),
+                sha256=h.get(C.H_SHA256), reason=h.get(C.H_REASON), at=now,
+                details={"recipient": h.get(C.H_RECIPIENT), "inbox": o.routing_key}))
         async with self.engine.begin() as conn:
-            await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=utcnow()))
+            await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=now))
+            await append_rows(conn, entries)
 
     async def relay_pending(self, older_than: float = 30.0, limit: int = 1000) -> int:
         """Publish outbox rows left unsent (a worker died between commit and confirm)."""
@@ -590,8 +607,9 @@ class Worker:
             rows = [r for r in rows if _ts(r["created_at"]) <= cutoff]
             if not rows:
                 return total
-            await self.backbone.publish_many([_outgoing_from_row(r) for r in rows])
-            await self._mark_sent([r["id"] for r in rows])
+            outgoing = [(r["id"], _outgoing_from_row(r)) for r in rows]
+            await self.backbone.publish_many([o for _, o in outgoing])
+            await self._mark_sent(outgoing)
             total += len(rows)
             if len(rows) < limit:
                 return total

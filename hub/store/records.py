@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.store.tables import records
 
 
 def utcnow() -> datetime:
@@ -24,5 +23,12 @@ def record_row(event: str, *, actor: str | None = None, document_id: str | None 
 
 
 async def append(conn: AsyncConnection, event: str, **kw: Any) -> None:
-    """Append one record inside the caller's transaction."""
-    await conn.execute(records.insert().values(**record_row(event, **kw)))
+    """Append one audit entry inside the caller's transaction."""
+    await append_rows(conn, [record_row(event, **kw)])
+
+
+async def append_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Append audit entries (``record_row`` dicts) inside the caller's transaction."""
+    from hub.audit.log import append_entries
+
+    await append_entries(conn, rows)

@@ -125,9 +125,9 @@ outbox = sa.Table(
 )
 sa.Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.id)
 
-records = sa.Table(  # every decision, with its reason (the audit log builds on this)
+records = sa.Table(  # the audit log: every decision and change, append-only (hub.audit.log)
     "records", metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
     sa.Column("at", TS, nullable=False),
     sa.Column("event", sa.String(32), nullable=False),
     sa.Column("actor", sa.String(128), nullable=True),
@@ -137,8 +137,21 @@ records = sa.Table(  # every decision, with its reason (the audit log builds on 
     sa.Column("reason", sa.String(64), nullable=True),
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("details", sa.JSON, nullable=True),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),  # hub.audit.entry.entry_leaf, hex
 )
 sa.Index("ix_records_document", records.c.document_id)
+sa.Index("ix_records_sender_at", records.c.sender, records.c.at)
+sa.Index("ix_records_reason", records.c.reason)
+
+checkpoints = sa.Table(  # signed tree heads of the audit log (append-only)
+    "checkpoints", metadata,
+    sa.Column("size", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("root", sa.String(64), nullable=False),  # hex
+    sa.Column("at", TS, nullable=False),
+    sa.Column("key_id", sa.String(8), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # the portable signed note (hub.audit.checkpoint)
+    sa.Column("frontier", sa.Text, nullable=False),  # CompactRange JSON, to resume sealing
+)
 sa.Index("ix_records_event_at", records.c.event, records.c.at)
 
 

@@ -1,0 +1,51 @@
+"""Appending to the audit log: sequence numbers and leaf hashes, in the caller's transaction.
+
+Entries are written in the same transaction as the state they describe. Sequence numbers
+are gapless and assigned under a lock held until commit, so sequence order is commit order:
+the sealer can fold entries 1..N into the Merkle tree knowing none below N will appear later.
+On PostgreSQL the lock is a transaction-scoped advisory lock; on SQLite, the database's own
+single writer lock (taken by a no-op write before reading the last sequence number).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audit.entry import entry_leaf
+from hub.store.tables import records, settings_kv
+
+APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
+
+
+async def _lock(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})"))
+    else:  # SQLite: a write statement takes the database's write lock until commit
+        await conn.execute(settings_kv.update().where(settings_kv.c.key == "audit.lock").values(value="1"))
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Append ``rows`` (``hub.store.records.record_row`` dicts) in order; returns their seqs."""
+    if not rows:
+        return []
+    await _lock(conn)
+    last = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
+    out = []
+    for i, row in enumerate(rows, start=1):
+        seq = last + i
+        at = _utc(row["at"])
+        row = {**row, "seq": seq, "at": at}
+        row["leaf_hash"] = entry_leaf(seq, at, row["event"], row.get("actor"), row.get("document_id"),
+                                      row.get("sender"), row.get("sha256"), row.get("reason"), row.get("message"),
+                                      row.get("details")).hex()
+        out.append(row)
+    await conn.execute(records.insert(), out)
+    return [r["seq"] for r in out]
