@@ -29,6 +29,7 @@ class Hub:
     workers: list[Worker] = field(default_factory=list)
     broker: object | None = None  # the embedded broker, when HUB_AMQP_URL is unset
     keeper: object | None = None  # the dead-letter keeper
+    sealer: object | None = None  # the audit-log sealer
 
     async def connect_adapter(self, user: str, url: str | None = None) -> Backbone:
         """A backbone connection for an adapter: the embedded broker, or RabbitMQ at ``url``."""
@@ -61,8 +62,14 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
 
         hub.keeper = DeadLetterKeeper(engine, hub_bb)
         await hub.keeper.start()
+        from hub.audit.sealer import Sealer
+
+        hub.sealer = Sealer(engine, identity, every_entries=settings.seal_entries, every_seconds=settings.seal_seconds)
+        await hub.sealer.start()
         yield hub
     finally:
+        if hub.sealer is not None:
+            await hub.sealer.stop()
         if hub.keeper is not None:
             await hub.keeper.stop()
         for w in hub.workers:

@@ -55,6 +55,15 @@ class Settings:
     check_processes: int = 1
     """``HUB_CHECK_PROCESSES``: processes for the CPU-bound checks (0 = in the event loop)."""
 
+    seal_entries: int = 1000
+    """``HUB_SEAL_ENTRIES``: sign an audit checkpoint after this many new entries..."""
+
+    seal_seconds: float = 10.0
+    """``HUB_SEAL_SECONDS``: ...or after this many seconds, whichever comes first."""
+
+    audit: bool = True
+    """``HUB_AUDIT``: ``off`` skips audit entries entirely — only to measure their cost (`hub bench`)."""
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -73,6 +82,9 @@ class Settings:
             management_url=env.get("HUB_AMQP_MANAGEMENT_URL") or None,
             prefetch=int(env.get("HUB_PREFETCH") or 256),
             check_processes=int(env.get("HUB_CHECK_PROCESSES") or 1),
+            seal_entries=int(env.get("HUB_SEAL_ENTRIES") or 1000),
+            seal_seconds=float(env.get("HUB_SEAL_SECONDS") or 10.0),
+            audit=_bool(env.get("HUB_AUDIT"), True),
         )
         return replace(s, **overrides) if overrides else s
 

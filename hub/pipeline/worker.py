@@ -329,7 +329,8 @@ class Worker:
                 out += [(next(it) if r is not None else None, o) for r, o in w.outbox]
             else:
                 out += [(None, o) for _, o in w.outbox]
-            await append_rows(conn, w.records)
+            if self.settings.audit:
+                await append_rows(conn, w.records)
         return out
 
     async def _flush_packages(self, conn: AsyncConnection, w: _Writes) -> None:
@@ -592,7 +593,8 @@ class Worker:
                 details={"recipient": h.get(C.H_RECIPIENT), "inbox": o.routing_key}))
         async with self.engine.begin() as conn:
             await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=now))
-            await append_rows(conn, entries)
+            if self.settings.audit:
+                await append_rows(conn, entries)
 
     async def relay_pending(self, older_than: float = 30.0, limit: int = 1000) -> int:
         """Publish outbox rows left unsent (a worker died between commit and confirm)."""

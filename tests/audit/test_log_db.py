@@ -1,0 +1,148 @@
+"""The audit log in the database: append-only, sealed, and every kind of tampering detected
+and located — on SQLite (embedded default) and real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from hub.audit import checkpoint as cp
+from hub.audit.sealer import seal
+from hub.audit.verify import verify_log
+from hub.pki import devpki
+from hub.pki.identity import Identity
+from hub.store.engine import make_engine, migrate
+from hub.store.records import append_rows, record_row
+from hub.store.tables import checkpoints, records
+from tests.conftest import HUB
+
+
+@pytest.fixture
+async def engine(db_url):
+    e = make_engine(db_url)
+    await migrate(e)
+    yield e
+    await e.dispose()
+
+
+@pytest.fixture
+def hub_id(pki):
+    return Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert)
+
+
+async def fill(engine, n: int, start: int = 0) -> None:
+    async with engine.begin() as conn:
+        await append_rows(conn, [record_row(
+            "package.accepted", actor="000.00.00.G22", document_id=f"000.00.00.G22,2026/11/27,{start + i}/VPCP",
+            sender="000.00.00.G22", sha256=f"{start + i:064x}", details={"recipients": [["000.00.00.H41", "000.00.00.H41"]],
+                                                                       "n": start + i, "vi": "Văn bản"})
+            for i in range(n)])
+
+
+async def tamper(engine, sql: str) -> None:
+    """What an operator with database access could do, bypassing the append-only triggers."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        else:
+            for t in ("records_no_update", "records_no_delete", "checkpoints_no_update", "checkpoints_no_delete"):
+                await conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {t}"))
+        for stmt in sql.split(";"):
+            if stmt.strip():
+                await conn.execute(sa.text(stmt))
+
+
+async def test_sealed_log_verifies(engine, hub_id):
+    await fill(engine, 30)
+    c1 = await seal(engine, hub_id)
+    assert c1.size == 30 and c1.verify(hub_id.cert)
+    assert await seal(engine, hub_id) is None  # nothing new
+    await fill(engine, 12, start=30)
+    c2 = await seal(engine, hub_id)
+    assert c2.size == 42
+    rep = await verify_log(engine, hub_id.cert)
+    assert rep.ok, rep.problems
+    assert (rep.entries, rep.checkpoints) == (42, 2)
+
+
+async def test_append_only_triggers(engine):
+    await fill(engine, 3)
+    for stmt in ("UPDATE records SET message = 'x' WHERE seq = 2", "DELETE FROM records WHERE seq = 2"):
+        with pytest.raises((DBAPIError, IntegrityError)) as e:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(stmt))
+        assert "append-only" in str(e.value)
+
+
+async def test_one_byte_changed_is_located(engine, hub_id):
+    await fill(engine, 20)
+    await seal(engine, hub_id)
+    await tamper(engine, "UPDATE records SET document_id = '000.00.00.G22,2026/11/27,7/VPCX' WHERE seq = 8")
+    rep = await verify_log(engine, hub_id.cert)
+    assert not rep.ok and rep.first_bad_entry == 8
+    assert "entry 8" in rep.problems[0] and "changed after it was written" in rep.problems[0]
+
+
+async def test_changed_row_with_recomputed_leaf_is_caught_by_the_checkpoint(engine, hub_id):
+    from hub.audit.entry import entry_leaf
+
+    await fill(engine, 20)
+    await seal(engine, hub_id)
+    async with engine.connect() as conn:
+        r = (await conn.execute(sa.select(records).where(records.c.seq == 5))).mappings().one()
+    leaf = entry_leaf(5, r["at"], r["event"], "someone else", r["document_id"], r["sender"], r["sha256"], r["reason"],
+                      r["message"], r["details"]).hex()
+    await tamper(engine, f"UPDATE records SET actor = 'someone else', leaf_hash = '{leaf}' WHERE seq = 5")
+    rep = await verify_log(engine, hub_id.cert)
+    assert not rep.ok and rep.first_bad_entry is None and rep.first_bad_checkpoint == 20
+
+
+async def test_deleted_row_is_located(engine, hub_id):
+    await fill(engine, 20)
+    await seal(engine, hub_id)
+    await tamper(engine, "DELETE FROM records WHERE seq = 13")
+    rep = await verify_log(engine, hub_id.cert)
+    assert not rep.ok and rep.first_bad_entry == 13 and "entry 13 is missing" in rep.problems[0]
+    assert rep.first_bad_checkpoint == 20
+
+
+async def test_swapped_rows_are_located(engine, hub_id):
+    await fill(engine, 20)
+    await seal(engine, hub_id)
+    # swap the contents (and stored leaf hashes) of entries 3 and 4
+    await tamper(engine, "UPDATE records SET seq = -3 WHERE seq = 3; UPDATE records SET seq = 3 WHERE seq = 4; "
+                         "UPDATE records SET seq = 4 WHERE seq = -3")
+    rep = await verify_log(engine, hub_id.cert)
+    assert not rep.ok and rep.first_bad_entry == 3
+
+
+async def test_forged_checkpoint_is_located(engine, hub_id, pki):
+    await fill(engine, 10)
+    await seal(engine, hub_id)
+    await fill(engine, 5, start=10)
+    other_cert, other_key = devpki.issue(pki.ca_cert, pki.ca_key, "not the hub")
+    forged = cp.sign(other_key, origin=f"{HUB}/audit", size=15, root=b"\x11" * 32, at=datetime.now(timezone.utc),
+                     key_id=cp.key_id_for(hub_id.cert))  # claims the hub's key id
+    async with engine.begin() as conn:
+        await conn.execute(checkpoints.insert().values(size=15, root=forged.root.hex(), at=forged.at, key_id=forged.key_id,
+                                                       text=forged.to_text(), frontier='{"size":0,"peaks":[]}'))
+    rep = await verify_log(engine, hub_id.cert)
+    assert not rep.ok and rep.first_bad_checkpoint == 15 and rep.first_bad_entry is None
+    assert any("signature does not verify" in p for p in rep.problems)
+
+
+async def test_only_one_sealer_and_appends_never_wait(engine, hub_id):
+    await fill(engine, 50)
+    results = await asyncio.gather(*(seal(engine, hub_id) for _ in range(4)), return_exceptions=True)
+    sealed = [r for r in results if isinstance(r, cp.Checkpoint)]
+    errors = [r for r in results if isinstance(r, Exception) and not isinstance(r, IntegrityError)]
+    assert len(sealed) >= 1 and not errors, results
+    async with engine.connect() as conn:
+        sizes = [s for (s,) in (await conn.execute(sa.select(checkpoints.c.size))).all()]
+    assert sizes == [50]
+    rep = await verify_log(engine, hub_id.cert)
+    assert rep.ok, rep.problems
