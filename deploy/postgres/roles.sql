@@ -1,0 +1,34 @@
+-- PostgreSQL roles for the hub. Run as the database owner after `hub` has migrated the schema
+-- (the migrations run as the owner; the hub's runtime role only reads and writes rows).
+--
+--   psql -d hub -v hub_role=hub_app -v hub_password="'…'" -f deploy/postgres/roles.sql
+--
+-- The audit log (records) and its signed checkpoints are append-only twice over: the role
+-- may only INSERT and SELECT them, and triggers (migration 0003) refuse UPDATE, DELETE and
+-- TRUNCATE even for roles that could.
+
+\if :{?hub_role}
+\else
+  \set hub_role hub_app
+\endif
+
+SELECT format('CREATE ROLE %I LOGIN', :'hub_role')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'hub_role') \gexec
+\if :{?hub_password}
+  SELECT format('ALTER ROLE %I PASSWORD %L', :'hub_role', :hub_password) \gexec
+\endif
+
+SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'hub_role') \gexec
+SELECT format('GRANT USAGE ON SCHEMA public TO %I', :'hub_role') \gexec
+SELECT format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', :'hub_role') \gexec
+
+-- working state: read and write rows (never the schema)
+SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role')
+  FROM unnest(ARRAY['agencies', 'agency_certs', 'trust_anchors', 'crls', 'hub_meta', 'packages', 'documents',
+                    'deliveries', 'status_history', 'outbox', 'api_users', 'dead_letters', 'gateway_seen']) AS t \gexec
+
+-- the audit log and its checkpoints: INSERT and SELECT only
+SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
+  FROM unnest(ARRAY['records', 'checkpoints']) AS t \gexec
+SELECT format('GRANT SELECT ON alembic_version TO %I', :'hub_role') \gexec
+SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', :'hub_role') \gexec

@@ -1,0 +1,46 @@
+"""deploy/postgres/roles.sql: the hub's runtime role may append to the audit log, never rewrite it."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from hub.store.engine import make_engine, migrate
+from hub.store.records import append_rows, record_row
+
+ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql"
+pytestmark = pytest.mark.postgres
+
+
+async def test_runtime_role_appends_but_cannot_rewrite(pg_url):
+    owner = make_engine(pg_url)
+    await migrate(owner)
+    await owner.dispose()
+    role = f"hub_app_{uuid.uuid4().hex[:8]}"
+    dbname = pg_url.rsplit("/", 1)[1]
+    p = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", dbname, "-v", "ON_ERROR_STOP=1",
+                        "-v", f"hub_role={role}", "-f", str(ROLES_SQL)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    app = make_engine(pg_url.replace("postgres@", f"{role}@"))
+    try:
+        async with app.begin() as conn:
+            await append_rows(conn, [record_row("test.appended", actor="role test")])
+            assert (await conn.execute(sa.text("SELECT count(*) FROM records"))).scalar() == 1
+        for stmt in ("UPDATE records SET actor = 'x'", "DELETE FROM records", "TRUNCATE records",
+                     "UPDATE checkpoints SET root = 'x'", "DROP TABLE records"):
+            with pytest.raises(DBAPIError) as e:
+                async with app.begin() as conn:
+                    await conn.execute(sa.text(stmt))
+            assert "permission denied" in str(e.value) or "must be owner" in str(e.value), stmt
+    finally:
+        await app.dispose()
+        admin = make_engine(pg_url)
+        async with admin.begin() as conn:
+            await conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            await conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        await admin.dispose()
