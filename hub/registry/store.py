@@ -202,7 +202,7 @@ async def list_agencies(engine: AsyncEngine, search: str | None = None, limit: i
     q = sa.select(agencies)
     if search:
         like = f"%{search}%"
-        q = q.where(sa.or_(agencies.c.code.like(like), agencies.c.name.like(like)))
+        q = q.where(sa.or_(agencies.c.code.ilike(like), agencies.c.name.ilike(like)))
     if connected_only:
         q = q.where(agencies.c.connected.is_(True))
     async with engine.connect() as conn:
