@@ -661,6 +661,15 @@ async def queues(request: web.Request) -> web.Response:
     source = "management"
     if found is None:
         found, source = await _passive(state.backbone, names), "passive"
+    else:
+        # a queue the management API has not collected stats for yet (just declared): count it directly
+        gaps = [q["name"] for q in found if q["exists"] and (q["depth"] is None or q["consumers"] is None)]
+        if gaps:
+            counted = {q["name"]: q for q in await _passive(state.backbone, gaps)}
+            for q in found:
+                if q["name"] in counted and counted[q["name"]]["exists"]:
+                    q["depth"] = counted[q["name"]]["depth"] if q["depth"] is None else q["depth"]
+                    q["consumers"] = counted[q["name"]]["consumers"] if q["consumers"] is None else q["consumers"]
     return web.json_response({"source": source, "queues": found})
 
 
@@ -842,13 +851,15 @@ async def users_add(request: web.Request) -> web.Response:
 @requires(*WRITE)
 async def users_revoke(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    uid = request.match_info["id"]
+    uid = _text(request.match_info["id"], "id", max_len=64)
     async with state.engine.connect() as conn:
         row = (await conn.execute(sa.select(api_users).where(api_users.c.id == uid))).mappings().first()
     if row is None:
         raise web.HTTPNotFound(text=f"no user {uid}")
     if row["revoked_at"] is not None:
         raise ConflictError(f"user {uid} is already revoked")
+    if uid == principal(request).user_id:
+        raise ConflictError("you cannot revoke your own token (ask another admin, or use `hub user revoke`)")
     await revoke_user(state.engine, uid, actor=_actor(request))
     async with state.engine.connect() as conn:
         row = (await conn.execute(sa.select(api_users).where(api_users.c.id == uid))).mappings().first()
@@ -882,7 +893,7 @@ async def maintenance_set(request: web.Request) -> web.Response:
     body = await _json(request)
     _only(body, ("action",))
     action = body.get("action")
-    if action not in MAINTENANCE:
+    if not isinstance(action, str) or action not in MAINTENANCE:
         raise _bad("action", f"must be one of {', '.join(MAINTENANCE)}")
     async with state.engine.begin() as conn:
         before = await read_meta(conn, C.META_MAINTENANCE) or "running"

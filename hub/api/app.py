@@ -85,6 +85,8 @@ def requires(*roles: str):
 @web.middleware
 async def authentication(request: web.Request, handler):
     state = request.app[STATE]
+    if "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path:
+        return error(400, "http.bad_request", "NUL characters are not allowed in paths or query parameters")
     auth = request.headers.get("Authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")

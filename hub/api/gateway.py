@@ -207,9 +207,18 @@ async def inbox_ack(request: web.Request) -> web.Response:
 
 # --- documents ----------------------------------------------------------------------------
 
+def iso_utc(value) -> str:
+    """ISO 8601 with the UTC offset (SQLite hands back naive datetimes; they are UTC)."""
+    from datetime import timezone
+
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+
+
 async def _json(request: web.Request) -> dict:
     try:
         body = await request.json()
+    except web.HTTPException:
+        raise  # e.g. 413: the body is over the size limit
     except Exception:  # noqa: BLE001 - any decoding problem is the caller's
         raise UsageError("the request body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -259,11 +268,11 @@ async def get_document(request: web.Request) -> web.Response:
     for h in hist:
         by_delivery.setdefault(h["delivery"], []).append({
             "code": h["status_code"], "name": C.STATUS_NAMES.get(h["status_code"], ""), "by": h["actor"],
-            "description": h["description"], "at": h["at"].isoformat()})
+            "description": h["description"], "at": iso_utc(h["at"])})
     return web.json_response({
         "document_id": doc["document_id"], "sender": doc["sender"], "sha256": doc["sha256"],
         "type": doc["doc_type"], "priority": doc["priority"], "subject": doc["subject"],
-        "received_at": doc["received_at"].isoformat(), "legacy_sha1": doc["legacy_sha1"],
+        "received_at": iso_utc(doc["received_at"]), "legacy_sha1": doc["legacy_sha1"],
         "recipients": [{"code": d["recipient"], "system": d["system"], "status": d["status"],
                         "history": by_delivery.get(d["id"], [])} for d in dels],
         "package": base64.b64encode(data or b"").decode("ascii"),

@@ -233,7 +233,11 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
     result = ImportResult()
     rows: dict[str, dict] = {}
     now = rec.utcnow()
-    for lineno, raw in enumerate(reader, start=2):
+    for raw in reader:
+        lineno = reader.line_num
+        if None in raw:  # DictReader puts surplus fields under the key None
+            result.errors.append((lineno, f"{len(raw[None])} more field(s) than the header has"))
+            continue
         r = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         code = r.get("code", "")
         if not codes.is_valid(code):

@@ -130,3 +130,10 @@ def test_json_log_lines_carry_the_document_id():
     line = json.loads(JsonFormatter().format(rec))
     assert line["document_id"] == "000.00.00.G22,2026/11/27,1/VPCP" and line["reason"] == "schema.invalid"
     assert line["level"] == "info" and line["message"] == "refused X"
+
+
+async def test_nul_characters_are_refused_not_a_server_error(env):
+    async with env.running(), api_for(env) as api:
+        for path in ("/api/v1/documents/a%00b", "/api/v1/documents/abc?sender=a%00", "/api/v1/audit/entries?document_id=a%00"):
+            status, body = await api.call("GET", path, "admin")
+            assert status == 400 and body["reason"] == "http.bad_request", (path, body)

@@ -105,3 +105,9 @@ async def test_import_100k_directory(engine, capsys):
     # re-import updates, does not duplicate
     res2 = await import_csv(engine, "code,name\n000.00.00.H01,Tỉnh 1 (đổi tên)\n")
     assert (res2.added, res2.updated) == (0, 1)
+
+
+async def test_import_reports_surplus_fields_and_true_line_numbers(engine):
+    res = await import_csv(engine, "code,name\n\n000.00.00.H01,Tỉnh,extra\n000.00.00.H02,Tỉnh 2\n")
+    assert res.added == 1
+    assert res.errors == [(3, "1 more field(s) than the header has")]

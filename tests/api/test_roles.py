@@ -1,0 +1,241 @@
+"""The role matrix: every route of the app × every kind of caller → the expected status.
+
+One table, one row per route (method, path template). The test first checks that the table
+lists exactly the app's routes, so a new endpoint without a row fails here. Callers:
+
+- ``none``: no credentials; ``revoked``: a revoked token (of agency G22)
+- ``g22``: an agency acting on its own resources; ``h41``: another agency (for agency-scoped
+  resources, a document only G22 and H44 exchanged)
+- ``admin``, ``auditor``
+
+Runs on the embedded broker + SQLite only (it is about the API's rules, not the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from hub.api.app import ApiState, create_app
+from hub.api.users import add_user
+from hub.edxml.builder import build_edoc
+from hub.pki import devpki
+from hub.registry.store import add_agency
+from hub.store.engine import make_engine
+from hub.store.tables import dead_letters
+from tests.apienv import api_for
+from tests.conftest import G22, H41, H44, make_edoc
+from tests.hubenv import _make_env, _teardown
+
+WHO = ("none", "revoked", "g22", "h41", "admin", "auditor")
+PUBLIC = dict(none=200, revoked=401, g22=200, h41=200, admin=200, auditor=200)  # a bad token is refused anywhere
+READ = dict(none=401, revoked=401, g22=403, h41=403, admin=200, auditor=200)  # admin GETs
+
+
+def write(ok: int) -> dict:  # admin writes
+    return dict(none=401, revoked=401, g22=403, h41=403, admin=ok, auditor=403)
+
+
+@dataclass
+class Row:
+    method: str
+    template: str  # as the router names it
+    path: str  # concrete, formatted with the fixture's ids
+    expect: dict[str, int]
+    kw: dict = field(default_factory=dict)
+
+
+H50, H51, H52, H60 = "000.00.00.H50", "000.00.00.H51", "000.00.00.H52", "000.00.00.H60"
+
+
+def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
+    xml = {"Content-Type": "application/xml"}
+    return [
+        # operations (public)
+        Row("GET", "/healthz", "/healthz", PUBLIC),
+        Row("GET", "/readyz", "/readyz", PUBLIC),
+        Row("GET", "/metrics", "/metrics", PUBLIC),
+        Row("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", PUBLIC),
+        # gateway (agencies)
+        Row("POST", "/api/v1/documents", "/api/v1/documents",
+            dict(none=401, revoked=401, g22=202, h41=403, admin=403, auditor=403),  # h41: G22's package
+            {"data": "{package}", "headers": xml}),
+        Row("GET", "/api/v1/inbox", "/api/v1/inbox",
+            dict(none=401, revoked=401, g22=200, h41=200, admin=403, auditor=403)),
+        Row("POST", "/api/v1/inbox/ack", "/api/v1/inbox/ack",
+            dict(none=401, revoked=401, g22=200, h41=200, admin=403, auditor=403), {"json": {"ids": []}}),
+        Row("GET", "/api/v1/documents/{id}", "/api/v1/documents/{doc}",
+            dict(none=401, revoked=401, g22=200, h41=404, admin=200, auditor=200)),
+        Row("POST", "/api/v1/documents/{id}/status", "/api/v1/documents/{doc}/status",
+            dict(none=401, revoked=401, g22=202, h41=404, admin=403, auditor=403), {"json": {"code": "01"}}),
+        # admin: agencies
+        Row("GET", "/api/v1/admin/agencies", "/api/v1/admin/agencies?search=H4", READ),
+        Row("POST", "/api/v1/admin/agencies", "/api/v1/admin/agencies", write(201),
+            {"json": {"code": H50, "name": "Năm mươi", "accepts": ["1"]}}),
+        Row("POST", "/api/v1/admin/agencies/import", "/api/v1/admin/agencies/import", write(200),
+            {"data": f"code,name\n{H60},Sáu mươi\n".encode(), "headers": {"Content-Type": "text/csv"}}),
+        Row("GET", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{G22}", READ),
+        Row("PATCH", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{H51}", write(200),
+            {"json": {"name": "Năm mốt"}}),
+        Row("POST", "/api/v1/admin/agencies/{code}/retire", f"/api/v1/admin/agencies/{H52}/retire", write(200)),
+        # admin: trust
+        Row("GET", "/api/v1/admin/trust", "/api/v1/admin/trust", READ),
+        Row("POST", "/api/v1/admin/trust/anchors", "/api/v1/admin/trust/anchors", write(201),
+            {"data": pem_ca.encode(), "headers": {"Content-Type": "application/x-pem-file"}}),
+        Row("POST", "/api/v1/admin/trust/crls", "/api/v1/admin/trust/crls", write(201),
+            {"data": pem_crl, "headers": {"Content-Type": "application/x-pem-file"}}),
+        # admin: queues, dead letters
+        Row("GET", "/api/v1/admin/queues", "/api/v1/admin/queues", READ),
+        Row("GET", "/api/v1/admin/dead-letters", "/api/v1/admin/dead-letters?state=all", READ),
+        Row("GET", "/api/v1/admin/dead-letters/{id}", "/api/v1/admin/dead-letters/{dead}", READ),
+        Row("POST", "/api/v1/admin/dead-letters/replay", "/api/v1/admin/dead-letters/replay", write(200),
+            {"json": {"ids": [999999]}}),
+        Row("POST", "/api/v1/admin/dead-letters/discard", "/api/v1/admin/dead-letters/discard", write(200),
+            {"json": {"ids": ["{dead}"]}}),
+        # audit log (auditors and admins)
+        Row("GET", "/api/v1/audit/entries", "/api/v1/audit/entries?event=agency.*", READ),
+        Row("GET", "/api/v1/audit/documents/{id}/trail", "/api/v1/audit/documents/{doc}/trail", READ),
+        Row("GET", "/api/v1/audit/documents/{id}/bundle", "/api/v1/audit/documents/{doc}/bundle", READ),
+        Row("GET", "/api/v1/audit/checkpoints", "/api/v1/audit/checkpoints", READ),
+        Row("GET", "/api/v1/audit/consistency", "/api/v1/audit/consistency?old={checkpoint}&new={checkpoint}", READ),
+        # admin: users, maintenance
+        Row("GET", "/api/v1/admin/users", "/api/v1/admin/users", READ),
+        Row("POST", "/api/v1/admin/users", "/api/v1/admin/users", write(201),
+            {"json": {"name": "second auditor", "role": "auditor"}}),
+        Row("POST", "/api/v1/admin/users/{id}/revoke", "/api/v1/admin/users/{user}/revoke", write(200)),
+        Row("GET", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", READ),
+        Row("POST", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", write(200),
+            {"json": {"action": "resume"}}),
+    ]
+
+
+@pytest.fixture
+async def embedded_env(tmp_path, pki):
+    e = await _make_env("embedded", f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, pki)
+    yield e
+    await _teardown(e)
+
+
+def app_routes(hub) -> set[tuple[str, str]]:
+    """(method, path template) of every API route. Left out: the HEAD twin aiohttp adds to each GET,
+    and the HTML dashboard (hub.web: browser pages with their own login session, tested with it)."""
+    app = create_app(ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub))
+    return {(r.method, r.resource.canonical) for r in app.router.routes()
+            if r.method != "HEAD" and not getattr(r.handler, "__module__", "").startswith("hub.web")}
+
+
+async def call(api, method: str, path: str, who: str | None, **kw) -> tuple[int, object]:
+    """Like ``Api.call``, but a body that is neither JSON nor text (a zip) comes back as bytes."""
+    headers = {**api.headers(who), **kw.pop("headers", {})}
+    async with api.session.request(method, api.base + path, headers=headers, **kw) as r:
+        if "json" in r.headers.get("Content-Type", ""):
+            return r.status, await r.json()
+        return r.status, await r.read()
+
+
+def _fill(value, ids: dict):
+    if isinstance(value, str):
+        if value == "{package}":
+            return ids["package"]
+        if value == "{dead}":
+            return ids["dead"]
+        return value.format(**ids) if "{" in value else value
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    return value
+
+
+async def test_every_route_every_role(embedded_env, pki):
+    env = embedded_env
+    extra_ca, _ = devpki.make_ca("role test extra root")
+    rows = table(devpki.cert_pem(extra_ca).decode(), _crl_pem(pki))
+    async with env.running() as hub, api_for(env) as api:
+        assert {(r.method, r.template) for r in rows} == app_routes(hub), "every route needs a row (and no more)"
+
+        # fixtures: a document only H44 and G22 exchanged (H44 -> G22), the gateway holding G22's key
+        keys = env.settings.data_dir / "gateway-keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        pki.write(pki.ids[G22], keys)
+        h44 = await env.adapter(H44, start=False)
+        doc = make_edoc(H44, (G22,))
+        status, body = await api.call("POST", "/api/v1/documents", "h44", data=h44.sign(build_edoc(doc, [])))
+        assert status == 202, body
+        doc_path = "/api/v1/documents/" + quote(doc.document_id, safe="")
+        for _ in range(100):
+            if (await api.call("GET", doc_path, "g22"))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        g22 = await env.adapter(G22, start=False)
+        package = g22.sign(build_edoc(make_edoc(G22, (H41,)), []))
+        # a dead letter, a user to revoke, agencies to change and retire
+        await hub.backbone.publish("hub.dead", "", b"not a package", headers={"x-hub-reason": "parse.not_xml"})
+        dead = None
+        for _ in range(100):
+            found = await env.scalar(sa.select(dead_letters.c.id))
+            if found:
+                dead = found[0][0]
+                break
+            await asyncio.sleep(0.05)
+        assert dead is not None, "the keeper did not store the dead letter"
+        engine = make_engine(env.settings.database_url)
+        try:
+            user = (await add_user(engine, "to revoke", "auditor", actor="test")).split("_")[1]
+            await add_agency(engine, H51, name="H51", connected=False)
+            await add_agency(engine, H52, name="H52", connected=False)
+        finally:
+            await engine.dispose()
+        # a signed checkpoint (an evidence bundle seals the log through its entries)
+        assert (await call(api, "GET", f"/api/v1/audit/documents/{quote(doc.document_id, safe='')}/bundle",
+                           "auditor"))[0] == 200
+        status, body = await api.call("GET", "/api/v1/audit/checkpoints", "auditor")
+        assert status == 200 and body["checkpoints"], body
+        ids = {"doc": quote(doc.document_id, safe=""), "dead": dead, "user": user, "package": package,
+               "checkpoint": body["checkpoints"][0]["size"]}
+
+        failures = []
+        for row in rows:
+            for who in WHO:
+                kw = _fill(row.kw, ids)
+                status, body = await call(api, row.method, _fill(row.path, ids), None if who == "none" else who, **kw)
+                if status != row.expect[who]:
+                    failures.append(f"{row.method} {row.template} as {who}: {status} (expected {row.expect[who]}) "
+                                    f"{str(body)[:200]}")
+                elif status >= 400:
+                    assert isinstance(body, dict) and body["reason"] and body["message"], (row.template, who, body)
+        assert failures == []
+
+
+def _crl_pem(pki) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return devpki.make_crl(pki.ca_cert, pki.ca_key).public_bytes(serialization.Encoding.PEM)
+
+
+async def test_size_limit_and_errors_are_json(embedded_env):
+    """Bodies over the limit are 413, unknown paths 404, wrong methods 405: always {"reason", "message"}."""
+    env = embedded_env
+    env.settings = replace(env.settings, max_package_bytes=100_000)  # the app takes 64 KiB more than a package
+    big = b"x" * 200_000
+    async with env.running(), api_for(env) as api:
+        for method, path, who, kw in (
+                ("POST", "/api/v1/admin/agencies", "admin", {"data": b'{"code": "' + big + b'"}',
+                                                            "headers": {"Content-Type": "application/json"}}),
+                ("POST", "/api/v1/admin/agencies/import", "admin", {"data": b"code,name\n" + big}),
+                ("POST", "/api/v1/admin/trust/anchors", "admin", {"data": big}),
+                ("POST", "/api/v1/admin/maintenance", "admin", {"data": big}),
+                ("POST", "/api/v1/documents", "g22", {"data": big})):
+            status, body = await call(api, method, path, who, **kw)
+            assert status == 413 and body["reason"] in ("http.too_large", "parse.too_large"), (path, status, body)
+        status, body = await call(api, "GET", "/api/v1/admin/nothing-here", "admin")
+        assert status == 404 and body["reason"] == "http.not_found" and body["message"]
+        status, body = await call(api, "DELETE", "/api/v1/admin/users", "admin")
+        assert status == 405 and body["reason"] == "http.method_not_allowed"
+        status, body = await call(api, "POST", "/api/v1/admin/users", "admin", data=b"\xff\xfe not json")
+        assert status == 400 and body == {"reason": "usage.invalid",
+                                          "message": "the request body must be a JSON object"}
