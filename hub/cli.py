@@ -375,6 +375,8 @@ def _add_later_commands(sub) -> None:
     except ImportError:
         return
     cli_backbone.register(sub)
+    from hub import cli_audit
+    cli_audit.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

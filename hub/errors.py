@@ -107,6 +107,8 @@ REASONS: dict[str, str] = {
     "state.duplicate_conflict": "a different package under an already used DocumentId",
     "state.unknown_document": "ResponseFor names a document the hub does not know",
     "state.invalid_transition": "the status code does not follow from the current status",
+    "state.conflict": "the request conflicts with the current state (already registered, already revoked, ...)",
+    "audit.log_damaged": "the stored audit log no longer matches its leaf hashes or checkpoints: run `hub audit verify`",
     # operator errors (CLI, registry), exit code 2
     "usage.invalid": "a command argument, file or registry entry is not acceptable",
     "usage.agency_code": "an agency code given to a command is malformed",

@@ -87,6 +87,8 @@ documents = sa.Table(
     sa.UniqueConstraint("sender", "document_id", name="uq_documents_sender_docid"),
 )
 
+sa.Index("ix_documents_refers_to", documents.c.refers_to)
+
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),

@@ -1,0 +1,229 @@
+"""How long `hub audit verify` takes on a large log, on real PostgreSQL.
+
+    .venv/bin/python benchmarks/audit_verify.py [--n 1000000] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+
+Creates a throw-away database, migrates it, inserts N realistic audit entries fast (asyncpg
+``copy_records_to_table``; sequence numbers 1..N and leaf hashes computed in Python exactly as
+``hub.audit.log`` does: ``entry_leaf(seq, at, ...)``), signs a checkpoint at N/2 and one at N
+with a development hub identity (``hub.pki.devpki``), then times:
+
+* ``verify_log`` (what `hub audit verify` runs): every leaf recomputed from its row, every
+  checkpoint root rebuilt and its signature checked — entries/s and total seconds;
+* one inclusion proof (``hub.audit.query.inclusion``: reads N leaf hashes, builds the path);
+* one consistency proof N/2 → N (``hub.audit.query.consistency``) and its verification.
+
+The database is dropped afterwards, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+
+from hub.audit import merkle, query
+from hub.audit.checkpoint import Checkpoint
+from hub.audit.entry import canonical_entry, entry_leaf
+from hub.audit.sealer import seal
+from hub.audit.verify import verify_log
+from hub.pki import devpki
+from hub.pki.identity import Identity
+from hub.store.engine import make_engine, migrate
+
+G22, H41, H44, HUB = "000.00.00.G22", "000.00.00.H41", "000.00.00.H44", "000.00.99.G22"
+COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details", "leaf_hash")
+
+
+def documents(n_entries: int, start: datetime, first_doc: int = 1):
+    """Audit rows (dicts without seq) as the pipeline writes them, one document after another:
+    received, accepted for two recipients, two deliveries, a status 01 and its delivery — and
+    one package in twenty refused (with its answer delivered)."""
+    i = first_doc - 1
+    made = 0
+    while made < n_entries:
+        i += 1
+        at = start + timedelta(milliseconds=7 * i)
+        doc_id = f"{G22},2026/11/27,{i}/VPCP-TTĐT"
+        sha = hashlib.sha256(b"package %d" % i).hexdigest()
+        if i % 20 == 0:
+            rows = [
+                ("package.refused", G22, doc_id, G22, sha, "authority.not_competent",
+                 f"{H44} does not accept document type 9 (Văn bản)",
+                 {"size": 12_345, "stage": "authority", "element": "MessageHeader/DocumentType",
+                  "adapter_system": G22, "exchange": "edxml.submit", "routing_key": ""}),
+                ("refusal.delivered", HUB, f"refusal:{sha[:16]}", HUB, hashlib.sha256(sha.encode()).hexdigest(),
+                 "authority.not_competent", None, {"recipient": G22, "inbox": f"inbox.{G22}.urgent"}),
+            ]
+        else:
+            st_id = f"status:{doc_id}:01:20261127090000"
+            st_sha = hashlib.sha256(b"status %d" % i).hexdigest()
+            rows = [
+                ("package.received", G22, doc_id, G22, sha, None, None, {"size": 12_345, "kind": "edoc", "legacy_sha1": False}),
+                ("package.accepted", G22, doc_id, G22, sha, None, None,
+                 {"recipients": [[H41, H41], [H44, H44]], "type": "1", "priority": i % 3}),
+                ("edoc.delivered", HUB, doc_id, G22, sha, None, None, {"recipient": H41, "inbox": f"inbox.{H41}"}),
+                ("edoc.delivered", HUB, doc_id, G22, sha, None, None, {"recipient": H44, "inbox": f"inbox.{H44}"}),
+                ("package.received", H41, st_id, H41, st_sha, None, None, {"size": 2_100, "kind": "status"}),
+                ("status.recorded", H41, doc_id, H41, st_sha, None, None,
+                 {"status": "01", "original_sender": G22, "recipients": [G22]}),
+                ("status.delivered", HUB, st_id, H41, st_sha, None, None, {"recipient": G22, "inbox": f"inbox.{G22}"}),
+            ]
+        for r in rows:
+            if made == n_entries:
+                return
+            made += 1
+            yield at, r
+            at += timedelta(microseconds=1357)
+
+
+def make_records(first_seq: int, n: int, start: datetime, first_doc: int = 1) -> list[tuple]:
+    out = []
+    dumps = json.dumps
+    for k, (at, (event, actor, doc_id, sender, sha, reason, message, details)) in enumerate(
+            documents(n, start, first_doc)):
+        seq = first_seq + k
+        leaf = entry_leaf(seq, at, event, actor, doc_id, sender, sha, reason, message, details).hex()
+        out.append((seq, at, event, actor, doc_id, sender, sha, reason, message, dumps(details, ensure_ascii=False), leaf))
+    return out
+
+
+async def insert(dsn: str, rows: list[tuple], batch: int = 100_000) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for i in range(0, len(rows), batch):
+            await conn.copy_records_to_table("records", records=rows[i:i + batch], columns=list(COLUMNS))
+    finally:
+        await conn.close()
+
+
+async def run(n: int, admin_dsn: str) -> int:
+    name = f"hub_bench_audit_{uuid.uuid4().hex[:8]}"
+    base = admin_dsn.rsplit("/", 1)[0]
+    dsn = f"{base}/{name}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    engine = make_engine("postgresql+asyncpg://" + dsn.split("://", 1)[1], pool_size=2)
+    try:
+        await migrate(engine)
+        ca_cert, ca_key = devpki.make_ca("benchmark root")
+        cert, key = devpki.issue(ca_cert, ca_key, "benchmark hub")
+        hub = Identity(HUB, key, cert)
+        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPU(s); "
+              f"PostgreSQL database {name}", flush=True)
+
+        half = n // 2
+        start = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+        t0 = time.perf_counter()
+        first = make_records(1, half, start)
+        second = make_records(half + 1, n - half, start + timedelta(days=30), first_doc=half)  # ids past the first half's
+        t1 = time.perf_counter()
+        sample = [canonical_entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]))
+                  for r in first[:1000]]
+        print(f"made {n:,} entries with leaf hashes in {t1 - t0:.1f} s "
+              f"(canonical entries of ~{sum(map(len, sample)) / len(sample):.0f} bytes)", flush=True)
+        await insert(dsn, first)
+        t2 = time.perf_counter()
+        c1 = await seal(engine, hub)
+        t3 = time.perf_counter()
+        await insert(dsn, second)
+        t4 = time.perf_counter()
+        c2 = await seal(engine, hub)
+        t5 = time.perf_counter()
+        del first, second
+        print(f"inserted (COPY) {n:,} entries in {t2 - t1 + t4 - t3:.1f} s; sealed {c1.size:,} in {t3 - t2:.1f} s, "
+              f"then {c2.size:,} in {t5 - t4:.1f} s (folding the new half into the stored frontier)", flush=True)
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("ANALYZE records")
+
+        def progress(done: int, total: int) -> None:
+            if done % 200_000 < 20_000 or done == total:
+                print(f"\r  verify: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+        rep = await verify_log(engine, cert, progress=progress)
+        print(file=sys.stderr)
+        ok = rep.ok and rep.entries == n and rep.checkpoints == 2
+        print(f"hub audit verify: {rep.entries:,} entries, {rep.checkpoints} checkpoints in {rep.seconds:.1f} s "
+              f"= {rep.entries / rep.seconds:,.0f} entries/s; {'OK' if rep.ok else rep.problems[0]}", flush=True)
+
+        # the same through the command an operator runs (process start, migrations check, progress on stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            cert_file = Path(tmp) / "hub.pem"
+            cert_file.write_bytes(devpki.cert_pem(cert))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+            env.update(HUB_DATA_DIR=tmp, HUB_DATABASE_URL=dsn, HUB_CERT_FILE=str(cert_file), HUB_ORGAN_ID=HUB)
+            t = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub.cli", "audit", "verify", env=env,
+                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await proc.communicate()
+            wall = time.perf_counter() - t
+        progress_lines = [line for line in err.decode().splitlines() if "verified" in line]
+        print(f"`hub audit verify` (CLI): exit {proc.returncode} in {wall:.1f} s wall; it printed: "
+              f"{out.decode().splitlines()[0] if out else '(nothing)'}; {len(progress_lines)} progress lines on stderr",
+              flush=True)
+        ok = ok and proc.returncode == 0
+
+        seq = n * 2 // 3
+        t6 = time.perf_counter()
+        proof = await query.inclusion(engine, seq)
+        t7 = time.perf_counter()
+        good = merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), seq - 1, c2.size,
+                                       [bytes.fromhex(p) for p in proof["path"]], c2.root)
+        print(f"inclusion proof of entry {seq:,} in the tree of {c2.size:,}: {len(proof['path'])} hashes "
+              f"in {t7 - t6:.2f} s (reading every leaf hash), verifies: {good}", flush=True)
+        t8 = time.perf_counter()
+        cproof = await query.consistency(engine, c1.size, c2.size)
+        t9 = time.perf_counter()
+        cgood = merkle.verify_consistency(c1.size, c2.size, c1.root, c2.root, cproof)
+        print(f"consistency proof {c1.size:,} -> {c2.size:,}: {len(cproof)} hashes in {t9 - t8:.2f} s, "
+              f"verifies: {cgood}", flush=True)
+        probe = f"{G22},2026/11/27,{n // 20 + 1}/VPCP-TTĐT"
+        for label, kw in (("by DocumentId", {"document_id": probe}),
+                          ("refusals by reason prefix, newest 50", {"event": "package.refused", "reason": "authority."}),
+                          ("one sender, one day", {"sender": H41, "since": start + timedelta(days=30),
+                                                   "until": start + timedelta(days=31)})):
+            t = time.perf_counter()
+            total, rows = await query.search(engine, **kw, limit=50)
+            print(f"search {label}: {total:,} matching, {len(rows)} shown, in {time.perf_counter() - t:.3f} s", flush=True)
+        assert Checkpoint.from_text(c2.to_text()).verify(cert)
+        target = 60.0
+        print(f"result: verify {rep.seconds:.1f} s for {n:,} entries (target < {target:.0f} s): "
+              f"{'within target' if rep.seconds < target else 'OVER TARGET'}", flush=True)
+        return 0 if ok and good and cgood else 1
+    finally:
+        await engine.dispose()
+        admin = await asyncpg.connect(admin_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        print(f"dropped {name}", file=sys.stderr)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+                    help="an admin connection that may CREATE/DROP DATABASE")
+    args = ap.parse_args()
+    if args.n < 2:
+        ap.error("--n must be at least 2")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: the database is still dropped
+    try:
+        return asyncio.run(run(args.n, args.pg))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Auditor API under /api/v1/audit/: read the audit log, prove it, export evidence.
+
+Auditors read everything and change nothing; admins may read too; agencies may not. There
+is no route that changes an entry or a checkpoint (the tables are append-only in the
+database as well). What an auditor takes away — a CSV export or an evidence bundle — is
+itself logged as an ``audit.exported`` entry with the caller as actor.
+
+GET /api/v1/audit/entries                   search: ?document_id, sender, recipient, type, event,
+                                            reason, since, until, limit, offset, format=json|csv
+GET /api/v1/audit/documents/{id}/trail      every event of one document in order, time between
+                                            steps, each recipient's status history (?sender=)
+GET /api/v1/audit/documents/{id}/bundle     the evidence zip (application/zip) for offline checking
+GET /api/v1/audit/checkpoints               signed checkpoints, latest first (?limit, offset)
+GET /api/v1/audit/consistency?old=&new=     proof that checkpoint ``new`` extends ``old``, verified
+
+DocumentIds hold slashes and commas: send them percent-encoded (``{id:.+}`` takes the rest
+of the path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from aiohttp import web
+
+from hub.api.app import STATE, principal, requires
+from hub.api.errors import error
+from hub.audit import query
+from hub.audit.bundle import export_bundle, log_export, seal_through
+from hub.audit.checkpoint import key_id_for
+from hub.errors import UsageError
+from hub.pki.certs import fingerprint, to_pem
+from hub.registry.store import load_trust
+
+routes = web.RouteTableDef()
+JSON_LIMIT = 1000
+CSV_LIMIT = query.MAX_LIMIT
+
+
+def _q_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip(), 10)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number from {lo} to {hi}", element=name) from None
+    if not lo <= value <= hi:
+        raise UsageError(f"{name} must be a whole number from {lo} to {hi}", element=name)
+    return value
+
+
+def _filters(request: web.Request) -> dict:
+    q = request.query
+    known = {"document_id", "sender", "recipient", "type", "doc_type", "event", "reason", "since", "until",
+             "limit", "offset", "format"}
+    unknown = sorted(set(q) - known)
+    if unknown:
+        raise UsageError(f"unknown query parameter {unknown[0]}; filters are {', '.join(sorted(known))}",
+                         element=unknown[0])
+    filters = {k: (q.get(k) or "").strip() or None
+               for k in ("document_id", "sender", "recipient", "event", "reason", "since", "until")}
+    filters["doc_type"] = (q.get("type") or q.get("doc_type") or "").strip() or None
+    for name in ("since", "until"):
+        filters[name] = query.parse_time(filters[name], name)
+    return filters
+
+
+@routes.get("/api/v1/audit/entries")
+@requires("auditor", "admin")
+async def entries(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise UsageError("format must be json or csv", element="format")
+    filters = _filters(request)
+    limit = _q_int(request, "limit", 50, 0, CSV_LIMIT if fmt == "csv" else JSON_LIMIT)
+    offset = _q_int(request, "offset", 0, 0, 2**62)
+    total, rows = await query.search(state.engine, **filters, limit=limit, offset=offset)
+    shown = {k: (query.iso(v) if k in ("since", "until") else v) for k, v in filters.items() if v is not None}
+    if fmt == "csv":
+        await log_export(state.engine, principal(request).actor, "entries.csv", filters=shown, offset=offset,
+                         rows=len(rows), total=total)
+        return web.Response(body=query.render_csv(rows).encode("utf-8"), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="audit-entries.csv"',
+                                     "X-Total-Count": str(total)})
+    return web.Response(text=query.render_json(total, rows, limit=limit, offset=offset, filters=shown),
+                        content_type="application/json")
+
+
+def _doc_id(request: web.Request) -> str:
+    doc_id = request.match_info["id"]
+    if not doc_id or len(doc_id) > 255:
+        raise UsageError("a DocumentId has 1 to 255 characters", element="id")
+    return doc_id
+
+
+@routes.get("/api/v1/audit/documents/{id:.+}/trail")
+@requires("auditor", "admin")
+async def trail(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        t = await query.trail(state.engine, _doc_id(request), request.query.get("sender") or None)
+    except query.NotFound as e:
+        return error(404, e.code, e.message)
+    return web.json_response(t)
+
+
+@routes.get("/api/v1/audit/documents/{id:.+}/bundle")
+@requires("auditor", "admin")
+async def bundle(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    p = principal(request)
+    doc_id = _doc_id(request)
+    sender = request.query.get("sender") or None
+    await seal_through(state.engine, state.identity)  # so the bundle proves every entry it holds
+    try:
+        data = await export_bundle(state.engine, doc_id, state.identity.cert, await load_trust(state.engine), sender,
+                                   identity=state.identity, exported_by=p.actor)
+    except query.NotFound as e:
+        return error(404, e.code, e.message)
+    digest = hashlib.sha256(data).hexdigest()
+    await log_export(state.engine, p.actor, "bundle", document_id=doc_id, sender=sender, bundle_sha256=digest,
+                     bytes=len(data))
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", doc_id)[:120]
+    return web.Response(body=data, content_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="audit-{safe}.zip"', "X-Bundle-SHA256": digest})
+
+
+@routes.get("/api/v1/audit/checkpoints")
+@requires("auditor", "admin")
+async def checkpoints(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    limit = _q_int(request, "limit", 20, 1, 1000)
+    offset = _q_int(request, "offset", 0, 0, 2**62)
+    total, rows = await query.list_checkpoints(state.engine, limit, offset)
+    cert = state.identity.cert
+    return web.json_response({
+        "total": total, "offset": offset, "limit": limit, "checkpoints": rows,
+        "hub_certificate": {"pem": to_pem(cert), "sha256": fingerprint(cert), "key_id": key_id_for(cert)},
+    })
+
+
+@routes.get("/api/v1/audit/consistency")
+@requires("auditor", "admin")
+async def consistency(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    old = _q_int(request, "old", None, 1, 2**62)
+    new = _q_int(request, "new", None, 1, 2**62)
+    if old is None:
+        raise UsageError("old (a checkpoint's tree size) is required", element="old")
+    if new is None:
+        async with state.engine.connect() as conn:
+            latest = await query.get_checkpoint(conn)
+        if latest is None:
+            return error(404, "usage.not_found", "no checkpoint has been signed yet")
+        new = latest["size"]
+    try:
+        report = await query.consistency_report(state.engine, old, new, state.identity.cert)
+    except query.NotFound as e:
+        return error(404, e.code, e.message)
+    return web.json_response(report)
