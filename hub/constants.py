@@ -32,6 +32,7 @@ H_SHA256 = "x-edxml-sha256"  # SHA-256 of the package as the sender signed it
 H_SUBMITTED_AT = "x-hub-submitted-at"  # adapter's publish time (epoch seconds, float) for latency
 H_GATEWAY_AGENCY = "x-hub-gateway-agency"  # set by the HTTP gateway (hub's own user): the calling agency
 H_REPLAYED_BY = "x-hub-replayed-by"  # an admin replayed this dead letter
+H_TRACE_AT = "x-hub-trace-at"  # time of the hub's TraceHeader in this copy (yyyy/MM/dd HH:mm:ss)
 
 # --- hub_meta keys ------------------------------------------------------------------------
 META_MAINTENANCE = "maintenance"  # running | stopped | draining

@@ -26,6 +26,7 @@ from hub.constants import DSIG_NS, EDXML_NS
 from hub.edxml.dsig_fast import Fallback, verify_fast
 from hub.edxml.model import NS, header_of
 from hub.errors import SignatureError
+from hub.pki.certs import load_der_cached
 from hub.pki.chain import TrustStore
 
 _DS = "{" + DSIG_NS + "}"
@@ -161,7 +162,7 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
     certs: list[x509.Certificate] = []
     for el in sig.findall(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"):
         try:
-            certs.append(x509.load_der_x509_certificate(base64.b64decode("".join((el.text or "").split()), validate=True)))
+            certs.append(load_der_cached(base64.b64decode("".join((el.text or "").split()), validate=True)))
         except (ValueError, binascii.Error) as e:
             raise SignatureError(
                 f"KeyInfo/X509Data/X509Certificate is not a valid certificate: {e}",

@@ -53,6 +53,7 @@ class Verdict:
     claimed_sender: str | None = None
     claimed_document_id: str | None = None
     relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
+    relayed_at: datetime | None = None  # the time written in that TraceHeader
     seconds: float = 0.0  # time the checks took
 
     @property
@@ -125,16 +126,24 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
             stage=_STAGE.get(e.code.split(".")[0], "check"), signer_fingerprint=signer_fp,
             claimed_sender=sender, claimed_document_id=doc_id,
         )
-    relayed = None
+    relayed = relayed_at = None
     if ctx.relay_id and isinstance(package, Edoc):
         # Done here, in the check process, where the tree is already parsed.
-        append_trace(root, ctx.relay_id, datetime.now().replace(microsecond=0))
-        relayed = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        relayed_at = datetime.now().replace(microsecond=0)
+        relayed = relay_copy(root, ctx.relay_id, relayed_at)
     return Verdict(
         accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
         signer_fingerprint=signer_fp, legacy_sha1=verified.legacy_sha1,
         claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id, relayed=relayed,
+        relayed_at=relayed_at,
     )
+
+
+def relay_copy(root: etree._Element, relay_id: str, at: datetime) -> bytes:
+    """The delivered copy: the package with the relay's TraceHeader appended. Deterministic, so
+    the outbox stores only the original and re-derives this copy if it must publish again."""
+    append_trace(root, relay_id, at)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapter_user: str | None) -> tuple[Route, ...]:

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
-from hub.edxml.model import Edoc, StatusPackage
+from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
+from hub.edxml.parser import parse_xml
 from hub.errors import AuthorityError, HubError, TransientError
-from hub.pipeline.checks import CheckContext, Verdict
+from hub.pipeline.checks import CheckContext, Verdict, relay_copy
 from hub.pipeline.lifecycle import check_status
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
@@ -378,11 +379,13 @@ class Worker:
         rows = (await conn.execute(
             sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
             .where(where, outbox.c.sent_at.is_(None)))).mappings().all()
-        w.pending.extend((r["id"], _outgoing_from_row(r)) for r in rows)
+        w.pending.extend((r["id"], self._outgoing_from_row(r)) for r in rows)
 
     def _queue_out(self, w: _Writes, *, document: int | None, exchange: str, routing_key: str, body: bytes,
-                   body_sha: str, intake_sha: str, headers: dict, priority: int, now: datetime) -> None:
-        w.package(body, body_sha, now)
+                   body_sha: str, intake_sha: str, headers: dict, priority: int, now: datetime,
+                   store: bool = True) -> None:
+        if store:
+            w.package(body, body_sha, now)
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": now}
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
@@ -432,13 +435,17 @@ class Worker:
         for doc_id, (m, v, _row) in zip(ids, accepted):
             doc: Edoc = v.package
             existing[(doc.sender.organ_id, doc.document_id)]["id"] = doc_id
+            # The outbox row points at the original package (stored once); the delivered copy
+            # (with the hub's TraceHeader) is re-derived from it if it must be published again.
             body = v.relayed or m.message.body
-            body_sha = sha256_hex(body) if v.relayed else v.sha256
             for r in v.routes:
+                headers = self._headers(m, v, r.recipient, "edoc")
+                if v.relayed_at is not None:
+                    headers[C.H_TRACE_AT] = format_timestamp(v.relayed_at)
                 self._queue_out(w, document=doc_id, exchange=C.EXCHANGE_DELIVER,
-                                routing_key=inbox_key(r.system, doc.priority >= 1), body=body, body_sha=body_sha,
-                                intake_sha=v.sha256, headers=self._headers(m, v, r.recipient, "edoc"),
-                                priority=min(doc.priority, 9), now=now)
+                                routing_key=inbox_key(r.system, doc.priority >= 1), body=body, body_sha=v.sha256,
+                                intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), now=now,
+                                store=False)
 
     def _duplicate(self, m: Incoming, v: Verdict, prior: dict, w: _Writes, now: datetime) -> None:
         """The same bytes again: acknowledged, recorded as a duplicate, not re-delivered
@@ -579,6 +586,16 @@ class Worker:
 
     # --- outbox ---------------------------------------------------------------------------
 
+    def _outgoing_from_row(self, r) -> Outgoing:
+        """An outbox row as a message again (after a crash): re-derive the relayed copy."""
+        h = dict(r["headers"] or {})
+        body = r["data"]
+        if h.get(C.H_TRACE_AT):
+            body = relay_copy(parse_xml(body, max_bytes=self.settings.max_package_bytes), self.hub.organ_id,
+                              parse_timestamp(h[C.H_TRACE_AT]))
+        return Outgoing(r["exchange"], r["routing_key"], body, headers=h, priority=r["priority"],
+                        message_id=_message_id(h))
+
     async def _sent_stage(self) -> None:
         """Stage 3: mark confirmed outbox rows sent and log the deliveries, several batches at once."""
         while True:
@@ -635,7 +652,7 @@ class Worker:
             rows = [r for r in rows if _ts(r["created_at"]) <= cutoff]
             if not rows:
                 return total
-            outgoing = [(r["id"], _outgoing_from_row(r)) for r in rows]
+            outgoing = [(r["id"], self._outgoing_from_row(r)) for r in rows]
             await self.backbone.publish_many([o for _, o in outgoing])
             await self._mark_sent(outgoing)
             total += len(rows)
@@ -682,7 +699,4 @@ def _ts(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _outgoing_from_row(r) -> Outgoing:
-    h = dict(r["headers"] or {})
-    return Outgoing(r["exchange"], r["routing_key"], r["data"], headers=h, priority=r["priority"],
-                    message_id=_message_id(h))
+

@@ -120,6 +120,8 @@ class TrustStore:
         return list(verified.chain)
 
     def _check_revocation(self, chain: list[x509.Certificate], when: datetime) -> None:
+        if not self._revoked:
+            return
         for cert, issuer in zip(chain, chain[1:]):
             for crl in self._revoked.get(cert.issuer.public_bytes(), ()):
                 if not crl.is_signature_valid(issuer.public_key()):
