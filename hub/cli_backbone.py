@@ -49,7 +49,8 @@ async def cmd_serve(args, settings: Settings) -> int:
 async def cmd_demo(args, settings: Settings) -> int:
     from hub.demo import run_demo
 
-    return await run_demo(settings, once=args.once, rate=args.rate, duration=args.duration)
+    return await run_demo(settings, once=args.once, rate=args.rate, duration=args.duration, port=args.port,
+                          stop=_stop_event())
 
 
 def _adapter_url(args, settings: Settings) -> str:
@@ -157,6 +158,7 @@ def register(sub) -> None:
     x.add_argument("--once", action="store_true", help="send a fixed set, print a summary, exit 0 if all delivered")
     x.add_argument("--rate", type=float, default=5.0, help="packages per second in streaming mode")
     x.add_argument("--duration", type=float, default=None, help="stop streaming after this many seconds")
+    x.add_argument("--port", type=int, default=8080, help="HTTP port of the API and dashboard (another if busy)")
     x.set_defaults(func=cmd_demo)
 
     for name, helptext in (("send", "sign (with --as) and publish packages"),):

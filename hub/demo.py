@@ -141,7 +141,19 @@ async def setup(settings: Settings) -> dict[str, Identity]:
     return ids
 
 
-async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duration: float | None = None) -> int:
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duration: float | None = None,
+                   port: int = 8080, stop: asyncio.Event | None = None) -> int:
     import os
 
     settings = replace(settings, data_dir=settings.data_dir / "demo")
@@ -152,32 +164,55 @@ async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duratio
     print("  making a DEVELOPMENT PKI and registering 3 agencies…", flush=True)
     ids = await setup(settings)
     tally = Tally()
-    async with running_hub(settings, check_processes=0 if once else None) as hub:
+    from hub.api.users import add_user
+    from hub.service import running_api
+
+    async with running_hub(settings, check_processes=0 if once else None) as hub, \
+            running_api(hub, "127.0.0.1", port if _port_free(port) else 0) as (_app, runner):
         where = settings.amqp_url.split("@")[-1] if settings.amqp_url else "embedded in-process broker"
         print(f"  hub {settings.hub_organ_id} running on {where}; database {settings.database_url.split('@')[-1]}",
               flush=True)
+        bound = runner.addresses[0][1] if runner.addresses else port
+        token = await add_user(hub.engine, "demo-admin", "admin", actor="demo")
+        print(f"  dashboard http://127.0.0.1:{bound}/admin  (sign in with the admin token {token})", flush=True)
+        print(f"  API       http://127.0.0.1:{bound}/api/v1/openapi.json", flush=True)
         ministries = {}
         for code in NAMES:
             bb = await hub.connect_adapter(code)
             ad = Adapter(bb, code, ids[code], SeenStore())
             await ad.start()
             ministries[code] = Ministry(code, ad, tally)
-        stop = asyncio.Event()
-        pumps = [asyncio.create_task(m.pump(stop)) for m in ministries.values()]
+        pumps_done = asyncio.Event()
+        pumps = [asyncio.create_task(m.pump(pumps_done)) for m in ministries.values()]
         try:
             if once:
                 await fixed_set(ministries, tally)
                 await settle(hub, tally, timeout=60)
             else:
-                await stream(ministries, tally, rate, duration)
+                print("  streaming realistic traffic; Ctrl-C for the summary", flush=True)
+                await stream(ministries, tally, rate, duration, stop or asyncio.Event())
+                await settle(hub, tally, timeout=15, recall=False)
         finally:
-            stop.set()
+            pumps_done.set()
             await asyncio.gather(*pumps, return_exceptions=True)
             for m in ministries.values():
                 await m.adapter.stop()
                 await m.adapter.backbone.close()
         delivered_rows = await _delivered(hub)
-    return summary(tally, delivered_rows, time.monotonic() - t0)
+        duplicates = sum(w.stats.duplicates for w in hub.workers)
+        audit = await _audit(hub)
+    return summary(tally, delivered_rows, time.monotonic() - t0, duplicates, audit)
+
+
+async def _audit(hub) -> str:
+    """Seal the log and verify it, as an auditor would."""
+    from hub.audit.sealer import seal
+    from hub.audit.verify import verify_log
+
+    await seal(hub.engine, hub.identity)
+    rep = await verify_log(hub.engine, hub.identity.cert)
+    state = "verified" if rep.ok else "DAMAGED: " + rep.problems[0]
+    return f"{rep.entries} entries, {rep.checkpoints} signed checkpoint(s), {state}"
 
 
 async def fixed_set(ms: dict[str, Ministry], tally: Tally) -> None:
@@ -224,11 +259,12 @@ async def fixed_set(ms: dict[str, Ministry], tally: Tally) -> None:
     tally.sent += 1
 
 
-async def stream(ms: dict[str, Ministry], tally: Tally, rate: float, duration: float | None) -> None:
+async def stream(ms: dict[str, Ministry], tally: Tally, rate: float, duration: float | None,
+                 stop: asyncio.Event) -> None:
     """Continuous realistic traffic until Ctrl-C (or ``duration`` seconds)."""
     g, h41, h13 = ms[G22], ms[H41], ms[H13]
     start = last = time.monotonic()
-    while duration is None or time.monotonic() - start < duration:
+    while (duration is None or time.monotonic() - start < duration) and not stop.is_set():
         roll = random.random()
         if roll < 0.55:
             await g.send(g.edoc(random.choice([(H41,), (H13,), (H41, H13)]), priority=random.choice([0, 0, 0, 1, 3])))
@@ -250,13 +286,13 @@ async def stream(ms: dict[str, Ministry], tally: Tally, rate: float, duration: f
                   f"({', '.join(f'{k} {v}' for k, v in tally.refusals.most_common(3))})", flush=True)
 
 
-async def settle(hub, tally: Tally, timeout: float) -> None:
+async def settle(hub, tally: Tally, timeout: float, recall: bool = True) -> None:
     """Wait until every expected delivery and refusal has arrived (or ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = set().union(*tally.received.values()) if tally.received else set()
         refusals_done = all(tally.refusals[k] >= v for k, v in tally.expected_refusals.items())
-        if tally.expected <= got and refusals_done and tally.statuses["15"] >= 1:
+        if tally.expected <= got and refusals_done and (tally.statuses["15"] >= 1 or not recall):
             await asyncio.sleep(0.5)
             return
         await asyncio.sleep(0.2)
@@ -271,13 +307,16 @@ async def _delivered(hub) -> set:
     return {tuple(r) for r in rows}
 
 
-def summary(tally: Tally, recorded: set, elapsed: float) -> int:
+def summary(tally: Tally, recorded: set, elapsed: float, duplicates: int = 0, audit: str = "") -> int:
     got = set().union(*tally.received.values()) if tally.received else set()
     missing = (tally.expected | recorded) - got
     print()
     print(f"summary ({elapsed:.1f} s)")
     print(f"  packages sent            {tally.sent}")
     print(f"  documents delivered      {len(got)} of {len(tally.expected | recorded)} (document × recipient)")
+    print(f"  duplicates               {duplicates} acknowledged, not re-delivered")
+    if audit:
+        print(f"  audit log                {audit}")
     print(f"  status packages received {sum(tally.statuses.values())}  "
           f"({', '.join(f'{k}×{v}' for k, v in sorted(tally.statuses.items()))})")
     print(f"  refused, by reason (as the senders were told with a hub-signed status 02):")

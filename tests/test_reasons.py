@@ -6,7 +6,7 @@ from pathlib import Path
 from hub.errors import REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
-PATTERN = re.compile(r'(?:code|reason)=["\']([a-z_]+\.[a-z_]+)["\']')
+PATTERN = re.compile(r'(?:(?:code|reason)=|error\(\d+, )["\']([a-z_]+\.[a-z_]+)["\']')
 
 
 def test_every_raised_code_is_documented():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -25,10 +26,17 @@ _STATUS = [
 ]
 
 
+REQUEST_TIMEOUT = 60.0  # seconds a handler may take before the caller gets a 503
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler):
     try:
-        return await handler(request)
+        return await asyncio.wait_for(handler(request), REQUEST_TIMEOUT)
+    except asyncio.TimeoutError:
+        log.warning("%s %s took longer than %.0f s", request.method, request.path, REQUEST_TIMEOUT)
+        return error(503, "http.timeout", f"the request took longer than {REQUEST_TIMEOUT:.0f} s; retry later, "
+                                          "or narrow it (filters, smaller pages)")
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise
