@@ -45,17 +45,18 @@ async def maintenance_state(engine) -> str:
 
 # --- submit -------------------------------------------------------------------------------
 
-@routes.post("/api/v1/documents")
-@requires("agency")
-async def submit(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    p = principal(request)
-    if await maintenance_state(state.engine) != "running":
+async def _in_maintenance(request: web.Request) -> web.Response | None:
+    if await maintenance_state(request.app[STATE].engine) != "running":
         return error(503, "hub.maintenance", "the hub is in maintenance and takes no new packages; retry later",
                      retry_after=30)
-    data = await request.read()
-    if not data:
-        return error(400, "parse.not_xml", "the request body must be the signed edXML package")
+    return None
+
+
+async def _check_and_queue(request: web.Request, data: bytes):
+    """Run the stateless checks as the calling agency; refuse at once (recorded in the audit log)
+    or publish to edxml.submit for the workers. Returns the verdict or the refusal response."""
+    state = request.app[STATE]
+    p = principal(request)
     ctx = await state.check_context()
     agency = ctx.registry.get(p.agency)
     user = (agency.amqp_user or agency.code) if agency is not None and agency.connected else ""
@@ -71,6 +72,21 @@ async def submit(request: web.Request) -> web.Response:
         return error(status, verdict.reason, verdict.message, element=verdict.element, sha256=verdict.sha256)
     await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user,
                                  headers={C.H_GATEWAY_AGENCY: p.agency, C.H_SUBMITTED_AT: time.time()})
+    return verdict
+
+
+@routes.post("/api/v1/documents")
+@requires("agency")
+async def submit(request: web.Request) -> web.Response:
+    refused = await _in_maintenance(request)
+    if refused is not None:
+        return refused
+    data = await request.read()
+    if not data:
+        return error(400, "parse.not_xml", "the request body must be the signed edXML package")
+    verdict = await _check_and_queue(request, data)
+    if isinstance(verdict, web.Response):
+        return verdict
     return web.json_response({
         "document_id": verdict.document_id, "sha256": verdict.sha256, "kind": verdict.package.kind,
         "recipients": [{"code": r.recipient, "system": r.system} for r in verdict.routes],
@@ -284,9 +300,9 @@ async def get_document(request: web.Request) -> web.Response:
 async def post_status(request: web.Request) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
-    if await maintenance_state(state.engine) != "running":
-        return error(503, "hub.maintenance", "the hub is in maintenance and takes no new packages; retry later",
-                     retry_after=30)
+    refused = await _in_maintenance(request)
+    if refused is not None:
+        return refused
     doc = await _find_document(request, request.match_info["id"])
     body = await _json(request)
     if "package" in body:
@@ -305,15 +321,9 @@ async def post_status(request: web.Request) -> web.Response:
         st = StatusPackage(sender=Organization(p.agency), response_for=ResponseFor(doc["sender"], doc["document_id"]),
                            status_code=code, description=reason, timestamp=now_local())
         data = ident.sign(build_status(st))
-    ctx = await state.check_context()
-    agency = ctx.registry.get(p.agency)
-    user = (agency.amqp_user or agency.code) if agency is not None and agency.connected else ""
-    loop = asyncio.get_running_loop()
-    verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, adapter_user=user))
-    if not verdict.accepted:
-        return error(_HTTP_FOR_STAGE.get(verdict.stage, 422), verdict.reason, verdict.message, element=verdict.element)
-    await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user,
-                                 headers={C.H_GATEWAY_AGENCY: p.agency, C.H_SUBMITTED_AT: time.time()})
+    verdict = await _check_and_queue(request, data)
+    if isinstance(verdict, web.Response):
+        return verdict
     return web.json_response({"document_id": doc["document_id"], "status": verdict.package.status_code,
                               "queued": True, "message": "queued; the hub checks the transition and delivers it"},
                              status=202)

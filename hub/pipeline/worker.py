@@ -395,15 +395,9 @@ class Worker:
         """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
-        prior = existing.get(key)
-        if prior is not None:
-            if prior["sha256"] == v.sha256:
-                self._duplicate(m, v, prior, w, now)
-            else:
-                self._refuse(m, v, w, now, reason="state.duplicate_conflict",
-                             message=f"DocumentId {doc.document_id} was already used by {doc.sender.organ_id} "
-                                     "for a different package; give a new document its own DocumentId",
-                             element="MessageHeader/DocumentId")
+        if self._seen_before(m, v, existing, w, now,
+                             f"DocumentId {doc.document_id} was already used by {doc.sender.organ_id} for a "
+                             "different package; give a new document its own DocumentId", "MessageHeader/DocumentId"):
             return None
         for rf in doc.response_for:
             if (rf.organ_id, rf.document_id) not in known:
@@ -447,6 +441,19 @@ class Worker:
                                 intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), now=now,
                                 store=False)
 
+    def _seen_before(self, m: Incoming, v: Verdict, existing: dict, w: _Writes, now: datetime, conflict: str,
+                     element: str) -> bool:
+        """(sender, DocumentId) is recorded once: the same bytes again are a duplicate, other bytes a
+        conflict. True when the package was handled here."""
+        prior = existing.get((v.package.sender.organ_id, v.package.document_id))
+        if prior is None:
+            return False
+        if prior["sha256"] == v.sha256:
+            self._duplicate(m, v, prior, w, now)
+        else:
+            self._refuse(m, v, w, now, reason="state.duplicate_conflict", message=conflict, element=element)
+        return True
+
     def _duplicate(self, m: Incoming, v: Verdict, prior: dict, w: _Writes, now: datetime) -> None:
         """The same bytes again: acknowledged, recorded as a duplicate, not re-delivered
         (unfinished outbox rows of the original are finished by the redelivery path/sweeper)."""
@@ -458,14 +465,9 @@ class Worker:
     async def _status(self, conn, m: Incoming, v: Verdict, existing: dict, w: _Writes, now: datetime) -> None:
         st: StatusPackage = v.package
         key = (st.sender.organ_id, st.document_id)
-        prior = existing.get(key)
-        if prior is not None:
-            if prior["sha256"] == v.sha256:
-                self._duplicate(m, v, prior, w, now)
-            else:
-                self._refuse(m, v, w, now, reason="state.duplicate_conflict",
-                             message=f"a different status {st.status_code} for {st.response_for.document_id} "
-                                     "with the same timestamp was already recorded", element="Status/Timestamp")
+        if self._seen_before(m, v, existing, w, now,
+                             f"a different status {st.status_code} for {st.response_for.document_id} with the same "
+                             "timestamp was already recorded", "Status/Timestamp"):
             return
         rf = st.response_for
         orig = (await conn.execute(sa.select(documents).where(
