@@ -8,6 +8,8 @@ RabbitMQ or its management API is down the rabbitmq variants fail: they never sk
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import asyncio
 import os
 import secrets
@@ -42,7 +44,7 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.02)
 
 
-class Env:
+class Env(ABC):
     """Connections to one isolated broker; ``kind`` is "embedded" or "rabbitmq"."""
 
     kind: str
@@ -68,11 +70,13 @@ class Env:
         for bb in self._open:
             await bb.close()
 
+    @abstractmethod
     async def _connect(self, user: str | None, password: str | None, delivery_limit: int) -> Backbone:
-        raise NotImplementedError
+        """Open a connection on this broker (each broker kind implements it)."""
 
+    @abstractmethod
     async def _provision(self, user: str, password: str, code: str) -> None:
-        raise NotImplementedError
+        """Create the broker user of agency ``code`` with its permissions."""
 
 
 class EmbeddedEnv(Env):
