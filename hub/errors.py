@@ -96,6 +96,7 @@ REASONS: dict[str, str] = {
     "trust.revoked": "a certificate of the chain is revoked",
     "trust.key_usage": "the signing certificate does not allow digitalSignature",
     "trust.not_pinned": "the certificate is not pinned to the From agency (impersonation)",
+    "check.unreadable": "the checks could not read part of the package (e.g. a malformed certificate extension)",
     "authority.sender_unknown": "the From agency is not registered",
     "authority.sender_inactive": "the From agency is retired",
     "authority.recipient_unknown": "a recipient is neither registered nor served by a registered ancestor",

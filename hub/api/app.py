@@ -117,7 +117,16 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
     fp = hashlib.sha256(der).hexdigest()
     ctx = await state.check_context()
     code = ctx.registry.owner_of_fingerprint(fp)
-    if code is None:
+    agency = ctx.registry.get(code) if code else None
+    if agency is None or not agency.active:
+        return None
+    from cryptography import x509
+
+    from hub.errors import HubError
+
+    try:  # pinned is not enough: the certificate must still chain to a trust anchor, unrevoked
+        ctx.trust.verify(x509.load_der_x509_certificate(der))
+    except (HubError, ValueError):
         return None
     return Principal(f"tls:{code}", "agency", code)
 

@@ -209,12 +209,12 @@ async def inbox_ack(request: web.Request) -> web.Response:
             if lease is None or lease.agency != p.agency:
                 unknown.append(lid)
                 continue
-            del inboxes.leases[lid]
             async with state.engine.begin() as conn:
                 exists = (await conn.execute(sa.select(gateway_seen.c.at).where(
                     gateway_seen.c.agency == p.agency, gateway_seen.c.message_id == lease.key))).first()
                 if exists is None:
                     await conn.execute(gateway_seen.insert().values(agency=p.agency, message_id=lease.key, at=utcnow()))
+            del inboxes.leases[lid]  # only once it is remembered as handed over
             await lease.incoming.ack()
             acked.append(lid)
     return web.json_response({"acknowledged": acked, "unknown": unknown},

@@ -126,6 +126,16 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
             stage=_STAGE.get(e.code.split(".")[0], "check"), signer_fingerprint=signer_fp,
             claimed_sender=sender, claimed_document_id=doc_id,
         )
+    except Exception as e:  # noqa: BLE001 - hostile input must be refused, never crash the batch
+        # The checks are pure: anything they raise comes from the input (a malformed certificate
+        # extension, an unreadable value). Refuse it with what was found; never retry it.
+        sender, doc_id = _claimed(root)
+        return Verdict(
+            accepted=False, sha256=digest, size=len(data), reason="check.unreadable",
+            message=f"the package could not be checked: {e.__class__.__name__}: {str(e)[:300]}; "
+                    "check the certificate and the package against the edXML profile",
+            stage="check", signer_fingerprint=signer_fp, claimed_sender=sender, claimed_document_id=doc_id,
+        )
     relayed = relayed_at = None
     if ctx.relay_id and isinstance(package, Edoc):
         # Done here, in the check process, where the tree is already parsed.

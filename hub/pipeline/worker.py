@@ -248,35 +248,49 @@ class Worker:
                 await self._requeue(batch)
 
     async def commit(self, batch: list[Incoming], verdicts: list[Verdict]) -> None:
-        """Record, publish and ack one checked batch. Transient failures retry with backoff."""
+        """Record (one transaction), publish (confirmed), ack. Each step retries transient faults
+        with backoff; the transaction is never re-run after it committed (that would record twice):
+        if publishing keeps failing the batch is requeued and its redelivery finishes the outbox."""
         sec = self.stats.seconds
+        t1 = time.perf_counter()
+        outgoing = await self._retrying("recording", lambda: self._record(batch, verdicts))
+        if outgoing is None:
+            await self._requeue(batch)
+            return
+        t2 = time.perf_counter()
+        if outgoing and await self._retrying(
+                "publishing", lambda: self.backbone.publish_many([o for _, o in outgoing])) is None:
+            await self._requeue(batch)
+            return
+        t3 = time.perf_counter()
+        for m in batch:
+            try:
+                await m.ack()
+            except Exception as e:  # noqa: BLE001 - the connection is gone: RabbitMQ redelivers, we finish
+                log.warning("ack failed (%s); the redelivery will find the package recorded", e)
+        t4 = time.perf_counter()
+        if outgoing:
+            # Marking the outbox sent (and logging the deliveries) is off the critical path:
+            # if the worker dies first, the rows are simply published again on restart.
+            self._sent.put_nowait(outgoing)
+        sec["record"] += t2 - t1
+        sec["publish"] += t3 - t2
+        sec["ack"] += t4 - t3
+        self.stats.delivered += len(outgoing)
+        self.stats.batches += 1
+        self._in_flight -= len(batch)
+
+    async def _retrying(self, what: str, step):
+        """Run ``step`` up to 3 times on transient faults; None when it still fails."""
         for attempt in range(1, 4):
             try:
-                t1 = time.perf_counter()
-                outgoing = await self._record(batch, verdicts)
-                t2 = time.perf_counter()
-                if outgoing:
-                    await self.backbone.publish_many([o for _, o in outgoing])
-                t3 = time.perf_counter()
-                for m in batch:
-                    await m.ack()
-                t4 = time.perf_counter()
-                if outgoing:
-                    # Marking the outbox sent (and logging the deliveries) is off the critical path:
-                    # if the worker dies first, the rows are simply published again on restart.
-                    self._sent.put_nowait(outgoing)
-                sec["record"] += t2 - t1
-                sec["publish"] += t3 - t2
-                sec["ack"] += t4 - t3
-                self.stats.delivered += len(outgoing)
-                self.stats.batches += 1
-                self._in_flight -= len(batch)
-                return
+                result = await step()
+                return True if result is None else result
             except TRANSIENT as e:
-                log.warning("transient failure (attempt %d): %s", attempt, e)
+                log.warning("transient failure while %s (attempt %d): %s", what, attempt, e)
                 self.stats.retries += 1
                 await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
-        await self._requeue(batch)
+        return None
 
     async def _requeue(self, batch: list[Incoming]) -> None:
         self.stats.retries += 1
@@ -366,7 +380,9 @@ class Worker:
         """A redelivered message whose outcome was committed before a crash."""
         if v.accepted:
             row = existing.get((v.package.sender.organ_id, v.package.document_id))
-            return row is not None and row["sha256"] == v.sha256
+            if row is not None and row["sha256"] == v.sha256:
+                return True
+        # refused before the crash: by the checks, or by a stateful rule (conflict, transition...)
         hit = (await conn.execute(
             sa.select(records.c.seq).where(
                 records.c.sha256 == v.sha256, records.c.event.in_(["package.refused", "package.dead"]),
@@ -379,7 +395,7 @@ class Worker:
         rows = (await conn.execute(
             sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
             .where(where, outbox.c.sent_at.is_(None)))).mappings().all()
-        w.pending.extend((r["id"], self._outgoing_from_row(r)) for r in rows)
+        w.pending.extend(self._rows_to_outgoing(rows))
 
     def _queue_out(self, w: _Writes, *, document: int | None, exchange: str, routing_key: str, body: bytes,
                    body_sha: str, intake_sha: str, headers: dict, priority: int, now: datetime,
@@ -588,12 +604,24 @@ class Worker:
 
     # --- outbox ---------------------------------------------------------------------------
 
+    def _rows_to_outgoing(self, rows) -> list[tuple[int, Outgoing]]:
+        """Outbox rows as messages; a row that cannot be rebuilt is logged and skipped, never
+        allowed to hold back the others."""
+        out = []
+        for r in rows:
+            try:
+                out.append((r["id"], self._outgoing_from_row(r)))
+            except Exception:  # noqa: BLE001 - one bad row must not stop recovery
+                log.exception("outbox row %s cannot be rebuilt; left unsent for an operator", r["id"])
+        return out
+
     def _outgoing_from_row(self, r) -> Outgoing:
         """An outbox row as a message again (after a crash): re-derive the relayed copy."""
         h = dict(r["headers"] or {})
         body = r["data"]
         if h.get(C.H_TRACE_AT):
-            body = relay_copy(parse_xml(body, max_bytes=self.settings.max_package_bytes), self.hub.organ_id,
+            # No size cap here: these bytes were checked when they arrived (the cap may have changed).
+            body = relay_copy(parse_xml(body, max_bytes=len(body)), self.hub.organ_id,
                               parse_timestamp(h[C.H_TRACE_AT]))
         return Outgoing(r["exchange"], r["routing_key"], body, headers=h, priority=r["priority"],
                         message_id=_message_id(h))
@@ -645,16 +673,18 @@ class Worker:
         """Publish outbox rows left unsent (a worker died between commit and confirm)."""
         cutoff = datetime.now(timezone.utc).timestamp() - older_than
         total = 0
+        last_id = 0
         while True:
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(
                     sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
-                    .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+                    .where(outbox.c.sent_at.is_(None), outbox.c.id > last_id).order_by(outbox.c.id).limit(limit)
                 )).mappings().all()
             rows = [r for r in rows if _ts(r["created_at"]) <= cutoff]
             if not rows:
                 return total
-            outgoing = [(r["id"], self._outgoing_from_row(r)) for r in rows]
+            last_id = rows[-1]["id"]
+            outgoing = self._rows_to_outgoing(rows)
             await self.backbone.publish_many([o for _, o in outgoing])
             await self._mark_sent(outgoing)
             total += len(rows)

@@ -97,6 +97,9 @@ class TrustStore:
             ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         except x509.ExtensionNotFound:
             ku = None
+        except ValueError as e:  # a malformed extension
+            raise TrustError(f"certificate {describe(leaf)} has malformed extensions ({e})",
+                             code="trust.untrusted") from e
         if ku is None or not ku.digital_signature:
             raise TrustError(
                 f"certificate {describe(leaf)} does not allow digitalSignature (KeyUsage); it cannot sign packages",

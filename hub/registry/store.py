@@ -89,6 +89,14 @@ async def add_agency(
     acc = parse_accepts(accepts) if accepts is not None else None
     now = rec.utcnow()
     async with engine.begin() as conn:
+        if amqp_user:
+            # One broker user, one system: a shared user would let one adapter pass as another.
+            taken = (await conn.execute(sa.select(agencies.c.code).where(
+                agencies.c.code != code,
+                sa.or_(agencies.c.amqp_user == amqp_user, sa.and_(agencies.c.code == amqp_user,
+                                                                 agencies.c.amqp_user.is_(None)))))).scalar()
+            if taken:
+                raise UsageError(f"broker user {amqp_user!r} already belongs to {taken}; each system has its own")
         existing = (await conn.execute(sa.select(agencies).where(agencies.c.code == code))).mappings().first()
         if served_by and not (await conn.execute(sa.select(agencies.c.code).where(agencies.c.code == served_by))).first():
             raise UsageError(f"--served-by {served_by} is not registered; register the serving system first")

@@ -299,3 +299,28 @@ def test_large_attachment_signs_and_checks(ctx, pki):
     v = check_package(data, ctx)
     assert v.accepted, v.message
     assert v.package.attachments[0].size >= 9 * 1024 * 1024
+
+
+def test_malformed_certificate_extension_is_refused_not_a_crash(ctx, pki):
+    """A certificate whose KeyUsage cannot be parsed: refused with a reason, never an exception
+    (an exception would fail the worker's whole batch)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    from hub.pki import devpki as dp
+
+    key = dp.new_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bad ku")]))
+        .issuer_name(pki.ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.now(timezone.utc) - timedelta(days=1))
+        .not_valid_after(datetime.now(timezone.utc) + timedelta(days=30))
+        .add_extension(x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00"), critical=True)
+        .sign(pki.ca_key, hashes.SHA256())
+    )
+    data = sign_package(build_edoc(make_edoc(), [attachment()]), key, cert)
+    v = check_package(data, ctx)
+    assert not v.accepted
+    assert v.reason in {"trust.untrusted", "check.unreadable"} and v.message

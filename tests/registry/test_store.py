@@ -111,3 +111,12 @@ async def test_import_reports_surplus_fields_and_true_line_numbers(engine):
     res = await import_csv(engine, "code,name\n\n000.00.00.H01,Tỉnh,extra\n000.00.00.H02,Tỉnh 2\n")
     assert res.added == 1
     assert res.errors == [(3, "1 more field(s) than the header has")]
+
+
+async def test_a_broker_user_belongs_to_one_system(engine):
+    await add_agency(engine, G22, name="VPCP", amqp_user="vpcp-adapter")
+    with pytest.raises(UsageError, match="already belongs to 000.00.00.G22"):
+        await add_agency(engine, H41, name="Nghệ An", amqp_user="vpcp-adapter")
+    await add_agency(engine, H41, name="Nghệ An")  # its broker user is its code
+    with pytest.raises(UsageError, match="already belongs to 000.00.00.H41"):
+        await add_agency(engine, H44, name="x", amqp_user=H41)
