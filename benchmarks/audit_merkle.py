@@ -21,7 +21,7 @@ import gc
 import os
 import platform
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from hub.audit import merkle
 from hub.audit.entry import canonical_entry

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -27,7 +26,6 @@ import aio_pika
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.sdk import Adapter
 from hub import constants as C
 from hub.backbone.base import connect, inbox_queue
 from hub.backbone.management import Management

@@ -262,7 +262,7 @@ async def fixed_set(ms: dict[str, Ministry], tally: Tally) -> None:
 async def stream(ms: dict[str, Ministry], tally: Tally, rate: float, duration: float | None,
                  stop: asyncio.Event) -> None:
     """Continuous realistic traffic until Ctrl-C (or ``duration`` seconds)."""
-    g, h41, h13 = ms[G22], ms[H41], ms[H13]
+    g, h41 = ms[G22], ms[H41]
     start = last = time.monotonic()
     while (duration is None or time.monotonic() - start < duration) and not stop.is_set():
         roll = random.random()
@@ -319,7 +319,7 @@ def summary(tally: Tally, recorded: set, elapsed: float, duplicates: int = 0, au
         print(f"  audit log                {audit}")
     print(f"  status packages received {sum(tally.statuses.values())}  "
           f"({', '.join(f'{k}×{v}' for k, v in sorted(tally.statuses.items()))})")
-    print(f"  refused, by reason (as the senders were told with a hub-signed status 02):")
+    print("  refused, by reason (as the senders were told with a hub-signed status 02):")
     for reason, n in sorted(tally.refusals.items()):
         want = tally.expected_refusals.get(reason, 0)
         print(f"    {reason:<28} {n}" + ("" if n == want else f"   (expected {want})"))

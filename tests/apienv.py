@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
-import pytest
 
 from hub.api.users import add_user, revoke_user
 from hub.service import running_api

@@ -12,13 +12,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 
 from adapters.sdk import Adapter, SeenStore
 from hub.backbone.base import connect
 from hub.backbone.management import Management
 from hub.backbone.users import provision_agency_user, provision_embedded_agency_user
-from hub.pki import devpki
 from hub.pki.identity import Identity
 from hub.registry.store import add_agency, add_trust_anchor
 from hub.service import running_hub
@@ -184,3 +182,26 @@ async def quiet(adapter: Adapter, seconds: float = 0.7) -> list:
             return extra
         await r.done()
         extra.append(r)
+
+
+async def letter_with_statuses(env, *, refused: bool = True):
+    """Traffic the audit tests read back (the hub must be running): G22 sends a letter to H41 and
+    H44, H41 answers 01 then 03, and (with ``refused``) a package to H44 of a type it does not
+    accept is refused. Returns (the letter, the refused package or None, {code: adapter})."""
+    from tests.conftest import attachment, make_edoc
+
+    g, h41, h44 = await env.adapter(G22), await env.adapter(H41), await env.adapter(H44)
+    doc = make_edoc(G22, (H41, H44))
+    await g.send_document(doc, [attachment()])
+    await drain(h41, 1)
+    await drain(h44, 1)
+    for code in ("01", "03"):
+        await h41.send_status(G22, doc.document_id, code, f"bước {code}")
+        await drain(g, 1)
+    adapters = {G22: g, H41: h41, H44: h44}
+    if not refused:
+        return doc, None, adapters
+    not_competent = make_edoc(G22, (H44,), doc_type="9")
+    await g.send_document(not_competent, [])
+    await drain(g, 1)
+    return doc, not_competent, adapters

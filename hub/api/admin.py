@@ -56,7 +56,7 @@ from hub.registry.store import (
     import_csv,
     list_agencies,
     list_trust,
-    read_meta,
+    maintenance_mode,
     retire_agency,
     unpin_certificate,
     write_meta,
@@ -870,7 +870,7 @@ async def users_revoke(request: web.Request) -> web.Response:
 
 async def _maintenance(state) -> dict:
     async with state.engine.connect() as conn:
-        mode = await read_meta(conn, C.META_MAINTENANCE) or "running"
+        mode = await maintenance_mode(conn)
         backlog = (await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(
             outbox.c.sent_at.is_(None)))).scalar() or 0
     depth = await state.backbone.depth(C.QUEUE_INTAKE)
@@ -896,7 +896,7 @@ async def maintenance_set(request: web.Request) -> web.Response:
     if not isinstance(action, str) or action not in MAINTENANCE:
         raise _bad("action", f"must be one of {', '.join(MAINTENANCE)}")
     async with state.engine.begin() as conn:
-        before = await read_meta(conn, C.META_MAINTENANCE) or "running"
+        before = await maintenance_mode(conn)
         await write_meta(conn, C.META_MAINTENANCE, MAINTENANCE[action])
         await rec.append(conn, f"maintenance.{action}", actor=_actor(request),
                          details={"from": before, "to": MAINTENANCE[action]})

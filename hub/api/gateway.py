@@ -28,8 +28,9 @@ from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.checks import check_package
 from hub.pipeline.refusal import sha256_hex
+from hub.registry.store import maintenance_mode
 from hub.store.records import append_rows, record_row, utcnow
-from hub.store.tables import deliveries, documents, gateway_seen, packages, records, settings_kv, status_history
+from hub.store.tables import deliveries, documents, gateway_seen, packages, status_history
 
 routes = web.RouteTableDef()
 LEASE_SECONDS = 300
@@ -37,16 +38,14 @@ STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 _HTTP_FOR_STAGE = {"parse": 400, "schema": 422, "signature": 422, "trust": 422, "authority": 403}
 
 
-async def maintenance_state(engine) -> str:
-    async with engine.connect() as conn:
-        v = (await conn.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == C.META_MAINTENANCE))).scalar()
-    return v or "running"
 
 
 # --- submit -------------------------------------------------------------------------------
 
 async def _in_maintenance(request: web.Request) -> web.Response | None:
-    if await maintenance_state(request.app[STATE].engine) != "running":
+    async with request.app[STATE].engine.connect() as conn:
+        mode = await maintenance_mode(conn)
+    if mode != "running":
         return error(503, "hub.maintenance", "the hub is in maintenance and takes no new packages; retry later",
                      retry_after=30)
     return None

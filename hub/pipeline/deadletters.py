@@ -17,18 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import constants as C
 from hub.backbone.base import Backbone, Incoming
 from hub.errors import UsageError
+from hub.store.engine import dialect_insert
 from hub.store.records import append_rows, record_row, utcnow
-from hub.store.tables import dead_letters, packages, records
+from hub.store.tables import dead_letters, packages
 
 log = logging.getLogger("hub.deadletters")
 
 
-def _insert_ignore(conn, table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
 
 
 def _jsonable(value):
@@ -71,8 +66,8 @@ class DeadLetterKeeper:
         now = utcnow()
         async with self.engine.begin() as conn:
             if sha:
-                await conn.execute(_insert_ignore(conn, packages).values(sha256=sha, size=len(msg.body), data=msg.body,
-                                                                         stored_at=now))
+                await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing().values(
+                    sha256=sha, size=len(msg.body), data=msg.body, stored_at=now))
             await conn.execute(dead_letters.insert().values(
                 received_at=now, reason=reason, message=message,
                 original_user=h.get(C.H_ORIGINAL_USER) or msg.user_id,

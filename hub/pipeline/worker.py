@@ -34,6 +34,7 @@ from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
 from hub.registry.store import load_registry, load_trust, registry_version
 from hub.settings import Settings
+from hub.store.engine import dialect_insert
 from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
@@ -41,12 +42,6 @@ log = logging.getLogger("hub.worker")
 TRANSIENT = (OperationalError, DBAPIError, TransientError, ConnectionError, OSError)
 
 
-def _insert_ignore(conn: AsyncConnection, table: sa.Table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
 
 
 @dataclass
@@ -354,7 +349,7 @@ class Worker:
 
     async def _flush_packages(self, conn: AsyncConnection, w: _Writes) -> None:
         if w.packages:
-            await conn.execute(_insert_ignore(conn, packages), list(w.packages.values()))
+            await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), list(w.packages.values()))
             w.packages.clear()
 
     async def _existing(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], dict]:
@@ -711,10 +706,10 @@ class Worker:
 
     async def follow_maintenance(self) -> None:
         """``stopped``: take nothing from hub.intake (in-flight packages finish); otherwise consume."""
-        from hub.registry.store import read_meta
+        from hub.registry.store import maintenance_mode
 
         async with self.engine.connect() as conn:
-            mode = await read_meta(conn, C.META_MAINTENANCE) or "running"
+            mode = await maintenance_mode(conn)
         if mode == "stopped" and self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop_deliveries()

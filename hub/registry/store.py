@@ -19,21 +19,16 @@ from hub.pki.chain import TrustStore
 from hub.registry import codes
 from hub.registry.model import Agency, Registry
 from hub.store import records as rec
+from hub.store.engine import dialect_insert
 from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
 
 VERSION_KEY = "registry_version"
 
 
-def _insert(conn: AsyncConnection, table: sa.Table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
 
 
 async def bump_version(conn: AsyncConnection) -> None:
-    stmt = _insert(conn, settings_kv).values(key=VERSION_KEY, value="1")
+    stmt = dialect_insert(conn, settings_kv).values(key=VERSION_KEY, value="1")
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"], set_={"value": sa.cast(sa.cast(settings_kv.c.value, sa.Integer) + 1, sa.Text)}
     )
@@ -44,8 +39,15 @@ async def read_meta(conn: AsyncConnection, key: str) -> str | None:
     return (await conn.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == key))).scalar()
 
 
+async def maintenance_mode(conn: AsyncConnection) -> str:
+    """``running``, ``stopped`` or ``draining`` (admin switch; workers and the gateway follow it)."""
+    from hub.constants import META_MAINTENANCE
+
+    return await read_meta(conn, META_MAINTENANCE) or "running"
+
+
 async def write_meta(conn: AsyncConnection, key: str, value: str) -> None:
-    stmt = _insert(conn, settings_kv).values(key=key, value=value)
+    stmt = dialect_insert(conn, settings_kv).values(key=key, value=value)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
@@ -278,7 +280,7 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
         batch = 5000
         for i in range(0, len(items), batch):
             chunk = items[i:i + batch]
-            stmt = _insert(conn, agencies)
+            stmt = dialect_insert(conn, agencies)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["code"],
                 set_={k: getattr(stmt.excluded, k) for k in ("name", "served_by", "accepts", "connected", "updated_at")},

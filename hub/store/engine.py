@@ -36,6 +36,15 @@ def make_engine(url: str, **kw) -> AsyncEngine:
     return create_async_engine(url, **kw)
 
 
+def dialect_insert(conn, table: sa.Table):
+    """An INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it alike in SQLAlchemy)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -16,7 +16,7 @@ from hub import constants as C
 from hub.audit.sealer import latest_checkpoint
 from hub.backbone.base import inbox_queue
 from hub.errors import TransientError
-from hub.registry.store import read_meta
+from hub.registry.store import maintenance_mode
 from hub.store.tables import agencies, agency_certs, deliveries, documents, outbox, records, status_history
 from hub.web.layout import utc
 
@@ -85,7 +85,7 @@ class HubState:
 
 async def hub_state(engine) -> HubState:
     async with engine.connect() as conn:
-        mode = await read_meta(conn, C.META_MAINTENANCE) or "running"
+        mode = await maintenance_mode(conn)
         backlog = (await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(
             outbox.c.sent_at.is_(None)))).scalar() or 0
         top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from hub.audit.bundle import verify_bundle
 from hub.store.tables import checkpoints, records
 from tests.apienv import api_for
-from tests.conftest import G22, H41, H44, attachment, make_edoc
-from tests.hubenv import drain
+from tests.conftest import G22, H41, H44
+from tests.hubenv import drain, letter_with_statuses
 
 ROUTES = [
     "/api/v1/audit/entries",
@@ -32,16 +32,8 @@ async def get_bytes(api, path: str, who: str) -> tuple[int, dict, bytes]:
 
 async def test_auditor_api(env):
     async with env.running(), api_for(env) as api:
-        g, h41, h44 = await env.adapter(G22), await env.adapter(H41), await env.adapter(H44)
-        doc = make_edoc(G22, (H41, H44))
-        await g.send_document(doc, [attachment()])
-        await drain(h41, 1)
-        await drain(h44, 1)
-        for code in ("01", "03"):
-            await h41.send_status(G22, doc.document_id, code, f"bước {code}")
-            await drain(g, 1)
-        await g.send_document(make_edoc(G22, (H44,), doc_type="9"), [])  # refused: not competent
-        await drain(g, 1)
+        doc, _, ads = await letter_with_statuses(env)  # a letter, 01 and 03 from H41, one refused package
+        g, h41 = ads[G22], ads[H41]
         enc = quote(doc.document_id, safe="")  # slashes and commas, percent-encoded
         assert "%2F" in enc and "%2C" in enc
 

@@ -6,7 +6,6 @@ import asyncio
 import base64
 from urllib.parse import quote
 
-import pytest
 
 from hub.edxml.builder import build_edoc
 from hub.edxml.parser import parse_xml
@@ -81,7 +80,6 @@ async def test_gateway_submit_receive_status(env):
 async def test_gateway_refuses_at_once_with_reason(env):
     async with env.running(), api_for(env) as api:
         g = await env.adapter(G22, start=False)
-        h41 = await env.adapter(H41, start=False)
         data = g.sign(build_edoc(make_edoc(G22, (H41,)), []))
         # a package from another agency than the caller
         status, body = await api.call("POST", "/api/v1/documents", "h41", data=data)
@@ -95,9 +93,6 @@ async def test_gateway_refuses_at_once_with_reason(env):
 
 
 async def test_maintenance_refuses_with_503_and_resumes(env):
-    from hub import constants as C
-    from hub.registry.store import write_meta
-
     async with env.running(), api_for(env) as api:
         g = await env.adapter(G22, start=False)
         data = g.sign(build_edoc(make_edoc(G22, (H41,)), []))

@@ -3,14 +3,12 @@ structured logs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import ssl
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
-import pytest
 
 from hub.api.app import ApiState, create_app, start_site
 from hub.edxml.builder import build_edoc

@@ -29,8 +29,8 @@ from hub.registry.store import load_trust
 from hub.store.engine import make_engine
 from hub.store.records import append_rows, record_row
 from hub.store.tables import records
-from tests.conftest import G22, H41, H44, HUB, attachment, make_edoc
-from tests.hubenv import _make_env, _teardown, drain
+from tests.conftest import G22, H41, HUB, make_edoc
+from tests.hubenv import _make_env, _teardown, drain, letter_with_statuses
 
 
 def unzip(data: bytes) -> dict[str, bytes]:
@@ -76,19 +76,10 @@ async def send_and_answer(env, refusals: bool = False):
     """G22 sends to H41 and H44; H41 answers 01 then 03. Returns the DocumentId (and, with
     ``refusals``, those of a package refused for authority and one refused for its signature)."""
     async with env.running():
-        g, h41, h44 = await env.adapter(G22), await env.adapter(H41), await env.adapter(H44)
-        doc = make_edoc(G22, (H41, H44))
-        await g.send_document(doc, [attachment()])
-        await drain(h41, 1)
-        await drain(h44, 1)
-        for code in ("01", "03"):
-            await h41.send_status(G22, doc.document_id, code, f"bước {code}")
-            await drain(g, 1)
+        doc, refused, ads = await letter_with_statuses(env, refused=refusals)
         if not refusals:
             return doc.document_id
-        refused = make_edoc(G22, (H44,), doc_type="9")  # not competent
-        await g.send_document(refused, [])
-        await drain(g, 1)
+        g = ads[G22]
         broken = make_edoc(G22, (H41,))
         await g.publish(g.sign(build_edoc(broken, [])).replace(broken.subject.encode(), b"sua doi"))
         await drain(g, 1)

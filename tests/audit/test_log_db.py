@@ -4,7 +4,7 @@ and located — on SQLite (embedded default) and real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa

@@ -18,8 +18,8 @@ from hub.pki import devpki
 from hub.store.engine import make_engine
 from hub.audit.entry import entry_leaf
 from hub.store.tables import checkpoints, records
-from tests.conftest import G22, H41, H44, HUB, attachment, make_edoc
-from tests.hubenv import _make_env, _teardown, drain
+from tests.conftest import G22, H41, H44, HUB
+from tests.hubenv import _make_env, _teardown, letter_with_statuses
 
 HUB_CMD = [sys.executable, "-m", "hub.cli"]
 
@@ -39,16 +39,7 @@ async def audited(db_url, tmp_path, pki):
     env = await _make_env("embedded", db_url, tmp_path, pki)
     try:
         async with env.running():
-            g, h41, h44 = await env.adapter(G22), await env.adapter(H41), await env.adapter(H44)
-            doc = make_edoc(G22, (H41, H44))
-            await g.send_document(doc, [attachment()])
-            await drain(h41, 1)
-            await drain(h44, 1)
-            for code in ("01", "03"):
-                await h41.send_status(G22, doc.document_id, code, f"bước {code}")
-                await drain(g, 1)
-            await g.send_document(make_edoc(G22, (H44,), doc_type="9"), [])
-            await drain(g, 1)
+            doc, _, _ = await letter_with_statuses(env)
     finally:
         await _teardown(env)
     cli = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}

@@ -8,8 +8,7 @@ import pytest
 from lxml import etree
 
 from hub.edxml.builder import build_edoc
-from hub.edxml.model import EDXML_NS, Edoc, read_package
-from hub.edxml.parser import parse_xml
+from hub.edxml.model import EDXML_NS
 from hub.edxml.signature import sign_package
 from hub.pipeline.checks import CheckContext, check_package
 from hub.pki import devpki
