@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import platform
 import time
 from datetime import datetime, timedelta
 
+from benchmarks.check_throughput import pin_one_cpu
 from hub.audit import merkle
 from hub.audit.entry import canonical_entry
-
-
-def pin_one_cpu(cpu: int | None) -> str:
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity)"
-    allowed = sorted(os.sched_getaffinity(0))
-    target = allowed[0] if cpu is None else cpu
-    os.sched_setaffinity(0, {target})
-    return f"pinned to CPU {target} (of {len(allowed)} allowed)"
 
 
 def rows(n: int):
