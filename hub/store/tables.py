@@ -14,6 +14,7 @@ agencies = sa.Table(
     "agencies", metadata,
     sa.Column("code", Code, primary_key=True),
     sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("name_folded", sa.Text, nullable=False, server_default=""),  # hub.registry.fold.fold(name)
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("connected", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("served_by", Code, nullable=True),
@@ -84,8 +85,12 @@ documents = sa.Table(
     sa.Column("adapter_user", sa.String(128), nullable=True),
     sa.Column("legacy_sha1", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("received_at", TS, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=True),  # MessageHeader/DueDate: the handling deadline
+    sa.Column("code", sa.String(255), nullable=True),  # CodeNumber/CodeNotation, e.g. "12/VPCP-TTĐT"
+    sa.Column("type_name", sa.String(255), nullable=True),  # DocumentType/TypeName, e.g. "Công văn"
     sa.UniqueConstraint("sender", "document_id", name="uq_documents_sender_docid"),
 )
+sa.Index("ix_documents_due_date", documents.c.due_date)
 
 sa.Index("ix_documents_refers_to", documents.c.refers_to)
 
