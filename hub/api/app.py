@@ -147,7 +147,7 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(openapi.routes)
     from hub.web import pages
 
-    app.add_routes(pages.routes)  # the HTML admin dashboard under /admin
+    pages.setup(app)  # the operators' console under /admin
     app.cleanup_ctx.append(gateway.inboxes_ctx)
     return app
 

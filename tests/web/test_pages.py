@@ -51,7 +51,12 @@ async def test_admin_sees_counters_charts_and_a_document_timeline(env):
         await drain(g, 1)
         async with Dash(api.base) as dash:
             await dash.admin(api.tokens["admin"])
-            status, text, r = await dash.get("/admin")
+
+            async def delivered_logged():  # the worker logs deliveries just after the broker confirms them
+                got = await dash.get("/admin")
+                return got if int(counter(got[1], "delivered")) >= 3 else None
+
+            status, text, r = await until(delivered_logged)
         assert status == 200
         assert r.headers["Content-Type"] == "text/html; charset=utf-8"
         assert "script-src" not in r.headers["Content-Security-Policy"]  # no script may run at all
@@ -133,7 +138,7 @@ async def test_sign_in_rules_and_redirects(env):
             status, _, r = await dash.post("/admin/dead-letters", {"action": "replay", "id": "1"})
             assert status == 303 and r.headers["Location"].startswith("/admin/login")
             status, text, _ = await dash.get("/admin/login")
-            assert status == 200 and 'type="password"' in text and "Quản trị" in text
+            assert status == 200 and 'type="password"' in text and "Tiếng Việt" in text  # the language switch
             # agency tokens are sent to the API; unknown and revoked tokens are refused
             status, text, _ = await dash.login(api.tokens["g22"])
             assert status == 403 and "agency token" in text and "/api/v1" in text
@@ -235,8 +240,13 @@ async def test_replay_and_discard_dead_letters_through_the_page(env):
             assert "2 replayed" not in text  # a flash message shows once
             assert re.findall(r'data-dead="(\d+)"', text) == [str(bad[0])]
             # discard, then acting on settled letters says what was skipped
+            # discard asks first: the confirmation page lists the letter; only the confirmed form acts
+            status, text, _ = await dash.post("/admin/dead-letters", {"csrf": dash.csrf, "action": "discard",
+                                                                     "id": str(bad[0])})
+            assert status == 200 and f'data-confirm="{bad[0]}"' in text and 'name="confirm" value="yes"' in text
+            assert await _pending(env, 1)
             status, _, _ = await dash.post("/admin/dead-letters", {"csrf": dash.csrf, "action": "discard",
-                                                                  "id": str(bad[0])})
+                                                                  "id": str(bad[0]), "confirm": "yes"})
             status, text, _ = await dash.get("/admin/dead-letters")
             assert "1 discarded" in text and "No dead letters here" in text
             await dash.post("/admin/dead-letters", [("csrf", dash.csrf), ("action", "replay"),
@@ -281,10 +291,10 @@ async def test_agencies_search_pages_expiry_and_escaping(env, pki):
             assert 'class="exp-ok"' in text and 'class="exp-bad"' not in text and "own system" in text
             # 66 agencies: page 1 has 50, page 2 the rest, both link to each other
             status, text, _ = await dash.get("/admin/agencies")
-            assert len(re.findall(r"<tr><td class=\"mono nowrap\">", text)) == 50
+            assert len(re.findall(r"<tr data-agency=", text)) == 50
             assert "of 66 agencies" in text and "Page 1 of 2" in text and 'href="/admin/agencies?page=2"' in text
             status, text, _ = await dash.get("/admin/agencies?page=2")
-            assert len(re.findall(r"<tr><td class=\"mono nowrap\">", text)) == 16 and "← Previous" in text
+            assert len(re.findall(r"<tr data-agency=", text)) == 16 and "← Previous" in text
             status, text, _ = await dash.get("/admin/agencies?q=" + quote("Tư pháp") + "&page=2")
             assert "51–60 of 60 agencies" in text and "Sở Tư pháp 55" in text and "Sở Tư pháp 5<" not in text
             assert 'href="/admin/agencies?q=T%C6%B0+ph%C3%A1p&amp;page=1"' in text
@@ -297,18 +307,18 @@ async def test_agencies_search_pages_expiry_and_escaping(env, pki):
 
 async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
     from hub.errors import TransientError
-    from hub.web import pages
+    from hub.web import agencies, overview
 
     async with env.running() as hub, api_for(env) as api:
         async with Dash(api.base) as dash:
             await dash.admin(api.tokens["admin"])
 
             # the broker goes away: the overview still renders the rest and says what to check
-            async def broker_down(queue):
+            async def broker_down(state):
                 raise TransientError("connection refused (127.0.0.1:5672)", code="backbone.unavailable")
 
             with monkeypatch.context() as m:
-                m.setattr(hub.backbone, "depth", broker_down)
+                m.setattr(overview, "queue_stats", broker_down)
                 status, text, _ = await dash.get("/admin")
             assert status == 200
             assert "The broker is unreachable: check RabbitMQ" in text and "connection refused (127.0.0.1:5672)" in text
@@ -319,7 +329,7 @@ async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
                 raise sa.exc.OperationalError("SELECT agencies", {}, ConnectionRefusedError("connection refused"))
 
             with monkeypatch.context() as m:
-                m.setattr(pages, "list_agencies", db_down)
+                m.setattr(agencies, "list_agencies", db_down)
                 status, text, _ = await dash.get("/admin/agencies")
             assert status == 503 and "The database is unreachable: check" in text and "connection refused" in text
             assert "Traceback" not in text and "SELECT agencies" not in text
@@ -329,6 +339,6 @@ async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
                 raise RuntimeError("secret internals")
 
             with monkeypatch.context() as m:
-                m.setattr(pages, "list_agencies", boom)
+                m.setattr(agencies, "list_agencies", boom)
                 status, text, _ = await dash.get("/admin/agencies")
             assert status == 500 and "incident" in text and "secret internals" not in text
