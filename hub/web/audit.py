@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -17,7 +17,7 @@ from hub.followup.rules import vn_day_start
 from hub.registry.store import load_trust
 from hub.store.tables import documents, records
 from hub.web import data, exports
-from hub.web.i18n import _
+from hub.web.i18n import _, parse_date
 from hub.web.links import url_query
 from hub.web.render import Ctx, headers, int_param, render, view
 
@@ -32,17 +32,10 @@ def _contains(column, text: str):
     return sa.func.lower(column).like(like, escape="\\")
 
 
-def _day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def conditions(params: dict[str, str]) -> list:
     """The WHERE clauses for the search form's fields (each optional)."""
     p = {k: (params.get(k) or "").strip()[:255] for k in FIELDS}
-    start, end = _day(p["from"]), _day(p["to"])
+    start, end = parse_date(p["from"]), parse_date(p["to"])
     where = query.search_conditions(
         sender=p["sender"] or None, recipient=p["recipient"] or None, event=p["event"] or None,
         reason=p["reason"] or None, since=vn_day_start(start) if start else None,

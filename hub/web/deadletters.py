@@ -61,7 +61,7 @@ async def dead_letter_page(ctx: Ctx) -> web.Response:
     return await render(
         ctx, "dead_letter.html", title=_("Dead letter #%(id)s", id=dead_id), active="dead", row=row,
         parsed=parsed_header(payload, ctx.state.settings.max_package_bytes), preview=preview,
-        truncated=len(payload) > PAYLOAD_PREVIEW, size=len(payload))
+        truncated=len(payload) > PAYLOAD_PREVIEW, payload_size=len(payload))
 
 
 def _ids(form) -> list[int]:

@@ -12,7 +12,7 @@ from aiohttp import web
 from hub.followup.query import Filters, overdue, period_report
 from hub.followup.rules import VN
 from hub.web import exports
-from hub.web.i18n import PRIORITIES, _, fmt_date
+from hub.web.i18n import PRIORITIES, _, fmt_date, parse_date
 from hub.web.links import url_query
 from hub.web.render import Ctx, headers, int_param, render, view
 
@@ -20,11 +20,7 @@ routes = web.RouteTableDef()
 MAX_TEXT = 200
 
 
-def _date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+_date = parse_date
 
 
 def filters_of(request: web.Request) -> Filters:
@@ -93,7 +89,7 @@ async def report_page(ctx: Ctx) -> web.Response:
                                                           "open_overdue", "withdrawn")]
     return await render(
         ctx, "report.html", title=_("Follow-up report"), active="report", rows=rows, first=first, last=last,
-        f=f, q=ctx.request.query, period=period, totals=totals, printing=ctx.request.query.get("print") == "1",
+        f=f, q={**ctx.request.query, "from": fmt_date(first), "to": fmt_date(last)}, period=period, totals=totals, printing=ctx.request.query.get("print") == "1",
         csv_url=url_query("/admin/report", **kept, format="csv"),
         xlsx_url=url_query("/admin/report", **kept, format="xlsx"),
         print_url=url_query("/admin/report", **kept, print="1"))

@@ -91,6 +91,17 @@ def fmt_date(value: date | None) -> str:
     return "—" if value is None else value.strftime("%d/%m/%Y")
 
 
+def parse_date(text: str | None) -> date | None:
+    """A date typed as dd/mm/yyyy (as shown everywhere in the console) or yyyy-mm-dd; None if neither."""
+    text = (text or "").strip()
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
 def fmt_clock(value: datetime) -> str:
     return vn(value).strftime("%H:%M:%S")
 
