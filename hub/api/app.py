@@ -146,9 +146,6 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(audit.routes)
     app.add_routes(followup.routes)
     app.add_routes(openapi.routes)
-    from hub.web import pages
-
-    pages.setup(app)  # the operators' console under /admin
     app.cleanup_ctx.append(gateway.inboxes_ctx)
     return app
 

@@ -39,6 +39,26 @@ PAGES = ("overview", "overdue", "report", "queues", "dead-letters", "audit", "ag
          "dead-letter")
 
 
+# WCAG 2 contrast of every visible text element against the first opaque background behind it
+LOW_CONTRAST = """(() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const behind = el => { for (let e = el; e; e = e.parentElement) { const s = getComputedStyle(e);
+      if (s.backgroundImage !== 'none') return null; const c = parse(s.backgroundColor); if (c && c.a > 0.5) return c; }
+    return {r: 255, g: 255, b: 255, a: 1}; };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg') || !el.getClientRects().length) continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const fg = parse(getComputedStyle(el).color), bg = behind(el); if (!fg || !bg) continue;
+    const [a, b] = [lum(fg), lum(bg)]; const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) bad.push(`${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return bad; })()"""
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     return struct.unpack(">II", data[16:24])
@@ -186,12 +206,27 @@ async def test_console_in_chromium(env, tmp_path):
             assert await browser.eval(f"document.querySelector(\"tr[data-queue='inbox.{H41}']\").dataset.level") != \
                 "alarm"
 
-            # desktop screenshots of every page (before the dead letter is replayed)
+            # keyboard: the first Tab shows the skip link, with a visible focus ring
+            await browser.goto(api.base + "/admin")
+            for kind in ("keyDown", "keyUp"):
+                await browser.page("Input.dispatchKeyEvent", {"type": kind, "key": "Tab", "code": "Tab",
+                                                              "windowsVirtualKeyCode": 9})
+            assert await browser.eval("document.activeElement.getAttribute('href')") == "#main"
+            assert await browser.eval("document.activeElement.getBoundingClientRect().top") >= 0
+            assert await browser.eval("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+
+            # desktop screenshots of every page (before the dead letter is replayed); text contrast >= 4.5:1
             [dead] = await _pending(env, 1)
             urls["dead-letter"] = f"/admin/dead-letters/{dead['id']}"
             for name in PAGES:
                 await browser.goto(api.base + urls[name])
                 await _vietnamese_page(browser)
+                assert await browser.eval(LOW_CONTRAST) == [], name
+                if name == "overview":  # the check can fail: light grey text on white is caught
+                    await browser.eval("document.querySelector('main').insertAdjacentHTML('beforeend', "
+                                       "'<p id=probe style=\"color:#999\">thử</p>'); true")
+                    assert len(await browser.eval(LOW_CONTRAST)) == 1
+                    await browser.goto(api.base + urls[name])
                 png = await shoot(browser, shots / f"{name}-desktop.png", 1280, 1000)
                 assert png_size(png) == (1280, 1000)
 
