@@ -176,6 +176,15 @@ api_users = sa.Table(  # bearer tokens, stored hashed (SHA-256 of a 256-bit rand
     sa.Column("last_used_at", TS, nullable=True),
 )
 
+console_sessions = sa.Table(  # the console's sign-ins: the cookie holds a random id, stored here hashed
+    "console_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # SHA-256 of the cookie's random session id
+    sa.Column("user_id", sa.String(16), sa.ForeignKey("api_users.id"), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),  # absolute: signing in again is the only renewal
+    sa.Column("ended_at", TS, nullable=True),  # signed out
+)
+
 dead_letters = sa.Table(  # what reached hub.dead, kept for admins to inspect, replay or discard
     "dead_letters", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),

@@ -81,8 +81,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_page(request, status=403, nxt=nxt, note=_error(
             _("This is an agency token: agency systems use the HTTP API (/api/v1, header %(h)s). The console is "
               "for admins and auditors.", h="Authorization: Bearer <token>")))
+    try:
+        session_id = await auth.start_session(state.engine, user)
+    except Exception as e:  # noqa: BLE001 - the database is down, say so
+        status, title, detail = explain(e, state)
+        return _login_page(request, status=status, nxt=nxt, note=_error(title, detail))
     resp = redirect(auth.safe_next(nxt))
-    auth.set_session(resp, request, token)
+    auth.set_session(resp, request, session_id)
     auth.clear_login_nonce(resp, request)
     log.info("console sign-in by %s", user.actor, extra={"actor": user.actor})
     return resp
@@ -96,6 +101,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if token and not auth.csrf_ok(token, form.get("csrf")):
         return message_page(request, None, _("Not allowed"), _error(_(
             "The form's security token is missing or out of date: reload the page and try again.")), 403)
+    await auth.end_session(request.app[STATE].engine, token)
     resp = redirect("/admin/login?reason=signedout")
     auth.clear_session(resp, request)
     return resp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from hub.errors import REASONS
 from hub.pipeline.deadletters import list_dead
 from hub.registry.store import add_agency, import_csv
 from hub.store.engine import make_engine
-from hub.store.tables import records
+from hub.store.tables import console_sessions, records
 from tests.apienv import api_for
 from tests.conftest import G22, H41, make_edoc
 from tests.hubenv import drain
@@ -201,10 +202,29 @@ async def test_posts_need_the_csrf_field(env):
             status, text, _ = await dash.post("/admin/logout", {})
             assert status == 403
             assert (await dash.get("/admin"))[0] == 200
+            # the cookie holds a random session id, never the token; signing out ends it on the server
+            session_id = dash.cookie("hub_session")
+            assert session_id and api.tokens["admin"] not in session_id and not session_id.startswith("hub_")
             status, _, r = await dash.post("/admin/logout", {"csrf": dash.csrf})
             assert status == 303 and r.headers["Location"] == "/admin/login?reason=signedout"
             assert dash.cookie("hub_session") in (None, "")
             assert (await dash.get("/admin"))[0] == 303
+            async with Dash(api.base) as replayed:  # the old cookie, kept by someone, no longer works
+                replayed.session.cookie_jar.update_cookies({"hub_session": session_id})
+                status, _, r = await replayed.get("/admin")
+                assert status == 303 and "reason=expired" in r.headers["Location"]
+            # expiry is kept on the server, whatever the browser does with the cookie
+            async with Dash(api.base) as late:
+                await late.admin(api.tokens["admin"])
+                engine = make_engine(env.settings.database_url)
+                try:
+                    async with engine.begin() as conn:
+                        await conn.execute(console_sessions.update().values(
+                            expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+                finally:
+                    await engine.dispose()
+                status, _, r = await late.get("/admin")
+                assert status == 303 and "reason=expired" in r.headers["Location"]
             status, text, _ = await dash.get("/admin/login?reason=signedout")
             assert "You are signed out" in text
 

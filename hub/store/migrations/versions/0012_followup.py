@@ -1,4 +1,4 @@
-"""Deadline follow-up and accent-insensitive agency search.
+"""Deadline follow-up, accent-insensitive agency search, server-side console sessions.
 
 Revision ID: 0012_followup
 Revises: 0005
@@ -8,6 +8,8 @@ Revises: 0005
   the audit search. The date each recipient reached each status is already in
   ``status_history.at`` (and the current one in ``deliveries.updated_at``).
 - ``agencies.name_folded``: the name folded by ``hub.registry.fold`` (filled here for existing rows).
+- ``console_sessions``: the console's sign-ins (the cookie holds a random id; the API token never
+  leaves the sign-in form).
 """
 
 import sqlalchemy as sa
@@ -30,6 +32,16 @@ def _fold(text):
 
 
 def upgrade() -> None:
+    op.create_table(
+        "console_sessions",
+        sa.Column("id_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["api_users.id"]),
+        sa.PrimaryKeyConstraint("id_hash"),
+    )
     with op.batch_alter_table("documents") as b:
         b.add_column(sa.Column("due_date", sa.Date(), nullable=True))
         b.add_column(sa.Column("code", sa.String(length=255), nullable=True))
@@ -48,6 +60,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("console_sessions")
     with op.batch_alter_table("agencies") as b:
         b.drop_column("name_folded")
     op.drop_index("ix_documents_due_date", table_name="documents")
