@@ -8,18 +8,14 @@ import pytest
 
 from hub.followup.query import Filters, overdue, overdue_counts, period_report
 from hub.followup.rules import Item, classify, overdue_groups, report
-from hub.store.engine import make_engine, migrate
 from tests.followup.seed import AGENCIES, expected_report, seed_month
 
 TODAY = date(2026, 11, 30)
 
 
 @pytest.fixture
-async def engine(db_url):
-    e = make_engine(db_url)
-    await migrate(e)
-    yield e
-    await e.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 async def test_report_for_a_seeded_month_matches_an_independent_count(engine):

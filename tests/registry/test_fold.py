@@ -8,7 +8,6 @@ import pytest
 
 from hub.registry.fold import fold
 from hub.registry.store import add_agency, import_csv, list_agencies
-from hub.store.engine import make_engine, migrate
 
 
 def test_fold():
@@ -19,11 +18,8 @@ def test_fold():
 
 
 @pytest.fixture
-async def engine(db_url):
-    e = make_engine(db_url)
-    await migrate(e)
-    yield e
-    await e.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 async def test_search_finds_nghe_an_however_it_is_typed(engine):
