@@ -8,7 +8,6 @@ import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-import sqlalchemy as sa
 
 from hub.registry.store import add_agency
 from hub.store.tables import deliveries, documents, packages, status_history
