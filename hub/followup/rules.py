@@ -116,7 +116,11 @@ class ReportRow:
     still_open: int  # of which overdue: ``open_overdue``
     open_overdue: int
     withdrawn: int
-    median_hours: float | None  # received → answered, over answered items
+    median_seconds: float | None  # received → answered, over answered items
+
+    @property
+    def median_hours(self) -> float | None:
+        return None if self.median_seconds is None else round(self.median_seconds / 3600, 2)
 
     def as_dict(self) -> dict:
         return {"agency": self.recipient, "name": self.name, "received": self.received, "on_time": self.on_time,
@@ -139,10 +143,10 @@ def report(items: Iterable[Item], today: date) -> list[ReportRow]:
         answered = [i for i in its if i.answered_at is not None and i.status not in WITHDRAWN]
         on_time = sum(1 for i in answered if answered_on_time(i))
         open_ = [i for i in its if i.answered_at is None and i.status not in WITHDRAWN]
-        hours = [(aware(i.answered_at) - aware(i.received_at)).total_seconds() / 3600 for i in answered]
+        seconds = [(aware(i.answered_at) - aware(i.received_at)).total_seconds() for i in answered]
         rows.append(ReportRow(
             code, its[0].recipient_name, len(its), on_time, len(answered) - on_time, len(open_),
             sum(1 for i in open_ if i.days_late(today) > 0),
             len(its) - len(answered) - len(open_),
-            round(statistics.median(hours), 2) if hours else None))
+            statistics.median(seconds) if seconds else None))
     return rows
