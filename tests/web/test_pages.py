@@ -362,3 +362,28 @@ async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
                 m.setattr(agencies, "list_agencies", boom)
                 status, text, _ = await dash.get("/admin/agencies")
             assert status == 500 and "incident" in text and "secret internals" not in text
+
+
+async def test_vietnamese_by_default_english_per_session(env):
+    async with env.running(), api_for(env) as api, Dash(api.base, lang=None) as dash:
+        status, text, _ = await dash.get("/admin/login")
+        assert '<html lang="vi">' in text and "Đăng nhập" in text and "Mã truy cập API" in text
+        await dash.admin(api.tokens["admin"])
+        status, text, _ = await dash.get("/admin/queues")
+        assert '<html lang="vi">' in text and "<h1>Hàng đợi</h1>" in text
+        assert re.search(r"Cập nhật lúc \d\d/\d\d/20\d\d \d\d:\d\d:\d\d", text)
+        # the switch keeps the page, and the choice holds for the session
+        status, _, r = await dash.get("/admin/lang?to=en&next=%2Fadmin%2Fqueues")
+        assert status == 303 and r.headers["Location"] == "/admin/queues"
+        status, text, _ = await dash.get("/admin/queues")
+        assert '<html lang="en">' in text and "<h1>Queues</h1>" in text and "Updated at" in text
+        status, text, _ = await dash.get("/admin/agencies")
+        assert '<html lang="en">' in text and "Tiếng Việt" in text
+        # never an open redirect, and an unknown language changes nothing
+        status, _, r = await dash.get("/admin/lang?to=fr&next=https%3A%2F%2Fevil.example%2F")
+        assert status == 303 and r.headers["Location"] == "/admin"
+        status, text, _ = await dash.get("/admin")
+        assert '<html lang="en">' in text
+        status, _, _ = await dash.get("/admin/lang?to=vi&next=%2Fadmin")
+        status, text, _ = await dash.get("/admin")
+        assert '<html lang="vi">' in text and "Tổng quan" in text
