@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -19,6 +20,8 @@ from tests.apienv import api_for
 from tests.conftest import G22, H41, make_edoc
 from tests.hubenv import drain
 from tests.web.dash import Dash, until
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 H99 = "000.00.00.H99"  # not registered: a package to it is refused
 HOSTILE = "<script>alert(1)</script>"
@@ -387,3 +390,32 @@ async def test_vietnamese_by_default_english_per_session(env):
         status, _, _ = await dash.get("/admin/lang?to=vi&next=%2Fadmin")
         status, text, _ = await dash.get("/admin")
         assert '<html lang="vi">' in text and "Tổng quan" in text
+
+
+async def test_overview_flags_expiring_certificates_and_stale_crls(env, pki):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from hub.registry.store import add_crl
+
+    short = pki.issue("000.00.00.H52", days=10)
+    now = datetime.now(timezone.utc)
+    stale = (x509.CertificateRevocationListBuilder().issuer_name(pki.ca_cert.subject)
+             .last_update(now - timedelta(days=9)).next_update(now - timedelta(days=2))
+             .sign(pki.ca_key, hashes.SHA256()))
+
+    async def setup(engine):
+        await add_agency(engine, "000.00.00.H52", name="Sở Nội vụ", connected=False, served_by=H41,
+                         certs=[short.cert])
+        await add_crl(engine, stale)
+
+    await _engine_do(env, setup)
+    async with env.running(), api_for(env) as api, Dash(api.base, lang=None) as dash:
+        await dash.admin(api.tokens["auditor"])
+        status, text, _ = await dash.get("/admin")
+        assert status == 200
+        expiring = re.search(r"<table data-expiring>(.*?)</table>", text, re.S).group(1)
+        assert "000.00.00.H52" in expiring and "Sở Nội vụ" in expiring and re.search(r"còn [89] ngày", expiring)
+        assert G22 not in expiring  # the others are valid for a year
+        crl_rows = re.search(r"<table data-stale-crls>(.*?)</table>", text, re.S).group(1)
+        assert (now - timedelta(days=2)).astimezone(VN).strftime("%d/%m/%Y") in crl_rows
