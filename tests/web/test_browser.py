@@ -158,6 +158,13 @@ async def test_console_in_chromium(env, tmp_path):
             assert await browser.eval("document.querySelector('[data-counter=refused]').textContent") == "2"
             assert await browser.eval("document.querySelectorAll('[data-chart=reasons] svg g').length") == 2
             assert await browser.eval("document.querySelector('[data-dead-pending]').textContent") == "1"
+            for window in ("1h", "24h", "7d"):  # throughput from the audit log: accepted, refused
+                cells = await browser.eval(f"[...document.querySelectorAll('[data-window=\"{window}\"] td')]"
+                                           ".map(td => td.textContent)")
+                assert cells[1:3] == ["9", "2"], (window, cells)
+            auth = await browser.eval(f"[...document.querySelectorAll('[data-authentication] tr')]"
+                                      f".find(r => r.innerText.includes('{G22}')).innerText")
+            assert "4" in auth and "chưa ghi nhận" in auth  # 4 signed documents; connection-only not recorded yet
             assert "Văn phòng Chính phủ" in text and "Chưa niêm phong" in text and "Tổng quan" in text
             assert await browser.eval("getComputedStyle(document.querySelector('.nav')).backgroundColor") == \
                 "rgb(13, 59, 102)"
