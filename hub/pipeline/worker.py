@@ -434,7 +434,8 @@ class Worker:
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
                 "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now}
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "due_date": doc.due_date,
+                "code": str(doc.code)[:255] or None, "type_name": doc.document_type.type_name[:255] or None}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):
