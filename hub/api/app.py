@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.api.errors import error, json_errors
-from hub.api.users import Principal, authenticate
+from hub.api.users import Principal, agency_active, authenticate
 from hub.backbone.base import Backbone
 from hub.pipeline.checks import CheckContext
 from hub.pki.identity import Identity
@@ -100,6 +100,9 @@ async def authentication(request: web.Request, handler):
         p = await _client_certificate(request, state)
         if p is not None:
             request[PRINCIPAL] = p
+    if p is not None and p.role == "agency" and not await agency_active(state.engine, p.agency):
+        return error(401, "auth.invalid", f"agency {p.agency} is retired: its tokens and certificates give no "
+                                          "access; ask an admin")
     return await handler(request)
 
 
@@ -118,7 +121,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
     ctx = await state.check_context()
     code = ctx.registry.owner_of_fingerprint(fp)
     agency = ctx.registry.get(code) if code else None
-    if agency is None or not agency.active:
+    if agency is None:
         return None
     from cryptography import x509
 
