@@ -60,6 +60,7 @@ ERRORS = {
     404: ("NotFound", "No such resource that the caller may see"),
     409: ("Conflict", "The resource's state does not allow this"),
     413: ("TooLarge", "The body exceeds the size limit"),
+    415: ("UnsupportedMediaType", "The body's Content-Type is not one this operation takes"),
     422: ("Unprocessable", "The package is not acceptable (schema, signature, trust)"),
     503: ("Unavailable", "Maintenance, or the broker is unavailable; retry later"),
 }
@@ -394,10 +395,12 @@ PATHS: dict = {
     "/api/v1/openapi.json": {"get": op("This document", ok(200, {"type": "object"}), (), tag="operations")},
     "/api/v1/documents": {"post": op(
         "Submit a signed package", ok(202, ref("SubmitAccepted"), "Checked and queued"),
-        (400, 403, 422, 503), roles=AGENCY, tag="gateway",
-        body={"description": "the signed edXML package, as signed (the media type is not checked)",
+        (400, 403, 415, 422, 503), roles=AGENCY, tag="gateway",
+        body={"description": "the signed edXML package, as signed: Content-Type application/xml, text/xml or "
+                             "application/octet-stream (anything else is 415 http.unsupported_media_type)",
               "required": True,
               "content": {"application/xml": {"schema": {"type": "string"}},
+                          "text/xml": {"schema": {"type": "string"}},
                           "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         description="Runs every stateless check at once: 400 parse, 413 too large, 422 schema/signature/trust, "
                     "403 authority; 503 in maintenance.")},

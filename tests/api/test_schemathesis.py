@@ -66,8 +66,10 @@ def _hub(env: dict, *args: str) -> str:
 
 
 def _http(method: str, url: str, token: str | None = None, data: bytes | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}"} if token else {})
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if data is not None:  # urllib would say form-urlencoded; a package is XML (415 otherwise)
+        headers["Content-Type"] = "application/xml"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"{}")
