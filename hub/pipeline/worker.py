@@ -400,7 +400,7 @@ class Worker:
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": now}
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
-                                       message_id=_message_id(headers))))
+                                       message_id=_message_id(headers), user_id=self.backbone.user)))
 
     def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
@@ -574,7 +574,7 @@ class Worker:
                 self._queue_out(w, document=None, exchange=C.EXCHANGE_DEAD, routing_key="", body=msg.body,
                                 body_sha=v.sha256, intake_sha=v.sha256, headers=headers, priority=0, now=now)
             else:
-                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers)))
+                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers, user_id=self.backbone.user)))
             w.records.append(record_row("package.dead", actor=user, sha256=v.sha256, reason=reason,
                                         message=message, at=now))
             self.stats.dead += 1
@@ -620,7 +620,7 @@ class Worker:
             body = relay_copy(parse_xml(body, max_bytes=len(body)), self.hub.organ_id,
                               parse_timestamp(h[C.H_TRACE_AT]))
         return Outgoing(r["exchange"], r["routing_key"], body, headers=h, priority=r["priority"],
-                        message_id=_message_id(h))
+                        message_id=_message_id(h), user_id=self.backbone.user)
 
     async def _sent_stage(self) -> None:
         """Stage 3: mark confirmed outbox rows sent and log the deliveries, several batches at once."""
