@@ -362,14 +362,23 @@ class Worker:
         )).mappings().all()
         return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
-    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str]]:
-        refs = {(rf.organ_id, rf.document_id) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
-                for rf in v.package.response_for}
+    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str, str]]:
+        """(sender, DocumentId, who) for each ResponseFor that names a document ``who`` sent or received:
+        a document someone never saw is as unknown to them as one that does not exist."""
+        refs = {(rf.organ_id, rf.document_id, v.package.sender.organ_id) for v in verdicts
+                if v.accepted and isinstance(v.package, Edoc) for rf in v.package.response_for}
         if not refs:
             return set()
-        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id).where(
-            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs))))).all()
-        return {tuple(r) for r in rows}
+        rows = (await conn.execute(sa.select(documents.c.id, documents.c.sender, documents.c.document_id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_([(o, d) for o, d, _ in refs])))).all()
+        seen_by = {(r.sender, r.document_id): {r.sender} for r in rows}
+        ids = {r.id: (r.sender, r.document_id) for r in rows}
+        if ids:
+            for doc, recipient, system in (await conn.execute(sa.select(
+                    deliveries.c.document, deliveries.c.recipient, deliveries.c.system).where(
+                    deliveries.c.document.in_(list(ids))))).all():
+                seen_by[ids[doc]] |= {recipient, system}
+        return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
 
     async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
@@ -411,10 +420,10 @@ class Worker:
                              "different package; give a new document its own DocumentId", "MessageHeader/DocumentId"):
             return None
         for rf in doc.response_for:
-            if (rf.organ_id, rf.document_id) not in known:
+            if (rf.organ_id, rf.document_id, doc.sender.organ_id) not in known:
                 self._refuse(m, v, w, now, reason="state.unknown_document",
-                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, "
-                                     "which the hub has never received",
+                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, which is not a "
+                                     f"document {doc.sender.organ_id} sent or received through the hub",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
@@ -482,22 +491,24 @@ class Worker:
                              "timestamp was already recorded", "Status/Timestamp"):
             return
         rf = st.response_for
+        sender = st.sender.organ_id
         orig = (await conn.execute(sa.select(documents).where(
             documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
             documents.c.kind == "edoc"))).mappings().first()
-        if orig is None:
-            self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
-                                 "has never received", element="Status/ResponseFor/DocumentId")
-            return
-        sender = st.sender.organ_id
-        by_original = sender == orig["sender"]
-        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
+        by_original = orig is not None and sender == orig["sender"]
+        dels = [] if orig is None else (await conn.execute(
+            sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
         mine = [d for d in dels if d["recipient"] == sender]
         if not mine:
             # A connected system answers for the agencies it serves (they have no keys of their own).
             system = self.runner.context.registry.system_of(sender)
             mine = [d for d in dels if d["system"] == system and system == sender]
+        if orig is None or not (by_original or mine):  # never seen = unknown: nothing tells the two apart
+            self._refuse(m, v, w, now, reason="state.unknown_document",
+                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which is not a "
+                                 f"document {sender} sent or received through the hub",
+                         element="Status/ResponseFor/DocumentId")
+            return
         targets = dels if st.status_code == "13" and by_original else mine
         try:
             if not targets:
