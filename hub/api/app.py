@@ -36,8 +36,9 @@ class ApiState:
     _ctx: CheckContext | None = None
     _ctx_version: int = -1
     _ctx_checked: float = 0.0
-    _ready: tuple[float, int, dict] | None = None
     gateway: object | None = None  # hub.api.gateway.Inboxes
+    http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
+    readiness: object | None = None  # hub.api.health.Readiness: computed in the background
 
     async def check_context(self) -> CheckContext:
         """The registry/trust snapshot for immediate checks, reloaded when its version changes."""
@@ -80,6 +81,29 @@ def requires(*roles: str):
         return inner
 
     return wrap
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@web.middleware
+async def http_counter(request: web.Request, handler):
+    """Count every answer by method, route template and status (for /metrics). Paths that match no
+    route count as ``unmatched``, so made-up URLs cannot grow the label set."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        resource = request.match_info.route.resource if request.match_info is not None else None
+        route = resource.canonical if resource is not None else "unmatched"
+        key = (request.method if request.method in HTTP_METHODS else "other", route, str(status))
+        counts = request.app[STATE].http_requests
+        counts[key] = counts.get(key, 0) + 1
 
 
 @web.middleware
@@ -139,7 +163,7 @@ def create_app(state: ApiState) -> web.Application:
     from hub.api import audit, followup
 
     app = web.Application(
-        middlewares=[json_errors, authentication],
+        middlewares=[http_counter, json_errors, authentication],
         client_max_size=state.settings.max_package_bytes + 64 * 1024,
     )
     app[STATE] = state
@@ -150,6 +174,7 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(followup.routes)
     app.add_routes(openapi.routes)
     app.cleanup_ctx.append(gateway.inboxes_ctx)
+    app.cleanup_ctx.append(health.readiness_ctx)
     return app
 
 

@@ -136,7 +136,9 @@ SCHEMAS: dict = {
         "status": {"type": "string", "enum": ["ready", "not ready"]},
         "checks": {"type": "object", "additionalProperties": obj(
             {"ok": BOOL, "error": STR}, ["ok"], description="one dependency; more fields when ok")},
-    }),
+        "age_seconds": {"type": "number", "description": "how long ago the background check finished"},
+        "message": STR,
+    }, ["status", "checks"]),
     # gateway
     "SubmitAccepted": obj({
         "document_id": STR, "sha256": HEX64, "kind": {"type": "string", "enum": ["edoc", "status"]},
@@ -388,7 +390,8 @@ CODE_P = p("code", CODE, "agency code")
 
 PATHS: dict = {
     "/healthz": {"get": op("Alive", ok(200, ref("Health")), (), tag="operations")},
-    "/readyz": {"get": op("Ready: database, broker and hub identity checked (cached 3 s)", {
+    "/readyz": {"get": op("Ready: consuming hub.intake, database, broker and hub identity (checked in the "
+                          "background every second; answered at once)", {
         **ok(200, ref("Ready")), **ok(503, ref("Ready"), "Not ready: a dependency failed")}, (), tag="operations")},
     "/metrics": {"get": op("Prometheus metrics", ok(200, {"type": "string"}, "Prometheus text format",
                                                     media="text/plain"), (), tag="operations")},

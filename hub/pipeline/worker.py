@@ -60,6 +60,13 @@ class Stats:
         "bounds": [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, float("inf")],
         "counts": [0] * 10, "sum": 0.0})
 
+    def outcomes(self) -> tuple:
+        """The outcome counters, to take back what a batch counted if its transaction does not commit."""
+        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason)
+
+    def restore(self, outcomes: tuple) -> None:
+        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason = outcomes
+
     def observe_check(self, seconds: float) -> None:
         h = self.check_hist
         h["sum"] += seconds
@@ -126,6 +133,11 @@ class Worker:
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
         self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message, prefetch=self.settings.prefetch)
+
+    @property
+    def consuming(self) -> bool:
+        """Subscribed to hub.intake (False while paused: maintenance, an outage, stopping)."""
+        return self._consumer is not None
 
     async def _on_message(self, m: Incoming) -> None:
         self._in_flight += 1
@@ -300,6 +312,15 @@ class Worker:
     # --- recording ------------------------------------------------------------------------
 
     async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
+        """Packages count as accepted/refused/... only once their batch's transaction committed."""
+        counted = self.stats.outcomes()
+        try:
+            return await self._record_batch(batch, verdicts)
+        except BaseException:
+            self.stats.restore(counted)
+            raise
+
+    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
         w = _Writes()
         now = utcnow()
         async with self.engine.begin() as conn:

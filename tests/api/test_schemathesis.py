@@ -202,6 +202,8 @@ def test_schemathesis_as_agency(served):
 
 
 def test_schemathesis_as_admin(served):
-    # Nothing excluded: POST /api/v1/admin/maintenance may stop the hub; the gateway then answers
-    # 503, which the document lists. The admin cannot revoke its own token (409), so it stays valid.
-    _schemathesis(served, served["tokens"]["ops"])
+    # POST /api/v1/admin/maintenance may stop the hub; the gateway then answers 503, which the
+    # document lists. The admin cannot revoke its own token (409), so it stays valid. /readyz is
+    # left to the agency run: a stopped hub consumes nothing and so is rightly not ready (503),
+    # which schemathesis counts as a server error whatever the document says.
+    _schemathesis(served, served["tokens"]["ops"], "--exclude-path", "/readyz")
