@@ -157,6 +157,10 @@ class DeadLetterKeeper:
             return
         self._outages = 0
         self.kept += 1
+        try:
+            await incoming.ack()
+        except Exception as e:  # noqa: BLE001 - stored already; the connection is gone, RabbitMQ hands it over again
+            log.warning("dead-letter keeper: stored a letter but could not acknowledge it (%s)", e)
 
     async def _store(self, incoming: Incoming) -> None:
         msg = incoming.message
@@ -178,7 +182,6 @@ class DeadLetterKeeper:
                     details={"dead_letter": dead_id, "size": len(msg.body), "by": "rabbitmq" if h.get("x-death")
                              else "unverified publisher", "exchange": p.original_exchange,
                              "routing_key": p.original_routing_key})])
-        await incoming.ack()
 
     @staticmethod
     async def _give_back(incoming: Incoming) -> None:
