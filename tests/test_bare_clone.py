@@ -35,10 +35,39 @@ def test_document_tests_pass_on_a_bare_clone(tmp_path):
                            cwd=clone, env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(clone), where.stdout
 
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/edxml"],
-                       cwd=clone, env=env, capture_output=True, text=True, timeout=540)
+    # On this machine ../shared may well exist elsewhere (an absolute path would still find it),
+    # so the run also records every file the tests open outside the clone, Python and /tmp.
+    outside = tmp_path / "outside.txt"
+    p = subprocess.run([sys.executable, "-c", _WATCHED_PYTEST, str(outside), "-q", "-p", "no:cacheprovider",
+                        "tests/edxml"], cwd=clone, env=env, capture_output=True, text=True, timeout=540)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
     summary = out.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
     assert "skipped" not in summary, summary  # a missing sample must not turn into skips
+    assert outside.read_text() == "", f"the tests read files outside the repository:\n{outside.read_text()}"
+
+
+# pytest under an audit hook that lists files opened outside the clone (cwd), the Python
+# installation, the temporary folder and the system's own directories.
+_WATCHED_PYTEST = """
+import os, sys, tempfile
+report = sys.argv.pop(1)
+allowed = tuple(os.path.realpath(p) + os.sep for p in (
+    os.getcwd(), sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir(),
+    "/usr", "/lib", "/etc", "/dev", "/proc", "/sys"))
+seen = set()
+
+def hook(event, args):
+    if event == "open" and args and isinstance(args[0], (str, bytes)):
+        path = os.path.realpath(os.fsdecode(args[0]))
+        if not (path + os.sep).startswith(allowed):
+            seen.add(path)
+
+sys.addaudithook(hook)
+import pytest
+rc = pytest.main(sys.argv[1:])
+with open(report, "w") as f:
+    f.write("".join(p + "\\n" for p in sorted(seen)))
+sys.exit(rc)
+"""
