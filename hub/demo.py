@@ -328,6 +328,6 @@ def summary(tally: Tally, recorded: set, elapsed: float, duplicates: int = 0, au
             print(f"    {reason:<28} 0   (expected {want})")
     ok = not missing and all(tally.refusals.get(k, 0) >= v for k, v in tally.expected_refusals.items())
     if missing:
-        print(f"  MISSING deliveries: {sorted(missing)[:10]}")
+        print(f"  MISSING deliveries: {'; '.join(' '.join(str(x) for x in m if x) for m in sorted(missing)[:10])}")
     print("  result: " + ("every accepted package reached every recipient" if ok else "FAILED"))
     return 0 if ok else 1
