@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from hub.cli_io import read
 from hub.errors import UsageError
 from hub.settings import Settings
 
@@ -100,13 +101,6 @@ async def _adapter_backbone(args, settings: Settings):
         raise UsageError(broker_hint(e, url, "--amqp-url / HUB_ADAPTER_AMQP_URL")) from None
 
 
-def _read_package(name: str) -> bytes:
-    try:
-        return Path(name).read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read package {name}: {e.strerror or e}") from None
-
-
 def _identity(code: str, args, settings: Settings):
     from hub.pki.identity import Identity
 
@@ -118,7 +112,7 @@ def _identity(code: str, args, settings: Settings):
 async def cmd_send(args, settings: Settings) -> int:
     from adapters.sdk import Adapter
 
-    files = {name: _read_package(name) for name in args.files}
+    files = {name: read(name, "package") for name in args.files}
     ident = _identity(args.as_code, args, settings) if args.as_code else None
     bb = await _adapter_backbone(args, settings)
     try:
@@ -234,7 +228,7 @@ def register(sub) -> None:
     x.add_argument("docid", help="the DocumentId: SENDER,yyyy/MM/dd,NUMBER/NOTATION")
     x.add_argument("--code", required=True, choices=["01", "02", "03", "04", "05", "06", "13", "15", "16"],
                    help="the status code")
-    x.add_argument("--reason", help="Description (required for 02)")
+    x.add_argument("--reason", metavar="TEXT", help="its Description (required for 02; default: none)")
     x.add_argument("--as", dest="as_code", required=True, metavar="CODE", help="the agency sending the status")
     x.add_argument("--to", metavar="CODE", help="the document's original sender (default: from the DocumentId)")
     x.add_argument("--key", metavar="PEM", help="its signing key (default: $HUB_DATA_DIR/pki/CODE.key)")

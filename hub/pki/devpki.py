@@ -174,7 +174,7 @@ def init_dev_pki(directory: str | Path, agencies: dict[str, str], hub_code: str,
         if not force:
             from hub.errors import UsageError
 
-            orphans = sorted(c for c in {**agencies, hub_code: ""} if (d / f"{c}.key").exists())
+            orphans = sorted(p.stem for p in d.glob("*.key") if p.name != "ca.key")
             if orphans:
                 raise UsageError(f"{d} holds keys ({', '.join(orphans)}) but no CA (ca.key, ca.pem): restore the CA, "
                                  "or pass --force to make a new CA and new keys")

@@ -10,7 +10,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from hub.errors import UsageError
 from hub.pki.certs import fingerprint, key_matches
-from hub.pki.devpki import load_cert, load_key
+from hub.pki.devpki import load_key
 
 
 @dataclass(frozen=True)
