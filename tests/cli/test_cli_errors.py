@@ -337,3 +337,15 @@ def test_every_option_has_help_with_its_default_and_variable():
                 seen.add((command, name))
                 assert ENV_OPTIONS[command, name] in action.help, f"hub {command} {name}: {action.help}"
     assert seen == set(ENV_OPTIONS)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+async def test_inbox_of_another_agency_is_refused(real_env, run, tmp_path):
+    g22 = real_env.user_of(G22)
+    url = real_env.amqp_url(g22, real_env.passwords[g22])
+    async with real_env.running():  # the hub has declared every inbox
+        line = run.fails("inbox", H41, "--out", tmp_path / "stolen", env={"HUB_ADAPTER_AMQP_URL": url}, rc=1,
+                         says="authority.forbidden")
+    assert f"inbox.{H41}" in line and g22 in line
+    assert not list((tmp_path / "stolen").glob("*"))
