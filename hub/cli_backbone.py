@@ -24,10 +24,29 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise the OSError binding would raise (EADDRINUSE...), as aiohttp binds (SO_REUSEADDR)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}; check --host / HUB_HTTP_HOST") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+
+
 async def cmd_serve(args, settings: Settings) -> int:
     from hub import logs
     from hub.service import serve
 
+    host = args.host or settings.http_host
+    port = settings.http_port if args.port is None else args.port
+    _check_port_free(host, port)  # before any worker starts: a busy port is one line, not a start and a stop
     logs.configure()
     if settings.amqp_url is None:
         print("note: HUB_AMQP_URL is unset, so the hub runs an embedded in-process broker that only "
@@ -48,8 +67,6 @@ async def cmd_serve(args, settings: Settings) -> int:
             raise UsageError(f"cannot use the TLS files ({getattr(e, 'strerror', None) or e}): check --tls-cert, "
                              "--tls-key (PEM, the key of that certificate) and --tls-client-ca") from None
             ssl_context.verify_mode = ssl.CERT_OPTIONAL  # agencies may use a client certificate or a token
-    host = args.host or settings.http_host
-    port = settings.http_port if args.port is None else args.port
     await serve(settings, _stop_event(), workers=args.workers, host=host, port=port, ssl_context=ssl_context)
     return 0
 

@@ -102,11 +102,12 @@ async def cmd_agency_add(args, settings: Settings) -> int:
     async with open_engine(settings) as engine:
         a = await add_agency(engine, args.code, name=args.name, certs=certs, accepts=args.accepts,
                              served_by=args.served_by, connected=connected, amqp_user=args.amqp_user)
-    if a.connected and settings.amqp_url:
-        await _declare_inbox(settings, a.code)
     accepts = "all types" if a.accepts is None else ",".join(sorted(a.accepts, key=int))
     role = "own system" if a.connected else f"served by {a.served_by or 'its nearest registered ancestor'}"
     out(f'registered {a.code} "{a.name}": {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s)')
+    if a.connected and settings.amqp_url:
+        await _declare_inbox(settings, a.code)
+        out(f"inbox.{a.code} and inbox.{a.code}.urgent are declared")
     if not a.name:
         warn(f"{a.code} has no name; give it one with --name (operators and recipients see it)")
     if not a.fingerprints:
