@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from cryptography import x509
@@ -27,10 +27,12 @@ def warn(msg: str) -> None:
 
 
 def to_json(value) -> str:
-    """JSON for --json: dates and times in ISO 8601 (with ``T``), UTF-8 text as is."""
+    """JSON for --json: dates and times in ISO 8601 (with ``T``; stored times are UTC), UTF-8 text as is."""
 
     def default(o):
-        if isinstance(o, (datetime, date)):
+        if isinstance(o, datetime):
+            return (o if o.tzinfo else o.replace(tzinfo=timezone.utc)).isoformat()
+        if isinstance(o, date):
             return o.isoformat()
         if isinstance(o, (set, frozenset)):
             return sorted(o)

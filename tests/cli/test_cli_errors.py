@@ -247,7 +247,7 @@ def test_json_times_are_iso_8601(world):
     d = json.loads(world("agency", "show", G22, "--json").stdout)
     for value in (d["created_at"], d["updated_at"], d["certificates"][0]["not_after"],
                   d["certificates"][0]["added_at"]):
-        assert "T" in value and " " not in value, value
+        assert "T" in value and " " not in value and value.endswith("+00:00"), value
     listed = json.loads(world("agency", "list", "--json").stdout)
     assert all("T" in a["created_at"] for a in listed["agencies"])
 
