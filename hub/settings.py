@@ -60,7 +60,8 @@ class Settings:
     """``HUB_CERT_FILE``: the hub's certificate (PEM); default ``<data_dir>/pki/<hub_organ_id>.pem``."""
 
     management_url: str | None = None
-    """``HUB_AMQP_MANAGEMENT_URL``: RabbitMQ management API (user provisioning, queue stats)."""
+    """``HUB_AMQP_MANAGEMENT_URL``: RabbitMQ management API (`hub agency broker-user`, queue stats); default
+    ``http://<HUB_AMQP_URL host>:15672`` with HUB_AMQP_URL's credentials (creating users needs an administrator)."""
 
     prefetch: int = field(default=256)
     """``HUB_PREFETCH``: intake messages in flight per worker (they are processed in batches)."""

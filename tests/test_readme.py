@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from hub.backbone.management import Management
+from hub.backbone.users import agency_permissions
 from hub.edxml.builder import build_edoc
 from tests.apienv import free_port
 from tests.conftest import G22, H41, make_edoc
@@ -170,6 +171,15 @@ async def test_running_it_for_real_runs_verbatim(tmp_path, pg_url, vhost):
             if doc.document_id in received:
                 break
         assert f"edoc {doc.document_id} from {G22}" in received, received
+
+        # The users have exactly the permissions of deploy/rabbitmq/permissions.md, in the hub's vhost.
+        async with Management(MGMT, "guest", "guest") as m:
+            for code in (G22, H41):
+                perms = await m.permissions(vhost, code)
+                expected = agency_permissions(code)
+                assert (perms["configure"], perms["write"], perms["read"]) == \
+                    (expected.configure, expected.write, expected.read)
+                assert perms["read"] == "^inbox\\." + code.replace(".", "\\.") + "(\\.urgent)?$"
 
         # Ctrl-C/SIGTERM to `hub serve`: it stops gracefully and the block ends with exit 0.
         serve = _children(proc.pid)

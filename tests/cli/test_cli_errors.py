@@ -349,3 +349,26 @@ async def test_inbox_of_another_agency_is_refused(real_env, run, tmp_path):
                          says="authority.forbidden")
     assert f"inbox.{H41}" in line and g22 in line
     assert not list((tmp_path / "stolen").glob("*"))
+
+
+# --- the translation itself (pure) ------------------------------------------------------------
+
+def test_unexpected_errors_are_one_line_and_name_hub_debug():
+    from hub.cli_errors import explain
+
+    message, rc = explain(RuntimeError("boom\nsecond line"))
+    assert rc == 1 and "\n" not in message
+    assert message == "unexpected error (RuntimeError: boom); run again with HUB_DEBUG=1 to see where, and report it"
+
+
+def test_broker_hints_name_what_to_fix():
+    from hub.cli_errors import broker_hint
+    from hub.errors import TransientError
+
+    url = "amqp://000.00.00.H41:secret@rabbit.example:5673/hub"
+    refused = TransientError("RabbitMQ unavailable: ACCESS_REFUSED - Login was refused", code="backbone.unavailable")
+    line = broker_hint(refused, url, "HUB_ADAPTER_AMQP_URL")
+    assert line == ("RabbitMQ at rabbit.example:5673 refused the login of user 000.00.00.H41: check the user and "
+                    "password in HUB_ADAPTER_AMQP_URL") and "secret" not in line
+    down = TransientError("RabbitMQ unavailable: [Errno 111] Connect call failed", code="backbone.unavailable")
+    assert broker_hint(down, url, "HUB_AMQP_URL").startswith("cannot reach RabbitMQ at rabbit.example:5673 ")
