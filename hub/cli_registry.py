@@ -41,9 +41,9 @@ async def cmd_pki_init(args, settings: Settings) -> int:
     hub_files = (settings.key_file, settings.cert_file)
     if (pki.hub[0].resolve(), pki.hub[1].resolve()) != (hub_files[0].resolve(), hub_files[1].resolve()):
         warn(f"the hub signs with {hub_files[0]} (HUB_KEY_FILE, HUB_DATA_DIR); set HUB_KEY_FILE={pki.hub[0]} "
-              f"HUB_CERT_FILE={pki.hub[1]} to use the key made here")
+             f"HUB_CERT_FILE={pki.hub[1]} to use the key made here")
     out(f"next: hub trust add {pki.ca_cert}; hub trust crl add {pki.crl}; hub agency add-hub; "
-         "hub agency add CODE --name NAME --cert CODE.pem")
+        "hub agency add CODE --name NAME --cert CODE.pem")
     return 0
 
 
@@ -112,10 +112,10 @@ async def cmd_agency_add(args, settings: Settings) -> int:
         warn(f"{a.code} has no name; give it one with --name (operators and recipients see it)")
     if not a.fingerprints:
         warn(f"{a.code} has no pinned certificate, so every package signed as {a.code} is refused "
-              "(trust.not_pinned); pin one with --cert PEM")
+             "(trust.not_pinned); pin one with --cert PEM")
     if a.connected and not settings.amqp_url:
         out(f"its adapter connects as RabbitMQ user {a.amqp_user or a.code}: `hub agency broker-user {a.code}` "
-             "creates it (needs HUB_AMQP_URL)")
+            "creates it (needs HUB_AMQP_URL)")
     return 0
 
 
@@ -145,7 +145,7 @@ async def cmd_agency_add_hub(args, settings: Settings) -> int:
         a = await add_agency(engine, settings.hub_organ_id, name=args.name, certs=certs[:1], connected=False,
                              accepts="0", actor="cli")
     out(f"registered the hub's identity {a.code} \"{a.name}\" with its certificate "
-         f"{certs[0].subject.rfc4514_string()}: recipients pin its status 02 refusals to it")
+        f"{certs[0].subject.rfc4514_string()}: recipients pin its status 02 refusals to it")
     return 0
 
 
@@ -181,7 +181,7 @@ async def cmd_agency_broker_user(args, settings: Settings) -> int:
     host = u.hostname or "127.0.0.1"
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{':' + str(u.port) if u.port else ''}"
     out(f"RabbitMQ user {user} of {code} in virtual host {vhost}: configure {perms.configure}  "
-         f"write {perms.write}  read {perms.read}")
+        f"write {perms.write}  read {perms.read}")
     out("password (shown once, not stored by the hub; running this again sets a new one):")
     out(password)
     out(f"the adapter's URL: HUB_ADAPTER_AMQP_URL={u.scheme}://{netloc}{u.path or '/'}")
@@ -249,7 +249,7 @@ async def cmd_agency_import(args, settings: Settings) -> int:
     if len(res.errors) > 50:
         out(f"  … {len(res.errors) - 50} more errors")
     out(f"imported {res.added:,} new and {res.updated:,} updated agencies in {time.perf_counter() - t0:.1f} s; "
-         f"{len(res.errors)} line(s) with errors")
+        f"{len(res.errors)} line(s) with errors")
     return 1 if res.errors else 0
 
 
