@@ -178,13 +178,37 @@ async def cmd_inbox(args, settings: Settings) -> int:
     return 0
 
 
+def _status_target(docid: str, to: str | None) -> tuple[str, str]:
+    """(DocumentId, original sender): the sender comes from a standard-form DocumentId or --to."""
+    from hub.edxml.document_id import parse_document_id
+    from hub.registry import codes
+
+    text = (docid or "").strip()
+    if not text or text != docid:
+        raise UsageError(f"DocumentId {docid!r} is empty or has surrounding whitespace; give it as the package has it")
+    ref = parse_document_id(text)
+    if to:
+        sender = codes.check(to, "--to code")
+    elif ref is not None:
+        sender = ref.sender
+    elif text.count(",") >= 2:
+        raise UsageError(f"DocumentId {text!r} is malformed: expected SENDER,yyyy/MM/dd,NUMBER/NOTATION, e.g. "
+                         "000.00.00.G22,2026/11/27,7816/VPCP-TTĐT (another token, such as a UUID, needs --to SENDER)")
+    else:
+        raise UsageError(f"DocumentId {text!r} does not name its sender (not SENDER,yyyy/MM/dd,NUMBER/NOTATION): "
+                         "give the original sender with --to CODE")
+    if ref is not None and ref.promulgation_date is None and not to:
+        raise UsageError(f"DocumentId {text!r} has no valid date (yyyy/MM/dd); check it, or give --to CODE to send "
+                         "the status anyway")
+    return text, sender
+
+
 async def cmd_status(args, settings: Settings) -> int:
     from adapters.sdk import Adapter
     from hub.registry import codes
 
-    docid = codes.check_document_id(args.docid)
+    docid, original_sender = _status_target(args.docid, args.to)
     as_code = codes.check(args.as_code, "--as code")
-    original_sender = codes.check(args.to, "--to code") if args.to else docid.split(",", 1)[0]
     if args.code == "02" and not (args.reason or "").strip():
         raise UsageError("status 02 (refused) needs --reason TEXT: the sender must learn why")
     ident = _identity(as_code, args, settings)

@@ -47,15 +47,3 @@ def ancestors(code: str) -> list[str]:
         p = parent(p)
     return out
 
-
-_DOCUMENT_ID = re.compile(
-    r"([0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}),[0-9]{4}/(0[1-9]|1[0-2])/(0[1-9]|[12][0-9]|3[01]),\S(.*\S)?")
-
-
-def check_document_id(text: str) -> str:
-    """A DocumentId as the schema has it (``{sender code},{yyyy/MM/dd},{number/notation}``)."""
-    text = (text or "").strip()
-    if not _DOCUMENT_ID.fullmatch(text):
-        raise UsageError(f"DocumentId {text!r} is malformed: expected SENDER,yyyy/MM/dd,NUMBER/NOTATION, "
-                         "e.g. 000.00.00.G22,2026/11/27,7816/VPCP-TTĐT")
-    return text

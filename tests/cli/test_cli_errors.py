@@ -174,7 +174,12 @@ def test_status_checks_the_documentid_and_reason(world):
     adapter = {"HUB_ADAPTER_AMQP_URL": "amqp://someone:pw@127.0.0.1:1/"}  # never reached
     world.fails("status", "28.22.H17,2026/11/27,1/X", "--code", "01", "--as", H41, env=adapter,
                 says="DocumentId '28.22.H17,2026/11/27,1/X' is malformed")
-    world.fails("status", f"{G22},2026/13/27,1/X", "--code", "01", "--as", H41, env=adapter, says="is malformed")
+    world.fails("status", f"{G22},2026/13/27,1/X", "--code", "01", "--as", H41, env=adapter,
+                says="has no valid date")
+    uuid_id = "6f1c2a3e-1d2b-4c5d-9e8f-0a1b2c3d4e5f"  # relayed traffic: a DocumentId that names no sender
+    world.fails("status", uuid_id, "--code", "01", "--as", H41, env=adapter, says="give the original sender with --to")
+    world.fails("status", uuid_id, "--code", "01", "--as", H41, "--to", "G22", env=adapter, says="--to code 'G22'")
+    world.fails("status", " x", "--code", "01", "--as", H41, env=adapter, says="surrounding whitespace")
     world.fails("status", f"{G22},2026/11/27,1/X", "--code", "02", "--as", H41, env=adapter,
                 says="status 02 (refused) needs --reason")
     world.fails("status", f"{G22},2026/11/27,1/X", "--code", "02", "--reason", " ", "--as", H41, env=adapter,
