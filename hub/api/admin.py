@@ -43,8 +43,24 @@ from cryptography import x509
 from hub import constants as C
 from hub.api.endpoint import Endpoints, Reply, json_type
 from hub.api.models import AgencyInput, AgencyPatch, MaintenanceRequest, SettleRequest, UserInput
-from hub.api import schemas
-from hub.api.schemas import CODE_P, LIMIT, OFFSET, PEM_BODY, p
+from hub.api.replies import (
+    Agency,
+    AgencyList,
+    AnchorsAdded,
+    CrlAdded,
+    DeadLetterDetail,
+    DeadLetterList,
+    ImportResult,
+    Maintenance,
+    Queues,
+    SettleResult,
+    TrustList,
+    User,
+    UserCreated,
+    UserList,
+)
+from hub.api import params
+from hub.api.params import CODE_P, LIMIT, OFFSET, PEM_BODY, p
 from hub.api.state import STATE, principal
 from hub.api.users import add_user, list_users, revoke_user
 from hub.backbone.base import inbox_queue
@@ -276,10 +292,10 @@ async def _declare_inbox(state, code: str) -> None:
 
 # --- agencies ---------------------------------------------------------------------------------
 
-@api.endpoint("GET", "/api/v1/admin/agencies", "List or search agencies", roles=READ, response="AgencyList",
+@api.endpoint("GET", "/api/v1/admin/agencies", "List or search agencies", roles=READ, response=AgencyList,
               errors=(400,), params=[
-                  schemas.q("search", {"type": "string", "maxLength": 200}, "part of the code or name"), LIMIT, OFFSET,
-                  schemas.q("connected", {"type": "boolean"},
+                  params.q("search", {"type": "string", "maxLength": 200}, "part of the code or name"), LIMIT, OFFSET,
+                  params.q("connected", {"type": "boolean"},
                     "true: only agencies with their own system; false: only the others")])
 async def agencies_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -309,7 +325,7 @@ async def _not_connected(engine, search: str | None, limit: int, offset: int) ->
 
 
 @api.endpoint("GET", "/api/v1/admin/agencies/{code}", "One agency with its certificates", roles=READ,
-              response="Agency", errors=(400, 404), params=[CODE_P])
+              response=Agency, errors=(400, 404), params=[CODE_P])
 async def agency_get(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(await _one_agency(state.engine, _path_code(request)))
@@ -332,7 +348,7 @@ async def _exists(engine, code: str) -> dict | None:
 
 
 @api.endpoint("POST", "/api/v1/admin/agencies", "Register an agency", roles=WRITE, body=AgencyInput,
-              response=Reply("Agency", "Registered"), status=201, errors=(400, 409))
+              response=Reply(Agency, "Registered"), status=201, errors=(400, 409))
 async def agency_add(request: web.Request, model: AgencyInput) -> web.Response:
     state = request.app[STATE]
     body = model.model_dump(exclude_unset=True)
@@ -362,7 +378,7 @@ PATCH_FIELDS = ("name", "accepts", "served_by", "connected", "amqp_user", "add_c
 
 
 @api.endpoint("PATCH", "/api/v1/admin/agencies/{code}", "Change an agency", roles=WRITE, body=AgencyPatch,
-              response="Agency", errors=(400, 404, 409), params=[CODE_P],
+              response=Agency, errors=(400, 404, 409), params=[CODE_P],
               description="Absent fields stay; served_by null clears it. 409 for a retired agency unless active is true.")
 async def agency_patch(request: web.Request, model: AgencyPatch) -> web.Response:
     state = request.app[STATE]
@@ -426,7 +442,7 @@ async def agency_patch(request: web.Request, model: AgencyPatch) -> web.Response
     return web.json_response(await _one_agency(state.engine, code))
 
 
-@api.endpoint("POST", "/api/v1/admin/agencies/{code}/retire", "Retire an agency", roles=WRITE, response="Agency",
+@api.endpoint("POST", "/api/v1/admin/agencies/{code}/retire", "Retire an agency", roles=WRITE, response=Agency,
               errors=(400, 404), params=[CODE_P])
 async def agency_retire(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -437,7 +453,7 @@ async def agency_retire(request: web.Request) -> web.Response:
     return web.json_response(await _one_agency(state.engine, code))
 
 
-@api.endpoint("POST", "/api/v1/admin/agencies/import", "Import a directory CSV", roles=WRITE, response="ImportResult",
+@api.endpoint("POST", "/api/v1/admin/agencies/import", "Import a directory CSV", roles=WRITE, response=ImportResult,
               errors=(400,), body={"description": "CSV with a header row: code,name[,served_by][,accepts][,connected]",
                                    "required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
               description="Good lines are upserted; bad ones are reported by line and skipped.")
@@ -486,7 +502,7 @@ async def agency_import(request: web.Request) -> web.Response:
 
 # --- trust ----------------------------------------------------------------------------------
 
-@api.endpoint("GET", "/api/v1/admin/trust", "Trust anchors and CRLs", roles=READ, response="TrustList")
+@api.endpoint("GET", "/api/v1/admin/trust", "Trust anchors and CRLs", roles=READ, response=TrustList)
 async def trust_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
     anchors, crl_rows = await list_trust(state.engine)
@@ -500,7 +516,7 @@ async def trust_list(request: web.Request) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/admin/trust/anchors", "Trust CA certificate(s)", roles=WRITE, body=PEM_BODY,
-              response=Reply("AnchorsAdded", "Added"), status=201, errors=(400,))
+              response=Reply(AnchorsAdded, "Added"), status=201, errors=(400,))
 async def trust_add_anchor(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await _body(request, "one or more PEM CA certificates")
@@ -525,7 +541,7 @@ async def trust_add_anchor(request: web.Request) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/admin/trust/crls", "Add a CRL signed by a trusted CA", roles=WRITE, body=CRL_BODY,
-              response=Reply("CrlAdded", "Added"), status=201, errors=(400,))
+              response=Reply(CrlAdded, "Added"), status=201, errors=(400,))
 async def trust_add_crl(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await _body(request, "a CRL (PEM or DER)")
@@ -635,7 +651,7 @@ async def queue_stats(state) -> tuple[str, list[dict]]:
     return source, found
 
 
-@api.endpoint("GET", "/api/v1/admin/queues", "Every inbox, hub.intake and hub.dead", roles=READ, response="Queues",
+@api.endpoint("GET", "/api/v1/admin/queues", "Every inbox, hub.intake and hub.dead", roles=READ, response=Queues,
               errors=(503,),
               description="From the RabbitMQ management API when reachable, else passive declares (rates null).")
 async def queues(request: web.Request) -> web.Response:
@@ -655,9 +671,9 @@ def _dead_view(row: dict) -> dict:
     }
 
 
-@api.endpoint("GET", "/api/v1/admin/dead-letters", "Dead letters", roles=READ, response="DeadLetterList",
+@api.endpoint("GET", "/api/v1/admin/dead-letters", "Dead letters", roles=READ, response=DeadLetterList,
               errors=(400,), params=[
-                  schemas.q("state", {"type": "string", "enum": ["pending", "replayed", "discarded", "all"],
+                  params.q("state", {"type": "string", "enum": ["pending", "replayed", "discarded", "all"],
                               "default": "pending"}, "which"), LIMIT, OFFSET])
 async def dead_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -716,7 +732,7 @@ def _dead_id(raw: str) -> int | None:
 
 
 @api.endpoint("GET", "/api/v1/admin/dead-letters/{id}", "One dead letter with its body and parsed header",
-              roles=READ, response="DeadLetterDetail", errors=(400, 404),
+              roles=READ, response=DeadLetterDetail, errors=(400, 404),
               params=[p("id", {"type": "integer"}, "dead letter id")])
 async def dead_get(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -753,13 +769,13 @@ async def _settle(request: web.Request, body: SettleRequest, action: str) -> web
 
 @api.endpoint("POST", "/api/v1/admin/dead-letters/replay",
               "Replay pending dead letters to intake, as their original adapter", roles=WRITE, body=SettleRequest,
-              response="SettleResult", errors=(400, 503))
+              response=SettleResult, errors=(400, 503))
 async def dead_replay(request: web.Request, body: SettleRequest) -> web.Response:
     return await _settle(request, body, "replay")
 
 
 @api.endpoint("POST", "/api/v1/admin/dead-letters/discard", "Discard pending dead letters", roles=WRITE,
-              body=SettleRequest, response="SettleResult", errors=(400,))
+              body=SettleRequest, response=SettleResult, errors=(400,))
 async def dead_discard(request: web.Request, body: SettleRequest) -> web.Response:
     return await _settle(request, body, "discard")
 
@@ -772,14 +788,14 @@ def _user_view(r: dict) -> dict:
             "revoked_at": _iso(r["revoked_at"]), "last_used_at": _iso(r["last_used_at"])}
 
 
-@api.endpoint("GET", "/api/v1/admin/users", "API users (never their tokens)", roles=READ, response="UserList")
+@api.endpoint("GET", "/api/v1/admin/users", "API users (never their tokens)", roles=READ, response=UserList)
 async def users_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response({"users": [_user_view(r) for r in await list_users(state.engine)]})
 
 
 @api.endpoint("POST", "/api/v1/admin/users", "Create a user; the token is shown once", roles=WRITE, body=UserInput,
-              response=Reply("UserCreated", "Created"), status=201, errors=(400, 409),
+              response=Reply(UserCreated, "Created"), status=201, errors=(400, 409),
               description="409 when an active user already has the name (user names are unique).")
 async def users_add(request: web.Request, body: UserInput) -> web.Response:
     state = request.app[STATE]
@@ -801,7 +817,7 @@ async def users_add(request: web.Request, body: UserInput) -> web.Response:
                               "message": "the token is shown once; it is stored hashed"}, status=201)
 
 
-@api.endpoint("POST", "/api/v1/admin/users/{id}/revoke", "Revoke a user's token", roles=WRITE, response="User",
+@api.endpoint("POST", "/api/v1/admin/users/{id}/revoke", "Revoke a user's token", roles=WRITE, response=User,
               errors=(400, 404, 409), params=[p("id", {"type": "string"}, "user id")])
 async def users_revoke(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -835,13 +851,13 @@ async def _maintenance(state) -> dict:
 
 
 @api.endpoint("GET", "/api/v1/admin/maintenance", "Maintenance state and drain progress", roles=READ,
-              response="Maintenance", errors=(503,))
+              response=Maintenance, errors=(503,))
 async def maintenance_get(request: web.Request) -> web.Response:
     return web.json_response(await _maintenance(request.app[STATE]))
 
 
 @api.endpoint("POST", "/api/v1/admin/maintenance", "Stop, drain or resume", roles=WRITE, body=MaintenanceRequest,
-              response="Maintenance", errors=(400, 503))
+              response=Maintenance, errors=(400, 503))
 async def maintenance_set(request: web.Request, body: MaintenanceRequest) -> web.Response:
     state = request.app[STATE]
     action = body.action

@@ -25,7 +25,8 @@ import re
 from aiohttp import web
 
 from hub.api.endpoint import Endpoints, Reply
-from hub.api.schemas import DOC_ID, SENDER, STR, q
+from hub.api.replies import AuditEntries, Checkpoints, Consistency, Trail
+from hub.api.params import DOC_ID, SENDER, STR, q
 from hub.api.state import STATE, principal
 from hub.api.errors import error
 from hub.audit import query
@@ -83,7 +84,7 @@ def _filters(request: web.Request) -> dict:
 
 
 @api.endpoint("GET", "/api/v1/audit/entries", "Search the audit log", roles=AUDITORS,
-              response=Reply("AuditEntries", "One page of entries (JSON) or the export (CSV)",
+              response=Reply(AuditEntries, "One page of entries (JSON) or the export (CSV)",
                              also={"text/csv": {"type": "string"}}), errors=(400,), params=ENTRY_PARAMS,
               description="Unknown query parameters are refused (400).")
 async def entries(request: web.Request) -> web.Response:
@@ -115,7 +116,7 @@ def _doc_id(request: web.Request) -> str:
 
 @api.endpoint("GET", "/api/v1/audit/documents/{id:.+}/trail",
               "Every event of one document in order, with each recipient's status history", roles=AUDITORS,
-              response="Trail", errors=(400, 404), params=[DOC_ID, SENDER])
+              response=Trail, errors=(400, 404), params=[DOC_ID, SENDER])
 async def trail(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
@@ -149,7 +150,7 @@ async def bundle(request: web.Request) -> web.Response:
 
 
 @api.endpoint("GET", "/api/v1/audit/checkpoints", "Signed checkpoints, latest first", roles=AUDITORS,
-              response="Checkpoints", errors=(400,), params=[
+              response=Checkpoints, errors=(400,), params=[
                   q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "page size"),
                   q("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip")])
 async def checkpoints(request: web.Request) -> web.Response:
@@ -165,7 +166,7 @@ async def checkpoints(request: web.Request) -> web.Response:
 
 
 @api.endpoint("GET", "/api/v1/audit/consistency", "Proof that checkpoint new extends checkpoint old, verified",
-              roles=AUDITORS, response="Consistency", errors=(400, 404), params=[
+              roles=AUDITORS, response=Consistency, errors=(400, 404), params=[
                   {**q("old", {"type": "integer", "minimum": 1}, "an earlier checkpoint's tree size"), "required": True},
                   q("new", {"type": "integer", "minimum": 1}, "a later checkpoint's tree size (default: the latest)")])
 async def consistency(request: web.Request) -> web.Response:

@@ -17,7 +17,8 @@ from datetime import date, datetime, timezone
 from aiohttp import web
 
 from hub.api.endpoint import Endpoints
-from hub.api.schemas import FOLLOWUP_FILTERS, q
+from hub.api.replies import FollowupReport, Overdue
+from hub.api.params import FOLLOWUP_FILTERS, q
 from hub.api.state import STATE
 from hub.errors import UsageError
 from hub.followup.query import Filters, overdue, period_report
@@ -73,7 +74,7 @@ def _item(it: Item, today: date, now: datetime) -> dict:
 
 @api.endpoint("GET", "/api/v1/admin/followup/overdue",
               "Documents past their due date (or due soon) that a recipient has not finished, by recipient",
-              roles=READ, response="Overdue", errors=(400,), params=[
+              roles=READ, response=Overdue, errors=(400,), params=[
                   q("days", {"type": "integer", "minimum": 0, "maximum": 365, "default": 3}, "also those due within"),
                   *FOLLOWUP_FILTERS])
 async def overdue_list(request: web.Request) -> web.Response:
@@ -92,7 +93,7 @@ async def overdue_list(request: web.Request) -> web.Response:
 
 @api.endpoint("GET", "/api/v1/admin/followup/report",
               "Per recipient agency: received, answered on time, late, still open, median handling time",
-              roles=READ, response="FollowupReport", errors=(400,), params=FOLLOWUP_FILTERS,
+              roles=READ, response=FollowupReport, errors=(400,), params=FOLLOWUP_FILTERS,
               description="Documents received from `from` to `to` (Vietnam dates, inclusive; default this month).")
 async def report(request: web.Request) -> web.Response:
     f = filters(request)

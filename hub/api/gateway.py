@@ -22,7 +22,8 @@ from aiohttp import web
 from hub import constants as C
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.models import AckRequest, StatusRequest
-from hub.api.schemas import DOC_ID, SENDER, q
+from hub.api.replies import AckResult, Document, Inbox, StatusQueued, SubmitAccepted
+from hub.api.params import DOC_ID, SENDER, q
 from hub.api.state import STATE, principal
 from hub.api.errors import error
 from hub.backbone.base import Incoming, inbox_queue
@@ -88,7 +89,7 @@ async def _check_and_queue(request: web.Request, data: bytes):
 
 
 @api.endpoint("POST", "/api/v1/documents", "Submit a signed package", roles=("agency",), body=PACKAGE_BODY,
-              response=Reply("SubmitAccepted", "Checked and queued"), status=202, errors=(400, 403, 415, 422, 503),
+              response=Reply(SubmitAccepted, "Checked and queued"), status=202, errors=(400, 403, 415, 422, 503),
               description="Runs every stateless check at once: 400 parse, 413 too large, 422 schema/signature/trust, "
                           "403 authority; 503 in maintenance.")
 async def submit(request: web.Request) -> web.Response:
@@ -166,7 +167,7 @@ def _key(incoming: Incoming) -> str:
 
 
 @api.endpoint("GET", "/api/v1/inbox", "Pending packages, urgent first, leased until acknowledged",
-              roles=("agency",), response="Inbox", errors=(400, 409, 503),
+              roles=("agency",), response=Inbox, errors=(400, 409, 503),
               params=[q("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "at most this many")],
               description="409 when the agency has no own system (its packages go to the system that serves it).")
 async def inbox(request: web.Request) -> web.Response:
@@ -213,8 +214,8 @@ async def inbox(request: web.Request) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/inbox/ack", "Acknowledge leased packages", roles=("agency",), body=AckRequest,
-              replies={200: Reply("AckResult", "All acknowledged"),
-                       207: Reply("AckResult", "Some ids were unknown or expired")}, errors=(400,))
+              replies={200: Reply(AckResult, "All acknowledged"),
+                       207: Reply(AckResult, "Some ids were unknown or expired")}, errors=(400,))
 async def inbox_ack(request: web.Request, body: AckRequest) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
@@ -277,7 +278,7 @@ async def _find_document(request: web.Request, doc_id: str) -> dict:
 
 @api.endpoint("GET", "/api/v1/documents/{id:.+}",
               "A document the caller sent or received, with each recipient's status history",
-              roles=("agency", "auditor", "admin"), response="Document", errors=(400, 404), params=[DOC_ID, SENDER],
+              roles=("agency", "auditor", "admin"), response=Document, errors=(400, 404), params=[DOC_ID, SENDER],
               description="400 when several senders used the DocumentId (add ?sender=).")
 async def get_document(request: web.Request) -> web.Response:
     state = request.app[STATE]
@@ -304,7 +305,7 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/documents/{id:.+}/status", "Send a status for a received document",
-              roles=("agency",), body=StatusRequest, response=Reply("StatusQueued", "Checked and queued"), status=202,
+              roles=("agency",), body=StatusRequest, response=Reply(StatusQueued, "Checked and queued"), status=202,
               errors=(400, 404, 409, 422, 503), params=[DOC_ID, SENDER])
 async def post_status(request: web.Request, body: StatusRequest) -> web.Response:
     state = request.app[STATE]

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from hub import constants as C
 from hub.api.endpoint import Endpoints, Reply
+from hub.api.replies import Health, Ready
 from hub.api.state import STATE
 from hub.backbone.base import inbox_queue
 from hub.followup.query import overdue_counts
@@ -27,7 +28,7 @@ PROBE_TIMEOUT = 2.0  # a dependency that has not answered by then counts as down
 STALE_AFTER = 10.0  # no check finished for this long (the checker is stuck): not ready
 
 
-@api.endpoint("GET", "/healthz", "Alive", response="Health")
+@api.endpoint("GET", "/healthz", "Alive", response=Health)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "uptime_seconds": round(time.time() - request.app[STATE].started, 1)})
 
@@ -125,7 +126,7 @@ async def readiness_ctx(app: web.Application):
 
 @api.endpoint("GET", "/readyz", "Ready: consuming hub.intake, database, broker and hub identity (checked in the "
                                   "background every second; answered at once)",
-              replies={200: Reply("Ready"), 503: Reply("Ready", "Not ready: a dependency failed")})
+              replies={200: Reply(Ready), 503: Reply(Ready, "Not ready: a dependency failed")})
 async def readyz(request: web.Request) -> web.Response:
     status, body = request.app[STATE].readiness.answer()
     return web.json_response(body, status=status)

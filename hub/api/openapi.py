@@ -4,8 +4,8 @@
 summary, roles (in the description, and ``security: []`` for public routes), parameters, the
 request body (a pydantic model's JSON schema, or a raw body's media types), the success replies
 and the error responses. Every operation answers 401 (a bad token is refused even on a public
-route), 403 when roles limit it and 413 when it takes a body. Response schemas come from
-``hub.api.schemas``, request schemas from ``hub.api.models``.
+route), 403 when roles limit it and 413 when it takes a body. Every schema is generated from a
+pydantic model: answers from ``hub.api.replies``, request bodies from ``hub.api.models``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.api.endpoint import JSON, Endpoint
-from hub.api.schemas import SCHEMAS, ref
+from hub.api.replies import Error
 
 ERRORS = {
     400: ("BadRequest", "The request is malformed; `element` names the field where it can"),
@@ -60,10 +60,16 @@ def _model_schemas(models: list[type[BaseModel]]) -> dict:
     return {name: as_openapi30(schema) for name, schema in top.get("$defs", {}).items()}
 
 
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _is_model(s) -> bool:
+    return isinstance(s, type) and issubclass(s, BaseModel)
+
+
 def _schema(s) -> dict:
-    if isinstance(s, str):
-        return ref(s)
-    if isinstance(s, type) and issubclass(s, BaseModel):
+    if _is_model(s):
         return ref(s.__name__)
     return s
 
@@ -99,7 +105,9 @@ def document(endpoints: list[Endpoint]) -> dict:
     paths: dict = {}
     for e in endpoints:
         paths.setdefault(e.template, {})[e.method.lower()] = operation(e)
-    models = sorted({e.body for e in endpoints if isinstance(e.body, type)}, key=lambda m: m.__name__)
+    models = {e.body for e in endpoints if _is_model(e.body)} | {Error}
+    models |= {r.schema for e in endpoints for r in e.replies.values() if _is_model(r.schema)}
+    models = sorted(models, key=lambda m: m.__name__)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -117,7 +125,7 @@ def document(endpoints: list[Endpoint]) -> dict:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "hub_<id>_<secret> from `hub user add` or "
                                                               "POST /api/v1/admin/users"}},
-            "schemas": {**SCHEMAS, **_model_schemas(models)},
+            "schemas": _model_schemas(models),
             "responses": {name: {"description": text, "content": {JSON: {"schema": ref("Error")}}}
                           for name, text in ERRORS.values()},
         },
