@@ -42,7 +42,15 @@ from cryptography import x509
 
 from hub import constants as C
 from hub.api.endpoint import Endpoints, Reply, json_type
-from hub.api.models import AgencyInput, AgencyPatch, MaintenanceRequest, SettleRequest, UserInput
+from hub.api.models import (
+    AgencyInput,
+    AgencyPatch,
+    AgencyQuery,
+    DeadLetterQuery,
+    MaintenanceRequest,
+    SettleRequest,
+    UserInput,
+)
 from hub.api.replies import (
     Agency,
     AgencyList,
@@ -59,8 +67,7 @@ from hub.api.replies import (
     UserCreated,
     UserList,
 )
-from hub.api import params
-from hub.api.params import CODE_P, LIMIT, OFFSET, PEM_BODY, p
+from hub.api.params import CODE_P, PEM_BODY, p
 from hub.api.state import STATE, principal
 from hub.api.users import add_user, list_users, revoke_user
 from hub.backbone.base import inbox_queue
@@ -96,12 +103,9 @@ CRL_BODY = {"description": "CRL, PEM or DER (the media type is not checked)", "r
 
 READ = ("admin", "auditor")
 WRITE = ("admin",)
-MAX_PAGE = 1000
-MAX_OFFSET = 10**9
 MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist
 MANAGEMENT_TIMEOUT = 3.0
 MAINTENANCE = {"stop": "stopped", "drain": "draining", "resume": "running"}
-DEAD_STATES = ("pending", "replayed", "discarded")
 
 
 # --- input helpers --------------------------------------------------------------------------
@@ -176,31 +180,6 @@ def _pem_certificates(value, field: str) -> list[x509.Certificate]:
             raise _bad(f"{field}[{i}]", "is not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
         certs.extend(found)
     return certs
-
-
-def _q_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw.strip(), 10)
-    except ValueError:
-        raise _bad(name, f"must be a whole number from {lo} to {hi}") from None
-    if not lo <= value <= hi:
-        raise _bad(name, f"must be a whole number from {lo} to {hi}")
-    return value
-
-
-def _q_bool(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    v = raw.strip().lower()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise _bad(name, "must be true or false")
 
 
 async def _body(request: web.Request, what: str) -> bytes:
@@ -293,18 +272,11 @@ async def _declare_inbox(state, code: str) -> None:
 # --- agencies ---------------------------------------------------------------------------------
 
 @api.endpoint("GET", "/api/v1/admin/agencies", "List or search agencies", roles=READ, response=AgencyList,
-              errors=(400,), params=[
-                  params.q("search", {"type": "string", "maxLength": 200}, "part of the code or name"), LIMIT, OFFSET,
-                  params.q("connected", {"type": "boolean"},
-                    "true: only agencies with their own system; false: only the others")])
-async def agencies_list(request: web.Request) -> web.Response:
+              errors=(400,), query=AgencyQuery)
+async def agencies_list(request: web.Request, query: AgencyQuery) -> web.Response:
     state = request.app[STATE]
-    search = request.query.get("search")
-    if search is not None:
-        search = _text(search, "search", max_len=200).strip() or None
-    limit = _q_int(request, "limit", 100, 1, MAX_PAGE)
-    offset = _q_int(request, "offset", 0, 0, MAX_OFFSET)
-    connected = _q_bool(request, "connected")
+    search = query.search or None
+    limit, offset, connected = query.limit, query.offset, query.connected
     if connected is False:  # list_agencies filters only "connected"; "not connected" is filtered here
         total, rows = await _not_connected(state.engine, search, limit, offset)
     else:
@@ -672,16 +644,10 @@ def _dead_view(row: dict) -> dict:
 
 
 @api.endpoint("GET", "/api/v1/admin/dead-letters", "Dead letters", roles=READ, response=DeadLetterList,
-              errors=(400,), params=[
-                  params.q("state", {"type": "string", "enum": ["pending", "replayed", "discarded", "all"],
-                              "default": "pending"}, "which"), LIMIT, OFFSET])
-async def dead_list(request: web.Request) -> web.Response:
+              errors=(400,), query=DeadLetterQuery)
+async def dead_list(request: web.Request, query: DeadLetterQuery) -> web.Response:
     state = request.app[STATE]
-    which = request.query.get("state", "pending")
-    if which not in (*DEAD_STATES, "all"):
-        raise _bad("state", f"must be one of {', '.join(DEAD_STATES)}, all")
-    limit = _q_int(request, "limit", 100, 1, MAX_PAGE)
-    offset = _q_int(request, "offset", 0, 0, MAX_OFFSET)
+    which, limit, offset = query.state, query.limit, query.offset
     total, rows = await list_dead(state.engine, None if which == "all" else which, limit, offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset,
                               "dead_letters": [_dead_view(r) for r in rows]})

@@ -3,8 +3,8 @@
 ``@table.endpoint(method, path, summary, roles=..., body=Model, response=..., errors=...)``
 records an ``Endpoint`` in the route module's ``Endpoints`` table and wraps the handler with what
 the declaration promises: the role check (401 without credentials, 403 with the wrong role) and,
-for a JSON body model, its validation (400 ``usage.invalid`` naming the field in ``element``); the
-handler then receives the validated model. ``hub.api.routes`` gathers the tables: the aiohttp
+for a JSON body model and a query model, their validation (400 ``usage.invalid`` naming the field
+in ``element``); the handler then receives the validated body model (and ``query=``). ``hub.api.routes`` gathers the tables: the aiohttp
 router and the OpenAPI document (``hub.api.openapi``) are both built from them, and the role-matrix
 test reads ``Endpoint.roles``.
 """
@@ -46,9 +46,10 @@ class Endpoint:
     body: type[BaseModel] | dict | None  # a model: a JSON body; a dict: the OpenAPI requestBody of a raw body
     replies: dict[int, Reply]
     errors: tuple[int, ...]
-    params: tuple[dict, ...]
+    params: tuple[dict, ...]  # hand-declared parameters (path parameters; queries not yet modelled)
     tag: str
     description: str = ""
+    query: type[BaseModel] | None = None  # query parameters, validated into this model
 
     @property
     def template(self) -> str:
@@ -66,15 +67,16 @@ class Endpoints:
     def endpoint(self, method: str, path: str, summary: str, *, roles: tuple[str, ...] | None = None,
                  body: type[BaseModel] | dict | None = None, response: str | dict | Reply = "",
                  status: int = 200, replies: dict[int, Reply] | None = None, errors: tuple[int, ...] = (),
-                 params: tuple[dict, ...] | list[dict] = (), description: str = "", tag: str | None = None):
+                 params: tuple[dict, ...] | list[dict] = (), query: type[BaseModel] | None = None,
+                 description: str = "", tag: str | None = None):
         ok = dict(replies or {})
         if response:
             ok[status] = response if isinstance(response, Reply) else Reply(response)
 
         def register(handler):
-            wrapped = _guarded(handler, roles, body if isinstance(body, type) else None)
+            wrapped = _guarded(handler, roles, body if isinstance(body, type) else None, query)
             self.items.append(Endpoint(method.upper(), path, summary, wrapped, roles, body, ok, tuple(errors),
-                                       tuple(params), tag or self.tag, description))
+                                       tuple(params), tag or self.tag, description, query))
             return wrapped
 
         return register
@@ -83,7 +85,8 @@ class Endpoints:
         return [web.route(e.method, e.path, e.handler) for e in self.items]
 
 
-def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | None):
+def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | None,
+             query: type[BaseModel] | None):
     @wraps(handler)
     async def inner(request: web.Request):
         if roles is not None:
@@ -92,9 +95,12 @@ def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | No
                 return error(401, "auth.required", "send `Authorization: Bearer <token>` (see `hub user add`)")
             if p.role not in roles:
                 return error(403, "auth.forbidden", f"role {p.role} may not do this; it needs {' or '.join(roles)}")
+        kw = {}
+        if query is not None:  # a repeated parameter counts once: its first value
+            kw["query"] = parse(query, {k: request.query.get(k) for k in request.query.keys()})
         if model is None:
-            return await handler(request)
-        return await handler(request, parse(model, await json_object(request)))
+            return await handler(request, **kw)
+        return await handler(request, parse(model, await json_object(request)), **kw)
 
     return inner
 

@@ -96,4 +96,28 @@ class MaintenanceRequest(Body):
                     "queued; resume: back to normal")
 
 
+class Query(BaseModel):
+    """Query parameters: strings converted to the field's type; unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+Limit = Annotated[int, Field(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, Field(ge=0, le=1_000_000_000, description="rows to skip")]
+
+
+class AgencyQuery(Query):
+    search: str | None = Field(None, max_length=200, description="part of the code or name")
+    limit: Limit = 100
+    offset: Offset = 0
+    connected: bool | None = Field(None, description="true: only agencies with their own system; "
+                                                     "false: only the others")
+
+
+class DeadLetterQuery(Query):
+    state: Literal["pending", "replayed", "discarded", "all"] = Field("pending", description="which")
+    limit: Limit = 100
+    offset: Offset = 0
+
+
 BODIES = (AgencyInput, AgencyPatch, AckRequest, StatusRequest, SettleRequest, UserInput, MaintenanceRequest)

@@ -96,9 +96,25 @@ def operation(e: Endpoint) -> dict:
     elif e.body is not None:
         op["requestBody"] = {"description": "JSON", "required": True,
                              "content": {JSON: {"schema": ref(e.body.__name__)}}}
-    if e.params:
-        op["parameters"] = list(e.params)
+    parameters = [*e.params, *(query_parameters(e.query) if e.query is not None else [])]
+    if parameters:
+        op["parameters"] = parameters
     return op
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict]:
+    """A query model's fields as OpenAPI query parameters."""
+    schema = as_openapi30(model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        if prop.pop("nullable", None) and prop.get("default", 0) is None:  # a parameter is absent, never null
+            del prop["default"]
+        out.append({"name": name, "in": "query", "required": name in required, "schema": prop,
+                    "description": description})
+    return out
 
 
 def document(endpoints: list[Endpoint]) -> dict:

@@ -14,8 +14,6 @@ def p(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
-LIMIT = q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size")
-OFFSET = q("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}, "rows to skip")
 FOLLOWUP_FILTERS = [
     q("agency", {"type": "string", "maxLength": 200}, "recipient: code, or name (accents and case ignored)"),
     q("sender", {"type": "string", "maxLength": 200}, "sender: code, or name (accents and case ignored)"),
