@@ -273,10 +273,10 @@ async def _declare_inbox(state, code: str) -> None:
 
 @api.endpoint("GET", "/api/v1/admin/agencies", "List or search agencies", roles=READ, response=AgencyList,
               errors=(400,), query=AgencyQuery)
-async def agencies_list(request: web.Request, query: AgencyQuery) -> web.Response:
+async def agencies_list(request: web.Request, args: AgencyQuery) -> web.Response:
     state = request.app[STATE]
-    search = query.search or None
-    limit, offset, connected = query.limit, query.offset, query.connected
+    search = args.search or None
+    limit, offset, connected = args.limit, args.offset, args.connected
     if connected is False:  # list_agencies filters only "connected"; "not connected" is filtered here
         total, rows = await _not_connected(state.engine, search, limit, offset)
     else:
@@ -645,9 +645,9 @@ def _dead_view(row: dict) -> dict:
 
 @api.endpoint("GET", "/api/v1/admin/dead-letters", "Dead letters", roles=READ, response=DeadLetterList,
               errors=(400,), query=DeadLetterQuery)
-async def dead_list(request: web.Request, query: DeadLetterQuery) -> web.Response:
+async def dead_list(request: web.Request, args: DeadLetterQuery) -> web.Response:
     state = request.app[STATE]
-    which, limit, offset = query.state, query.limit, query.offset
+    which, limit, offset = args.state, args.limit, args.offset
     total, rows = await list_dead(state.engine, None if which == "all" else which, limit, offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset,
                               "dead_letters": [_dead_view(r) for r in rows]})

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.replies import AuditEntries, Checkpoints, Consistency, Trail
+from hub.api.models import CheckpointQuery, ConsistencyQuery
 from hub.api.params import DOC_ID, SENDER, STR, q
 from hub.api.state import STATE, principal
 from hub.api.errors import error
@@ -150,13 +151,10 @@ async def bundle(request: web.Request) -> web.Response:
 
 
 @api.endpoint("GET", "/api/v1/audit/checkpoints", "Signed checkpoints, latest first", roles=AUDITORS,
-              response=Checkpoints, errors=(400,), params=[
-                  q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "page size"),
-                  q("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip")])
-async def checkpoints(request: web.Request) -> web.Response:
+              response=Checkpoints, errors=(400,), query=CheckpointQuery)
+async def checkpoints(request: web.Request, args: CheckpointQuery) -> web.Response:
     state = request.app[STATE]
-    limit = _q_int(request, "limit", 20, 1, 1000)
-    offset = _q_int(request, "offset", 0, 0, 2**62)
+    limit, offset = args.limit, args.offset
     total, rows = await query.list_checkpoints(state.engine, limit, offset)
     cert = state.identity.cert
     return web.json_response({
@@ -166,15 +164,10 @@ async def checkpoints(request: web.Request) -> web.Response:
 
 
 @api.endpoint("GET", "/api/v1/audit/consistency", "Proof that checkpoint new extends checkpoint old, verified",
-              roles=AUDITORS, response=Consistency, errors=(400, 404), params=[
-                  {**q("old", {"type": "integer", "minimum": 1}, "an earlier checkpoint's tree size"), "required": True},
-                  q("new", {"type": "integer", "minimum": 1}, "a later checkpoint's tree size (default: the latest)")])
-async def consistency(request: web.Request) -> web.Response:
+              roles=AUDITORS, response=Consistency, errors=(400, 404), query=ConsistencyQuery)
+async def consistency(request: web.Request, args: ConsistencyQuery) -> web.Response:
     state = request.app[STATE]
-    old = _q_int(request, "old", None, 1, 2**62)
-    new = _q_int(request, "new", None, 1, 2**62)
-    if old is None:
-        raise UsageError("old (a checkpoint's tree size) is required", element="old")
+    old, new = args.old, args.new
     if new is None:
         async with state.engine.connect() as conn:
             latest = await query.get_checkpoint(conn)

@@ -1,10 +1,11 @@
 """Each API operation declared once, on its handler.
 
-``@table.endpoint(method, path, summary, roles=..., body=Model, response=..., errors=...)``
+``@table.endpoint(method, path, summary, roles=..., body=Model, query=Model, response=..., errors=...)``
 records an ``Endpoint`` in the route module's ``Endpoints`` table and wraps the handler with what
 the declaration promises: the role check (401 without credentials, 403 with the wrong role) and,
 for a JSON body model and a query model, their validation (400 ``usage.invalid`` naming the field
-in ``element``); the handler then receives the validated body model (and ``query=``). ``hub.api.routes`` gathers the tables: the aiohttp
+in ``element``); the handler then receives the validated body model (and the query as ``args``).
+``hub.api.routes`` gathers the tables: the aiohttp
 router and the OpenAPI document (``hub.api.openapi``) are both built from them, and the role-matrix
 test reads ``Endpoint.roles``.
 """
@@ -97,7 +98,7 @@ def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | No
                 return error(403, "auth.forbidden", f"role {p.role} may not do this; it needs {' or '.join(roles)}")
         kw = {}
         if query is not None:  # a repeated parameter counts once: its first value
-            kw["query"] = parse(query, {k: request.query.get(k) for k in request.query.keys()})
+            kw["args"] = parse(query, {k: request.query.get(k) for k in request.query.keys()})
         if model is None:
             return await handler(request, **kw)
         return await handler(request, parse(model, await json_object(request)), **kw)

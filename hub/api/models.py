@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
 MAX_IDS = 1000  # dead letters settled in one request
@@ -118,6 +118,28 @@ class DeadLetterQuery(Query):
     state: Literal["pending", "replayed", "discarded", "all"] = Field("pending", description="which")
     limit: Limit = 100
     offset: Offset = 0
+
+
+class BlankIsAbsent(Query):
+    """The audit API's queries: a parameter given empty (``?limit=``) is as if absent."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_blank(cls, data):
+        return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+
+
+TreeSize = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class CheckpointQuery(BlankIsAbsent):
+    limit: Limit = 20
+    offset: Annotated[int, Field(ge=0, le=2**62, description="rows to skip")] = 0
+
+
+class ConsistencyQuery(BlankIsAbsent):
+    old: TreeSize = Field(description="an earlier checkpoint's tree size")
+    new: TreeSize | None = Field(None, description="a later checkpoint's tree size (default: the latest)")
 
 
 BODIES = (AgencyInput, AgencyPatch, AckRequest, StatusRequest, SettleRequest, UserInput, MaintenanceRequest)
