@@ -13,22 +13,25 @@ is recorded, published and acked. That is what makes the hub fast.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
-from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
+from hub.backbone.base import Backbone, Incoming, Outgoing, bounded, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
-from hub.errors import AuthorityError, HubError, TransientError
+from hub.errors import AuthorityError, HubError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
+from hub.pipeline.intake import IntakeMessage
 from hub.pipeline.lifecycle import check_status
+from hub.pipeline.outage import backoff, is_transient
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -39,9 +42,9 @@ from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
 log = logging.getLogger("hub.worker")
-TRANSIENT = (OperationalError, DBAPIError, TransientError, ConnectionError, OSError)
-
-
+BROKER_STEP = 5.0  # seconds for one broker call while pausing or stopping
+PROBE_TIMEOUT = 5.0  # seconds for one "is the database back?" probe
+UNRECORDABLE = "hub.unrecordable"
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Stats:
     delivered: int = 0
     batches: int = 0
     retries: int = 0
+    pauses: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
@@ -91,7 +95,11 @@ class _Writes:
 
 
 def _message_id(h: dict) -> str:
-    return f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}"
+    """Stable per copy; an AMQP message_id is a short string (255 bytes): longer ones are hashed."""
+    text = f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}"
+    if len(text.encode()) <= 255:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Worker:
@@ -119,6 +127,18 @@ class Worker:
         self._last_reload = 0.0
         self._inboxes: set[str] = set()
         self._in_flight = 0
+        # consumption: on unless paused by an outage or stopped by maintenance; a paused
+        # consumer keeps its channel (and so the packages it delivered) until they are settled
+        self._paused = False
+        self._maintenance_stopped = False
+        self._stopping = False
+        self._generation = 0
+        self._consumer_generation = 0
+        self._held: dict[int, int] = {}
+        self._retired: dict[int, object] = {}
+        self._consuming_lock = asyncio.Lock()
+        self._outage_lock = asyncio.Lock()
+        self._healthy_at = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -132,35 +152,116 @@ class Worker:
             asyncio.create_task(self._sent_stage(), name="hub-sent-stage"),
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
-        self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message, prefetch=self.settings.prefetch)
+        await self._set_consuming()
 
     @property
     def consuming(self) -> bool:
         """Subscribed to hub.intake (False while paused: maintenance, an outage, stopping)."""
         return self._consumer is not None
 
-    async def _on_message(self, m: Incoming) -> None:
-        self._in_flight += 1
-        await self._queue.put(m)
+    # --- consuming hub.intake ---------------------------------------------------------------
+
+    def _on_message_for(self, generation: int):
+        def settled() -> None:
+            self._held[generation] -= 1
+
+        async def on_message(m: Incoming) -> None:
+            self._in_flight += 1
+            self._held[generation] = self._held.get(generation, 0) + 1
+            await self._queue.put(IntakeMessage.of(m, self.backbone.user, settled))
+
+        return on_message
+
+    async def _set_consuming(self) -> None:
+        """Consume hub.intake unless paused (outage), stopped (maintenance) or stopping.
+
+        Pausing only cancels the subscription (basic.cancel): the packages already delivered
+        stay held, unsettled, and count no delivery towards the queue's delivery limit. Their
+        channel is closed once every one of them is settled."""
+        async with self._consuming_lock:
+            want = not (self._paused or self._maintenance_stopped or self._stopping)
+            if want and self._consumer is None:
+                self._generation += 1
+                gen = self._generation
+                self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message_for(gen),
+                                                             prefetch=self.settings.prefetch)
+                self._consumer_generation = gen
+            elif not want and self._consumer is not None:
+                consumer, self._consumer = self._consumer, None
+                self._retired[self._consumer_generation] = consumer
+                await bounded(consumer.stop_deliveries(), "cancelling the intake subscription", BROKER_STEP)
+        await self._close_retired()
+
+    async def _close_retired(self, *, force: bool = False) -> None:
+        for gen, consumer in list(self._retired.items()):
+            if force or self._held.get(gen, 0) <= 0:
+                del self._retired[gen]
+                await bounded(consumer.cancel(), "closing a paused intake channel", BROKER_STEP)
+
+    async def _outage(self, what: str, exc: BaseException) -> None:
+        """A dependency failed while ``what``: pause consumption, probe with backoff until the
+        database answers again, resume. Concurrent callers wait for the same recovery."""
+        failed_at = time.monotonic()
+        async with self._outage_lock:
+            if self._healthy_at > failed_at:
+                return  # another stage waited this outage out meanwhile
+            self.stats.pauses += 1
+            log.warning("%s failed (%s: %s); pausing intake: holding %d package(s) unsettled, taking no more "
+                        "until the database answers", what, type(exc).__name__, str(exc).splitlines()[0][:300]
+                        if str(exc) else "", self._in_flight)
+            self._paused = True
+            try:
+                await self._set_consuming()
+            except Exception as e:  # noqa: BLE001 - the broker may be down too; retried on resume
+                log.warning("pausing intake: %s", e)
+            attempt = 0
+            while not self._stopping:
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+                try:
+                    async with asyncio.timeout(PROBE_TIMEOUT):
+                        async with self.engine.connect() as conn:
+                            await conn.execute(sa.text("SELECT 1"))
+                    break
+                except Exception as e:  # noqa: BLE001 - still down (or a probe timeout)
+                    if attempt in (1, 5) or attempt % 20 == 0:
+                        log.info("database still unavailable after %.0f s (%s)", time.monotonic() - failed_at,
+                                 type(e).__name__)
+            self._paused = False
+            self._healthy_at = time.monotonic()
+            while not self._stopping:
+                try:
+                    await self._set_consuming()
+                    break
+                except Exception as e:  # noqa: BLE001 - the broker is reconnecting
+                    log.warning("resuming intake: %s; retrying", e)
+                    await asyncio.sleep(1.0)
+            if not self._stopping:
+                log.warning("database available again after %.1f s; consuming %s again",
+                            time.monotonic() - failed_at, C.QUEUE_INTAKE)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking work, finish in-flight batches within ``timeout``, then close."""
-        if self._consumer is not None:
-            await self._consumer.stop_deliveries()
+        """Stop taking work, finish in-flight batches within ``timeout``, then close.
+
+        Every broker call here is bounded (``_bounded``): with the broker in trouble the
+        worker still stops, leaving unsettled packages to RabbitMQ's redelivery."""
+        log.info("stop: cancelling the intake subscription")
+        self._stopping = True
+        await self._set_consuming()
+        log.info("stop: waiting up to %.0f s for %d in-flight package(s)", timeout, self._in_flight)
         try:
             await asyncio.wait_for(self._drain(), timeout)
         except asyncio.TimeoutError:
             log.warning("stop: %d package(s) not finished in %.0f s; RabbitMQ will redeliver them",
                         self._in_flight, timeout)
-        if self._consumer is not None:
-            await self._consumer.cancel()
-            self._consumer = None
+        await self._close_retired(force=True)
         for t in self._tasks:
             t.cancel()
             try:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        log.info("stop: closing the check process(es)")
         self.runner.close()
         s = self.stats
         log.info("worker stopped: accepted=%d refused=%d duplicates=%d dead=%d delivered=%d batches=%d retries=%d "
@@ -170,6 +271,18 @@ class Worker:
     async def _drain(self) -> None:
         while self._in_flight > 0 or not self._sent.empty() or self._marking:
             await asyncio.sleep(0.01)
+
+    async def _reload_until_done(self) -> None:
+        """Reload the snapshot, waiting out an outage; a failure that is no outage keeps the old one."""
+        while True:
+            try:
+                await self.reload()
+                return
+            except Exception as e:  # noqa: BLE001 - classified below
+                if not is_transient(e) or self._stopping:
+                    log.exception("registry reload failed; checking with the snapshot of version %d", self._version)
+                    return
+                await self._outage("reloading the registry", e)
 
     async def reload(self, force: bool = False) -> None:
         """Reload the registry/trust snapshot when its version changed; declare new inboxes."""
@@ -230,18 +343,28 @@ class Worker:
     async def _check_stage(self) -> None:
         while True:
             batch = await self._next_batch()
+            await self._reload_until_done()
             try:
-                await self.reload()
                 t0 = time.perf_counter()
-                verdicts = await self.runner.check_many([(m.message.body, self.adapter_user(m.message)) for m in batch])
+                verdicts = await self._check(batch)
                 self.stats.seconds["check"] += time.perf_counter() - t0
                 for v in verdicts:
                     self.stats.observe_check(v.seconds)
-            except Exception:  # noqa: BLE001 - a bug or a dead check process: retry later
+            except Exception:  # noqa: BLE001 - a bug: the delivery limit dead-letters a poison batch
                 log.exception("checks of a batch of %d failed; requeueing", len(batch))
                 await self._requeue(batch)
                 continue
             await self._checked.put((batch, verdicts))
+
+    async def _check(self, batch: list[Incoming]) -> list[Verdict]:
+        items = [(m.message.body, self.adapter_user(m.message)) for m in batch]
+        for attempt in range(1, 4):
+            try:
+                return await self.runner.check_many(items)
+            except BrokenProcessPool:  # a check process died (OOM killer...): a new pool, same batch
+                log.warning("the check process pool broke; starting a new one (attempt %d)", attempt)
+                self.runner.set_context(self.runner.context)
+        return await self.runner.check_many(items)
 
     # --- stage 2: record, publish, ack ----------------------------------------------------
 
@@ -250,24 +373,27 @@ class Worker:
             batch, verdicts = await self._checked.get()
             try:
                 await self.commit(batch, verdicts)
-            except Exception:  # noqa: BLE001 - one bad batch must not kill the worker
+            except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
                 log.exception("batch of %d failed; requeueing", len(batch))
                 await self._requeue(batch)
 
     async def commit(self, batch: list[Incoming], verdicts: list[Verdict]) -> None:
-        """Record (one transaction), publish (confirmed), ack. Each step retries transient faults
-        with backoff; the transaction is never re-run after it committed (that would record twice):
-        if publishing keeps failing the batch is requeued and its redelivery finishes the outbox."""
+        """Record (one transaction), publish (confirmed), ack.
+
+        An outage (database or broker) is waited out with the batch held: nothing is requeued,
+        so no outage counts towards the delivery limit. A redone transaction first looks for
+        what an attempt that may have committed recorded, so nothing is recorded twice. A
+        failure that is no outage belongs to a message: the batch is split and that message
+        alone is refused (``hub.unrecordable``)."""
         sec = self.stats.seconds
         t1 = time.perf_counter()
-        outgoing = await self._retrying("recording", lambda: self._record(batch, verdicts))
-        if outgoing is None:
-            await self._requeue(batch)
+        outgoing = await self._record_held(batch, verdicts)
+        if outgoing is None:  # stopping during an outage: RabbitMQ redelivers what we held
+            self._in_flight -= len(batch)
             return
         t2 = time.perf_counter()
-        if outgoing and await self._retrying(
-                "publishing", lambda: self.backbone.publish_many([o for _, o in outgoing])) is None:
-            await self._requeue(batch)
+        if outgoing and not await self._publish_held([o for _, o in outgoing]):
+            self._in_flight -= len(batch)  # stopping: the redelivery (or the sweeper) finishes the outbox
             return
         t3 = time.perf_counter()
         for m in batch:
@@ -287,17 +413,73 @@ class Worker:
         self.stats.batches += 1
         self._in_flight -= len(batch)
 
-    async def _retrying(self, what: str, step):
-        """Run ``step`` up to 3 times on transient faults; None when it still fails."""
-        for attempt in range(1, 4):
+    async def _record_held(self, batch: list[Incoming], verdicts: list[Verdict], *, retry: bool = False):
+        """The batch's transaction, retried through outages; None only when stopping meanwhile."""
+        while True:
             try:
-                result = await step()
-                return True if result is None else result
-            except TRANSIENT as e:
-                log.warning("transient failure while %s (attempt %d): %s", what, attempt, e)
+                return await self._record(batch, verdicts, retry=retry)
+            except Exception as e:  # noqa: BLE001 - classified below
+                if is_transient(e):
+                    if self._stopping:
+                        return None
+                    self.stats.retries += 1
+                    retry = True  # the failed attempt may have committed (a lost COMMIT reply)
+                    await self._outage(f"recording a batch of {len(batch)}", e)
+                    continue
+                if len(batch) == 1:
+                    return await self._record_unrecordable(batch[0], verdicts[0], e)
+                log.warning("recording a batch of %d failed (%s: %s); recording its packages one by one",
+                            len(batch), type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
+                out: list[tuple[int | None, Outgoing]] = []
+                for m, v in zip(batch, verdicts):
+                    one = await self._record_held([m], [v], retry=retry)
+                    if one is None:
+                        return None
+                    out += one
+                return out
+
+    async def _record_unrecordable(self, m: Incoming, v: Verdict, exc: BaseException):
+        """One package whose own content fails the transaction: refuse it alone (audited, status 02)."""
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        log.error("package %s from %s cannot be recorded (%s: %s); refusing it alone", v.document_id or v.sha256[:16],
+                  v.sender or m.message.user_id or "?", type(exc).__name__, detail)
+        sender = v.sender if v.sender and len(v.sender) <= 13 else None
+        refusal = replace(v, accepted=False, reason=UNRECORDABLE, stage="record", element=None, package=None,
+                          routes=(), claimed_sender=sender, claimed_document_id=(v.document_id or "")[:255] or None,
+                          message=f"the hub cannot record this package ({detail}); only this package is refused")
+        while True:
+            try:
+                return await self._record([m], [refusal], retry=True)
+            except Exception as e:  # noqa: BLE001 - classified below
+                if is_transient(e):
+                    if self._stopping:
+                        return None
+                    await self._outage("recording a refusal", e)
+                    continue
+                log.exception("the refusal of %s cannot be recorded either; dead-lettering it", v.sha256[:16])
+                try:
+                    await m.reject(requeue=False)
+                except Exception:  # noqa: BLE001 - connection gone: RabbitMQ redelivers it
+                    pass
+                return []
+
+    async def _publish_held(self, items: list[Outgoing]) -> bool:
+        """Publish (confirmed), retrying with backoff while the broker is away; False only when stopping."""
+        attempt = 0
+        while True:
+            try:
+                await self.backbone.publish_many(items)
+                return True
+            except Exception as e:  # noqa: BLE001 - classified below
+                if not is_transient(e):
+                    raise
+                attempt += 1
                 self.stats.retries += 1
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
-        return None
+                if self._stopping:
+                    return False
+                if attempt in (1, 5) or attempt % 20 == 0:
+                    log.warning("publishing %d message(s) failed (attempt %d): %s; retrying", len(items), attempt, e)
+                await asyncio.sleep(backoff(attempt, first=0.2))
 
     async def _requeue(self, batch: list[Incoming]) -> None:
         self.stats.retries += 1
@@ -311,16 +493,19 @@ class Worker:
 
     # --- recording ------------------------------------------------------------------------
 
-    async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
-        """Packages count as accepted/refused/... only once their batch's transaction committed."""
+    async def _record(self, batch: list[Incoming], verdicts: list[Verdict], *,
+                      retry: bool = False) -> list[tuple[int | None, Outgoing]]:
+        """Packages count as accepted/refused/... only once their batch's transaction committed.
+        ``retry``: an earlier attempt may have committed; look for what it recorded first."""
         counted = self.stats.outcomes()
         try:
-            return await self._record_batch(batch, verdicts)
+            return await self._record_batch(batch, verdicts, retry=retry)
         except BaseException:
             self.stats.restore(counted)
             raise
 
-    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
+    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict], *,
+                            retry: bool = False) -> list[tuple[int | None, Outgoing]]:
         w = _Writes()
         now = utcnow()
         async with self.engine.begin() as conn:
@@ -330,7 +515,7 @@ class Worker:
             statuses: list[tuple[Incoming, Verdict]] = []
             pending_for: list[str] = []
             for m, v in zip(batch, verdicts):
-                if m.message.redelivered and await self._already_recorded(conn, v, self.adapter_user(m.message), existing):
+                if (retry or m.message.redelivered) and await self._already_recorded(conn, v, self.adapter_user(m.message), existing):
                     pending_for.append(v.sha256)
                 elif v.accepted and isinstance(v.package, StatusPackage):
                     statuses.append((m, v))
@@ -667,9 +852,11 @@ class Worker:
                     try:
                         await self._mark_sent(sent)
                         break
-                    except TRANSIENT as e:
+                    except Exception as e:  # noqa: BLE001 - the sweeper republishes what stays unmarked
+                        if not is_transient(e):
+                            raise
                         log.warning("marking the outbox sent failed (attempt %d): %s", attempt, e)
-                        await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
+                        await asyncio.sleep(backoff(attempt, first=0.4))
                 self.stats.seconds["mark_sent"] += time.perf_counter() - t0
             except Exception:  # noqa: BLE001 - the sweeper republishes what stayed unmarked
                 log.exception("marking %d outbox rows sent failed", len(sent))
@@ -743,15 +930,15 @@ class Worker:
 
         async with self.engine.connect() as conn:
             mode = await maintenance_mode(conn)
-        if mode == "stopped" and self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await consumer.stop_deliveries()
-            await self._drain()
-            await consumer.cancel()
+        stopped = mode == "stopped"
+        if stopped == self._maintenance_stopped or not self._tasks:
+            await self._close_retired()
+            return
+        self._maintenance_stopped = stopped
+        await self._set_consuming()
+        if stopped:
             log.info("maintenance: stopped taking packages from %s", C.QUEUE_INTAKE)
-        elif mode != "stopped" and self._consumer is None and self._tasks:
-            self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message,
-                                                         prefetch=self.settings.prefetch)
+        else:
             log.info("maintenance: consuming %s again", C.QUEUE_INTAKE)
 
 
