@@ -8,6 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
+from hub.backbone.base import connect, inbox_queue
+from hub.errors import HubError
+
 from tests.conftest import G22, H41, make_edoc
 from tests.faults.hubproc import HubProcess, alive
 from tests.faults.proxy import Proxy
@@ -25,16 +28,19 @@ def hub_env(env, amqp_url: str | None = None) -> dict[str, str]:
 
 async def _until_delivered(env, hub: HubProcess) -> None:
     """One package through the hub (so that its check process exists)."""
-    g = h41 = None
-    for _ in range(300):  # the hub declares the inboxes when it starts
-        try:
-            g = g or await env.adapter(G22)
-            h41 = await env.adapter(H41)
-            break
-        except Exception:  # noqa: BLE001 - not declared yet
-            assert hub.proc.poll() is None, hub.log()[-3000:]
-            await asyncio.sleep(0.2)
-    assert h41 is not None, hub.log()[-3000:]
+    admin = await connect(env.settings.amqp_url)
+    try:
+        for _ in range(300):  # the hub declares the inboxes when it has started
+            try:
+                await admin.depth(inbox_queue(G22, True))
+                await admin.depth(inbox_queue(H41, True))
+                break
+            except HubError:
+                assert hub.proc.poll() is None, hub.log()[-3000:]
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    g, h41 = await env.adapter(G22), await env.adapter(H41)
     await g.send_document(make_edoc(G22, (H41,)), [])
     await drain(h41, 1, timeout=60)
 
