@@ -29,7 +29,7 @@ def is_transient(exc: BaseException) -> bool:
     while e is not None and seen < _MAX_CHAIN:
         if _transient_one(e):
             return True
-        e = e.__cause__ or e.__context__
+        e = e.__cause__  # explicit chaining only: an error raised while handling an outage is not one
         seen += 1
     return False
 
@@ -49,7 +49,7 @@ def _transient_one(e: BaseException) -> bool:
         return True
     state = _sqlstate(e)  # a driver error not wrapped by SQLAlchemy (asyncpg during connect)
     return bool(state) and state[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    
+
 
 def _sqlstate(e: object) -> str:
     for attr in ("sqlstate", "pgcode"):
