@@ -24,11 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
-from hub.backbone.base import Backbone, Incoming, Outgoing, bounded, inbox_key
+from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
 from hub.errors import AuthorityError, HubError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
+from hub.pipeline.gate import IntakeGate
 from hub.pipeline.intake import IntakeMessage
 from hub.pipeline.lifecycle import check_status
 from hub.pipeline.outage import backoff, is_transient
@@ -42,8 +43,6 @@ from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
 log = logging.getLogger("hub.worker")
-BROKER_STEP = 5.0  # seconds for one broker call while pausing or stopping
-PROBE_TIMEOUT = 5.0  # seconds for one "is the database back?" probe
 UNRECORDABLE = "hub.unrecordable"
 
 
@@ -56,7 +55,6 @@ class Stats:
     delivered: int = 0
     batches: int = 0
     retries: int = 0
-    pauses: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
@@ -121,24 +119,13 @@ class Worker:
         self._checked: asyncio.Queue[tuple[list[Incoming], list[Verdict]]] = asyncio.Queue(maxsize=1)
         self._sent: asyncio.Queue[list[tuple[int | None, Outgoing]]] = asyncio.Queue()
         self._marking = False
-        self._consumer = None
         self._tasks: list[asyncio.Task] = []
         self._version = -1
         self._last_reload = 0.0
         self._inboxes: set[str] = set()
         self._in_flight = 0
-        # consumption: on unless paused by an outage or stopped by maintenance; a paused
-        # consumer keeps its channel (and so the packages it delivered) until they are settled
-        self._paused = False
-        self._maintenance_stopped = False
-        self._stopping = False
-        self._generation = 0
-        self._consumer_generation = 0
-        self._held: dict[int, int] = {}
-        self._retired: dict[int, object] = {}
-        self._consuming_lock = asyncio.Lock()
-        self._outage_lock = asyncio.Lock()
-        self._healthy_at = 0.0
+        self.gate = IntakeGate(backbone, settings.prefetch, self._take, self._probe_database,
+                               held=lambda: self._in_flight)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -152,109 +139,36 @@ class Worker:
             asyncio.create_task(self._sent_stage(), name="hub-sent-stage"),
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
-        await self._set_consuming()
+        await self.gate.apply()
+
+    async def _take(self, m: IntakeMessage) -> None:
+        self._in_flight += 1
+        await self._queue.put(m)
+
+    async def _probe_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
 
     @property
     def consuming(self) -> bool:
-        """Subscribed to hub.intake (False while paused: maintenance, an outage, stopping)."""
-        return self._consumer is not None
-
-    # --- consuming hub.intake ---------------------------------------------------------------
-
-    def _on_message_for(self, generation: int):
-        def settled() -> None:
-            self._held[generation] -= 1
-
-        async def on_message(m: Incoming) -> None:
-            self._in_flight += 1
-            self._held[generation] = self._held.get(generation, 0) + 1
-            await self._queue.put(IntakeMessage.of(m, self.backbone.user, settled))
-
-        return on_message
-
-    async def _set_consuming(self) -> None:
-        """Consume hub.intake unless paused (outage), stopped (maintenance) or stopping.
-
-        Pausing only cancels the subscription (basic.cancel): the packages already delivered
-        stay held, unsettled, and count no delivery towards the queue's delivery limit. Their
-        channel is closed once every one of them is settled."""
-        async with self._consuming_lock:
-            want = not (self._paused or self._maintenance_stopped or self._stopping)
-            if want and self._consumer is None:
-                self._generation += 1
-                gen = self._generation
-                self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message_for(gen),
-                                                             prefetch=self.settings.prefetch)
-                self._consumer_generation = gen
-            elif not want and self._consumer is not None:
-                consumer, self._consumer = self._consumer, None
-                self._retired[self._consumer_generation] = consumer
-                await bounded(consumer.stop_deliveries(), "cancelling the intake subscription", BROKER_STEP)
-        await self._close_retired()
-
-    async def _close_retired(self, *, force: bool = False) -> None:
-        for gen, consumer in list(self._retired.items()):
-            if force or self._held.get(gen, 0) <= 0:
-                del self._retired[gen]
-                await bounded(consumer.cancel(), "closing a paused intake channel", BROKER_STEP)
-
-    async def _outage(self, what: str, exc: BaseException) -> None:
-        """A dependency failed while ``what``: pause consumption, probe with backoff until the
-        database answers again, resume. Concurrent callers wait for the same recovery."""
-        failed_at = time.monotonic()
-        async with self._outage_lock:
-            if self._healthy_at > failed_at:
-                return  # another stage waited this outage out meanwhile
-            self.stats.pauses += 1
-            log.warning("%s failed (%s: %s); pausing intake: holding %d package(s) unsettled, taking no more "
-                        "until the database answers", what, type(exc).__name__, str(exc).splitlines()[0][:300]
-                        if str(exc) else "", self._in_flight)
-            self._paused = True
-            try:
-                await self._set_consuming()
-            except Exception as e:  # noqa: BLE001 - the broker may be down too; retried on resume
-                log.warning("pausing intake: %s", e)
-            attempt = 0
-            while not self._stopping:
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
-                try:
-                    async with asyncio.timeout(PROBE_TIMEOUT):
-                        async with self.engine.connect() as conn:
-                            await conn.execute(sa.text("SELECT 1"))
-                    break
-                except Exception as e:  # noqa: BLE001 - still down (or a probe timeout)
-                    if attempt in (1, 5) or attempt % 20 == 0:
-                        log.info("database still unavailable after %.0f s (%s)", time.monotonic() - failed_at,
-                                 type(e).__name__)
-            self._paused = False
-            self._healthy_at = time.monotonic()
-            while not self._stopping:
-                try:
-                    await self._set_consuming()
-                    break
-                except Exception as e:  # noqa: BLE001 - the broker is reconnecting
-                    log.warning("resuming intake: %s; retrying", e)
-                    await asyncio.sleep(1.0)
-            if not self._stopping:
-                log.warning("database available again after %.1f s; consuming %s again",
-                            time.monotonic() - failed_at, C.QUEUE_INTAKE)
+        """Subscribed to hub.intake now (not paused by an outage, stopped by maintenance or stopping)."""
+        return self.gate.consuming
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work, finish in-flight batches within ``timeout``, then close.
 
-        Every broker call here is bounded (``_bounded``): with the broker in trouble the
-        worker still stops, leaving unsettled packages to RabbitMQ's redelivery."""
+        Every broker call here is bounded (``hub.backbone.base.bounded``): with the broker in
+        trouble the worker still stops, leaving unsettled packages to RabbitMQ's redelivery."""
         log.info("stop: cancelling the intake subscription")
-        self._stopping = True
-        await self._set_consuming()
+        self.gate.stopping = True
+        await self.gate.apply()
         log.info("stop: waiting up to %.0f s for %d in-flight package(s)", timeout, self._in_flight)
         try:
             await asyncio.wait_for(self._drain(), timeout)
         except asyncio.TimeoutError:
             log.warning("stop: %d package(s) not finished in %.0f s; RabbitMQ will redeliver them",
                         self._in_flight, timeout)
-        await self._close_retired(force=True)
+        await self.gate.close_retired(force=True)
         for t in self._tasks:
             t.cancel()
             try:
@@ -279,10 +193,10 @@ class Worker:
                 await self.reload()
                 return
             except Exception as e:  # noqa: BLE001 - classified below
-                if not is_transient(e) or self._stopping:
+                if not is_transient(e) or self.gate.stopping:
                     log.exception("registry reload failed; checking with the snapshot of version %d", self._version)
                     return
-                await self._outage("reloading the registry", e)
+                await self.gate.outage("reloading the registry", e)
 
     async def reload(self, force: bool = False) -> None:
         """Reload the registry/trust snapshot when its version changed; declare new inboxes."""
@@ -420,11 +334,11 @@ class Worker:
                 return await self._record(batch, verdicts, retry=retry)
             except Exception as e:  # noqa: BLE001 - classified below
                 if is_transient(e):
-                    if self._stopping:
+                    if self.gate.stopping:
                         return None
                     self.stats.retries += 1
                     retry = True  # the failed attempt may have committed (a lost COMMIT reply)
-                    await self._outage(f"recording a batch of {len(batch)}", e)
+                    await self.gate.outage(f"recording a batch of {len(batch)}", e)
                     continue
                 if len(batch) == 1:
                     return await self._record_unrecordable(batch[0], verdicts[0], e)
@@ -452,9 +366,9 @@ class Worker:
                 return await self._record([m], [refusal], retry=True)
             except Exception as e:  # noqa: BLE001 - classified below
                 if is_transient(e):
-                    if self._stopping:
+                    if self.gate.stopping:
                         return None
-                    await self._outage("recording a refusal", e)
+                    await self.gate.outage("recording a refusal", e)
                     continue
                 log.exception("the refusal of %s cannot be recorded either; dead-lettering it", v.sha256[:16])
                 try:
@@ -475,7 +389,7 @@ class Worker:
                     raise
                 attempt += 1
                 self.stats.retries += 1
-                if self._stopping:
+                if self.gate.stopping:
                     return False
                 if attempt in (1, 5) or attempt % 20 == 0:
                     log.warning("publishing %d message(s) failed (attempt %d): %s; retrying", len(items), attempt, e)
@@ -931,11 +845,11 @@ class Worker:
         async with self.engine.connect() as conn:
             mode = await maintenance_mode(conn)
         stopped = mode == "stopped"
-        if stopped == self._maintenance_stopped or not self._tasks:
-            await self._close_retired()
+        if stopped == self.gate.maintenance_stopped or not self._tasks:
+            await self.gate.close_retired()
             return
-        self._maintenance_stopped = stopped
-        await self._set_consuming()
+        self.gate.maintenance_stopped = stopped
+        await self.gate.apply()
         if stopped:
             log.info("maintenance: stopped taking packages from %s", C.QUEUE_INTAKE)
         else:
