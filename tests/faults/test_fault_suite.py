@@ -19,6 +19,7 @@ from hub import constants as C
 from hub.edxml.builder import build_edoc
 from hub.edxml.signature import sign_package
 from tests.conftest import G22, H41, H44, make_edoc
+from tests.faults.hubproc import alive
 from tests.faults.stream import Broker, Stream, assert_clean
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -99,14 +100,16 @@ async def test_hub_killed_5_times(stream: Stream):
     async def fault() -> None:
         nonlocal kills
         while kills < 5:
-            before = len(stream.got)
-            await stream.until_delivered(before + 250, timeout=60)  # progress since the last start
+            progress = min(len(stream.got) + 250, len(stream.expected))
+            await stream.until_delivered(progress, timeout=60)  # progress since the last start
             await asyncio.sleep(rng.uniform(0.0, 1.0))
-            kids = stream.hub.proc.pid
+            killed = stream.hub.proc.pid
+            kids = await asyncio.to_thread(stream.hub.wait_children, 1, 30)  # its check process
             stream.hub.kill9()
             kills += 1
             left = await asyncio.to_thread(stream.hub.orphans, 15.0)
-            assert left == [], f"kill {kills}: processes of hub {kids} left behind: {left}"
+            assert left == [], f"kill {kills}: processes of hub {killed} left behind: {left}"
+            assert not any(alive(k) for k in kids), f"kill {kills}: check process(es) {kids} outlived the hub"
             await stream.start_hub()
 
     await _run(stream, fault)
