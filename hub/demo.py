@@ -19,8 +19,8 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from adapters.sdk import Adapter, Received, SeenStore
-from hub.backbone.nodes import describe
 from hub import constants as C
+from hub.backbone.nodes import describe
 from hub.edxml.builder import AttachmentFile, build_edoc
 from hub.edxml.model import Code, DocumentType, Edoc, Organization, ResponseFor, TraceHeader
 from hub.pki.devpki import init_dev_pki

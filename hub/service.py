@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.backbone.nodes import describe
 from hub.backbone.base import Backbone, connect
+from hub.backbone.nodes import describe
 from hub.pipeline.runner import CheckRunner
 from hub.pipeline.worker import Worker
 from hub.pki.identity import Identity
