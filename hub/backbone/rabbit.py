@@ -311,6 +311,10 @@ class RabbitBackbone(Backbone):
             errors: dict[int, BaseException] = {}
             for wave in _waves(items):
                 errors.update(await self._publish_wave(slot, wave))
+            if any(isinstance(e, (aiormq.exceptions.DeliveryError, TimeoutError)) for e in errors.values()):
+                # nacked or unconfirmed: the next attempt gets a fresh channel (one that was opened
+                # while a quorum queue's leader moved can go on nacking everything it publishes)
+                await bounded(slot.close(), "closing a publishing channel after a nack", CLOSE_TIMEOUT)
         finally:
             self._idle.put_nowait(slot)
         if errors:
