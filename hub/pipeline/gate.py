@@ -35,7 +35,8 @@ class IntakeGate:
         self._deliver = deliver  # the worker takes an intake message
         self._probe = probe  # raises while the database is unavailable
         self._in_flight = held  # for the log line: packages the worker holds
-        self.paused = False
+        self.paused = False  # an outage
+        self.failing = False  # the store refuses every transaction (held_back)
         self.maintenance_stopped = False
         self.stopping = False
         self.pauses = 0
@@ -65,7 +66,7 @@ class IntakeGate:
     async def apply(self) -> None:
         """Subscribe or unsubscribe as the flags say; close paused channels whose packages are settled."""
         async with self._lock:
-            want = not (self.paused or self.maintenance_stopped or self.stopping)
+            want = not (self.paused or self.failing or self.maintenance_stopped or self.stopping)
             if want and self._consumer is None:
                 self._generation += 1
                 self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message_for(self._generation),
@@ -81,6 +82,26 @@ class IntakeGate:
             if force or self._held.get(gen, 0) <= 0:
                 del self._retired[gen]
                 await bounded(consumer.cancel(), "closing a paused intake channel", BROKER_STEP)
+
+    async def held_back(self, failing: bool, what: str = "", attempt: int = 0) -> None:
+        """Recording fails for every package (not an outage the probe can see): take no more
+        packages and wait before the next attempt (1 s doubling to 30 s); ``False`` resumes."""
+        if not failing:
+            if self.failing:
+                self.failing = False
+                log.warning("recording works again; consuming %s again", C.QUEUE_INTAKE)
+                await self.apply()
+            return
+        if attempt in (1, 5) or attempt % 20 == 0:
+            log.warning("%s fails for every package; holding %d package(s), taking no more, retrying (attempt %d)",
+                        what, self._in_flight(), attempt)
+        if not self.failing:
+            self.failing = True
+            try:
+                await self.apply()
+            except Exception as e:  # noqa: BLE001 - the broker may be down too
+                log.warning("pausing intake: %s", e)
+        await asyncio.sleep(backoff(attempt, first=1.0, cap=30.0))
 
     async def outage(self, what: str, exc: BaseException) -> None:
         """A dependency failed while ``what``: pause intake, probe with backoff until the database

@@ -92,6 +92,18 @@ class _Writes:
             self.packages[sha] = {"sha256": sha, "size": len(data), "data": data, "stored_at": now}
 
 
+class _NotTheMessage(Exception):
+    """Recording failed for a reason that is not the package's own (its refusal fails too)."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:300] if str(e) else ""
+
+
 def _message_id(h: dict) -> str:
     """Stable per copy; an AMQP message_id is a short string (255 bytes): longer ones are hashed."""
     text = f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}"
@@ -329,53 +341,60 @@ class Worker:
 
     async def _record_held(self, batch: list[Incoming], verdicts: list[Verdict], *, retry: bool = False):
         """The batch's transaction, retried through outages; None only when stopping meanwhile."""
+        systemic = 0
         while True:
             try:
-                return await self._record(batch, verdicts, retry=retry)
+                out = await self._record(batch, verdicts, retry=retry)
+                if systemic:
+                    await self.gate.held_back(False)
+                return out
             except Exception as e:  # noqa: BLE001 - classified below
+                if self.gate.stopping:
+                    return None
+                retry = True  # the failed attempt may have committed (a lost COMMIT reply)
+                self.stats.retries += 1
                 if is_transient(e):
-                    if self.gate.stopping:
-                        return None
-                    self.stats.retries += 1
-                    retry = True  # the failed attempt may have committed (a lost COMMIT reply)
                     await self.gate.outage(f"recording a batch of {len(batch)}", e)
                     continue
-                if len(batch) == 1:
+                if len(batch) > 1:
+                    log.warning("recording a batch of %d failed (%s: %s); recording its packages one by one",
+                                len(batch), type(e).__name__, _first_line(e))
+                    out: list[tuple[int | None, Outgoing]] = []
+                    for m, v in zip(batch, verdicts):
+                        one = await self._record_held([m], [v], retry=retry)
+                        if one is None:
+                            return None
+                        out += one
+                    return out
+                try:
                     return await self._record_unrecordable(batch[0], verdicts[0], e)
-                log.warning("recording a batch of %d failed (%s: %s); recording its packages one by one",
-                            len(batch), type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
-                out: list[tuple[int | None, Outgoing]] = []
-                for m, v in zip(batch, verdicts):
-                    one = await self._record_held([m], [v], retry=retry)
-                    if one is None:
-                        return None
-                    out += one
-                return out
+                except _NotTheMessage as failed:
+                    # even its refusal cannot be recorded: the fault is the store's, not this
+                    # package's (a trigger, a permission, a migration): hold it and take no more
+                    systemic += 1
+                    await self.gate.held_back(True, f"recording ({failed.cause})", systemic)
 
     async def _record_unrecordable(self, m: Incoming, v: Verdict, exc: BaseException):
-        """One package whose own content fails the transaction: refuse it alone (audited, status 02)."""
+        """One package whose own content fails the transaction: refuse it alone (audited, status 02).
+        Raises ``_NotTheMessage`` when the refusal fails too; None when stopping during an outage."""
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        log.error("package %s from %s cannot be recorded (%s: %s); refusing it alone", v.document_id or v.sha256[:16],
-                  v.sender or m.message.user_id or "?", type(exc).__name__, detail)
         sender = v.sender if v.sender and len(v.sender) <= 13 else None
         refusal = replace(v, accepted=False, reason=UNRECORDABLE, stage="record", element=None, package=None,
                           routes=(), claimed_sender=sender, claimed_document_id=(v.document_id or "")[:255] or None,
                           message=f"the hub cannot record this package ({detail}); only this package is refused")
         while True:
             try:
-                return await self._record([m], [refusal], retry=True)
+                out = await self._record([m], [refusal], retry=True)
             except Exception as e:  # noqa: BLE001 - classified below
                 if is_transient(e):
                     if self.gate.stopping:
                         return None
                     await self.gate.outage("recording a refusal", e)
                     continue
-                log.exception("the refusal of %s cannot be recorded either; dead-lettering it", v.sha256[:16])
-                try:
-                    await m.reject(requeue=False)
-                except Exception:  # noqa: BLE001 - connection gone: RabbitMQ redelivers it
-                    pass
-                return []
+                raise _NotTheMessage(f"{type(e).__name__}: {_first_line(e)}") from e
+            log.error("package %s from %s cannot be recorded (%s: %s); refused it alone",
+                      v.document_id or v.sha256[:16], v.sender or m.message.user_id or "?", type(exc).__name__, detail)
+            return out
 
     async def _publish_held(self, items: list[Outgoing]) -> bool:
         """Publish (confirmed), retrying with backoff while the broker is away; False only when stopping."""
