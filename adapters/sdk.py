@@ -3,6 +3,9 @@
 An adapter connects to the backbone as its agency's own user, signs and publishes packages
 to ``edxml.submit`` with publisher confirms, and hands over what arrives in its inbox —
 urgent first, each DocumentId once however often RabbitMQ redelivers.
+
+Its broker URL (``hub.backbone.connect``) may name several RabbitMQ nodes separated by commas;
+the connection moves to a surviving node when its node is lost.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ async def cmd_serve(args, settings: Settings) -> int:
             raise UsageError(f"cannot use the TLS files ({getattr(e, 'strerror', None) or e}): check --tls-cert, "
                              "--tls-key (PEM, the key of that certificate) and --tls-client-ca") from None
             ssl_context.verify_mode = ssl.CERT_OPTIONAL  # agencies may use a client certificate or a token
-    await serve(settings, _stop_event(), workers=args.workers, host=host, port=port, ssl_context=ssl_context)
+    await serve(settings, _stop_event(), workers=args.workers, host=host, port=port, ssl_context=ssl_context,
+                hard_exit=True)
     return 0
 
 

@@ -154,6 +154,7 @@ async def cmd_agency_broker_user(args, settings: Settings) -> int:
     from urllib.parse import quote, urlsplit
 
     from hub.backbone.management import management_target
+    from hub.backbone.nodes import split_nodes
     from hub.backbone.users import provision_agency_user
     from hub.context import open_engine
     from hub.registry import codes
@@ -177,7 +178,7 @@ async def cmd_agency_broker_user(args, settings: Settings) -> int:
     password = secrets.token_urlsafe(24)
     perms = await provision_agency_user(base, admin_user, admin_password, user, password, code, vhost=vhost)
     await _declare_inbox(settings, code)
-    u = urlsplit(settings.amqp_url)
+    u = urlsplit(split_nodes(settings.amqp_url)[0])  # the first node of a comma-separated list
     host = u.hostname or "127.0.0.1"
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{':' + str(u.port) if u.port else ''}"
     out(f"RabbitMQ user {user} of {code} in virtual host {vhost}: configure {perms.configure}  "

@@ -122,6 +122,8 @@ REASONS: dict[str, str] = {
     "gateway.no_inbox": "the agency has no own system and so no inbox (it is served by another)",
     "hub.maintenance": "the hub is in maintenance and takes no new packages (HTTP 503; retry later)",
     "hub.internal": "an internal error; the message names an incident id to find in the logs",
+    "hub.unrecordable": "the package passed the checks but the hub cannot record it (e.g. a value longer than "
+                        "the store takes); only this package is refused",
     "http.bad_request": "the request is malformed (e.g. NUL characters in the path or query)",
     "http.not_found": "no such endpoint or resource",
     "http.method_not_allowed": "the endpoint does not take this HTTP method",

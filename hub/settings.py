@@ -42,7 +42,9 @@ class Settings:
     A ``postgresql://`` URL is rewritten to use asyncpg."""
 
     amqp_url: str | None = None
-    """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker."""
+    """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker.
+    Several nodes of a cluster separated by commas (``amqp://u:p@n1:5672/vh,n2:5672``): the
+    connection moves to the next node whenever it must reconnect (``hub.backbone.nodes``)."""
 
     max_package_bytes: int = 50 * 1024 * 1024
     """``HUB_MAX_PACKAGE_BYTES``: size cap applied before parsing."""

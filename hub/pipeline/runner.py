@@ -8,7 +8,13 @@ workers hold the current registry/trust snapshot. A new snapshot version restart
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import pickle
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
@@ -30,8 +36,50 @@ def _portable(ctx: CheckContext) -> bytes:
                          ctx.relay_id))
 
 
-def _init_worker(blob: bytes) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_INTERVAL = 1.0  # seconds between the orphan watchdog's looks at the parent
+
+
+def _die_with_parent(parent: int) -> None:
+    """A check process must not outlive the hub (a kill -9 leaves no one to shut the pool down).
+
+    Linux: the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``).
+    Everywhere: a daemon thread exits the process once its parent is gone (reparented)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still covers it
+    ppid = os.getppid()  # the hub itself, or a fork server that the hub started
+
+    def orphaned() -> bool:
+        if os.getppid() != ppid:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    if orphaned():  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            if orphaned():
+                os._exit(1)
+
+    threading.Thread(target=watch, name="hub-orphan-watchdog", daemon=True).start()
+
+
+def _init_worker(blob: bytes, parent: int | None = None) -> None:
     global _CTX
+    if parent is not None:
+        _die_with_parent(parent)
     from hub.context import schema_validator
     from hub.registry.model import Registry
 
@@ -64,7 +112,8 @@ class CheckRunner:
         self._ctx = ctx
         if self.processes > 0:
             old = self._pool
-            self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker, initargs=(_portable(ctx),))
+            self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker,
+                                             initargs=(_portable(ctx), os.getpid()))
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
 
