@@ -114,7 +114,8 @@ async def cmd_agency_add(args, settings: Settings) -> int:
     connected = False if args.no_system else None
     async with open_engine(settings) as engine:
         a = await add_agency(engine, args.code, name=args.name, certs=certs, accepts=args.accepts,
-                             served_by=args.served_by, connected=connected, amqp_user=args.amqp_user)
+                             served_by=args.served_by, connected=connected, amqp_user=args.amqp_user,
+                             profile=args.profile)
     if a.connected and settings.amqp_url:
         # The inbox exists from registration on, so the adapter can subscribe at once.
         from hub.backbone.base import connect
@@ -127,7 +128,8 @@ async def cmd_agency_add(args, settings: Settings) -> int:
             await bb.close()
     accepts = "all types" if a.accepts is None else ",".join(sorted(a.accepts, key=int))
     role = "own system" if a.connected else f"served by {a.served_by or 'nearest registered ancestor'}"
-    _out(f"registered {a.code} {a.name!r}: {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s)")
+    _out(f"registered {a.code} {a.name!r}: {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s); "
+         f"signature profile {a.profile}")
     return 0
 
 
@@ -164,6 +166,8 @@ async def cmd_agency_show(args, settings: Settings) -> int:
     system = reg.system_of(d["code"])
     _out(f"  system    {'own (inbox.' + d['code'] + ')' if d['connected'] else 'served by ' + str(system)}")
     _out(f"  accepts   {d['accepts'] or 'all document types'}")
+    _out(f"  profile   {d['profile']}" + (" (unsigned SDK packages only over its own connection)"
+                                          if d["profile"] == "sdk" else ""))
     _out(f"  amqp user {d['amqp_user'] or d['code'] if d['connected'] else '-'}")
     _out(f"  serves    {d['serves_explicitly']} agencies explicitly")
     for c in d["certificates"]:
@@ -318,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--served-by", metavar="CODE", help="the connected system that serves this agency")
     x.add_argument("--no-system", action="store_true", help="no own system: served by its nearest registered ancestor")
     x.add_argument("--amqp-user", help="RabbitMQ user of its adapter (default: the code)")
+    x.add_argument("--profile", choices=["strict", "sdk"], type=str.lower,
+                   help="signatures: strict (XML-DSig, SHA-256; the default) or sdk (the national SDK's "
+                        "skeleton accepted only over the agency's own connection)")
     x.set_defaults(func=cmd_agency_add)
     x = ag.add_parser("list", help="list agencies")
     x.add_argument("--search")

@@ -171,9 +171,12 @@ SCHEMAS: dict = {
         "code": STR, "name": STR, "active": BOOL, "connected": BOOL,
         "served_by": nullable(STR),
         "accepts": nullable(arr(STR, description="DocumentType/Type codes it receives; null = every type")),
-        "amqp_user": nullable(STR), "created_at": TIME, "updated_at": TIME,
+        "amqp_user": nullable(STR), "profile": ref("Profile"), "created_at": TIME, "updated_at": TIME,
         "certificates": arr(ref("Certificate")),
     }),
+    "Profile": {"type": "string", "enum": ["strict", "sdk"],
+                "description": "signatures: strict (XML-DSig, SHA-256+) or sdk (the national SDK's skeleton or no "
+                               "signature, accepted only over the agency's own authenticated connection)"},
     "AgencyList": obj({"total": INT, "limit": INT, "offset": INT, "agencies": arr(ref("Agency"))}),
     "Accepts": nullable({
         "oneOf": [
@@ -190,6 +193,7 @@ SCHEMAS: dict = {
         "connected": nullable({"type": "boolean", "description": "own system (adapter, inbox); "
                                                                  "default: true unless served_by"}),
         "amqp_user": nullable({"type": "string", "maxLength": 128}),
+        "profile": nullable(ref("Profile")),
     }, ["code"], additionalProperties=False,
         example={"code": "000.00.00.H77", "name": "UBND tỉnh H77", "accepts": ["1", "2"]}),
     "AgencyPatch": obj({
@@ -199,6 +203,7 @@ SCHEMAS: dict = {
         "add_certificates": arr({"type": "string", "description": "PEM certificate"}),
         "retire_certificates": arr({"type": "string", "description": "SHA-256 fingerprint"}),
         "active": {"type": "boolean", "enum": [True], "description": "reactivate a retired agency"},
+        "profile": ref("Profile"),
     }, [], additionalProperties=False, minProperties=1, example={"name": "Văn phòng Chính phủ", "accepts": None}),
     "ImportResult": obj({"added": INT, "updated": INT,
                          "errors": arr(obj({"line": {"type": "integer", "description": "0: not one line"},
