@@ -27,6 +27,7 @@ from hub.edxml.builder import build_status, now_local
 from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.checks import check_package
+from hub.pipeline.connection import Connection
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
 from hub.store.records import append_rows, record_row, utcnow
@@ -58,9 +59,12 @@ async def _check_and_queue(request: web.Request, data: bytes):
     p = principal(request)
     ctx = await state.check_context()
     agency = ctx.registry.get(p.agency)
-    user = (agency.amqp_user or agency.code) if agency is not None and agency.connected else ""
+    # The caller is authenticated (token or pinned TLS client certificate); it vouches for
+    # packages only if it is a connected system.
+    conn = Connection("tls" if p.user_id is None else "gateway",
+                      p.agency if agency is not None and agency.connected else None, p.user_id or p.name)
     loop = asyncio.get_running_loop()
-    verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, adapter_user=user))
+    verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, connection=conn))
     if not verdict.accepted:
         async with state.engine.begin() as conn:
             await append_rows(conn, [record_row(
