@@ -292,6 +292,7 @@ async def get_document(request: web.Request) -> web.Response:
         "document_id": doc["document_id"], "sender": doc["sender"], "sha256": doc["sha256"],
         "type": doc["doc_type"], "priority": doc["priority"], "subject": doc["subject"],
         "received_at": iso_utc(doc["received_at"]), "legacy_sha1": doc["legacy_sha1"],
+        "authenticated_by": doc["authenticated_by"],
         "recipients": [{"code": d["recipient"], "system": d["system"], "status": d["status"],
                         "history": by_delivery.get(d["id"], [])} for d in dels],
         "package": base64.b64encode(data or b"").decode("ascii"),

@@ -144,10 +144,14 @@ SCHEMAS: dict = {
     "AckRequest": obj({"ids": arr(STR, description="lease ids from GET /api/v1/inbox")},
                       example={"ids": ["c2VlIHRoZSBpbmJveA"]}),
     "AckResult": obj({"acknowledged": arr(STR), "unknown": arr(STR)}),
+    "AuthenticatedBy": nullable({"type": "string", "enum": ["signature", "signature-sha1", "connection", None],
+                                 "description": "how the package was authenticated (null: recorded before "
+                                                "the hub recorded it)"}),
     "StatusEntry": obj({"code": STR, "name": STR, "by": STR, "description": nullable(STR), "at": GATEWAY_TIME}),
     "Document": obj({
         "document_id": STR, "sender": STR, "sha256": HEX64, "type": nullable(STR), "priority": INT,
         "subject": nullable(STR), "received_at": GATEWAY_TIME, "legacy_sha1": BOOL,
+        "authenticated_by": ref("AuthenticatedBy"),
         "recipients": arr(obj({"code": STR, "system": STR, "status": nullable(STR),
                                "history": arr(ref("StatusEntry"))})),
         "package": {"type": "string", "format": "byte"},
@@ -300,7 +304,7 @@ SCHEMAS: dict = {
         "document": nullable(obj({
             "document_id": STR, "sender": STR, "sha256": STR, "type": nullable(STR), "priority": INT,
             "subject": nullable(STR), "received_at": TIME, "adapter_user": nullable(STR), "legacy_sha1": BOOL,
-            "package_size": nullable(INT)})),
+            "package_size": nullable(INT), "authenticated_by": ref("AuthenticatedBy")})),
         "statuses": arr(obj({"document_id": STR, "sender": STR, "code": nullable(STR), "sha256": STR,
                              "received_at": TIME})),
         "recipients": arr(obj({

@@ -415,6 +415,7 @@ async def trail(engine: AsyncEngine, document_id: str, sender: str | None = None
             "type": doc["doc_type"], "priority": doc["priority"], "subject": doc["subject"],
             "received_at": iso(doc["received_at"]), "adapter_user": doc["adapter_user"],
             "legacy_sha1": doc["legacy_sha1"], "package_size": doc["package_size"],
+            "authenticated_by": doc["authenticated_by"],
         },
         "statuses": [{"document_id": s["document_id"], "sender": s["sender"], "code": s["status_code"],
                       "sha256": s["sha256"], "received_at": iso(s["received_at"])} for s in statuses],

@@ -26,9 +26,9 @@ from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
-from hub.errors import AuthorityError, HubError, TransientError
+from hub.errors import HubError, TransientError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
-from hub.pipeline.lifecycle import check_status
+from hub.pipeline.statuses import decide_status, document_keys
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -54,6 +54,7 @@ class Stats:
     batches: int = 0
     retries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
     check_hist: dict = field(default_factory=lambda: {
@@ -422,19 +423,21 @@ class Worker:
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
-                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
+                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1,
+                                "authenticated_by": v.authenticated_by}),
             record_row("package.accepted", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
-                                "type": doc.document_type.type, "priority": doc.priority}),
+                                "type": doc.document_type.type, "priority": doc.priority,
+                                "authenticated_by": v.authenticated_by}),
         ]
-        self.stats.accepted += 1
+        self._count_accepted(v)
         log.debug("accepted %s from %s", doc.document_id, doc.sender.organ_id,
                   extra={"document_id": doc.document_id, "sender": doc.sender.organ_id})
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
                 "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now}
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):
@@ -481,48 +484,47 @@ class Worker:
                              "timestamp was already recorded", "Status/Timestamp"):
             return
         rf = st.response_for
-        orig = (await conn.execute(sa.select(documents).where(
-            documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
-            documents.c.kind == "edoc"))).mappings().first()
+        keys = document_keys(st)
+        found = {(r["sender"], r["document_id"]): r for r in (await conn.execute(sa.select(documents).where(
+            documents.c.sender.in_([k[0] for k in keys]), documents.c.document_id == rf.document_id,
+            documents.c.kind == "edoc"))).mappings().all()}
+        orig = next((found[k] for k in keys if k in found), None)
         if orig is None:
             self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
-                                 "has never received", element="Status/ResponseFor/DocumentId")
+                         message=f"the status refers to {rf.document_id} from {keys[0][0]}, which the hub "
+                                 "has never received", element="ResponseFor/DocumentId")
             return
         sender = st.sender.organ_id
-        by_original = sender == orig["sender"]
-        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
-        mine = [d for d in dels if d["recipient"] == sender]
-        if not mine:
-            # A connected system answers for the agencies it serves (they have no keys of their own).
-            system = self.runner.context.registry.system_of(sender)
-            mine = [d for d in dels if d["system"] == system and system == sender]
-        targets = dels if st.status_code == "13" and by_original else mine
+        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"])
+                                   .order_by(deliveries.c.id))).mappings().all()
+        history: dict[int, list[str]] = {}
+        for d_id, code in (await conn.execute(
+                sa.select(status_history.c.delivery, status_history.c.status_code)
+                .where(status_history.c.delivery.in_([d["id"] for d in dels])).order_by(status_history.c.id))).all():
+            history.setdefault(d_id, []).append(code)
         try:
-            if not targets:
-                check_status(None, st.status_code, by_original_sender=by_original, by_recipient=False)
-                raise AuthorityError(f"{sender} is not a recipient of {rf.document_id}",
-                                     code="authority.not_recipient", element="Status/From/OrganId")
-            for d in targets:
-                check_status(d["status"], st.status_code, by_original_sender=by_original, by_recipient=bool(mine))
+            decision = decide_status(st, orig["sender"], orig["business_type"], dels, history,
+                                     self.runner.context.registry)
         except HubError as e:
             self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
             return
+        targets = decision.targets
         w.package(m.message.body, v.sha256, now)
         await self._flush_packages(conn, w)
         doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
             sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
             refers_to=orig["id"], status_code=st.status_code, adapter_user=self.adapter_user(m.message),
             legacy_sha1=v.legacy_sha1, received_at=now, subject=st.description[:2000] or None,
+            authenticated_by=v.authenticated_by,
         ))).scalar_one()
         existing[key] = {"id": doc_pk, "sha256": v.sha256}
         for d in targets:
             await conn.execute(deliveries.update().where(deliveries.c.id == d["id"]).values(
-                status=st.status_code, updated_at=now))
+                status=decision.shown[d["id"]], updated_at=now))
         await conn.execute(status_history.insert(), [
             {"delivery": d["id"], "status_code": st.status_code, "actor": sender,
              "description": st.description or None, "status_document": doc_pk, "at": now} for d in targets])
-        if st.status_code == "13" and by_original:
+        if decision.recall:
             dests = [(d["recipient"], d["system"]) for d in targets]
         else:
             dests = [(r.recipient, r.system) for r in v.routes]
@@ -533,13 +535,19 @@ class Worker:
                             headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=st.document_id, sender=sender,
-                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
+                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status",
+                                                         "authenticated_by": v.authenticated_by}),
             record_row("status.recorded", actor=self.adapter_user(m.message), document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
                        details={"status": st.status_code, "original_sender": rf.organ_id,
-                                "recipients": [t[0] for t in dests]}),
+                                "recipients": [t[0] for t in dests], "authenticated_by": v.authenticated_by}),
         ]
+        self._count_accepted(v)
+
+    def _count_accepted(self, v: Verdict) -> None:
         self.stats.accepted += 1
+        key = v.authenticated_by or "signature"
+        self.stats.by_auth[key] = self.stats.by_auth.get(key, 0) + 1
 
     def _refuse(self, m: Incoming, v: Verdict, w: _Writes, now: datetime, *, reason: str | None = None,
                 message: str | None = None, element: str | None = None) -> None:
