@@ -90,6 +90,7 @@ def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
         return None, None
     sender = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:From/e:OrganId", None, NS) or \
         root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:Status/e:From/e:OrganId", None, NS)
+    # An edoc's own DocumentId (a status in the SDK's MessageHeader form has none).
     doc_id = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:DocumentId", None, NS)
     return (sender.strip() if sender else None), (doc_id.strip() if doc_id else None)
 
