@@ -16,6 +16,7 @@ from lxml import etree
 from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
+from hub.edxml.sdk_signature import SignatureInfo, inspect_signature
 from hub.edxml.signature import verify_package
 from hub.edxml.trace import append_trace
 from hub.errors import AuthorityError, HubError, TrustError
@@ -55,6 +56,14 @@ class Verdict:
     relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
     relayed_at: datetime | None = None  # the time written in that TraceHeader
     seconds: float = 0.0  # time the checks took
+    # The signature as written (read after the schema stage; None if it was not reached):
+    # XML-DSig, the national SDK's (a verifiable one or a placeholder skeleton), or none.
+    signature: SignatureInfo | None = field(default=None, repr=False)
+
+    @property
+    def signature_form(self) -> str | None:
+        """"xmldsig", "sdk", "sdk-skeleton", "none", or None when the schema stage refused."""
+        return self.signature.kind if self.signature else None
 
     @property
     def sender(self) -> str | None:
@@ -74,7 +83,7 @@ class Verdict:
             "file": name, "accepted": self.accepted, "reason": self.reason, "message": self.message,
             "element": self.element, "stage": self.stage, "sha256": self.sha256, "size": self.size,
             "sender": self.sender, "document_id": self.document_id, "signer_fingerprint": self.signer_fingerprint,
-            "legacy_sha1": self.legacy_sha1,
+            "legacy_sha1": self.legacy_sha1, "signature_form": self.signature_form,
             "recipients": [{"code": r.recipient, "system": r.system} for r in self.routes],
             "kind": self.package.kind if self.package else None,
         }
@@ -113,9 +122,11 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
     digest = hashlib.sha256(data).hexdigest()
     root = None
     signer_fp = None
+    sig_info = None
     try:
         root = parse_xml(data, max_bytes=ctx.max_bytes)
         ctx.validator.validate(root)
+        sig_info = inspect_signature(root)
         verified = verify_package(root, ctx.trust, at=at, allow_sha1=ctx.allow_sha1)
         signer_fp = fingerprint(verified.certificate)
         package = read_package(verified.signed_root)
@@ -125,7 +136,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
         return Verdict(
             accepted=False, sha256=digest, size=len(data), reason=e.code, message=e.message, element=e.element,
             stage=_STAGE.get(e.code.split(".")[0], "check"), signer_fingerprint=signer_fp,
-            claimed_sender=sender, claimed_document_id=doc_id,
+            claimed_sender=sender, claimed_document_id=doc_id, signature=sig_info,
         )
     except Exception as e:  # noqa: BLE001 - hostile input must be refused, never crash the batch
         # The checks are pure: anything they raise comes from the input (a malformed certificate
@@ -136,6 +147,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
             message=f"the package could not be checked: {e.__class__.__name__}: {str(e)[:300]}; "
                     "check the certificate and the package against the edXML profile",
             stage="check", signer_fingerprint=signer_fp, claimed_sender=sender, claimed_document_id=doc_id,
+            signature=sig_info,
         )
     relayed = relayed_at = None
     if ctx.relay_id and isinstance(package, Edoc):
@@ -146,7 +158,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
         accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
         signer_fingerprint=signer_fp, legacy_sha1=verified.legacy_sha1,
         claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id, relayed=relayed,
-        relayed_at=relayed_at,
+        relayed_at=relayed_at, signature=sig_info,
     )
 
 
