@@ -231,6 +231,7 @@ async def cmd_sign(args, settings: Settings) -> int:
 async def cmd_check(args, settings: Settings) -> int:
     from hub.context import load_check_context, open_engine
     from hub.pipeline.checks import check_package
+    from hub.pipeline.explain import explain_stages
 
     at = datetime.fromisoformat(args.at) if args.at else None
     async with open_engine(settings) as engine:
@@ -243,13 +244,17 @@ async def cmd_check(args, settings: Settings) -> int:
             raise UsageError(f"cannot read {name}: {e.strerror}") from e
         verdict = check_package(data, ctx, at=at)
         refused += not verdict.accepted
+        stages = explain_stages(data, verdict, ctx.validator) if args.explain else []
         if args.json:
-            _out(json.dumps(verdict.as_dict(name), ensure_ascii=False))
+            d = verdict.as_dict(name)
+            if stages:
+                d["stages"] = [st.as_dict() for st in stages]
+            _out(json.dumps(d, ensure_ascii=False))
         else:
             _out(verdict.line(name))
-            if args.explain and not verdict.accepted and verdict.stage == "schema":
-                for msg in ctx.validator.explain(data):
-                    _out(f"    {msg}")
+            for st in stages:
+                for line in st.lines():
+                    _out(line)
     return 1 if refused else 0
 
 
@@ -356,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("files", nargs="+")
     x.add_argument("--json", action="store_true", help="one JSON object per file")
     x.add_argument("--at", help="validate certificates at this ISO time instead of now")
-    x.add_argument("--explain", action="store_true", help="list every schema error (slower)")
+    x.add_argument("--explain", action="store_true",
+                   help="show each stage's outcome (parse, schema, signature, trust, authority) and every schema error (slower)")
     x.set_defaults(func=cmd_check)
 
     us = sub.add_parser("user", help="API users and their bearer tokens").add_subparsers(dest="sub", required=True)

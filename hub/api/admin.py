@@ -722,7 +722,7 @@ def _t(el, path: str) -> str | None:
 
 def parsed_header(data: bytes, max_bytes: int) -> dict:
     """Best effort: the header fields of a dead letter's body, or why it does not parse."""
-    from hub.edxml.model import NS, header_of
+    from hub.edxml.model import NS, header_of, status_element
     from hub.edxml.parser import parse_xml
 
     if not data:
@@ -732,18 +732,18 @@ def parsed_header(data: bytes, max_bytes: int) -> dict:
         header = header_of(root)
     except HubError as e:
         return {"ok": False, "reason": e.code, "message": e.message}
+    st = status_element(header)  # Status, or the SDK's MessageHeader with a StatusCode
+    if st is not None:
+        return {"ok": True, "kind": "status", "from": _t(st, "e:From/e:OrganId"),
+                "to": [x for x in [_t(st, "e:ResponseFor/e:OrganId")] if x],
+                "document_id": _t(st, "e:ResponseFor/e:DocumentId"), "type": None, "subject": None,
+                "status_code": _t(st, "e:StatusCode")}
     mh = header.find("e:MessageHeader", NS)
     if mh is not None:
         return {"ok": True, "kind": "edoc", "from": _t(mh, "e:From/e:OrganId"),
                 "to": [x for x in (_t(t, "e:OrganId") for t in mh.findall("e:To", NS)) if x],
                 "document_id": _t(mh, "e:DocumentId"), "type": _t(mh, "e:DocumentType/e:Type"),
                 "subject": _t(mh, "e:Subject"), "status_code": None}
-    st = header.find("e:Status", NS)
-    if st is not None:
-        return {"ok": True, "kind": "status", "from": _t(st, "e:From/e:OrganId"),
-                "to": [x for x in [_t(st, "e:ResponseFor/e:OrganId")] if x],
-                "document_id": _t(st, "e:ResponseFor/e:DocumentId"), "type": None, "subject": None,
-                "status_code": _t(st, "e:StatusCode")}
     return {"ok": False, "reason": "schema.invalid", "message": "edXMLHeader has neither MessageHeader nor Status"}
 
 

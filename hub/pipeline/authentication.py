@@ -20,8 +20,8 @@ from datetime import datetime
 from cryptography import x509
 from lxml import etree
 
-from hub.constants import DSIG_NS
-from hub.edxml.sdk_signature import find_sdk_signature, is_skeleton, verify_sdk_signature
+from hub.edxml.sdk_signature import KIND_NONE, KIND_SKELETON, KIND_XMLDSIG, SignatureInfo, inspect_signature
+from hub.edxml.sdk_verify import sdk_signature_element, verify_sdk_signature
 from hub.edxml.signature import verify_package
 from hub.errors import SignatureError
 from hub.pki.chain import TrustStore
@@ -44,18 +44,19 @@ class Authenticated:
 
 
 def authenticate(root: etree._Element, profile: str, trust: TrustStore, *, at: datetime | None = None,
-                 allow_sha1: bool = False) -> Authenticated:
-    """Verify what the package carries, as ``profile`` requires. Raises SignatureError/TrustError."""
-    has_dsig = next(root.iter("{" + DSIG_NS + "}Signature"), None) is not None
-    sdk_sig = find_sdk_signature(root)
-    if profile != "sdk" or has_dsig and sdk_sig is None:
+                 allow_sha1: bool = False, info: SignatureInfo | None = None) -> Authenticated:
+    """Verify what the package carries, as ``profile`` requires. Raises SignatureError/TrustError.
+
+    ``info``: the package's :func:`inspect_signature` when the caller already has it.
+    """
+    info = info or inspect_signature(root)
+    if profile != "sdk" or info.kind == KIND_XMLDSIG and info.count == 1:
         v = verify_package(root, trust, at=at, allow_sha1=allow_sha1)
         return Authenticated(SIGNATURE_SHA1 if v.legacy_sha1 else SIGNATURE, v.signed_root, v.certificate)
-    if has_dsig:
-        raise SignatureError("the package carries both an XML-DSig Signature and the SDK's Signature; "
-                             "exactly one signature is allowed", code="signature.multiple",
-                             element="edXMLHeader/Signature")
-    if sdk_sig is None or is_skeleton(sdk_sig):
+    if info.count > 1:
+        raise SignatureError(f"{info.count} Signature elements found in edXMLHeader; exactly one signature is "
+                             "allowed", code="signature.multiple", element="edXMLHeader/Signature")
+    if info.kind in (KIND_NONE, KIND_SKELETON):
         return Authenticated(CONNECTION, root)
-    v = verify_sdk_signature(root, sdk_sig, trust, at=at)
+    v = verify_sdk_signature(root, sdk_signature_element(root), trust, at=at)
     return Authenticated(SIGNATURE_SHA1 if v.sha1 else SIGNATURE, v.signed_root, v.certificate)

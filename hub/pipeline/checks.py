@@ -16,6 +16,7 @@ from lxml import etree
 from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
+from hub.edxml.sdk_signature import SignatureInfo, inspect_signature
 from hub.edxml.trace import append_trace
 from hub.errors import AuthorityError, HubError, TrustError
 from hub.pipeline.authentication import Authenticated, authenticate
@@ -58,6 +59,14 @@ class Verdict:
     relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
     relayed_at: datetime | None = None  # the time written in that TraceHeader
     seconds: float = 0.0  # time the checks took
+    # The signature as written (read after the schema stage; None if it was not reached):
+    # XML-DSig, the national SDK's (a verifiable one or a placeholder skeleton), or none.
+    signature: SignatureInfo | None = field(default=None, repr=False)
+
+    @property
+    def signature_form(self) -> str | None:
+        """"xmldsig", "sdk", "sdk-skeleton", "none", or None when the schema stage refused."""
+        return self.signature.kind if self.signature else None
 
     @property
     def sender(self) -> str | None:
@@ -79,7 +88,8 @@ class Verdict:
             "file": name, "accepted": self.accepted, "reason": self.reason, "message": self.message,
             "element": self.element, "stage": self.stage, "sha256": self.sha256, "size": self.size,
             "sender": self.sender, "document_id": self.document_id, "signer_fingerprint": self.signer_fingerprint,
-            "legacy_sha1": self.legacy_sha1, "authenticated_by": self.authenticated_by,
+            "legacy_sha1": self.legacy_sha1, "signature_form": self.signature_form,
+            "authenticated_by": self.authenticated_by,
             "recipients": [{"code": r.recipient, "system": r.system} for r in self.routes],
             "kind": self.package.kind if self.package else None,
         }
@@ -95,6 +105,7 @@ def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
         return None, None
     sender = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:From/e:OrganId", None, NS) or \
         root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:Status/e:From/e:OrganId", None, NS)
+    # An edoc's own DocumentId (a status in the SDK's MessageHeader form has none).
     doc_id = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:DocumentId", None, NS)
     return (sender.strip() if sender else None), (doc_id.strip() if doc_id else None)
 
@@ -121,12 +132,14 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
     digest = hashlib.sha256(data).hexdigest()
     root = None
     signer_fp = None
+    sig_info = None
     try:
         root = parse_xml(data, max_bytes=ctx.max_bytes)
         ctx.validator.validate(root)
+        sig_info = inspect_signature(root)
         claimed = ctx.registry.get(_claimed(root)[0] or "")
         auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
-                            allow_sha1=ctx.allow_sha1)
+                            allow_sha1=ctx.allow_sha1, info=sig_info)
         signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
         package = read_package(auth.signed_root)
         routes = authorize(package, auth, ctx.registry, connection)
@@ -135,7 +148,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
         return Verdict(
             accepted=False, sha256=digest, size=len(data), reason=e.code, message=e.message, element=e.element,
             stage=_STAGE.get(e.code.split(".")[0], "check"), signer_fingerprint=signer_fp,
-            claimed_sender=sender, claimed_document_id=doc_id,
+            claimed_sender=sender, claimed_document_id=doc_id, signature=sig_info,
         )
     except Exception as e:  # noqa: BLE001 - hostile input must be refused, never crash the batch
         # The checks are pure: anything they raise comes from the input (a malformed certificate
@@ -146,6 +159,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
             message=f"the package could not be checked: {e.__class__.__name__}: {str(e)[:300]}; "
                     "check the certificate and the package against the edXML profile",
             stage="check", signer_fingerprint=signer_fp, claimed_sender=sender, claimed_document_id=doc_id,
+            signature=sig_info,
         )
     relayed = relayed_at = None
     if ctx.relay_id and isinstance(package, Edoc):
@@ -157,7 +171,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
         signer_fingerprint=signer_fp, legacy_sha1=auth.method == "signature-sha1", authenticated_by=auth.method,
         connection_system=ctx.registry.system_of(package.sender.organ_id) if auth.by_connection else None,
         claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id, relayed=relayed,
-        relayed_at=relayed_at,
+        relayed_at=relayed_at, signature=sig_info,
     )
 
 

@@ -16,7 +16,9 @@ from lxml import etree
 from hub.edxml.builder import build_edoc, build_status
 from hub.edxml.model import EDXML_NS
 from hub.edxml.parser import parse_xml
-from hub.edxml.sdk_signature import find_sdk_signature, is_skeleton, sign_sdk
+from hub.edxml.sdk_signature import inspect_signature
+from hub.edxml.sdk_verify import sdk_signature_element as find_sdk_signature
+from hub.edxml.sdk_verify import sign_sdk
 from hub.edxml.signature import sign_package
 from hub.pipeline.authentication import authenticate
 from hub.pipeline.checks import CheckContext, check_package
@@ -161,6 +163,12 @@ def test_sdk_xmldsig_of_another_agency_is_not_pinned(ctx, pki):
     assert not v.accepted and v.reason == "trust.not_pinned"
 
 
+def own_values(sig: etree._Element) -> None:
+    """Values that are not the SDK's placeholders (but sign nothing)."""
+    sig.find(E + "SignatureValue").text = base64.b64encode(b"\x07" * 256).decode()
+    sig.find(f"{E}SignedInfo/{E}Reference/{E}DigestValue").text = base64.b64encode(b"\x01" * 20).decode()
+
+
 def test_skeleton_detection(pki):
     from cryptography.hazmat.primitives import serialization
 
@@ -170,9 +178,9 @@ def test_skeleton_detection(pki):
     # the axis relays packages with a real certificate and the SDK's placeholder value: a skeleton
     real = base64.b64encode(pki.ids[G22].cert.public_bytes(serialization.Encoding.DER)).decode()
     assert is_skeleton(find_sdk_signature(skeleton(data, cert_b64=real)))
-    # a value of its own: not a skeleton (so it must verify)
+    # values of its own: not a skeleton (so it must verify)
     sig = find_sdk_signature(skeleton(data, cert_b64=real))
-    sig.find(E + "SignatureValue").text = base64.b64encode(b"\x07" * 256).decode()
+    own_values(sig)
     assert not is_skeleton(sig)
 
 
@@ -184,11 +192,14 @@ def test_a_non_placeholder_signature_that_fails_is_not_a_skeleton(pki):
 
     real = base64.b64encode(pki.ids[G22].cert.public_bytes(serialization.Encoding.DER)).decode()
     root = skeleton(unsigned_edoc(), cert_b64=real)
-    sig = find_sdk_signature(root)
-    sig.find(E + "SignatureValue").text = base64.b64encode(b"\x07" * 256).decode()
+    own_values(find_sdk_signature(root))
     with pytest.raises(SignatureError) as e:
         authenticate(root, "sdk", pki.trust())
     assert e.value.code == "signature.invalid"
+
+
+def is_skeleton(sig: etree._Element) -> bool:
+    return inspect_signature(sig.getroottree().getroot()).skeleton
 
 
 def _sdk_signed(pki, data: bytes, code: str = G22, **kw) -> etree._Element:
