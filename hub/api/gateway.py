@@ -28,6 +28,7 @@ from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.checks import check_package
 from hub.pipeline.connection import Connection
+from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
 from hub.store.records import append_rows, record_row, utcnow
@@ -283,6 +284,7 @@ async def get_document(request: web.Request) -> web.Response:
                                    .order_by(deliveries.c.id))).mappings().all()
         hist = (await conn.execute(sa.select(status_history).where(
             status_history.c.delivery.in_([d["id"] for d in dels])).order_by(status_history.c.id))).mappings().all()
+        links = await business_links(conn, doc)
     by_delivery: dict[int, list] = {}
     for h in hist:
         by_delivery.setdefault(h["delivery"], []).append({
@@ -293,6 +295,8 @@ async def get_document(request: web.Request) -> web.Response:
         "type": doc["doc_type"], "priority": doc["priority"], "subject": doc["subject"],
         "received_at": iso_utc(doc["received_at"]), "legacy_sha1": doc["legacy_sha1"],
         "authenticated_by": doc["authenticated_by"],
+        "acts_on": links["acts_on"],
+        "acted_on_by": [{**x, "at": iso_utc(x["at"])} for x in links["acted_on_by"]],
         "recipients": [{"code": d["recipient"], "system": d["system"], "status": d["status"],
                         "history": by_delivery.get(d["id"], [])} for d in dels],
         "package": base64.b64encode(data or b"").decode("ascii"),

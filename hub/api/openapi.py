@@ -147,11 +147,18 @@ SCHEMAS: dict = {
     "AuthenticatedBy": nullable({"type": "string", "enum": ["signature", "signature-sha1", "connection", None],
                                  "description": "how the package was authenticated (null: recorded before "
                                                 "the hub recorded it)"}),
+    "ActsOn": nullable(obj({"document_id": STR, "sender": STR,
+                            "action": {"type": "string", "enum": ["revocation", "update", "replacement"]}},
+                           description="the earlier document this revocation, update or replacement acts on")),
+    "ActedOnBy": obj({"document_id": STR, "sender": STR,
+                      "action": {"type": "string", "enum": ["revoked", "updated", "replaced"]}, "at": STR},
+                     description="a later package that revoked, updated or replaced this document"),
     "StatusEntry": obj({"code": STR, "name": STR, "by": STR, "description": nullable(STR), "at": GATEWAY_TIME}),
     "Document": obj({
         "document_id": STR, "sender": STR, "sha256": HEX64, "type": nullable(STR), "priority": INT,
         "subject": nullable(STR), "received_at": GATEWAY_TIME, "legacy_sha1": BOOL,
         "authenticated_by": ref("AuthenticatedBy"),
+        "acts_on": ref("ActsOn"), "acted_on_by": arr(ref("ActedOnBy")),
         "recipients": arr(obj({"code": STR, "system": STR, "status": nullable(STR),
                                "history": arr(ref("StatusEntry"))})),
         "package": {"type": "string", "format": "byte"},
@@ -304,7 +311,8 @@ SCHEMAS: dict = {
         "document": nullable(obj({
             "document_id": STR, "sender": STR, "sha256": STR, "type": nullable(STR), "priority": INT,
             "subject": nullable(STR), "received_at": TIME, "adapter_user": nullable(STR), "legacy_sha1": BOOL,
-            "package_size": nullable(INT), "authenticated_by": ref("AuthenticatedBy")})),
+            "package_size": nullable(INT), "authenticated_by": ref("AuthenticatedBy"),
+            "acts_on": ref("ActsOn"), "acted_on_by": arr(ref("ActedOnBy"))})),
         "statuses": arr(obj({"document_id": STR, "sender": STR, "code": nullable(STR), "sha256": STR,
                              "received_at": TIME})),
         "recipients": arr(obj({

@@ -20,6 +20,7 @@ from hub.edxml.sdk_signature import SignatureInfo, inspect_signature
 from hub.edxml.trace import append_trace
 from hub.errors import AuthorityError, HubError, TrustError
 from hub.pipeline.authentication import Authenticated, authenticate
+from hub.pipeline.business import update_recipients
 from hub.pipeline.connection import Connection, from_adapter_user
 from hub.pki.certs import describe, fingerprint
 from hub.pki.chain import TrustStore
@@ -234,15 +235,11 @@ def authorize(package: Package, auth: Authenticated, registry: Registry,
         route = registry.route(target)
         return (route,)
     routes = []
-    seen = set()
-    for org in package.recipients:
-        if org.organ_id in seen:
-            continue
-        seen.add(org.organ_id)
-        route = registry.route(org.organ_id)
+    for code in update_recipients(package):  # To, and the recipients an update adds
+        route = registry.route(code)
         if not route.entry.accepts_type(package.document_type.type):
             raise AuthorityError(
-                f"recipient {org.organ_id} does not accept document type {package.document_type.type}"
+                f"recipient {code} does not accept document type {package.document_type.type}"
                 f" ({package.document_type.type_name or 'unnamed'}); it accepts {sorted(route.entry.accepts or [])}",
                 code="authority.not_competent", element="MessageHeader/DocumentType/Type",
             )

@@ -28,6 +28,7 @@ from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timesta
 from hub.edxml.parser import parse_xml
 from hub.errors import HubError, TransientError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
+from hub.pipeline.business import EVENTS, business_link, target_ids
 from hub.pipeline.statuses import decide_status, document_keys
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
@@ -363,14 +364,18 @@ class Worker:
         )).mappings().all()
         return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
-    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str]]:
+    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], int]:
+        """(sender, DocumentId) -> documents.id of what the batch's edocs answer or act on."""
         refs = {(rf.organ_id, rf.document_id) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
                 for rf in v.package.response_for}
+        refs |= {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+                 for t in target_ids(v.package)}
         if not refs:
-            return set()
-        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id).where(
-            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs))))).all()
-        return {tuple(r) for r in rows}
+            return {}
+        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs)),
+            documents.c.kind == "edoc"))).all()
+        return {(r[0], r[1]): r[2] for r in rows}
 
     async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
@@ -403,7 +408,7 @@ class Worker:
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
                                        message_id=_message_id(headers))))
 
-    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
+    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: dict, w: _Writes, now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
@@ -418,6 +423,11 @@ class Worker:
                                      "which the hub has never received",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
+        try:
+            link = business_link(doc, known)
+        except HubError as e:
+            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
+            return None
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
         w.package(m.message.body, v.sha256, now)
         w.records += [
@@ -431,12 +441,17 @@ class Worker:
                                 "type": doc.document_type.type, "priority": doc.priority,
                                 "authenticated_by": v.authenticated_by}),
         ]
+        if link is not None:
+            w.records += [record_row(EVENTS[link.doc_type], actor=self.adapter_user(m.message), document_id=target,
+                                     sender=doc.sender.organ_id, sha256=v.sha256, at=now,
+                                     details=link.record_details(doc.document_id)) for target, _ in link.targets]
         self._count_accepted(v)
         log.debug("accepted %s from %s", doc.document_id, doc.sender.organ_id,
                   extra={"document_id": doc.document_id, "sender": doc.sender.organ_id})
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
-                "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
+                "refers_to": link.refers_to if link else None, "business_type": link.doc_type if link else None,
+                "status_code": None, "adapter_user": self.adapter_user(m.message),
                 "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
