@@ -172,15 +172,31 @@ def _skeleton_reasons(signature_value: str, digest_value: str, has_cert: bool, c
 
 
 def as_xmldsig(root: etree._Element) -> etree._Element:
-    """A copy of ``root`` with the SDK's Signature (and everything in it) moved to the XML-DSig
-    namespace, so the XML-DSig verifier can check it. ``root`` is not changed."""
+    """A copy of ``root`` with the SDK's Signature rebuilt in the XML-DSig namespace (as the
+    default namespace, unprefixed, the way the SDK's signer wrote it before serializing it into
+    the edXML namespace), so the XML-DSig verifier can check it. ``root`` is not changed."""
     out = copy.deepcopy(root)
     header = _header(out)
     if header is None:
         return out
     for sig in [c for c in header if c.tag == _E + "Signature"]:
-        for el in sig.iter():
-            if isinstance(el.tag, str) and el.tag.startswith(_E):
-                el.tag = _DS + el.tag[len(_E):]
-        etree.cleanup_namespaces(out)
+        moved = etree.Element(_DS + "Signature", nsmap={None: DSIG_NS})
+        _copy_into(sig, moved)
+        moved.tail = sig.tail
+        header.replace(sig, moved)
     return out
+
+
+def _copy_into(src: etree._Element, dst: etree._Element) -> None:
+    """Copy ``src``'s attributes, text and children under ``dst``, edXML tags moved to XML-DSig."""
+    for k, v in src.attrib.items():
+        dst.set(k, v)
+    dst.text = src.text
+    for child in src:
+        if not isinstance(child.tag, str):
+            dst.append(copy.deepcopy(child))
+            continue
+        tag = _DS + child.tag[len(_E):] if child.tag.startswith(_E) else child.tag
+        new = etree.SubElement(dst, tag)
+        _copy_into(child, new)
+        new.tail = child.tail

@@ -172,7 +172,7 @@ def relay_copy(root: etree._Element, relay_id: str, at: datetime) -> bytes:
 def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapter_user: str | None) -> tuple[Route, ...]:
     """Sender pinning, adapter identity, recipients registered, active and competent."""
     sender_code = package.sender.organ_id
-    where = "MessageHeader/From/OrganId" if isinstance(package, Edoc) else "Status/From/OrganId"
+    where = "MessageHeader/From/OrganId" if isinstance(package, Edoc) else f"{package.container}/From/OrganId"
     sender = registry.get(sender_code)
     if sender is None:
         raise AuthorityError(f"sender {sender_code} is not registered at the hub", code="authority.sender_unknown", element=where)
