@@ -28,6 +28,7 @@ from cryptography import x509
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
+from hub.pki.certs import load_der_cached
 
 __all__ = ["KIND_NONE", "KIND_SDK", "KIND_SKELETON", "KIND_XMLDSIG", "SignatureInfo", "as_xmldsig", "inspect_signature"]
 
@@ -128,7 +129,7 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
     cert_els = sig.findall(f"{ns}KeyInfo/{ns}X509Data/{ns}X509Certificate")
     for el in cert_els:
         try:
-            certs.append(x509.load_der_x509_certificate(base64.b64decode("".join((el.text or "").split()), validate=True)))
+            certs.append(load_der_cached(base64.b64decode("".join((el.text or "").split()), validate=True)))
         except (ValueError, binascii.Error):
             cert_problems.append("its X509Certificate is not a whole certificate")
     info = dict(
