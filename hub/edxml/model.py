@@ -11,13 +11,25 @@ as the national SDK writes it, or ``edXMLHeader/Status``). Empty optional elemen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import re
 from datetime import date, datetime
 from typing import Union
 
 from lxml import etree
 
 from hub.constants import EDXML_NS
+from hub.edxml.business import (  # noqa: F401 - re-exported: part of the read model
+    BUSINESS_DOC_TYPES,
+    DOC_NEW,
+    DOC_REPLACEMENT,
+    DOC_REVOCATION,
+    DOC_UPDATE,
+    RECEIVER_ADDED,
+    RECEIVER_REMOVED,
+    Business,
+    Receiver,
+    ReplacementInfo,
+)
+from hub.edxml.document_id import DocumentRef, parse_document_id  # noqa: F401 - re-exported
 from hub.errors import SchemaError
 
 NS = {"e": EDXML_NS}
@@ -65,35 +77,6 @@ class SignerInfo:
 
 
 @dataclass(frozen=True)
-class DocumentRef:
-    """A DocumentId in the standard's form ``{sender},{yyyy/MM/dd},{number/notation}``."""
-
-    sender: str  # the sender's agency code
-    date_text: str  # yyyy/MM/dd as written (not always a calendar date: 2014/02/30 is real)
-    number_notation: str  # e.g. 7816/VPCP-TTĐT
-
-    @property
-    def promulgation_date(self) -> date | None:
-        try:
-            return parse_date(self.date_text)
-        except ValueError:
-            return None
-
-
-_DOCUMENT_ID_FORM = re.compile(
-    r"(?P<sender>[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}),(?P<date>[0-9]{4}/[0-9]{2}/[0-9]{2}),(?P<rest>\S(?:.*\S)?)"
-)
-
-
-def parse_document_id(value: str) -> DocumentRef | None:
-    """The parts of a DocumentId in the standard's form, or None (a UUID, another token)."""
-    m = _DOCUMENT_ID_FORM.fullmatch(value or "")
-    if m is None:
-        return None
-    return DocumentRef(m.group("sender"), m.group("date"), m.group("rest"))
-
-
-@dataclass(frozen=True)
 class ResponseFor:
     organ_id: str
     document_id: str
@@ -119,61 +102,6 @@ class StaffInfo:
     email: str = ""
     department_id: str = ""  # optional SDK element
     staff_id: str = ""  # optional SDK element
-
-
-# Bussiness/BussinessDocType
-DOC_NEW, DOC_REVOCATION, DOC_UPDATE, DOC_REPLACEMENT = 0, 1, 2, 3
-BUSINESS_DOC_TYPES = {DOC_NEW: "new", DOC_REVOCATION: "revocation", DOC_UPDATE: "update", DOC_REPLACEMENT: "replacement"}
-# Receiver/ReceiverType
-RECEIVER_REMOVED, RECEIVER_ADDED = 0, 1
-
-
-@dataclass(frozen=True)
-class Receiver:
-    """Bussiness/BussinessDocumentInfo/ReceiverList/Receiver: a recipient an update changes."""
-
-    organ_id: str
-    receiver_type: int  # RECEIVER_ADDED (1) or RECEIVER_REMOVED (0)
-
-
-@dataclass(frozen=True)
-class ReplacementInfo:
-    """Bussiness/ReplacementInfoList/ReplacementInfo: a document a replacement replaces, and for whom."""
-
-    document_id: str
-    organ_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Business:
-    document_id: str = ""  # for 1-3: the earlier document the package acts on
-    doc_type: int = 0  # 0 new, 1 revocation, 2 update, 3 replacement
-    reason: str = ""
-    paper: int = 0
-    staff: StaffInfo | None = None
-    document_info: str = ""  # BussinessDocumentInfo/DocumentInfo
-    document_receiver: str = ""  # BussinessDocumentInfo/DocumentReceiver
-    receivers: tuple[Receiver, ...] = ()  # BussinessDocumentInfo/ReceiverList
-    replacements: tuple[ReplacementInfo, ...] = ()  # ReplacementInfoList
-    has_document_info: bool = False  # BussinessDocumentInfo present (even if empty)
-
-    @property
-    def doc_type_name(self) -> str:
-        return BUSINESS_DOC_TYPES.get(self.doc_type, str(self.doc_type))
-
-    @property
-    def document_ref(self) -> DocumentRef | None:
-        return parse_document_id(self.document_id)
-
-    @property
-    def added(self) -> tuple[str, ...]:
-        """Recipients an update adds (ReceiverType 1)."""
-        return tuple(r.organ_id for r in self.receivers if r.receiver_type == RECEIVER_ADDED)
-
-    @property
-    def removed(self) -> tuple[str, ...]:
-        """Recipients an update removes (ReceiverType 0)."""
-        return tuple(r.organ_id for r in self.receivers if r.receiver_type == RECEIVER_REMOVED)
 
 
 @dataclass(frozen=True)

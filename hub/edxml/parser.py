@@ -35,23 +35,24 @@ _PARSER = _make_parser()
 
 
 def _refuse_leading_bytes(data: bytes) -> None:
-    """A package must start with ``<`` (after an optional UTF-8 BOM): some senders prepend bytes
-    (the SDK's own sample starts with ``1212``), which libxml2 reports only as "Start tag expected"."""
+    """A package must start with its XML declaration or root element (after an optional UTF-8 BOM;
+    whitespace before a root without declaration is XML). Some senders prepend bytes (the SDK's
+    own sample starts with ``1212``), which libxml2 reports only as "Start tag expected"."""
     body = bytes(data[:4096])
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
-    if not body or body.startswith(b"<"):
-        return
-    at = body.find(b"<?xml")
-    if at < 0:
-        at = body.find(b"<")
+    at = body.find(b"<")
     if at <= 0:
-        return  # no markup at all: libxml2's message says it
+        return  # starts with markup, or has none at all (libxml2's message says so)
+    declaration = body[at:].startswith(b"<?xml")
+    if not body[:at].strip() and not declaration:
+        return
+    what = "the XML declaration" if declaration else "the root element"
     preview = body[:min(at, 16)].decode("utf-8", "replace")
     raise ParseError(
-        f"{at} byte(s) before the XML declaration ({preview!r}); the package must start with <?xml or its root "
-        "element: remove what the sending software put in front of it",
-        code="parse.not_xml", element="XML declaration",
+        f"{at} byte(s) before {what} ({preview!r}); the package must start with <?xml or its root element: "
+        "remove what the sending software put in front of it",
+        code="parse.not_xml", element="XML declaration" if declaration else "edXML",
     )
 
 

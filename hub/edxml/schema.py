@@ -399,7 +399,8 @@ def _explain_line(err: Any, known: frozenset[str] = frozenset()) -> str:
         for child in elem:
             if isinstance(child.tag, str) and _is_unknown(child, known) and not _foreign_signature(child) \
                     and _local(child) in reason:
-                return f"{readable_path(child)}: [schema.unknown_element] {_unknown_message(child)}{where}"
+                at = f" (line {child.sourceline})" if child.sourceline else where
+                return f"{readable_path(child)}: [schema.unknown_element] {_unknown_message(child)}{at}"
     if elem is not None and isinstance(elem.tag, str) and len(elem) == 0:
         local = _local(elem)
         rule = _rule(elem)

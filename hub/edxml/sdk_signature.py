@@ -28,6 +28,7 @@ from cryptography import x509
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
+from hub.pki.certs import load_der_cached
 
 __all__ = ["KIND_NONE", "KIND_SDK", "KIND_SKELETON", "KIND_XMLDSIG", "SignatureInfo", "as_xmldsig", "inspect_signature"]
 
@@ -128,7 +129,7 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
     cert_els = sig.findall(f"{ns}KeyInfo/{ns}X509Data/{ns}X509Certificate")
     for el in cert_els:
         try:
-            certs.append(x509.load_der_x509_certificate(base64.b64decode("".join((el.text or "").split()), validate=True)))
+            certs.append(load_der_cached(base64.b64decode("".join((el.text or "").split()), validate=True)))
         except (ValueError, binascii.Error):
             cert_problems.append("its X509Certificate is not a whole certificate")
     info = dict(
@@ -172,15 +173,31 @@ def _skeleton_reasons(signature_value: str, digest_value: str, has_cert: bool, c
 
 
 def as_xmldsig(root: etree._Element) -> etree._Element:
-    """A copy of ``root`` with the SDK's Signature (and everything in it) moved to the XML-DSig
-    namespace, so the XML-DSig verifier can check it. ``root`` is not changed."""
+    """A copy of ``root`` with the SDK's Signature rebuilt in the XML-DSig namespace (as the
+    default namespace, unprefixed, the way the SDK's signer wrote it before serializing it into
+    the edXML namespace), so the XML-DSig verifier can check it. ``root`` is not changed."""
     out = copy.deepcopy(root)
     header = _header(out)
     if header is None:
         return out
     for sig in [c for c in header if c.tag == _E + "Signature"]:
-        for el in sig.iter():
-            if isinstance(el.tag, str) and el.tag.startswith(_E):
-                el.tag = _DS + el.tag[len(_E):]
-        etree.cleanup_namespaces(out)
+        moved = etree.Element(_DS + "Signature", nsmap={None: DSIG_NS})
+        _copy_into(sig, moved)
+        moved.tail = sig.tail
+        header.replace(sig, moved)
     return out
+
+
+def _copy_into(src: etree._Element, dst: etree._Element) -> None:
+    """Copy ``src``'s attributes, text and children under ``dst``, edXML tags moved to XML-DSig."""
+    for k, v in src.attrib.items():
+        dst.set(k, v)
+    dst.text = src.text
+    for child in src:
+        if not isinstance(child.tag, str):
+            dst.append(copy.deepcopy(child))
+            continue
+        tag = _DS + child.tag[len(_E):] if child.tag.startswith(_E) else child.tag
+        new = etree.SubElement(dst, tag)
+        _copy_into(child, new)
+        new.tail = child.tail

@@ -212,7 +212,7 @@ def authorize(package: Package, auth: Authenticated, registry: Registry,
     """Sender pinning (signed) or its own connection (unsigned, sdk profile), the connection's
     system serving the sender, recipients registered, active and competent."""
     sender_code = package.sender.organ_id
-    where = "MessageHeader/From/OrganId" if isinstance(package, Edoc) else "Status/From/OrganId"
+    where = "MessageHeader/From/OrganId" if isinstance(package, Edoc) else f"{package.container}/From/OrganId"
     sender = registry.get(sender_code)
     if sender is None:
         raise AuthorityError(f"sender {sender_code} is not registered at the hub", code="authority.sender_unknown", element=where)

@@ -223,3 +223,14 @@ def test_bussiness_before_trace_header_reads_by_name():
     assert doc.sender.organ_id == "000.00.00.G22" and doc.recipient_ids == ("000.00.00.H41",)
     assert doc.trace[0].organ_id == "vxp.saas.03" and doc.business.doc_type == 0 and doc.business.paper == 0
     assert doc.due_date is None and doc.signer.full_name == "Gateway Auto"
+
+
+def test_dead_letter_header_reads_an_sdk_status():
+    from hub.api.admin import parsed_header
+
+    d = parsed_header((REAL / "sdk_status_cancellation_13.edxml").read_bytes(), 10_000_000)
+    assert d == {"ok": True, "kind": "status", "from": "000.00.00.G22", "to": ["000.00.00.H41"],
+                 "document_id": "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT", "type": None, "subject": None,
+                 "status_code": "13"}
+    d = parsed_header((REAL / "sdk_edoc_update.edxml").read_bytes(), 10_000_000)
+    assert d["kind"] == "edoc" and d["to"] == ["000.00.00.H41", "000.00.00.H14", "000.00.00.G17"]

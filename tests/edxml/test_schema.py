@@ -230,6 +230,72 @@ def test_line_wrapped_base64_is_valid(validator):
     validator.validate(parse_xml(data))
 
 
+def test_empty_optional_elements_mean_absent(validator):
+    from hub.edxml.model import read_package
+
+    data = valid_edoc()
+    for old, new in (
+        (rb"<edXML:DueDate>2018/09/28</edXML:DueDate>", b"<edXML:DueDate/>"),
+        (rb"<edXML:SteeringType>1</edXML:SteeringType>", b"<edXML:SteeringType></edXML:SteeringType>"),
+        (rb"<edXML:Priority>0</edXML:Priority>", b"<edXML:Priority/>"),
+        (rb"<edXML:PageAmount>22</edXML:PageAmount>", b"<edXML:PageAmount/>"),
+        (rb"<edXML:Direction>false</edXML:Direction>", b"<edXML:Direction/>"),
+        (rb"<edXML:BussinessDocType>0</edXML:BussinessDocType>", b"<edXML:BussinessDocType/>"),
+        (rb"(<edXML:SteeringType>)", rb"<edXML:ResponseFor/><edXML:ApplicationType/>\1"),
+    ):
+        data, n = re.subn(old, new, data, count=1)
+        assert n == 1, old
+    root = parse_xml(data)
+    validator.validate(root)
+    doc = read_package(root)
+    assert doc.due_date is None and doc.steering_type == "" and doc.priority == 0 and doc.response_for == ()
+    assert doc.other_info.page_amount is None and doc.other_info.direction is None and doc.business.doc_type == 0
+
+
+def test_sdk_optional_elements_are_known_and_read(validator):
+    from hub.edxml.model import read_package
+
+    data = valid_edoc()
+    data = replace_once(data, b"</edXML:Appendixes>", b"</edXML:Appendixes><edXML:ReplyFors><edXML:ReplyFor>5/UBND</edXML:ReplyFor>"
+                        b"</edXML:ReplyFors><edXML:ReferenceCodes>REF-9</edXML:ReferenceCodes>")
+    data = replace_once(data, b"</edXML:ToPlaces>", b"</edXML:ToPlaces><edXML:ApplicationType>2</edXML:ApplicationType>"
+                        b"<edXML:ResponseForTask><edXML:TaskCode>T-1</edXML:TaskCode></edXML:ResponseForTask>")
+    data = replace_once(data, b"<edXML:TraceHeaderList>", b'<edXML:TraceHeaderList id="t1" version="2.0"><edXML:Paper>1</edXML:Paper>')
+    data = replace_once(data, b"<edXML:Department>", b"<edXML:DepartmentId>VT</edXML:DepartmentId><edXML:StaffId>42</edXML:StaffId>"
+                        b"<edXML:Department>")
+    root = parse_xml(data)
+    validator.validate(root)
+    doc = read_package(root)
+    assert doc.other_info.reply_fors == ("5/UBND",) and doc.other_info.reference_codes == ("REF-9",)
+    assert (doc.application_type, doc.task_code, doc.trace_paper) == ("2", "T-1", "1")
+    assert (doc.trace_list_id, doc.trace_list_version) == ("t1", "2.0")
+    assert (doc.business.staff.department_id, doc.business.staff.staff_id) == ("VT", "42")
+
+
+def test_uuid_document_id_is_valid(validator):
+    data = _sub(rb">000\.00\.00\.G22,2015/09/30,7816/VPCP-TT\xc4\x90T<", b">9fbfbad2-f1f8-4256-a2eb-50fb1061cddb<")(valid_edoc())
+    validator.validate(parse_xml(data))
+
+
+def test_status_children_in_any_order(validator):
+    # ResponseFor first (the Status container's usual order) or the SDK's From first: both valid.
+    data = _sub(rb"(<edXML:ResponseFor>.*?</edXML:ResponseFor>)(\s*)(<edXML:From>.*?</edXML:From>)", rb"\3\2\1")(STATUS)
+    validator.validate(parse_xml(data))
+    validator.validate(parse_xml(STATUS.replace(b"edXML:Status>", b"edXML:MessageHeader>")))
+
+
+def test_unknown_element_in_a_status_is_named(validator):
+    data = _sub(rb"(<edXML:StatusCode>)", rb"<edXML:Priority>1</edXML:Priority>\1")(STATUS)
+    err = refused(validator, data)
+    assert err.code == "schema.invalid" and "Status/Priority" in err.message  # known, but not in a status
+    data = _sub(rb"(<edXML:StatusCode>)", rb"<edXML:Urgency>1</edXML:Urgency>\1")(STATUS)
+    err = refused(validator, data)
+    assert err.code == "schema.unknown_element" and err.element == "edXML/edXMLEnvelope/edXMLHeader/Status/Urgency"
+    sdk = STATUS.replace(b"edXML:Status>", b"edXML:MessageHeader>")
+    err = refused(validator, _sub(rb"(<edXML:StatusCode>)", rb"<edXML:Subject>x</edXML:Subject>\1")(sdk))
+    assert err.code == "schema.invalid" and "MessageHeader/Subject is not allowed in a status package" in err.message
+
+
 # ------------------------------------------------------------------ refusals
 
 
@@ -623,6 +689,15 @@ def test_explain_status_rule_and_parse_errors(validator):
     lines = validator.explain(_sub(rb"(</edXML:edXMLHeader>)", rb"\1" + EMPTY_BODY)(STATUS))
     assert lines and "edXMLBody" in lines[0]
     assert validator.explain(b"<not xml")[0].startswith("[parse.not_xml]")
+
+
+def test_explain_names_unknown_elements_and_structure_rules(validator):
+    lines = validator.explain(_sub(rb"(<edXML:StatusCode>)", rb"<edXML:Urgency>1</edXML:Urgency>\1")(STATUS))
+    assert len(lines) == 1 and "[schema.unknown_element]" in lines[0] and "Status/Urgency" in lines[0]
+    sdk = STATUS.replace(b"edXML:Status>", b"edXML:MessageHeader>")
+    lines = validator.explain(_sub(rb"\s*<edXML:Timestamp>[^<]*</edXML:Timestamp>", b"")(sdk))
+    assert lines == ["edXML/edXMLEnvelope/edXMLHeader/MessageHeader: [schema.invalid] edXMLHeader/MessageHeader is "
+                     "missing Timestamp (a status needs From, ResponseFor, StatusCode, Timestamp)"]
 
 
 def test_readable_path_has_no_namespaces():
