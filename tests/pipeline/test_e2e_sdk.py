@@ -191,3 +191,51 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
          .where(documents.c.document_id == third.document_id, deliveries.c.recipient == H44)
          .order_by(status_history.c.id))
     assert [c for (c,) in await rows(env, q)] == ["03", "13", "16", "05"]
+
+
+async def test_each_way_of_authentication_is_reported(env):
+    """The document view says how a package was authenticated; the admin API and the CLI count,
+    per agency, the packages that came in each way."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import quote
+
+    from tests.apienv import api_for
+
+    await set_profile(env, G22, "sdk")
+    async with env.running():
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        unsigned = make_edoc(G22, (H41,))
+        await g.publish(build_edoc(unsigned, []))
+        signed = make_edoc(G22, (H41,))
+        await g.send_document(signed, [])
+        await drain(h41, 2)
+        async with api_for(env) as api:
+            status, rep = await api.call("GET", "/api/v1/admin/auth-report?since=2000-01-01", "auditor")
+            assert status == 200, rep
+            [row] = rep["agencies"]
+            assert row["code"] == G22 and row["profile"] == "sdk"
+            assert (row["signature"], row["signature-sha1"], row["connection"], row["total"]) == (1, 0, 1, 2)
+            status, rep = await api.call("GET", "/api/v1/admin/auth-report?until=2000-01-01", "admin")
+            assert status == 200 and rep["agencies"] == [] and rep["totals"]["total"] == 0
+            status, _ = await api.call("GET", "/api/v1/admin/auth-report?agency=nope", "admin")
+            assert status == 400
+            for doc, way in ((unsigned, "connection"), (signed, "signature")):
+                status, view = await api.call("GET", f"/api/v1/documents/{quote(doc.document_id, safe='')}", "g22")
+                assert status == 200 and view["authenticated_by"] == way, view
+            status, trail = await api.call(
+                "GET", f"/api/v1/audit/documents/{quote(unsigned.document_id, safe='')}/trail", "auditor")
+            assert status == 200 and trail["document"]["authenticated_by"] == "connection", trail
+    cli_env = {**os.environ, "HUB_DATABASE_URL": env.settings.database_url,
+               "HUB_DATA_DIR": str(env.settings.data_dir)}
+    cli_env.pop("HUB_AMQP_URL", None)
+    p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--json"], capture_output=True,
+                       text=True, env=cli_env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["totals"] == {"signature": 1, "signature-sha1": 0, "connection": 1, "total": 2}
+    p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--agency", G22],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert G22 in p.stdout and "CONNECTION" in p.stdout
