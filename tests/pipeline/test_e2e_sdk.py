@@ -239,3 +239,29 @@ async def test_each_way_of_authentication_is_reported(env):
                        capture_output=True, text=True, env=cli_env, timeout=120)
     assert p.returncode == 0, p.stderr
     assert G22 in p.stdout and "CONNECTION" in p.stdout
+
+
+async def test_evidence_bundle_of_a_package_authenticated_by_its_connection(env):
+    """The bundle of an unsigned sdk package verifies offline, saying what authenticated it."""
+    from hub.audit.bundle import export_bundle, verify_bundle
+    from hub.audit.sealer import seal
+    from hub.pki.identity import Identity
+    from hub.registry.store import load_trust
+    from tests.conftest import HUB
+
+    await set_profile(env, G22, "sdk")
+    async with env.running():
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        doc = make_edoc(G22, (H41,))
+        await g.publish(build_edoc(doc, []))
+        await drain(h41, 1)
+    engine = make_engine(env.settings.database_url)
+    hub = Identity.load(HUB, env.settings.key_file, env.settings.cert_file)
+    try:
+        await seal(engine, hub)
+        data = await export_bundle(engine, doc.document_id, hub.cert, await load_trust(engine), identity=hub)
+    finally:
+        await engine.dispose()
+    ok, lines = verify_bundle(data, hub_cert=env.pki.ids[HUB].cert, trust_anchors=[env.pki.ca_cert])
+    assert ok, "\n".join(lines)
+    assert any("accepted as authenticated by its sender's own connection" in line for line in lines), lines
