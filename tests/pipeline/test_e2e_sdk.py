@@ -147,6 +147,10 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
         await h44.send_status(G22, update.document_id, "16", "Không đồng ý cập nhật")
         [refuse] = await drain(g, 1)
         assert refuse.package().status_code == "16"
+        # an answer naming the earlier document answers the update acting on it
+        await h41.send_status(G22, second.document_id, "15", "Đồng ý cập nhật")
+        [agree] = await drain(g, 1)
+        assert agree.package().status_code == "15"
         # --- a recall answered 15, another answered 16 (back to the state before the recall)
         third = make_edoc(G22, (H41, H44))
         await _send_and_receive(g, third, h41, h44)
@@ -170,7 +174,8 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
         return dict(await rows(env, q))
 
     assert await state(revocation.document_id) == {H41: "15"}
-    assert await state(update.document_id) == {H41: None, H44: "16"}
+    assert await state(update.document_id) == {H41: "15", H44: "16"}
+    assert await state(second.document_id) == {H41: None}  # the answer went to the update
     assert await state(third.document_id) == {H41: "15", H44: "05"}
     links = await rows(env, sa.select(documents.c.document_id, documents.c.business_type, documents.c.refers_to))
     by_id = {d: (b, r) for d, b, r in links}
