@@ -299,3 +299,29 @@ def test_skeleton_through_the_checks(ctx):
     v = check_package(data, ctx, connection=own(G22))
     assert v.accepted and v.authenticated_by == "connection", v.message
     assert check_package(data, ctx, connection=own(H41)).reason == "authority.impersonation"
+
+
+def test_verdicts_cross_process_boundaries(ctx, pki):
+    """The check pool sends verdicts back pickled; the signature info carries certificates."""
+    import pickle
+
+    from hub.pipeline.runner import CheckRunner
+
+    data = etree.tostring(_sdk_signed(pki, unsigned_edoc()), xml_declaration=True, encoding="UTF-8")
+    v = check_package(data, ctx, connection=own(G22))
+    back = pickle.loads(pickle.dumps(v))
+    assert back.signature.certificates == (pki.ids[G22].cert,) and back.authenticated_by == "signature-sha1"
+
+    import asyncio
+
+    async def run() -> list:
+        runner = CheckRunner(processes=1)
+        runner.set_context(ctx)
+        try:
+            return await runner.check_many([(data, own(G22)), (unsigned_edoc(), G22), (unsigned_edoc(), H41)])
+        finally:
+            runner.close()
+
+    got = asyncio.run(run())
+    assert [(x.accepted, x.authenticated_by or x.reason) for x in got] == [
+        (True, "signature-sha1"), (True, "connection"), (False, "authority.impersonation")]
