@@ -270,3 +270,34 @@ async def test_evidence_bundle_of_a_package_authenticated_by_its_connection(env)
     ok, lines = verify_bundle(data, hub_cert=env.pki.ids[HUB].cert, trust_anchors=[env.pki.ca_cert])
     assert ok, "\n".join(lines)
     assert any("accepted as authenticated by its sender's own connection" in line for line in lines), lines
+
+
+async def test_the_document_page_says_how_and_by_which_package(env):
+    """The dashboard's document page: how each package was authenticated, and the earlier
+    document's page names the package that revoked it (and links to it)."""
+    from urllib.parse import quote
+
+    from tests.apienv import api_for
+    from tests.web.dash import Dash
+
+    await set_profile(env, G22, "sdk")
+    async with env.running(), api_for(env) as api:
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        first = make_edoc(G22, (H41,))
+        await g.publish(build_edoc(first, []))  # unsigned, over G22's own connection
+        await drain(h41, 1)
+        revocation = replace(make_edoc(G22, (H41,)), business=Business(document_id=first.document_id, doc_type=1))
+        await g.send_document(revocation, [])  # signed
+        await drain(h41, 1)
+        async with Dash(api.base) as dash:
+            await dash.admin(api.tokens["auditor"])
+            status, text, _ = await dash.get("/admin/documents/" + quote(first.document_id, safe=""))
+            assert status == 200, text
+            assert "Authenticated by" in text and ">connection<" in text
+            assert "Revoked by" in text and quote(revocation.document_id, safe="") in text
+            assert "document.revoked" in text
+            status, text, _ = await dash.get("/admin/documents/" + quote(revocation.document_id, safe=""))
+            assert status == 200 and ">signature<" in text and "Revocation of" in text
+        status, view = await api.call("GET", f"/api/v1/documents/{quote(first.document_id, safe='')}", "g22")
+        assert [x["document_id"] for x in view["acted_on_by"]] == [revocation.document_id]
+        assert view["acted_on_by"][0]["action"] == "revoked"
