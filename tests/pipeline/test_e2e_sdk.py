@@ -233,13 +233,24 @@ async def test_each_way_of_authentication_is_reported(env):
             status, trail = await api.call(
                 "GET", f"/api/v1/audit/documents/{quote(unsigned.document_id, safe='')}/trail", "auditor")
             assert status == 200 and trail["document"]["authenticated_by"] == "connection", trail
+            # through the HTTP gateway: the caller's token is the authenticated connection
+            via_http = make_edoc(G22, (H41,))
+            xml = {"Content-Type": "application/xml"}
+            status, body = await api.call("POST", "/api/v1/documents", "h41", data=build_edoc(via_http, []),
+                                          headers=xml)
+            assert status == 403 and body["reason"] == "authority.impersonation", body
+            status, body = await api.call("POST", "/api/v1/documents", "g22", data=build_edoc(via_http, []),
+                                          headers=xml)
+            assert status == 202, body
+            [r] = await drain(h41, 1)
+            assert r.document_id == via_http.document_id
     cli_env = {**os.environ, "HUB_DATABASE_URL": env.settings.database_url,
                "HUB_DATA_DIR": str(env.settings.data_dir)}
     cli_env.pop("HUB_AMQP_URL", None)
     p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--json"], capture_output=True,
                        text=True, env=cli_env, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["totals"] == {"signature": 1, "signature-sha1": 0, "connection": 1, "total": 2}
+    assert json.loads(p.stdout)["totals"] == {"signature": 1, "signature-sha1": 0, "connection": 2, "total": 3}
     p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--agency", G22],
                        capture_output=True, text=True, env=cli_env, timeout=120)
     assert p.returncode == 0, p.stderr
