@@ -244,6 +244,10 @@ async def test_each_way_of_authentication_is_reported(env):
             assert status == 202, body
             [r] = await drain(h41, 1)
             assert r.document_id == via_http.document_id
+            status, metrics = await api.call("GET", "/metrics")
+            assert status == 200
+            assert 'hub_packages_authenticated_total{authenticated_by="connection"} 2.0' in metrics, metrics
+            assert 'hub_packages_authenticated_total{authenticated_by="signature"} 1.0' in metrics
     cli_env = {**os.environ, "HUB_DATABASE_URL": env.settings.database_url,
                "HUB_DATA_DIR": str(env.settings.data_dir)}
     cli_env.pop("HUB_AMQP_URL", None)
