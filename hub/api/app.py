@@ -133,7 +133,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
 
 def create_app(state: ApiState) -> web.Application:
     from hub.api import admin, gateway, health, openapi
-    from hub.api import audit
+    from hub.api import audit, followup
 
     app = web.Application(
         middlewares=[json_errors, authentication],
@@ -144,10 +144,8 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(gateway.routes)
     app.add_routes(admin.routes)
     app.add_routes(audit.routes)
+    app.add_routes(followup.routes)
     app.add_routes(openapi.routes)
-    from hub.web import pages
-
-    app.add_routes(pages.routes)  # the HTML admin dashboard under /admin
     app.cleanup_ctx.append(gateway.inboxes_ctx)
     return app
 

@@ -453,7 +453,9 @@ class Worker:
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
                 "refers_to": link.refers_to if link else None, "business_type": link.doc_type if link else None,
                 "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by}
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by,
+                "due_date": doc.due_date, "code": str(doc.code)[:255] or None,
+                "type_name": doc.document_type.type_name[:255] or None}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):

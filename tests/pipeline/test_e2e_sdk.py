@@ -308,11 +308,13 @@ async def test_the_document_page_says_how_and_by_which_package(env):
             await dash.admin(api.tokens["auditor"])
             status, text, _ = await dash.get("/admin/documents/" + quote(first.document_id, safe=""))
             assert status == 200, text
-            assert "Authenticated by" in text and ">connection<" in text
-            assert "Revoked by" in text and quote(revocation.document_id, safe="") in text
+            assert 'data-authenticated-by="connection"' in text and "<code>connection</code>" in text
+            assert 'data-acted-on-by="revoked"' in text and quote(revocation.document_id, safe="") in text
+            assert "Revoked by" in text  # the test console session is in English
             assert "document.revoked" in text
             status, text, _ = await dash.get("/admin/documents/" + quote(revocation.document_id, safe=""))
-            assert status == 200 and ">signature<" in text and "Revocation of" in text
+            assert status == 200 and 'data-authenticated-by="signature"' in text
+            assert 'data-acts-on="revocation"' in text
         status, view = await api.call("GET", f"/api/v1/documents/{quote(first.document_id, safe='')}", "g22")
         assert [x["document_id"] for x in view["acted_on_by"]] == [revocation.document_id]
         assert view["acted_on_by"][0]["action"] == "revoked"
