@@ -75,12 +75,8 @@ class AuthRow:
 
 
 async def authentication_by_agency(engine) -> list[AuthRow]:
-    """How each sender's accepted packages were authenticated.
-
-    # AUTHENTICATED_BY: the hub records "connection only" acceptances (SDK skeleton signatures)
-    # once the documents table has an ``authenticated_by`` column (work in progress elsewhere);
-    # until then that column of the page says it is not recorded, and SHA-1 comes from ``legacy_sha1``.
-    """
+    """How each sender's accepted packages were authenticated (``documents.authenticated_by``;
+    packages recorded before it existed count as signed, SHA-1 from ``legacy_sha1``)."""
     by = getattr(documents.c, "authenticated_by", None)
     cols = [documents.c.sender, agencies.c.name, sa.func.count().label("n"),
             sa.func.sum(sa.case((documents.c.legacy_sha1.is_(True), 1), else_=0)).label("sha1")]
