@@ -196,6 +196,10 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
          .where(documents.c.document_id == third.document_id, deliveries.c.recipient == H44)
          .order_by(status_history.c.id))
     assert [c for (c,) in await rows(env, q)] == ["03", "13", "16", "05"]
+    # a recall's entry names the document's original sender, whatever ResponseFor/OrganId says
+    recalls = await rows(env, sa.select(records.c.details).where(
+        records.c.event == "status.recorded", records.c.document_id == third.document_id))
+    assert {d["original_sender"] for (d,) in recalls} == {G22}
 
 
 async def test_each_way_of_authentication_is_reported(env):
