@@ -191,10 +191,10 @@ def _check_connection(connection: Connection, sender_code: str, registry: Regist
     if system is None or system != serving:
         unsigned = ("the package is not signed, so only the connection of its sender's own system can vouch for it; "
                     if auth.by_connection else "")
-        by = (f"adapter user {connection.user!r}" if connection.via == "amqp"
-              else f"the {connection.via} connection of {connection.user or 'an unknown system'}")
+        by = (f"published by adapter user {connection.user or '(none)'}" if connection.via == "amqp"
+              else f"handed over by the {connection.via} connection of {connection.user or 'an unknown system'}")
         raise AuthorityError(
-            f"{unsigned}the package says it is from {sender_code} but was handed over by {by}"
+            f"{unsigned}the package says it is from {sender_code} but was {by}"
             f" ({system or 'no registered system'}); {sender_code} is served by {serving or 'no system'}",
             code="authority.impersonation", element=where,
         )
@@ -240,7 +240,8 @@ def authorize(package: Package, auth: Authenticated, registry: Registry,
         if not route.entry.accepts_type(package.document_type.type):
             raise AuthorityError(
                 f"recipient {code} does not accept document type {package.document_type.type}"
-                f" ({package.document_type.type_name or 'unnamed'}); it accepts {sorted(route.entry.accepts or [])}",
+                f" ({package.document_type.type_name or 'unnamed'}); it accepts "
+                f"{', '.join(sorted(route.entry.accepts or [], key=int)) or 'no type'}",
                 code="authority.not_competent", element="MessageHeader/DocumentType/Type",
             )
         routes.append(route)

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from hub.edxml.builder import build_edoc
-from tests.conftest import G22, H41, attachment, make_edoc
+from tests.conftest import DATA, G22, H41, attachment, make_edoc
 
 HUB = [sys.executable, "-m", "hub.cli"]
 
@@ -84,7 +83,7 @@ def test_check_impersonation_and_unsigned(run, world, tmp_path):
 
 
 def test_check_the_real_sample_names_the_recipient_code(run, world):
-    sample = Path(__file__).resolve().parents[3] / "shared/standards/edxml/samples/edoc_new.edxml"
+    sample = DATA / "edoc_new.edxml"
     p = run("check", sample, check_rc=1)
     assert "schema." in p.stdout and "To/OrganId" in p.stdout and "28.22.H17" in p.stdout
 
@@ -158,8 +157,8 @@ def test_sdk_profile_check_says_only_over_the_own_connection(run, world, tmp_pat
 
 def test_import_sets_profiles(run, world, tmp_path):
     csv = tmp_path / "dir.csv"
-    csv.write_text("code,name,connected,profile\n000.00.00.H70,Bảy mươi,yes,sdk\n000.00.00.H71,Bảy mốt,yes,\n"
-                   "000.00.00.H72,Bảy hai,yes,weak\n", encoding="utf-8")
+    csv.write_text("code,name,connected,profile\n000.00.00.H70,Bảy mươi,true,sdk\n000.00.00.H71,Bảy mốt,true,\n"
+                   "000.00.00.H72,Bảy hai,true,weak\n", encoding="utf-8")
     p = run("agency", "import", csv, check_rc=None)
     assert "weak" in p.stdout + p.stderr
     assert json.loads(run("agency", "show", "000.00.00.H70", "--json").stdout)["profile"] == "sdk"
