@@ -64,6 +64,12 @@ class Settings:
     audit: bool = True
     """``HUB_AUDIT``: ``off`` skips audit entries entirely — only to measure their cost (`hub bench`)."""
 
+    vdxp_key_file: Path | None = None
+    """``HUB_VDXP_KEY_FILE``: the AES key VDXP secrets are encrypted under; default ``<data_dir>/vdxp.key``."""
+
+    vdxp_max_failures: int = 5
+    """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -85,6 +91,8 @@ class Settings:
             seal_entries=int(env.get("HUB_SEAL_ENTRIES") or 1000),
             seal_seconds=float(env.get("HUB_SEAL_SECONDS") or 10.0),
             audit=_bool(env.get("HUB_AUDIT"), True),
+            vdxp_key_file=Path(env["HUB_VDXP_KEY_FILE"]) if env.get("HUB_VDXP_KEY_FILE") else None,
+            vdxp_max_failures=int(env.get("HUB_VDXP_MAX_FAILURES") or 5),
         )
         return replace(s, **overrides) if overrides else s
 
@@ -99,6 +107,10 @@ class Settings:
     @property
     def cert_file(self) -> Path:
         return self.hub_cert_file or self.pki_dir / f"{self.hub_organ_id}.pem"
+
+    @property
+    def vdxp_key(self) -> Path:
+        return self.vdxp_key_file or self.data_dir / "vdxp.key"
 
 
 def normalize_db_url(url: str) -> str:

@@ -84,6 +84,8 @@ def requires(*roles: str):
 
 @web.middleware
 async def authentication(request: web.Request, handler):
+    if request.path.startswith("/vdxp/"):
+        return await handler(request)  # the VDXP protocol authenticates itself, answering in its own envelope
     state = request.app[STATE]
     if "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path:
         return error(400, "http.bad_request", "NUL characters are not allowed in paths or query parameters")
@@ -148,6 +150,9 @@ def create_app(state: ApiState) -> web.Application:
     from hub.web import pages
 
     app.add_routes(pages.routes)  # the HTML admin dashboard under /admin
+    from hub.vdxp.server import create_vdxp_app
+
+    app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)
     app.cleanup_ctx.append(gateway.inboxes_ctx)
     return app
 

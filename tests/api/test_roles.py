@@ -122,10 +122,12 @@ async def embedded_env(tmp_path, pki):
 
 def app_routes(hub) -> set[tuple[str, str]]:
     """(method, path template) of every API route. Left out: the HEAD twin aiohttp adds to each GET,
-    and the HTML dashboard (hub.web: browser pages with their own login session, tested with it)."""
+    and the HTML dashboard (hub.web: browser pages with their own login session, tested with it).
+    The VDXP protocol under /vdxp (hub.vdxp) is not this API: it authenticates and answers in its own
+    envelope, and is tested and fuzzed in tests/vdxp."""
     app = create_app(ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub))
     return {(r.method, r.resource.canonical) for r in app.router.routes()
-            if r.method != "HEAD" and not getattr(r.handler, "__module__", "").startswith("hub.web")}
+            if r.method != "HEAD" and not getattr(r.handler, "__module__", "").startswith(("hub.web", "hub.vdxp"))}
 
 
 async def call(api, method: str, path: str, who: str | None, **kw) -> tuple[int, object]:
