@@ -18,7 +18,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hub.errors import HubError, TransientError
@@ -59,7 +59,7 @@ def refuse(op: str, code: str, message: str, status: int | None = None) -> web.R
 @web.middleware
 async def envelope_errors(request: web.Request, handler):
     """Everything below /vdxp/ answers in the protocol's envelope, whatever goes wrong."""
-    op = request.match_info.get("op", "")
+    op = request.match_info.get("op") or request.path.rsplit("/", 1)[-1]
     try:
         return await handler(request)
     except HubError as e:
@@ -284,7 +284,10 @@ OPERATIONS = {
 
 
 async def operation(request: web.Request) -> web.Response:
-    op = request.match_info["op"]
+    op = request.match_info.get("op", "")
+    if request.method not in ("GET", "POST"):
+        return refuse(op, "http.method_not_allowed", f"{request.method} is not a VDXP method; use POST "
+                                                     "(GET for downloadEdoc)", 405)
     handler = OPERATIONS.get(op)
     if handler is None:
         return refuse(op, "http.not_found", f"no VDXP operation {op[:64]!r}; the operations are "
@@ -293,11 +296,22 @@ async def operation(request: web.Request) -> web.Response:
     return await handler(request, system, signed)
 
 
+async def expect_continue(request: web.Request) -> None:
+    """``Expect: 100-continue`` (shape B and D calls) gets its interim answer at once, or the SDK
+    stalls about 3 s per call; any other expectation is ignored (the operation answers in the
+    envelope), never a bare 417."""
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").strip().lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
 def create_vdxp_app(state) -> web.Application:
     """The sub-application mounted at /vdxp on the API (``hub serve``)."""
     app = web.Application(middlewares=[envelope_errors])
     app[STATE] = state
     app[BOX] = {}
-    app.router.add_route("GET", "/{op}", operation)
-    app.router.add_route("POST", "/{op}", operation)
+    # Every method reaches the handler (which refuses all but GET and POST in the envelope), so
+    # no request under /vdxp/ gets aiohttp's own plain-text 405 or 417.
+    for path in ("/", "/{op}"):
+        app.router.add_route("*", path, operation, expect_handler=expect_continue)
     return app
