@@ -135,7 +135,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
 
 def create_app(state: ApiState) -> web.Application:
     from hub.api import admin, gateway, health, openapi
-    from hub.api import audit
+    from hub.api import audit, vdxp_systems
 
     app = web.Application(
         middlewares=[json_errors, authentication],
@@ -146,6 +146,7 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(gateway.routes)
     app.add_routes(admin.routes)
     app.add_routes(audit.routes)
+    app.add_routes(vdxp_systems.routes)
     app.add_routes(openapi.routes)
     from hub.web import pages
 

@@ -1,0 +1,37 @@
+"""VDXP systems through the admin API: the generated secret works at once, is never listed, and
+a revoked system is refused on its next request."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.apienv import api_for
+from tests.conftest import H41
+from tests.vdxp.client import VdxpClient
+
+
+async def test_admin_api_systems(env):
+    async with env.running(), api_for(env) as api:
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin",
+                                      json={"id": "vxp.api", "agency": H41})
+        assert status == 201 and len(body["secret"]) >= 40, body
+        secret = body["secret"]
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin",
+                                      json={"id": "vxp.api", "agency": H41})
+        assert status == 409 and body["reason"] == "state.conflict"
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin",
+                                      json={"id": "vxp.x", "agency": "000.00.00.H99"})
+        assert status == 400 and body["reason"] == "usage.not_found"
+        status, body = await api.call("GET", "/api/v1/admin/vdxp/systems", "auditor")
+        assert status == 200 and [s["id"] for s in body["systems"]] == ["vxp.api"] and secret not in str(body)
+        async with aiohttp.ClientSession() as session:
+            client = VdxpClient(session, api.base + "/vdxp", "vxp.api", secret)
+            assert (await client.received())["status"] == "OK"
+            status, body = await api.call("POST", "/api/v1/admin/vdxp/systems/vxp.api/revoke", "admin")
+            assert status == 200 and body["active"] is False
+            answer = await client.received()
+            assert answer["status"] == "FAIL" and answer["ErrorCode"] == "vdxp.unknown_system"
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems/vxp.api/revoke", "admin")
+        assert status == 409
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems/vxp.none/revoke", "admin")
+        assert status == 404
