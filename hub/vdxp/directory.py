@@ -3,9 +3,10 @@
 
 Ids are the agency codes; ``pid`` is the parent (the explicit ``served_by``, else the nearest
 registered ancestor). ``version`` counts seconds from 2020-01-01 UTC to the unit's last change:
-an int that only grows with each change (the SDK reads it with ``getAsInt``; it fits until 2088),
-so a client keeps the highest version it saw and may pass it back as ``version`` to get only
-what changed since. Retired units stay in the feed with ``deleted`` true.
+an int that grows with the changes (the SDK reads it with ``getAsInt``; it fits until 2088). A
+client keeps the highest version it saw and may pass it back as ``version`` to get the units
+changed at or after it: those of that same second come again (apply by code), so none is
+missed. Retired units stay in the feed with ``deleted`` true.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def parent_of(registry: Registry, code: str, served_by: str | None) -> str:
     return entry.code if entry else ""
 
 
+def _center(registry: Registry, code: str) -> str:
+    """The connected system that serves ``code`` (its nearest registered ancestor's, when the
+    snapshot does not know the code yet)."""
+    entry = registry.entry_for(code)
+    return (registry.system_of(entry.code) if entry is not None else None) or ""
+
+
 async def _rows(engine: AsyncEngine, *, active_only: bool, since: int | None = None) -> list[dict]:
     q = sa.select(agencies.c.code, agencies.c.name, agencies.c.active, agencies.c.served_by, agencies.c.updated_at)
     if active_only:
@@ -49,7 +57,7 @@ async def _rows(engine: AsyncEngine, *, active_only: bool, since: int | None = N
     async with engine.connect() as conn:
         rows = [dict(r) for r in (await conn.execute(q.order_by(agencies.c.code))).mappings().all()]
     if since is not None:
-        rows = [r for r in rows if version_of(r["updated_at"]) > since]
+        rows = [r for r in rows if version_of(r["updated_at"]) >= since]
     return [r for r in rows if codes.is_valid(r["code"])]
 
 
@@ -71,7 +79,7 @@ async def synchronize(engine: AsyncEngine, registry: Registry, since: str | None
     for r in await _rows(engine, active_only=False, since=after):
         at = r["updated_at"] if r["updated_at"].tzinfo else r["updated_at"].replace(tzinfo=timezone.utc)
         out.append({"id": r["code"], "pid": parent_of(registry, r["code"], r["served_by"]), "code": r["code"],
-                    "name": r["name"] or "", "mail": "", "centerCode": registry.system_of(r["code"]) or "",
+                    "name": r["name"] or "", "mail": "", "centerCode": _center(registry, r["code"]),
                     "modifyDate": at.strftime("%Y-%m-%d %H:%M:%S"), "version": version_of(at),
                     "deleted": not r["active"], "isAgency": True})
     return out
@@ -88,17 +96,24 @@ def _below(code: str, own: str, what: str) -> str:
     return code
 
 
-async def register(engine: AsyncEngine, registry: Registry, own: str, system_id: str, body: dict) -> str:
+async def _row(engine: AsyncEngine, code: str):
+    """The registry row itself (the cached snapshot may lag a change by a moment)."""
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.select(agencies.c.code, agencies.c.connected, agencies.c.active).where(
+            agencies.c.code == code))).first()
+
+
+async def register(engine: AsyncEngine, own: str, system_id: str, body: dict) -> str:
     """Register or update an agency below the system's own (served by it), audited as the system."""
     code = _below(str(body.get("code") or ""), own, "code")
     pcode = str(body.get("pcode") or "").strip()
     served_by = None
     if pcode and pcode not in (own, system_id):
         served_by = _below(pcode, own, "pcode")
-        if registry.get(served_by) is None:
+        if await _row(engine, served_by) is None:
             raise VdxpError(f"pcode {served_by} is not registered; register the parent first",
                             code="usage.not_found", element="pcode")
-    existing = registry.get(code)
+    existing = await _row(engine, code)
     if existing is not None and existing.connected:
         raise VdxpError(f"{code} has its own system; only the hub operator changes it", code="vdxp.out_of_scope",
                         element="code")
@@ -107,9 +122,9 @@ async def register(engine: AsyncEngine, registry: Registry, own: str, system_id:
     return code
 
 
-async def unregister(engine: AsyncEngine, registry: Registry, own: str, system_id: str, code: str) -> str:
+async def unregister(engine: AsyncEngine, own: str, system_id: str, code: str) -> str:
     code = _below(code, own, "AgencyCode")
-    existing = registry.get(code)
+    existing = await _row(engine, code)
     if existing is None:
         raise VdxpError(f"agency {code} is not registered", code="usage.not_found", element="AgencyCode")
     if existing.connected:

@@ -253,15 +253,12 @@ async def register_agency(request, system: System, signed) -> web.Response:
     if not isinstance(body, dict):
         raise VdxpError('the body must be the agency as JSON: {"pcode": ..., "code": ..., "name": ...}',
                         element="body")
-    ctx = await state.check_context()
-    code = await directory.register(state.engine, ctx.registry, system.agency, system.id, body)
+    code = await directory.register(state.engine, system.agency, system.id, body)
     return answer({**envelope(), "ErrorDesc": f"Success: {code} registered under {system.agency}"})
 
 
 async def delete_agency(request, system: System, signed) -> web.Response:
-    state = request.app[STATE]
-    ctx = await state.check_context()
-    code = await directory.unregister(state.engine, ctx.registry, system.agency, system.id,
+    code = await directory.unregister(request.app[STATE].engine, system.agency, system.id,
                                       signed.get("AgencyCode") or "")
     return answer({**envelope(), "ErrorDesc": f"Success: {code} retired"})
 
