@@ -46,40 +46,51 @@ def kind_of(headers: dict) -> str:
     return "edoc" if (headers or {}).get(C.H_KIND) == "edoc" else "status"
 
 
-async def drain(engine: AsyncEngine, backbone: Backbone, owner: str, limit: int = DRAIN_LIMIT) -> int:
-    """Move what waits in ``inbox.<owner>`` (urgent first) into the list. Returns how many."""
+async def drain(engine: AsyncEngine, backbone: Backbone, owner: str, limit: int = DRAIN_LIMIT,
+                batch: int = 200) -> int:
+    """Move what waits in ``inbox.<owner>`` (urgent first) into the list, ``batch`` messages per
+    transaction; each broker message is acked only after its row committed. Returns how many."""
     lock = _locks.setdefault(owner, asyncio.Lock())
     moved = 0
     async with lock:
         for urgent in (True, False):
             while moved < limit:
-                incoming = await backbone.get(inbox_queue(owner, urgent))
-                if incoming is None:
+                got = []
+                while len(got) < batch:
+                    incoming = await backbone.get(inbox_queue(owner, urgent))
+                    if incoming is None:
+                        break
+                    got.append(incoming)
+                if not got:
                     break
-                m = incoming.message
-                await _keep(engine, owner, m, urgent)
-                await incoming.ack()
-                moved += 1
+                await _keep(engine, owner, [i.message for i in got], urgent)
+                for incoming in got:
+                    await incoming.ack()
+                moved += len(got)
+                if len(got) < batch:
+                    break
     return moved
 
 
-async def _keep(engine: AsyncEngine, owner: str, m, urgent: bool) -> None:
-    headers = _jsonable(m.headers or {})
-    key = message_key(headers, m.message_id)
-    sha = hashlib.sha256(m.body).hexdigest()
+async def _keep(engine: AsyncEngine, owner: str, messages: list, urgent: bool) -> None:
     now = utcnow()
+    pkgs, items = {}, []
+    for m in messages:
+        headers = _jsonable(m.headers or {})
+        sha = hashlib.sha256(m.body).hexdigest()
+        pkgs[sha] = {"sha256": sha, "size": len(m.body), "data": m.body, "stored_at": now}
+        items.append({"id": str(uuid.uuid4()), "owner": owner, "message_key": message_key(headers, m.message_id),
+                      "kind": kind_of(headers), "urgent": urgent, "sender": headers.get(C.H_SENDER),
+                      "recipient": headers.get(C.H_RECIPIENT), "document_id": headers.get(C.H_DOCUMENT_ID),
+                      "sha256": sha, "headers": headers, "state": "initial", "failures": 0, "fetched": False,
+                      "created_at": now, "updated_at": now})
     async with engine.begin() as conn:
-        await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing().values(
-            sha256=sha, size=len(m.body), data=m.body, stored_at=now))
-        await conn.execute(dialect_insert(conn, vdxp_inbox).on_conflict_do_nothing().values(
-            id=str(uuid.uuid4()), owner=owner, message_key=key, kind=kind_of(headers), urgent=urgent,
-            sender=headers.get(C.H_SENDER), recipient=headers.get(C.H_RECIPIENT),
-            document_id=headers.get(C.H_DOCUMENT_ID), sha256=sha, headers=headers, state="initial",
-            failures=0, fetched=False, created_at=now, updated_at=now))
+        await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), list(pkgs.values()))
+        await conn.execute(dialect_insert(conn, vdxp_inbox).on_conflict_do_nothing(), items)
         # A dead letter an admin replayed comes back: list it again, with a clean count.
         await conn.execute(vdxp_inbox.update().where(
-            vdxp_inbox.c.owner == owner, vdxp_inbox.c.message_key == key, vdxp_inbox.c.state == "dead",
-        ).values(state="initial", failures=0, fetched=False, updated_at=now))
+            vdxp_inbox.c.owner == owner, vdxp_inbox.c.message_key.in_([i["message_key"] for i in items]),
+            vdxp_inbox.c.state == "dead").values(state="initial", failures=0, fetched=False, updated_at=now))
 
 
 async def waiting(engine: AsyncEngine, owner: str, kind: str, *, since: datetime | None = None,

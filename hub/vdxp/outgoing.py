@@ -14,7 +14,6 @@ a replay) is answered with the DocId it already got and is not published again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 
@@ -49,14 +48,7 @@ async def _known(engine, system: System, sha: str) -> str | None:
 
 async def send(state, system: System, data: bytes) -> tuple[str, bool]:
     """Check and queue ``data`` as ``system``. Returns (DocId, whether it was a repeat)."""
-    sha = hashlib.sha256(data).hexdigest()
     engine = state.engine
-    doc_id = await _known(engine, system, sha)
-    if doc_id is not None:
-        async with engine.begin() as conn:
-            await append_rows(conn, [record_row("vdxp.repeated", actor=f"vdxp:{system.id}", sha256=sha,
-                                                details={"docId": doc_id, "via": "vdxp"})])
-        return doc_id, True
     ctx = await state.check_context()
     agency = ctx.registry.get(system.agency)
     user = (agency.amqp_user or agency.code) if agency is not None and agency.connected and agency.active else ""
@@ -65,10 +57,18 @@ async def send(state, system: System, data: bytes) -> tuple[str, bool]:
     if not verdict.accepted:
         await _refused(engine, system, verdict)
         raise VdxpError(verdict.message or verdict.reason, code=verdict.reason, element=verdict.element)
-    package = verdict.package
+    sha, package = verdict.sha256, verdict.package
     async with engine.connect() as conn:
-        other = (await conn.execute(sa.select(documents.c.sha256).where(
+        doc_id = (await conn.execute(sa.select(vdxp_sent.c.doc_id).where(
+            vdxp_sent.c.system == system.id, vdxp_sent.c.sha256 == sha))).scalar()
+        other = None if doc_id is not None else (await conn.execute(sa.select(documents.c.sha256).where(
             documents.c.sender == package.sender.organ_id, documents.c.document_id == package.document_id))).scalar()
+    if doc_id is not None:  # the same request again (a retry, or a replay): its DocId, not sent twice
+        async with engine.begin() as conn:
+            await append_rows(conn, [record_row("vdxp.repeated", actor=f"vdxp:{system.id}", sha256=sha,
+                                                document_id=package.document_id, sender=package.sender.organ_id,
+                                                details={"docId": doc_id, "via": "vdxp"})])
+        return doc_id, True
     if other is not None and other != sha:
         message = (f"DocumentId {package.document_id} of {package.sender.organ_id} was already used for a different "
                    "package; give a new document a new DocumentId")

@@ -87,11 +87,11 @@ def _box(request: web.Request) -> SecretBox:
     return holder["box"]
 
 
-async def authenticate(request: web.Request):
+async def authenticate(request: web.Request, conn) -> tuple[System, object]:
     """The calling system and what it signed; a VdxpError otherwise."""
     raw = list(request.raw_headers)
     claimed = read_signed(raw)
-    system = await find_system(request.app[STATE].engine, _box(request), claimed.system_id)
+    system = await find_system(conn, _box(request), claimed.system_id)
     if system is None:
         raise VdxpError(f"system {claimed.system_id[:64]!r} is unknown or revoked; ask the hub operator "
                         "(`hub vdxp add`)", code="vdxp.unknown_system", element="XroadVnpt-systemid")
@@ -142,9 +142,6 @@ def _page(signed) -> tuple[int, int] | None:
 
 async def send_edoc(request, system: System, signed) -> web.Response:
     state = request.app[STATE]
-    async with state.engine.connect() as conn:
-        if await maintenance_mode(conn) != "running":
-            raise VdxpError("the hub is in maintenance and takes no new packages; retry later", code="hub.maintenance")
     ctx = await state.check_context()
     outgoing.claimed_from(ctx.registry, system, signed.get("from"))
     signed_hash = signed.get("hash-file")
@@ -289,7 +286,10 @@ async def operation(request: web.Request) -> web.Response:
     if handler is None:
         return refuse(op, "http.not_found", f"no VDXP operation {op[:64]!r}; the operations are "
                                             + ", ".join(OPERATIONS), 404)
-    system, signed = await authenticate(request)
+    async with request.app[STATE].engine.connect() as conn:  # one connection: who, and may it send now
+        system, signed = await authenticate(request, conn)
+        if handler is send_edoc and await maintenance_mode(conn) != "running":
+            raise VdxpError("the hub is in maintenance and takes no new packages; retry later", code="hub.maintenance")
     return await handler(request, system, signed)
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.errors import ConflictError, UsageError
 from hub.registry import codes
@@ -92,12 +92,11 @@ async def list_systems(engine: AsyncEngine) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def find_system(engine: AsyncEngine, box: SecretBox, system_id: str) -> System | None:
+async def find_system(conn: AsyncConnection, box: SecretBox, system_id: str) -> System | None:
     """The active system with this id and its secret, or None (unknown, revoked, or not ours to decrypt)."""
     if not SYSTEM_ID_RE.match(system_id or ""):
         return None
-    async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(vdxp_systems).where(vdxp_systems.c.id == system_id))).mappings().first()
+    row = (await conn.execute(sa.select(vdxp_systems).where(vdxp_systems.c.id == system_id))).mappings().first()
     if row is None or row["revoked_at"] is not None:
         return None
     secret = box.open(system_id, row["secret_enc"])
