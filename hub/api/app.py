@@ -151,6 +151,9 @@ def create_app(state: ApiState) -> web.Application:
     from hub.web import pages
 
     app.add_routes(pages.routes)  # the HTML admin dashboard under /admin
+    from hub.web import vdxp as vdxp_page
+
+    app.add_routes(vdxp_page.routes)
     from hub.vdxp.server import create_vdxp_app
 
     app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)

@@ -103,6 +103,7 @@ NAV = (
     ("agencies", "/admin/agencies", "Agencies"),
     ("dead", "/admin/dead-letters", "Dead letters"),
     ("documents", "/admin/documents", "Documents"),
+    ("vdxp", "/admin/vdxp", "VDXP systems"),
 )
 
 

@@ -35,3 +35,19 @@ async def test_admin_api_systems(env):
         assert status == 409
         status, body = await api.call("POST", "/api/v1/admin/vdxp/systems/vxp.none/revoke", "admin")
         assert status == 404
+
+
+async def test_dashboard_lists_systems_without_secrets(env):
+    from tests.web.dash import Dash
+
+    async with env.running(), api_for(env) as api:
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin",
+                                      json={"id": "vxp.<b>dash</b>", "agency": H41})
+        assert status == 400  # ids are plain; nothing to escape can get in
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin", json={"id": "vxp.dash", "agency": H41})
+        secret = body["secret"]
+        async with Dash(api.base) as dash:
+            await dash.admin(api.tokens["auditor"])
+            status, text, _ = await dash.get("/admin/vdxp")
+            assert status == 200 and "vxp.dash" in text and H41 in text and "active" in text
+            assert secret not in text and 'href="/admin/vdxp"' in text
