@@ -114,7 +114,8 @@ async def cmd_agency_add(args, settings: Settings) -> int:
     connected = False if args.no_system else None
     async with open_engine(settings) as engine:
         a = await add_agency(engine, args.code, name=args.name, certs=certs, accepts=args.accepts,
-                             served_by=args.served_by, connected=connected, amqp_user=args.amqp_user)
+                             served_by=args.served_by, connected=connected, amqp_user=args.amqp_user,
+                             profile=args.profile)
     if a.connected and settings.amqp_url:
         # The inbox exists from registration on, so the adapter can subscribe at once.
         from hub.backbone.base import connect
@@ -127,7 +128,8 @@ async def cmd_agency_add(args, settings: Settings) -> int:
             await bb.close()
     accepts = "all types" if a.accepts is None else ",".join(sorted(a.accepts, key=int))
     role = "own system" if a.connected else f"served by {a.served_by or 'nearest registered ancestor'}"
-    _out(f"registered {a.code} {a.name!r}: {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s)")
+    _out(f"registered {a.code} {a.name!r}: {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s); "
+         f"signature profile {a.profile}")
     return 0
 
 
@@ -164,6 +166,8 @@ async def cmd_agency_show(args, settings: Settings) -> int:
     system = reg.system_of(d["code"])
     _out(f"  system    {'own (inbox.' + d['code'] + ')' if d['connected'] else 'served by ' + str(system)}")
     _out(f"  accepts   {d['accepts'] or 'all document types'}")
+    _out(f"  profile   {d['profile']}" + (" (unsigned SDK packages only over its own connection)"
+                                          if d["profile"] == "sdk" else ""))
     _out(f"  amqp user {d['amqp_user'] or d['code'] if d['connected'] else '-'}")
     _out(f"  serves    {d['serves_explicitly']} agencies explicitly")
     for c in d["certificates"]:
@@ -227,6 +231,7 @@ async def cmd_sign(args, settings: Settings) -> int:
 async def cmd_check(args, settings: Settings) -> int:
     from hub.context import load_check_context, open_engine
     from hub.pipeline.checks import check_package
+    from hub.pipeline.explain import explain_stages
 
     at = datetime.fromisoformat(args.at) if args.at else None
     async with open_engine(settings) as engine:
@@ -239,13 +244,17 @@ async def cmd_check(args, settings: Settings) -> int:
             raise UsageError(f"cannot read {name}: {e.strerror}") from e
         verdict = check_package(data, ctx, at=at)
         refused += not verdict.accepted
+        stages = explain_stages(data, verdict, ctx.validator) if args.explain else []
         if args.json:
-            _out(json.dumps(verdict.as_dict(name), ensure_ascii=False))
+            d = verdict.as_dict(name)
+            if stages:
+                d["stages"] = [st.as_dict() for st in stages]
+            _out(json.dumps(d, ensure_ascii=False))
         else:
             _out(verdict.line(name))
-            if args.explain and not verdict.accepted and verdict.stage == "schema":
-                for msg in ctx.validator.explain(data):
-                    _out(f"    {msg}")
+            for st in stages:
+                for line in st.lines():
+                    _out(line)
     return 1 if refused else 0
 
 
@@ -318,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--served-by", metavar="CODE", help="the connected system that serves this agency")
     x.add_argument("--no-system", action="store_true", help="no own system: served by its nearest registered ancestor")
     x.add_argument("--amqp-user", help="RabbitMQ user of its adapter (default: the code)")
+    x.add_argument("--profile", choices=["strict", "sdk"], type=str.lower,
+                   help="signatures: strict (XML-DSig, SHA-256; the default) or sdk (the national SDK's "
+                        "skeleton accepted only over the agency's own connection)")
     x.set_defaults(func=cmd_agency_add)
     x = ag.add_parser("list", help="list agencies")
     x.add_argument("--search")
@@ -349,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("files", nargs="+")
     x.add_argument("--json", action="store_true", help="one JSON object per file")
     x.add_argument("--at", help="validate certificates at this ISO time instead of now")
-    x.add_argument("--explain", action="store_true", help="list every schema error (slower)")
+    x.add_argument("--explain", action="store_true",
+                   help="show each stage's outcome (parse, schema, signature, trust, authority) and every schema error (slower)")
     x.set_defaults(func=cmd_check)
 
     us = sub.add_parser("user", help="API users and their bearer tokens").add_subparsers(dest="sub", required=True)

@@ -82,6 +82,7 @@ REASONS: dict[str, str] = {
     "schema.invalid": "the package does not follow the edXML schema",
     "schema.manifest_mismatch": "manifest references and attachments do not match one to one",
     "schema.agency_code": "an OrganId is not a valid agency code NNN.NN.NN.Xnn",
+    "schema.unknown_element": "an element the hub does not know (not in edXML nor the national SDK's optional elements)",
     "signature.missing": "the package is not signed",
     "signature.multiple": "more than one Signature element",
     "signature.not_xmldsig": "a Signature element outside the XML-DSig namespace",

@@ -48,6 +48,7 @@ from hub.errors import ConflictError, HubError, TransientError, UsageError
 from hub.pipeline.deadletters import list_dead, settle_dead
 from hub.pki.certs import fingerprint
 from hub.registry import codes
+from hub.registry.model import PROFILES
 from hub.registry.store import (
     add_agency,
     add_crl,
@@ -242,7 +243,8 @@ def _agency_view(row: dict, certs: list[dict]) -> dict:
     return {
         "code": row["code"], "name": row["name"], "active": bool(row["active"]), "connected": bool(row["connected"]),
         "served_by": row["served_by"] or None, "accepts": _accepts_out(row["accepts"]),
-        "amqp_user": row["amqp_user"], "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
+        "amqp_user": row["amqp_user"], "profile": row["profile"],
+        "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
         "certificates": [_cert_view(c, now) for c in certs],
     }
 
@@ -324,7 +326,15 @@ async def agency_get(request: web.Request) -> web.Response:
     return web.json_response(await _one_agency(state.engine, _path_code(request)))
 
 
-AGENCY_FIELDS = ("code", "name", "certificates", "accepts", "served_by", "connected", "amqp_user")
+AGENCY_FIELDS = ("code", "name", "certificates", "accepts", "served_by", "connected", "amqp_user", "profile")
+
+
+def _profile(value, field: str = "profile") -> str:
+    """``strict`` (default) or ``sdk``."""
+    value = _text(value, field, max_len=16).strip().lower()
+    if value not in PROFILES:
+        raise _bad(field, f"must be one of {', '.join(PROFILES)}, not {value!r}")
+    return value
 
 
 async def _check_served_by(engine, served_by: str, code: str) -> None:
@@ -358,20 +368,21 @@ async def agency_add(request: web.Request) -> web.Response:
     amqp_user = _text(body["amqp_user"], "amqp_user", max_len=128) if body.get("amqp_user") is not None else None
     if amqp_user is not None and not amqp_user.strip():
         raise _bad("amqp_user", "must not be empty (leave it out to use the agency code)")
+    profile = _profile(body["profile"]) if body.get("profile") is not None else None
     if await _exists(state.engine, code) is not None:
         raise ConflictError(f"agency {code} is already registered; change it with PATCH /api/v1/admin/agencies/{code}",
                             element="code")
     if served_by:
         await _check_served_by(state.engine, served_by, code)
     a = await add_agency(state.engine, code, name=name, certs=certs, accepts=accepts, served_by=served_by,
-                         connected=connected, amqp_user=amqp_user, actor=_actor(request))
+                         connected=connected, amqp_user=amqp_user, profile=profile, actor=_actor(request))
     if a.connected:
         await _declare_inbox(state, a.code)
     return web.json_response(await _one_agency(state.engine, code), status=201)
 
 
 PATCH_FIELDS = ("name", "accepts", "served_by", "connected", "amqp_user", "add_certificates",
-                "retire_certificates", "active")
+                "retire_certificates", "active", "profile")
 
 
 @routes.patch("/api/v1/admin/agencies/{code}")
@@ -399,6 +410,8 @@ async def agency_patch(request: web.Request) -> web.Response:
         kw["amqp_user"] = _text(body["amqp_user"], "amqp_user", max_len=128)
         if not kw["amqp_user"].strip():
             raise _bad("amqp_user", "must not be empty")
+    if "profile" in body:
+        kw["profile"] = _profile(body["profile"])
     certs = _pem_certificates(body["add_certificates"], "add_certificates") if "add_certificates" in body else []
     retire: list[str] = []
     if "retire_certificates" in body:
@@ -453,9 +466,9 @@ async def agency_retire(request: web.Request) -> web.Response:
 @routes.post("/api/v1/admin/agencies/import")
 @requires(*WRITE)
 async def agency_import(request: web.Request) -> web.Response:
-    """A directory CSV ``code,name[,served_by][,accepts][,connected]``; bad lines are reported and skipped."""
+    """A directory CSV ``code,name[,served_by][,accepts][,connected][,profile]``; bad lines are reported and skipped."""
     state = request.app[STATE]
-    data = await _body(request, "a CSV file with a header row (code,name,served_by,accepts,connected)")
+    data = await _body(request, "a CSV file with a header row (code,name,served_by,accepts,connected,profile)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -709,7 +722,7 @@ def _t(el, path: str) -> str | None:
 
 def parsed_header(data: bytes, max_bytes: int) -> dict:
     """Best effort: the header fields of a dead letter's body, or why it does not parse."""
-    from hub.edxml.model import NS, header_of
+    from hub.edxml.model import NS, header_of, status_element
     from hub.edxml.parser import parse_xml
 
     if not data:
@@ -719,18 +732,18 @@ def parsed_header(data: bytes, max_bytes: int) -> dict:
         header = header_of(root)
     except HubError as e:
         return {"ok": False, "reason": e.code, "message": e.message}
+    st = status_element(header)  # Status, or the SDK's MessageHeader with a StatusCode
+    if st is not None:
+        return {"ok": True, "kind": "status", "from": _t(st, "e:From/e:OrganId"),
+                "to": [x for x in [_t(st, "e:ResponseFor/e:OrganId")] if x],
+                "document_id": _t(st, "e:ResponseFor/e:DocumentId"), "type": None, "subject": None,
+                "status_code": _t(st, "e:StatusCode")}
     mh = header.find("e:MessageHeader", NS)
     if mh is not None:
         return {"ok": True, "kind": "edoc", "from": _t(mh, "e:From/e:OrganId"),
                 "to": [x for x in (_t(t, "e:OrganId") for t in mh.findall("e:To", NS)) if x],
                 "document_id": _t(mh, "e:DocumentId"), "type": _t(mh, "e:DocumentType/e:Type"),
                 "subject": _t(mh, "e:Subject"), "status_code": None}
-    st = header.find("e:Status", NS)
-    if st is not None:
-        return {"ok": True, "kind": "status", "from": _t(st, "e:From/e:OrganId"),
-                "to": [x for x in [_t(st, "e:ResponseFor/e:OrganId")] if x],
-                "document_id": _t(st, "e:ResponseFor/e:DocumentId"), "type": None, "subject": None,
-                "status_code": _t(st, "e:StatusCode")}
     return {"ok": False, "reason": "schema.invalid", "message": "edXMLHeader has neither MessageHeader nor Status"}
 
 

@@ -144,10 +144,21 @@ SCHEMAS: dict = {
     "AckRequest": obj({"ids": arr(STR, description="lease ids from GET /api/v1/inbox")},
                       example={"ids": ["c2VlIHRoZSBpbmJveA"]}),
     "AckResult": obj({"acknowledged": arr(STR), "unknown": arr(STR)}),
+    "AuthenticatedBy": nullable({"type": "string", "enum": ["signature", "signature-sha1", "connection", None],
+                                 "description": "how the package was authenticated (null: recorded before "
+                                                "the hub recorded it)"}),
+    "ActsOn": nullable(obj({"document_id": STR, "sender": STR,
+                            "action": {"type": "string", "enum": ["revocation", "update", "replacement"]}},
+                           description="the earlier document this revocation, update or replacement acts on")),
+    "ActedOnBy": obj({"document_id": STR, "sender": STR,
+                      "action": {"type": "string", "enum": ["revoked", "updated", "replaced"]}, "at": STR},
+                     description="a later package that revoked, updated or replaced this document"),
     "StatusEntry": obj({"code": STR, "name": STR, "by": STR, "description": nullable(STR), "at": GATEWAY_TIME}),
     "Document": obj({
         "document_id": STR, "sender": STR, "sha256": HEX64, "type": nullable(STR), "priority": INT,
         "subject": nullable(STR), "received_at": GATEWAY_TIME, "legacy_sha1": BOOL,
+        "authenticated_by": ref("AuthenticatedBy"),
+        "acts_on": ref("ActsOn"), "acted_on_by": arr(ref("ActedOnBy")),
         "recipients": arr(obj({"code": STR, "system": STR, "status": nullable(STR),
                                "history": arr(ref("StatusEntry"))})),
         "package": {"type": "string", "format": "byte"},
@@ -171,9 +182,12 @@ SCHEMAS: dict = {
         "code": STR, "name": STR, "active": BOOL, "connected": BOOL,
         "served_by": nullable(STR),
         "accepts": nullable(arr(STR, description="DocumentType/Type codes it receives; null = every type")),
-        "amqp_user": nullable(STR), "created_at": TIME, "updated_at": TIME,
+        "amqp_user": nullable(STR), "profile": ref("Profile"), "created_at": TIME, "updated_at": TIME,
         "certificates": arr(ref("Certificate")),
     }),
+    "Profile": {"type": "string", "enum": ["strict", "sdk"],
+                "description": "signatures: strict (XML-DSig, SHA-256+) or sdk (the national SDK's skeleton or no "
+                               "signature, accepted only over the agency's own authenticated connection)"},
     "AgencyList": obj({"total": INT, "limit": INT, "offset": INT, "agencies": arr(ref("Agency"))}),
     "Accepts": nullable({
         "oneOf": [
@@ -190,6 +204,7 @@ SCHEMAS: dict = {
         "connected": nullable({"type": "boolean", "description": "own system (adapter, inbox); "
                                                                  "default: true unless served_by"}),
         "amqp_user": nullable({"type": "string", "maxLength": 128}),
+        "profile": nullable(ref("Profile")),
     }, ["code"], additionalProperties=False,
         example={"code": "000.00.00.H77", "name": "UBND tỉnh H77", "accepts": ["1", "2"]}),
     "AgencyPatch": obj({
@@ -199,6 +214,7 @@ SCHEMAS: dict = {
         "add_certificates": arr({"type": "string", "description": "PEM certificate"}),
         "retire_certificates": arr({"type": "string", "description": "SHA-256 fingerprint"}),
         "active": {"type": "boolean", "enum": [True], "description": "reactivate a retired agency"},
+        "profile": ref("Profile"),
     }, [], additionalProperties=False, minProperties=1, example={"name": "Văn phòng Chính phủ", "accepts": None}),
     "ImportResult": obj({"added": INT, "updated": INT,
                          "errors": arr(obj({"line": {"type": "integer", "description": "0: not one line"},
@@ -308,7 +324,8 @@ SCHEMAS: dict = {
         "document": nullable(obj({
             "document_id": STR, "sender": STR, "sha256": STR, "type": nullable(STR), "priority": INT,
             "subject": nullable(STR), "received_at": TIME, "adapter_user": nullable(STR), "legacy_sha1": BOOL,
-            "package_size": nullable(INT)})),
+            "package_size": nullable(INT), "authenticated_by": ref("AuthenticatedBy"),
+            "acts_on": ref("ActsOn"), "acted_on_by": arr(ref("ActedOnBy"))})),
         "statuses": arr(obj({"document_id": STR, "sender": STR, "code": nullable(STR), "sha256": STR,
                              "received_at": TIME})),
         "recipients": arr(obj({

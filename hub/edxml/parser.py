@@ -34,6 +34,28 @@ def _make_parser() -> etree.XMLParser:
 _PARSER = _make_parser()
 
 
+def _refuse_leading_bytes(data: bytes) -> None:
+    """A package must start with its XML declaration or root element (after an optional UTF-8 BOM;
+    whitespace before a root without declaration is XML). Some senders prepend bytes (the SDK's
+    own sample starts with ``1212``), which libxml2 reports only as "Start tag expected"."""
+    body = bytes(data[:4096])
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    at = body.find(b"<")
+    if at <= 0:
+        return  # starts with markup, or has none at all (libxml2's message says so)
+    declaration = body[at:].startswith(b"<?xml")
+    if not body[:at].strip() and not declaration:
+        return
+    what = "the XML declaration" if declaration else "the root element"
+    preview = body[:min(at, 16)].decode("utf-8", "replace")
+    raise ParseError(
+        f"{at} byte(s) before {what} ({preview!r}); the package must start with <?xml or its root element: "
+        "remove what the sending software put in front of it",
+        code="parse.not_xml", element="XML declaration" if declaration else "edXML",
+    )
+
+
 def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
     """Parse untrusted bytes into an element tree, or raise :class:`ParseError`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -48,6 +70,7 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     head = bytes(data[:4096]).lstrip(b"\xef\xbb\xbf \t\r\n")
     if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
         raise ParseError("a DOCTYPE is present; edXML packages must not declare a DTD or entities", code="parse.doctype")
+    _refuse_leading_bytes(data)
     try:
         root = etree.fromstring(bytes(data), parser=_PARSER)
     except etree.XMLSyntaxError as e:

@@ -1,8 +1,10 @@
 """Schema validation of edXML packages against the hub's XSDs (``schemas/v1``).
 
 The hot path is :meth:`SchemaValidator.validate`: libxml2 (lxml) validation of an already
-parsed tree against an XSD compiled once, then one co-occurrence rule XSD 1.0 cannot express
-(a status package has no body and no attachments). A failure raises on the *first* error
+parsed tree against an XSD compiled once, then the structural rules XSD 1.0 cannot express
+(:mod:`hub.edxml.structure`: which MessageHeader children an edoc or a status needs, a status
+package has no body and no attachments, ...). An element the schemas do not declare anywhere
+is refused as ``schema.unknown_element``, naming it. A failure raises on the *first* error
 with a stable reason code and a message that names the failing element the way an
 integrator reads it (``To/OrganId '28.22.H17' is not a valid agency code ...``), without
 namespace clutter.
@@ -27,6 +29,8 @@ from lxml import etree
 from hub.constants import DSIG_NS, EDXML_NS
 from hub.errors import HubError, SchemaError, SignatureError
 from hub.edxml.parser import parse_xml
+from hub.edxml.paths import local_name, readable_path, short_path
+from hub.edxml.structure import problems
 
 __all__ = ["SchemaValidator", "default_schema_dir", "default_validator", "explain", "readable_path"]
 
@@ -38,9 +42,10 @@ _MAX_VALUE_CHARS = 80  # longer values are not quoted in messages (base64, long 
 _RULES: dict[str, str] = {
     "OrganId": "is not a valid agency code (NNN.NN.NN.Xnn, e.g. 000.00.00.G22)",
     "DocumentId": (
-        "is not a valid DocumentId ({sender OrganId},{yyyy/MM/dd},{number/notation}, "
-        "e.g. 000.00.00.G22,2015/09/30,7816/VPCP-TTĐT)"
+        "is not a valid DocumentId (a non-empty identifier without surrounding whitespace, usually "
+        "{sender OrganId},{yyyy/MM/dd},{number/notation}, e.g. 000.00.00.G22,2015/09/30,7816/VPCP-TTĐT)"
     ),
+    "TraceHeader/OrganId": "is not a valid trace OrganId (a non-empty identifier without surrounding whitespace)",
     "PromulgationDate": "is not a date in yyyy/MM/dd form (e.g. 2015/09/30)",
     "DueDate": "is not a date in yyyy/MM/dd form (e.g. 2015/09/30)",
     "Timestamp": "is not a timestamp in yyyy/MM/dd HH:mm:ss form (e.g. 2015/09/30 14:05:00)",
@@ -107,6 +112,7 @@ class SchemaValidator:
             self._schema = etree.XMLSchema(xsd_doc)
         except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as e:
             raise RuntimeError(f"cannot compile the edXML schema {self.schema_path}: {e}") from e
+        self.known_names = _declared_names(self.schema_dir)
         self._lock = threading.Lock()
         self._xmlschema: Any = None  # the xmlschema.XMLSchema10 for explain(), built lazily
         self._xmlschema_lock = threading.Lock()
@@ -124,8 +130,11 @@ class SchemaValidator:
             else:
                 entry = next(iter(self._schema.error_log), None)
         if entry is not None:
-            raise _error_from_entry(root, entry)
-        _check_status_package(root)
+            raise _error_from_entry(root, entry, self.known_names)
+        found = problems(root)
+        if found:
+            first = found[0]
+            raise SchemaError(first.message, code=first.code, element=first.path)
 
     def is_valid(self, root: etree._Element) -> bool:
         """True when :meth:`validate` would not raise."""
@@ -163,17 +172,13 @@ class SchemaValidator:
         # The tree is already parsed; allow="none" keeps xmlschema from loading anything
         # (it ignores xsi:schemaLocation hints by default, too).
         resource = xmlschema.XMLResource(root, allow="none")
-        lines = [_explain_line(err) for err in schema.iter_errors(resource)]
+        errors = list(schema.iter_errors(resource))
+        lines = [_explain_line(err, self.known_names) for err in errors]
         for el in root.iter():
-            if (
-                isinstance(el.tag, str)
-                and _local(el) == "Signature"
-                and etree.QName(el).namespace != DSIG_NS
-                and not any(etree.QName(a).namespace == DSIG_NS for a in el.iterancestors())
-            ):
+            if isinstance(el.tag, str) and _foreign_signature(el):
                 lines.append(f"{readable_path(el)}: [signature.not_xmldsig] {_not_xmldsig_message(el)}")
-        for el in _status_package_extras(root):
-            lines.append(f"{readable_path(el)}: [schema.invalid] {_status_extra_message(el)}")
+        if not errors:  # the structural rules assume an XSD-valid tree
+            lines += [f"{p.path}: [{p.code}] {p.message}" for p in problems(root)]
         return lines
 
 
@@ -192,36 +197,8 @@ def explain(data: bytes, schema_dir: str | os.PathLike[str] | None = None) -> li
 # ==================================================================== helpers
 
 
-def _local(el: etree._Element) -> str:
-    tag = el.tag
-    return tag.rpartition("}")[2] if isinstance(tag, str) else str(tag)
-
-
-def _path_segments(el: etree._Element) -> list[str]:
-    """Local names from the root down to ``el``; ``Name[i]`` when same-named siblings exist."""
-    segments: list[str] = []
-    cur: etree._Element | None = el
-    while cur is not None:
-        parent = cur.getparent()
-        name = _local(cur)
-        if parent is not None:
-            same = [c for c in parent if c.tag == cur.tag]
-            if len(same) > 1:
-                name = f"{name}[{same.index(cur) + 1}]"
-        segments.append(name)
-        cur = parent
-    segments.reverse()
-    return segments
-
-
-def readable_path(el: etree._Element) -> str:
-    """``edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To/OrganId`` (no namespaces)."""
-    return "/".join(_path_segments(el))
-
-
-def _short(el: etree._Element) -> str:
-    """The last two steps of the readable path (``To/OrganId``), as messages start."""
-    return "/".join(_path_segments(el)[-2:])
+_local = local_name
+_short = short_path
 
 
 def _quoted_value(el: etree._Element) -> str:
@@ -311,6 +288,51 @@ def _failing_element(root: etree._Element, entry: Any) -> etree._Element:
     return root
 
 
+def _rule(el: etree._Element) -> str | None:
+    """What ``el``'s value must look like: by ``Parent/Name`` first, then by name."""
+    parent = el.getparent()
+    if parent is not None:
+        rule = _RULES.get(f"{_local(parent)}/{_local(el)}")
+        if rule is not None:
+            return rule
+    return _RULES.get(_local(el))
+
+
+def _declared_names(schema_dir: Path) -> frozenset[str]:
+    """Every element name the XSDs declare: what the hub knows (the rest is unknown)."""
+    names: set[str] = set()
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    for xsd in sorted(schema_dir.glob("*.xsd")):
+        doc = etree.parse(str(xsd), parser=parser)
+        names.update(el.get("name") for el in doc.iter("{http://www.w3.org/2001/XMLSchema}element") if el.get("name"))
+    return frozenset(names)
+
+
+def _is_unknown(el: etree._Element, known: frozenset[str]) -> bool:
+    """An element in no namespace the hub reads, or with a name no XSD declares."""
+    return etree.QName(el).namespace != EDXML_NS or _local(el) not in known
+
+
+def _unknown_message(el: etree._Element) -> str:
+    ns = etree.QName(el).namespace
+    where = "" if ns == EDXML_NS else f" (namespace {ns})" if ns else " (no namespace)"
+    parent = el.getparent()
+    inside = _local(parent) if parent is not None else "the package"
+    return (
+        f"{_short(el)}{where} is not an element the hub knows: edXML (QCVN 102:2016 and the national SDK's "
+        f"optional elements) has no {_local(el)} in {inside}; remove it or correct its name"
+    )
+
+
+def _foreign_signature(el: etree._Element) -> bool:
+    """A Signature in neither the XML-DSig nor the edXML namespace (nor inside a ds:Signature)."""
+    return (
+        _local(el) == "Signature"
+        and etree.QName(el).namespace not in (DSIG_NS, EDXML_NS)
+        and not any(etree.QName(a).namespace == DSIG_NS or _local(a) == "Signature" for a in el.iterancestors())
+    )
+
+
 def _not_xmldsig_message(el: etree._Element) -> str:
     ns = etree.QName(el).namespace
     where = f"namespace {ns}" if ns else "no namespace"
@@ -320,7 +342,7 @@ def _not_xmldsig_message(el: etree._Element) -> str:
     )
 
 
-def _error_from_entry(root: etree._Element, entry: Any) -> HubError:
+def _error_from_entry(root: etree._Element, entry: Any, known: frozenset[str] = frozenset()) -> HubError:
     """Turn the first libxml2 validation error into a hub refusal."""
     el = _failing_element(root, entry)
     local = _local(el)
@@ -328,9 +350,14 @@ def _error_from_entry(root: etree._Element, entry: Any) -> HubError:
     short = _short(el)
     type_name = entry.type_name or ""
 
-    # Public SDKs emit <Signature> in the edXML default namespace: say so precisely.
-    if local == "Signature" and etree.QName(el).namespace != DSIG_NS:
+    # A Signature in no namespace or a foreign one (the SDK's, in the edXML namespace, is
+    # declared in the XSD and judged by the signature step): say so precisely.
+    if local == "Signature" and etree.QName(el).namespace not in (DSIG_NS, EDXML_NS):
         return SignatureError(_not_xmldsig_message(el), code="signature.not_xmldsig", element=path)
+
+    # An element no schema declares: name it, never drop it silently.
+    if "not expected" in (entry.message or "") and known and _is_unknown(el, known):
+        return SchemaError(_unknown_message(el), code="schema.unknown_element", element=path)
 
     # Manifest <-> attachment correspondence (xs:key / xs:keyref on the root).
     if type_name == "SCHEMAV_CVC_IDC":
@@ -347,11 +374,11 @@ def _error_from_entry(root: etree._Element, entry: Any) -> HubError:
     # A value that does not fit its type (pattern, enumeration, base64, range...).
     if any(marker in type_name for marker in _VALUE_ERROR_MARKERS):
         value = _quoted_value(el)
-        rule = _RULES.get(local)
+        rule = _rule(el)
         if rule is None:
             rule = f"is not valid: {_clean_libxml_message(entry.message)}"
         message = f"{short} {value} {rule}" if value else f"{short} {rule}"
-        code = "schema.agency_code" if local == "OrganId" else "schema.invalid"
+        code = "schema.agency_code" if rule == _RULES["OrganId"] else "schema.invalid"
         return SchemaError(message, code=code, element=path)
 
     # Structure: unexpected, missing or misplaced elements, attributes, element content...
@@ -360,42 +387,23 @@ def _error_from_entry(root: etree._Element, entry: Any) -> HubError:
     return SchemaError(message, code="schema.invalid", element=path)
 
 
-def _status_package_extras(root: etree._Element) -> list[etree._Element]:
-    """edXMLBody / AttachmentEncoded present in a status package (XSD 1.0 cannot say so)."""
-    envelope = root.find(_Q + "edXMLEnvelope")
-    if envelope is None:
-        return []
-    header = envelope.find(_Q + "edXMLHeader")
-    if header is None or header.find(_Q + "Status") is None:
-        return []
-    return [el for el in (envelope.find(_Q + "edXMLBody"), root.find(_Q + "AttachmentEncoded")) if el is not None]
-
-
-def _status_extra_message(el: etree._Element) -> str:
-    return (
-        f"{_short(el)} is not allowed in a status package "
-        "(a Status package has no edXMLBody and no AttachmentEncoded)"
-    )
-
-
-def _check_status_package(root: etree._Element) -> None:
-    """A status package has no edXMLBody and no AttachmentEncoded."""
-    extras = _status_package_extras(root)
-    if extras:
-        el = extras[0]
-        raise SchemaError(_status_extra_message(el), code="schema.invalid", element=readable_path(el))
-
-
-def _explain_line(err: Any) -> str:
+def _explain_line(err: Any, known: frozenset[str] = frozenset()) -> str:
     """One xmlschema validation error as ``path: [value rule] reason (line N)``."""
     path = (err.path or "/").replace("edXML:", "").lstrip("/")  # the edXML prefix is clutter
     reason = (err.reason or str(err)).replace("{" + EDXML_NS + "}", "").replace("{" + DSIG_NS + "}", "ds:")
     elem = getattr(err, "elem", None)
     line = getattr(elem, "sourceline", None) if elem is not None else None
     where = f" (line {line})" if line else ""
+    # xmlschema reports an unexpected child on its parent; name an undeclared one as such.
+    if elem is not None and known and isinstance(elem.tag, str):
+        for child in elem:
+            if isinstance(child.tag, str) and _is_unknown(child, known) and not _foreign_signature(child) \
+                    and _local(child) in reason:
+                at = f" (line {child.sourceline})" if child.sourceline else where
+                return f"{readable_path(child)}: [schema.unknown_element] {_unknown_message(child)}{at}"
     if elem is not None and isinstance(elem.tag, str) and len(elem) == 0:
         local = _local(elem)
-        rule = _RULES.get(local)
+        rule = _rule(elem)
         if rule is not None and path.rpartition("/")[2].split("[")[0] == local:
             value = _quoted_value(elem)
             return f"{path}: {value} {rule} ({reason}){where}".replace(":  ", ": ")

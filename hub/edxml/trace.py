@@ -4,6 +4,10 @@ Like an e-mail ``Received:`` line under DKIM, the hub's hop record is not covere
 sender's signature. It is inserted without touching any other node (no whitespace added),
 so a recipient removes trailing TraceHeaders of known relays and verifies the sender's
 signature on exactly the bytes the sender signed (:func:`strip_relay_trace`).
+
+``Bussiness`` may come before the TraceHeaders (the national SDK, the axis) or after them;
+the hub's TraceHeader goes right after the last TraceHeader (first in the list if there is
+none), and readers find both by name (tests/edxml/test_roundtrip.py).
 """
 
 from __future__ import annotations

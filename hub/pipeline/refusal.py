@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 
 from hub.edxml.builder import build_status
@@ -20,7 +21,8 @@ def build_refusal(hub: Identity, *, to_sender: str, document_id: str | None, sha
                   reason: str, message: str, when: datetime | None = None) -> tuple[bytes, str]:
     """Return (signed status 02 bytes, the DocumentId it answers)."""
     when = (when or datetime.now()).replace(microsecond=0)
-    doc_id = document_id if document_id and len(document_id) <= 255 else refusal_document_id(to_sender, sha256, when)
+    usable = document_id and len(document_id) <= 255 and re.fullmatch(r"\S(?:.*\S)?", document_id)
+    doc_id = document_id if usable else refusal_document_id(to_sender, sha256, when)
     sender = to_sender if codes.is_valid(to_sender) else hub.organ_id
     text = f"{reason}: {message}"
     st = StatusPackage(

@@ -26,9 +26,10 @@ from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
-from hub.errors import AuthorityError, HubError, TransientError
+from hub.errors import HubError, TransientError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
-from hub.pipeline.lifecycle import check_status
+from hub.pipeline.business import EVENTS, business_link, target_ids
+from hub.pipeline.statuses import decide_status, document_keys
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -54,6 +55,7 @@ class Stats:
     batches: int = 0
     retries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
     check_hist: dict = field(default_factory=lambda: {
@@ -362,14 +364,18 @@ class Worker:
         )).mappings().all()
         return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
-    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str]]:
+    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], int]:
+        """(sender, DocumentId) -> documents.id of what the batch's edocs answer or act on."""
         refs = {(rf.organ_id, rf.document_id) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
                 for rf in v.package.response_for}
+        refs |= {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+                 for t in target_ids(v.package)}
         if not refs:
-            return set()
-        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id).where(
-            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs))))).all()
-        return {tuple(r) for r in rows}
+            return {}
+        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs)),
+            documents.c.kind == "edoc"))).all()
+        return {(r[0], r[1]): r[2] for r in rows}
 
     async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
@@ -402,7 +408,7 @@ class Worker:
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
                                        message_id=_message_id(headers))))
 
-    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
+    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: dict, w: _Writes, now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
@@ -417,24 +423,36 @@ class Worker:
                                      "which the hub has never received",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
+        try:
+            link = business_link(doc, known)
+        except HubError as e:
+            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
+            return None
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
         w.package(m.message.body, v.sha256, now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
-                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
+                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1,
+                                "authenticated_by": v.authenticated_by}),
             record_row("package.accepted", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
-                                "type": doc.document_type.type, "priority": doc.priority}),
+                                "type": doc.document_type.type, "priority": doc.priority,
+                                "authenticated_by": v.authenticated_by}),
         ]
-        self.stats.accepted += 1
+        if link is not None:
+            w.records += [record_row(EVENTS[link.doc_type], actor=self.adapter_user(m.message), document_id=target,
+                                     sender=doc.sender.organ_id, sha256=v.sha256, at=now,
+                                     details=link.record_details(doc.document_id)) for target, _ in link.targets]
+        self._count_accepted(v)
         log.debug("accepted %s from %s", doc.document_id, doc.sender.organ_id,
                   extra={"document_id": doc.document_id, "sender": doc.sender.organ_id})
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
-                "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now}
+                "refers_to": link.refers_to if link else None, "business_type": link.doc_type if link else None,
+                "status_code": None, "adapter_user": self.adapter_user(m.message),
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):
@@ -481,48 +499,47 @@ class Worker:
                              "timestamp was already recorded", "Status/Timestamp"):
             return
         rf = st.response_for
-        orig = (await conn.execute(sa.select(documents).where(
-            documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
-            documents.c.kind == "edoc"))).mappings().first()
+        keys = document_keys(st)
+        found = {(r["sender"], r["document_id"]): r for r in (await conn.execute(sa.select(documents).where(
+            documents.c.sender.in_([k[0] for k in keys]), documents.c.document_id == rf.document_id,
+            documents.c.kind == "edoc"))).mappings().all()}
+        orig = next((found[k] for k in keys if k in found), None)
         if orig is None:
             self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
-                                 "has never received", element="Status/ResponseFor/DocumentId")
+                         message=f"the status refers to {rf.document_id} from {keys[0][0]}, which the hub "
+                                 "has never received", element="ResponseFor/DocumentId")
             return
         sender = st.sender.organ_id
-        by_original = sender == orig["sender"]
-        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
-        mine = [d for d in dels if d["recipient"] == sender]
-        if not mine:
-            # A connected system answers for the agencies it serves (they have no keys of their own).
-            system = self.runner.context.registry.system_of(sender)
-            mine = [d for d in dels if d["system"] == system and system == sender]
-        targets = dels if st.status_code == "13" and by_original else mine
+        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"])
+                                   .order_by(deliveries.c.id))).mappings().all()
+        history: dict[int, list[str]] = {}
+        for d_id, code in (await conn.execute(
+                sa.select(status_history.c.delivery, status_history.c.status_code)
+                .where(status_history.c.delivery.in_([d["id"] for d in dels])).order_by(status_history.c.id))).all():
+            history.setdefault(d_id, []).append(code)
         try:
-            if not targets:
-                check_status(None, st.status_code, by_original_sender=by_original, by_recipient=False)
-                raise AuthorityError(f"{sender} is not a recipient of {rf.document_id}",
-                                     code="authority.not_recipient", element="Status/From/OrganId")
-            for d in targets:
-                check_status(d["status"], st.status_code, by_original_sender=by_original, by_recipient=bool(mine))
+            decision = decide_status(st, orig["sender"], orig["business_type"], dels, history,
+                                     self.runner.context.registry)
         except HubError as e:
             self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
             return
+        targets = decision.targets
         w.package(m.message.body, v.sha256, now)
         await self._flush_packages(conn, w)
         doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
             sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
             refers_to=orig["id"], status_code=st.status_code, adapter_user=self.adapter_user(m.message),
             legacy_sha1=v.legacy_sha1, received_at=now, subject=st.description[:2000] or None,
+            authenticated_by=v.authenticated_by,
         ))).scalar_one()
         existing[key] = {"id": doc_pk, "sha256": v.sha256}
         for d in targets:
             await conn.execute(deliveries.update().where(deliveries.c.id == d["id"]).values(
-                status=st.status_code, updated_at=now))
+                status=decision.shown[d["id"]], updated_at=now))
         await conn.execute(status_history.insert(), [
             {"delivery": d["id"], "status_code": st.status_code, "actor": sender,
              "description": st.description or None, "status_document": doc_pk, "at": now} for d in targets])
-        if st.status_code == "13" and by_original:
+        if decision.recall:
             dests = [(d["recipient"], d["system"]) for d in targets]
         else:
             dests = [(r.recipient, r.system) for r in v.routes]
@@ -533,13 +550,19 @@ class Worker:
                             headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=st.document_id, sender=sender,
-                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
+                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status",
+                                                         "authenticated_by": v.authenticated_by}),
             record_row("status.recorded", actor=self.adapter_user(m.message), document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
                        details={"status": st.status_code, "original_sender": rf.organ_id,
-                                "recipients": [t[0] for t in dests]}),
+                                "recipients": [t[0] for t in dests], "authenticated_by": v.authenticated_by}),
         ]
+        self._count_accepted(v)
+
+    def _count_accepted(self, v: Verdict) -> None:
         self.stats.accepted += 1
+        key = v.authenticated_by or "signature"
+        self.stats.by_auth[key] = self.stats.by_auth.get(key, 0) + 1
 
     def _refuse(self, m: Incoming, v: Verdict, w: _Writes, now: datetime, *, reason: str | None = None,
                 message: str | None = None, element: str | None = None) -> None:

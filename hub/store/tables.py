@@ -19,6 +19,7 @@ agencies = sa.Table(
     sa.Column("served_by", Code, nullable=True),
     sa.Column("accepts", sa.Text, nullable=True),  # comma-separated DocumentType/Type codes; NULL = all
     sa.Column("amqp_user", sa.String(128), nullable=True),
+    sa.Column("profile", sa.String(8), nullable=False, server_default="strict"),  # strict | sdk (signatures)
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
@@ -84,8 +85,13 @@ documents = sa.Table(
     sa.Column("adapter_user", sa.String(128), nullable=True),
     sa.Column("legacy_sha1", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("received_at", TS, nullable=False),
+    # signature | signature-sha1 | connection (hub.pipeline.authentication); NULL before 0010
+    sa.Column("authenticated_by", sa.String(16), nullable=True),
+    # BussinessDocType of an edoc acting on an earlier one (refers_to): 1 revocation, 2 update, 3 replacement
+    sa.Column("business_type", sa.SmallInteger, nullable=True),
     sa.UniqueConstraint("sender", "document_id", name="uq_documents_sender_docid"),
 )
+sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.received_at)
 
 sa.Index("ix_documents_refers_to", documents.c.refers_to)
 

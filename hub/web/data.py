@@ -17,6 +17,7 @@ from hub.audit.sealer import latest_checkpoint
 from hub.backbone.base import inbox_queue
 from hub.errors import TransientError
 from hub.registry.store import maintenance_mode
+from hub.store.links import business_links
 from hub.store.tables import agencies, agency_certs, deliveries, documents, outbox, records, status_history
 from hub.web.layout import utc
 
@@ -203,6 +204,7 @@ async def document_timeline(engine, document_id: str, max_entries: int = 500) ->
                 by_delivery.setdefault(h["delivery"], []).append(dict(h))
             d["recipients"] = [Recipient(x["recipient"], x["system"], x["status"], x["updated_at"],
                                          by_delivery.get(x["id"], [])) for x in dels]
+            d["links"] = await business_links(conn, d)
         rows = (await conn.execute(
             sa.select(records.c.seq, records.c.at, records.c.event, records.c.actor, records.c.sender,
                       records.c.sha256, records.c.reason, records.c.message, records.c.details)

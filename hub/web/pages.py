@@ -704,6 +704,24 @@ def _details_text(details) -> str:
     return "; ".join(bits)
 
 
+def _doc_link(document_id: str) -> str:
+    return f'<a class="mono" href="{esc(url_path("admin", "documents", document_id))}">{esc(document_id)}</a>'
+
+
+def _links_rows(links: dict | None) -> str:
+    """The revocation/update/replacement links of a document, as definition-list rows."""
+    if not links:
+        return ""
+    out = ""
+    if links["acts_on"]:
+        a = links["acts_on"]
+        out += f'<dt>{esc(a["action"].capitalize())} of</dt><dd>{_doc_link(a["document_id"])}</dd>'
+    for x in links["acted_on_by"]:
+        out += (f'<dt>{esc(x["action"].capitalize())} by</dt><dd>{_doc_link(x["document_id"])} '
+                f'<span class="muted">{esc(fmt_time(x["at"]))} UTC</span></dd>')
+    return out
+
+
 @routes.get("/admin/documents/{id:.+}")
 @view()
 async def document_page(ctx: Ctx) -> web.Response:
@@ -749,6 +767,7 @@ async def document_page(ctx: Ctx) -> web.Response:
 <dt>Priority</dt><dd>{esc(prio)}</dd>
 <dt>Received</dt><dd>{esc(fmt_time(d["received_at"]))} UTC</dd>
 <dt>Adapter user</dt><dd class="mono">{esc(d["adapter_user"] or "—")}</dd>
+<dt>Authenticated by</dt><dd class="mono">{esc(d.get("authenticated_by") or "—")}</dd>{_links_rows(d.get("links"))}
 <dt>SHA-256</dt><dd class="mono">{esc(d["sha256"])}</dd></dl>
 <h2 style="margin-top:18px">Recipients</h2>{recipients}</div>""")
     trs = []

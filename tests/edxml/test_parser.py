@@ -45,3 +45,19 @@ def test_size_cap_checked_before_parsing():
 def test_utf8_bom_and_declaration_accepted():
     root = parse_xml(b"\xef\xbb\xbf<?xml version='1.0' encoding='UTF-8'?><edXML " + NS + b"/>")
     assert root.tag == "{http://www.mic.gov.vn/TBT/QCVN_102_2016}edXML"
+
+
+@pytest.mark.parametrize("data, element, preview", [
+    (b"1212<?xml version='1.0' encoding='UTF-8'?><edXML " + NS + b"/>", "XML declaration", "'1212'"),
+    (b"\r\n<?xml version='1.0'?><edXML " + NS + b"/>", "XML declaration", "'\\r\\n'"),
+    (b"junk<edXML " + NS + b"/>", "edXML", "'junk'"),
+])
+def test_bytes_before_the_declaration_are_named(data, element, preview):
+    with pytest.raises(ParseError) as e:
+        parse_xml(data)
+    assert e.value.code == "parse.not_xml" and e.value.element == element
+    assert preview in e.value.message and "byte(s) before" in e.value.message
+
+
+def test_whitespace_before_a_root_without_declaration_is_xml():
+    assert parse_xml(b"\n  <edXML " + NS + b"/>").tag.endswith("edXML")

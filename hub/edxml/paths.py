@@ -1,0 +1,43 @@
+"""Readable element paths for messages: ``edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To[2]/OrganId``.
+
+No namespaces, local names only, ``Name[i]`` when same-named siblings exist: the way an
+integrator reads a package, whichever prefix spelling it used.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+__all__ = ["local_name", "readable_path", "short_path"]
+
+
+def local_name(el: etree._Element) -> str:
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else str(tag)
+
+
+def _path_segments(el: etree._Element) -> list[str]:
+    """Local names from the root down to ``el``; ``Name[i]`` when same-named siblings exist."""
+    segments: list[str] = []
+    cur: etree._Element | None = el
+    while cur is not None:
+        parent = cur.getparent()
+        name = local_name(cur)
+        if parent is not None:
+            same = [c for c in parent if c.tag == cur.tag]
+            if len(same) > 1:
+                name = f"{name}[{same.index(cur) + 1}]"
+        segments.append(name)
+        cur = parent
+    segments.reverse()
+    return segments
+
+
+def readable_path(el: etree._Element) -> str:
+    """``edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To/OrganId`` (no namespaces)."""
+    return "/".join(_path_segments(el))
+
+
+def short_path(el: etree._Element) -> str:
+    """The last two steps of the readable path (``To/OrganId``), as messages start."""
+    return "/".join(_path_segments(el)[-2:])

@@ -1,0 +1,193 @@
+"""Issue 11 end to end, on real RabbitMQ + PostgreSQL (and the embedded defaults): agencies on
+the national SDK (profile ``sdk``) send unsigned SDK-form packages over their own connection;
+the same bytes from another system are impersonation; a ``strict`` agency's unsigned package is
+refused; revocations, updates and recalls end in the right states."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from lxml import etree
+
+from hub.edxml.builder import build_edoc, build_status
+from hub.edxml.model import Business, Organization, Receiver, ResponseFor, StatusPackage
+from hub.edxml.parser import parse_xml
+from hub.edxml.sdk_signature import inspect_signature
+from hub.registry.store import add_agency
+from hub.store.engine import make_engine
+from hub.store.tables import deliveries, documents, records, status_history
+from tests.conftest import G22, H41, H44, make_edoc
+from tests.hubenv import drain, quiet
+from tests.pipeline.test_authentication import skeleton
+from tests.pipeline.test_e2e import _refused
+
+REAL = Path(__file__).parent.parent / "data" / "edxml" / "real"
+SDK_DOC_ID = "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"  # what the SDK's sample statuses answer
+
+
+async def set_profile(env, code: str, profile: str) -> None:
+    engine = make_engine(env.settings.database_url)
+    try:
+        await add_agency(engine, code, profile=profile)
+    finally:
+        await engine.dispose()
+
+
+def sdk_edoc(to=(H41,)) -> bytes:
+    """An edoc as the SDK writes it: its element order (the builder's), the Signature skeleton."""
+    doc = replace(make_edoc(G22, to), document_id=SDK_DOC_ID)
+    root = skeleton(build_edoc(doc, []))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def sdk_status(code: str, when: datetime, description: str) -> bytes:
+    """A status as the SDK writes it: MessageHeader container, no signature."""
+    return build_status(StatusPackage(
+        sender=Organization(H41, organ_name="UBND Tỉnh Nghệ An"),
+        response_for=ResponseFor(G22, SDK_DOC_ID, code="7816/VPCP-TTĐT"),
+        status_code=code, description=description, timestamp=when))
+
+
+async def rows(env, query):
+    return await env.scalar(query)
+
+
+async def test_sdk_agency_unsigned_edoc_and_statuses_over_its_own_connection(env):
+    for code in (G22, H41):
+        await set_profile(env, code, "sdk")
+    async with env.running():
+        g, h41, h44 = await env.adapter(G22), await env.adapter(H41), await env.adapter(H44)
+        edoc = sdk_edoc()
+        assert inspect_signature(parse_xml(edoc)).skeleton  # the SDK's placeholder Signature only
+        await g.publish(edoc)
+        [got] = await drain(h41, 1)
+        assert got.kind == "edoc" and got.document_id == SDK_DOC_ID
+        # the delivered copy is the sender's bytes plus the hub's TraceHeader, read by name
+        assert got.package().sender.organ_id == G22
+        # statuses 01, 03, 05, 05, 06: the SDK's own sample files where they exist, built otherwise
+        t0 = datetime(2026, 11, 30, 9, 0, 0)
+        sent = [(REAL / "sdk_status_inbox_01.edxml").read_bytes(),
+                (REAL / "sdk_status_acceptance_03.edxml").read_bytes(),
+                sdk_status("05", t0, "Đang xử lý: bước 1"),
+                sdk_status("05", t0 + timedelta(seconds=1), "Đang xử lý: bước 2"),
+                (REAL / "sdk_status_finish_06.edxml").read_bytes()]
+        for data in sent:
+            assert b"Signature" not in data and b"<edXML:Status>" not in data  # unsigned, MessageHeader form
+            await h41.publish(data)
+            [st] = await drain(g, 1)
+            assert st.kind == "status" and st.body == data  # relayed as the sender wrote it
+        # the same bytes from another system: impersonation, answered to the system that sent them
+        await h44.publish(edoc)
+        [answer] = await drain(h44, 1)
+        _refused(answer, "authority.impersonation", env)
+        await g.publish(sent[0])  # H41's status published by G22's connection
+        [answer] = await drain(g, 1)
+        _refused(answer, "authority.impersonation", env)
+        assert await quiet(h41) == []
+    doc = await rows(env, sa.select(documents.c.id, documents.c.authenticated_by).where(
+        documents.c.document_id == SDK_DOC_ID, documents.c.kind == "edoc"))
+    assert [d[1] for d in doc] == ["connection"]
+    [(status,)] = await rows(env, sa.select(deliveries.c.status).where(deliveries.c.document == doc[0][0]))
+    assert status == "06"
+    hist = await rows(env, sa.select(status_history.c.status_code).order_by(status_history.c.id))
+    assert [h[0] for h in hist] == ["01", "03", "05", "05", "06"]
+    auth = await rows(env, sa.select(documents.c.kind, documents.c.authenticated_by))
+    assert sorted(auth) == sorted([("edoc", "connection")] + [("status", "connection")] * 5)
+    received = await rows(env, sa.select(records.c.details).where(records.c.event == "package.received"))
+    assert {d["authenticated_by"] for (d,) in received} == {"connection"}
+
+
+async def test_strict_agency_unsigned_package_is_refused(env):
+    await set_profile(env, H41, "sdk")  # the recipient's profile does not matter
+    async with env.running():
+        h44, h41 = await env.adapter(H44), await env.adapter(H41)
+        await h44.publish(build_edoc(make_edoc(H44, (H41,)), []))
+        [answer] = await drain(h44, 1)
+        _refused(answer, "signature.missing", env)
+        assert await quiet(h41) == []
+
+
+async def _send_and_receive(g, doc, *recipients):
+    await g.send_document(doc, [])
+    return [await drain(r, 1) for r in recipients]
+
+
+async def test_revocation_update_and_recalls_end_in_the_right_states(env):
+    async with env.running():
+        g, h41, h44 = await env.adapter(G22), await env.adapter(H41), await env.adapter(H44)
+        # --- a revocation: linked, answered 15 by the recipient
+        first = make_edoc(G22, (H41,))
+        await _send_and_receive(g, first, h41)
+        revocation = replace(make_edoc(G22, (H41,)), business=Business(
+            document_id=first.document_id, doc_type=1, reason="Thu hồi văn bản điện tử"))
+        [[rev]] = await _send_and_receive(g, revocation, h41)
+        assert rev.package().business.doc_type == 1
+        await h41.send_status(G22, revocation.document_id, "15", "Đồng ý thu hồi")
+        [agree] = await drain(g, 1)
+        assert agree.package().status_code == "15"
+        await h41.send_status(G22, revocation.document_id, "03", "vẫn xử lý")  # closed after agreeing
+        [answer] = await drain(h41, 1)
+        _refused(answer, "state.invalid_transition", env)
+        # a revocation of a document the sender never sent is refused
+        await g.send_document(replace(make_edoc(G22, (H41,)), business=Business(
+            document_id="000.00.00.G22,2026/01/01,1/KHONG-CO", doc_type=1)), [])
+        [answer] = await drain(g, 1)
+        _refused(answer, "state.unknown_document", env)
+        # --- an update that adds H44 and removes nobody: delivered to H41 (To) and to H44 (added)
+        second = make_edoc(G22, (H41,))
+        await _send_and_receive(g, second, h41)
+        update = replace(make_edoc(G22, (H41,)), business=Business(
+            document_id=second.document_id, doc_type=2, reason="Cập nhật",
+            receivers=(Receiver(H44, 1),)))
+        [[u41], [u44]] = await _send_and_receive(g, update, h41, h44)
+        assert u41.document_id == u44.document_id == update.document_id
+        await h44.send_status(G22, update.document_id, "16", "Không đồng ý cập nhật")
+        [refuse] = await drain(g, 1)
+        assert refuse.package().status_code == "16"
+        # --- a recall answered 15, another answered 16 (back to the state before the recall)
+        third = make_edoc(G22, (H41, H44))
+        await _send_and_receive(g, third, h41, h44)
+        await h41.send_status(G22, third.document_id, "04", "Phân công")
+        await h44.send_status(G22, third.document_id, "03", "Vào sổ")
+        await drain(g, 2)
+        for recipient, adapter in ((H41, h41), (H44, h44)):
+            # the SDK's form: From = the original sender, ResponseFor/OrganId = the recalled recipient
+            await g.send_status(recipient, third.document_id, "13", "Thu hồi")
+            [recall] = await drain(adapter, 1)
+            assert recall.package().status_code == "13"
+        await h41.send_status(G22, third.document_id, "15", "Đồng ý")
+        await h44.send_status(G22, third.document_id, "16", "Không đồng ý")
+        await drain(g, 2)
+        await h44.send_status(G22, third.document_id, "05", "Tiếp tục xử lý")  # handling goes on
+        await drain(g, 1)
+
+    async def state(doc_id: str) -> dict:
+        q = (sa.select(deliveries.c.recipient, deliveries.c.status)
+             .join(documents, documents.c.id == deliveries.c.document).where(documents.c.document_id == doc_id))
+        return dict(await rows(env, q))
+
+    assert await state(revocation.document_id) == {H41: "15"}
+    assert await state(update.document_id) == {H41: None, H44: "16"}
+    assert await state(third.document_id) == {H41: "15", H44: "05"}
+    links = await rows(env, sa.select(documents.c.document_id, documents.c.business_type, documents.c.refers_to))
+    by_id = {d: (b, r) for d, b, r in links}
+    ids = dict(await rows(env, sa.select(documents.c.document_id, documents.c.id)))
+    assert by_id[revocation.document_id] == (1, ids[first.document_id])
+    assert by_id[update.document_id] == (2, ids[second.document_id])
+    # the earlier documents' timelines say what happened to them, and by which package
+    events = await rows(env, sa.select(records.c.event, records.c.document_id, records.c.details).where(
+        records.c.event.in_(["document.revoked", "document.updated"])))
+    assert {(e, d, det["by"]) for e, d, det in events} == {
+        ("document.revoked", first.document_id, revocation.document_id),
+        ("document.updated", second.document_id, update.document_id)}
+    [upd] = [det for e, _, det in events if e == "document.updated"]
+    assert upd["added"] == [H44] and upd["removed"] == []
+    # the recall history of H44's copy: 03, 13, 16, 05
+    q = (sa.select(status_history.c.status_code).join(deliveries, deliveries.c.id == status_history.c.delivery)
+         .join(documents, documents.c.id == deliveries.c.document)
+         .where(documents.c.document_id == third.document_id, deliveries.c.recipient == H44)
+         .order_by(status_history.c.id))
+    assert [c for (c,) in await rows(env, q)] == ["03", "13", "16", "05"]
