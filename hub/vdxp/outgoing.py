@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import constants as C
 from hub.pipeline.checks import Verdict, check_package
+from hub.pipeline.connection import Connection
 from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, records, vdxp_inbox, vdxp_sent
 from hub.vdxp.mailbox import iso
@@ -51,9 +52,11 @@ async def send(state, system: System, data: bytes) -> tuple[str, bool]:
     engine = state.engine
     ctx = await state.check_context()
     agency = ctx.registry.get(system.agency)
-    user = (agency.amqp_user or agency.code) if agency is not None and agency.connected and agency.active else ""
+    # The system is authenticated (its HMAC); it vouches for packages as its agency's connected system.
+    conn = Connection("vdxp", system.agency if agency is not None and agency.connected and agency.active else None,
+                      system.id)
     loop = asyncio.get_running_loop()
-    verdict: Verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, adapter_user=user))
+    verdict: Verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, connection=conn))
     if not verdict.accepted:
         await _refused(engine, system, verdict)
         raise VdxpError(verdict.message or verdict.reason, code=verdict.reason, element=verdict.element)

@@ -101,8 +101,10 @@ async def test_later_refusal_is_a_status_02_in_the_senders_list(env):
         doc, data = v.edoc(G22, (H41,))
         assert (await a.send_edoc(data, G22))["status"] == "OK"
         await listed(b, 1)
-        # 06 cannot follow "no status": only the workers know the document's state
-        answer = await b.send_edoc(v.status(H41, G22, doc.document_id, "06"), H41, messagetype="status")
+        # 03, then 01: a backward move only the workers can see (they hold the document's state)
+        assert (await b.send_edoc(v.status(H41, G22, doc.document_id, "03"), H41, messagetype="status"))["status"] == "OK"
+        await listed(a, 1, "status")  # recorded and delivered to A
+        answer = await b.send_edoc(v.status(H41, G22, doc.document_id, "01"), H41, messagetype="status")
         assert answer["status"] == "OK", answer
         [refusal] = await listed(b, 1, "status")
         assert refusal["from"] == env.settings.hub_organ_id

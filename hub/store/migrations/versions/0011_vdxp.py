@@ -2,14 +2,14 @@
 their inbox lists (listed until acknowledged `done`).
 
 Revision ID: 0011_vdxp
-Revises: 0005
+Revises: 0010_auth_profile
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_vdxp"
-down_revision = "0005"
+down_revision = "0010_auth_profile"
 branch_labels = None
 depends_on = None
 
