@@ -3,6 +3,8 @@ a revoked system is refused on its next request."""
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 
 from tests.apienv import api_for
@@ -51,3 +53,25 @@ async def test_dashboard_lists_systems_without_secrets(env):
             status, text, _ = await dash.get("/admin/vdxp")
             assert status == 200 and "vxp.dash" in text and H41 in text and "active" in text
             assert secret not in text and 'href="/admin/vdxp"' in text
+
+
+async def test_secrets_never_in_logs_metrics_or_errors(env, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    async with env.running(), api_for(env) as api:
+        status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin", json={"id": "vxp.log", "agency": H41})
+        secret = body["secret"]
+        async with aiohttp.ClientSession() as session:
+            good = VdxpClient(session, api.base + "/vdxp", "vxp.log", secret)
+            bad = VdxpClient(session, api.base + "/vdxp", "vxp.log", secret[::-1])
+            texts = [json.dumps(await good.received()), json.dumps(await bad.received()),
+                     json.dumps(await good.call("getEdoc", {"docId": "nope"}))]
+            async with session.get(api.base + "/metrics") as r:
+                texts.append(await r.text())
+        status, body = await api.call("GET", "/api/v1/admin/vdxp/systems", "admin")
+        texts.append(json.dumps(body))
+        status, body = await api.call("GET", "/api/v1/audit/entries?event=vdxp.*", "auditor")
+        texts.append(json.dumps(body))
+    assert "vdxp.bad_signature" in texts[1]
+    assert all(secret not in t for t in texts) and secret not in caplog.text
