@@ -33,6 +33,7 @@ BOX = web.AppKey("vdxp_box", dict)
 STATE = web.AppKey("vdxp_state", object)  # hub.api.app.ApiState (not imported: the API mounts us)
 AUTH_CODES = {"vdxp.auth_missing", "vdxp.unknown_system", "vdxp.bad_signature", "vdxp.header_mismatch"}
 UNAVAILABLE = (OperationalError, DBAPIError, TransientError, ConnectionError, OSError, asyncio.TimeoutError)
+TIMEOUT = 50.0  # seconds; the API's outer limit is 60 (hub.api.errors.REQUEST_TIMEOUT)
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y",
                 "%d-%m-%Y")
 
@@ -61,7 +62,8 @@ async def envelope_errors(request: web.Request, handler):
     """Everything below /vdxp/ answers in the protocol's envelope, whatever goes wrong."""
     op = request.match_info.get("op") or request.path.rsplit("/", 1)[-1]
     try:
-        return await handler(request)
+        # under the API's own limit, so that a slow request still ends in the envelope
+        return await asyncio.wait_for(handler(request), TIMEOUT)
     except HubError as e:
         log.info("vdxp %s refused: %s", op, e.code, extra={"reason": e.code})
         return refuse(op, e.code, e.message)
