@@ -15,6 +15,7 @@ replay from there puts it back in the list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -63,7 +64,13 @@ async def drain(engine: AsyncEngine, backbone: Backbone, owner: str, limit: int 
                     got.append(incoming)
                 if not got:
                     break
-                await _keep(engine, owner, [i.message for i in got], urgent)
+                try:
+                    await _keep(engine, owner, [i.message for i in got], urgent)
+                except BaseException:
+                    for incoming in got:  # not kept: back to the queue now, not held until the channel closes
+                        with contextlib.suppress(Exception):
+                            await incoming.reject(requeue=True)
+                    raise
                 for incoming in got:
                     await incoming.ack()
                 moved += len(got)

@@ -3,6 +3,7 @@ on the embedded defaults: send, list, fetch byte for byte, done, status back, fa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import sqlalchemy as sa
@@ -98,3 +99,30 @@ async def test_fail_brings_it_back_then_dead_letters_then_replay(env):
         assert result["done"] == [dead_id]
         [back] = await listed(b, 1)
         assert back["docId"] == doc_id and back["status"] == "initial"
+
+
+async def test_database_down_is_a_fail_not_an_empty_inbox(env, monkeypatch):
+    """If the list cannot be kept, the answer is FAIL vdxp.unavailable and the package waits in
+    the broker (put back, not held), to be listed once the database answers again."""
+    from hub.vdxp import mailbox
+
+    async with env.running(), vdxp_for(env) as v:
+        a, b = v.client(A), v.client(B)
+        _, data = v.edoc(G22, (H41,))
+        assert (await a.send_edoc(data, G22))["status"] == "OK"
+        real_keep = mailbox._keep
+
+        async def broken(*args, **kw):
+            raise OSError("database unreachable")
+
+        monkeypatch.setattr(mailbox, "_keep", broken)
+        for _ in range(100):  # until the worker has delivered it to the inbox queue
+            answer = await b.received()
+            if answer["status"] == "FAIL":
+                break
+            assert answer["data"] == []
+            await asyncio.sleep(0.1)
+        assert answer["ErrorCode"] == "vdxp.unavailable" and "not an empty inbox" in answer["ErrorDesc"], answer
+        monkeypatch.setattr(mailbox, "_keep", real_keep)
+        [item] = await listed(b, 1)
+        assert item["from"] == G22
