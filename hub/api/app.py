@@ -38,6 +38,7 @@ class ApiState:
     _ctx_checked: float = 0.0
     _ready: tuple[float, int, dict] | None = None
     gateway: object | None = None  # hub.api.gateway.Inboxes
+    vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
 
     async def check_context(self) -> CheckContext:
         """The registry/trust snapshot for immediate checks, reloaded when its version changes."""

@@ -110,6 +110,11 @@ class _HubCollector:
         ob = GaugeMetricFamily("hub_outbox_backlog", "Outbox messages not yet confirmed by the broker")
         ob.add_metric([], s.get("outbox", 0))
         yield ob
+        vr = CounterMetricFamily("hub_vdxp_requests", "VDXP requests by operation and outcome (OK or the ErrorCode)",
+                                 labels=["operation", "outcome"])
+        for (op, outcome), n in sorted(s.get("vdxp", {}).items()):
+            vr.add_metric([op, outcome], n)
+        yield vr
         ce = GaugeMetricFamily("hub_certificate_days_to_expiry", "Days until a pinned certificate expires",
                                labels=["agency", "fingerprint"])
         for code, fp, days in s.get("certs", []):
@@ -118,7 +123,8 @@ class _HubCollector:
 
 
 async def _snapshot(state) -> dict:
-    snap: dict = {"stats": {}, "by_reason": {}, "by_auth": {}, "seconds": {}, "queues": {}, "certs": []}
+    snap: dict = {"stats": {}, "by_reason": {}, "by_auth": {}, "seconds": {}, "queues": {}, "certs": [],
+                  "vdxp": dict(state.vdxp_requests)}
     hub = state.hub
     if hub is not None:
         for w in hub.workers:

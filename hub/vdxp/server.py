@@ -33,6 +33,7 @@ BOX = web.AppKey("vdxp_box", dict)
 STATE = web.AppKey("vdxp_state", object)  # hub.api.app.ApiState (not imported: the API mounts us)
 AUTH_CODES = {"vdxp.auth_missing", "vdxp.unknown_system", "vdxp.bad_signature", "vdxp.header_mismatch"}
 UNAVAILABLE = (OperationalError, DBAPIError, TransientError, ConnectionError, OSError, asyncio.TimeoutError)
+OUTCOME = "X-Hub-Vdxp-Outcome"  # internal: from refuse() to count_requests, never sent
 TIMEOUT = 50.0  # seconds; the API's outer limit is 60 (hub.api.errors.REQUEST_TIMEOUT)
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y",
                 "%d-%m-%Y")
@@ -53,8 +54,24 @@ def _status_for(code: str) -> int:
 def refuse(op: str, code: str, message: str, status: int | None = None) -> web.Response:
     status = status or _status_for(code)
     if op == "downloadEdoc":
-        return web.Response(status=status if status != 200 else 404)  # empty body: never saved as the file
-    return answer(failure(code, message, **({"DocId": ""} if op == "sendEdoc" else {})), status)
+        response = web.Response(status=status if status != 200 else 404)  # empty body: never saved as the file
+    else:
+        response = answer(failure(code, message, **({"DocId": ""} if op == "sendEdoc" else {})), status)
+    response.headers[OUTCOME] = code  # read (and removed) by count_requests
+    return response
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    """``hub_vdxp_requests{operation, outcome}`` for /metrics (outcome: OK or the ErrorCode)."""
+    response = await handler(request)
+    op = request.match_info.get("op", "")
+    op = op if op in OPERATIONS else "other"
+    outcome = response.headers.get(OUTCOME, "OK")
+    counts = request.app[STATE].vdxp_requests
+    counts[(op, outcome)] = counts.get((op, outcome), 0) + 1
+    response.headers.popall(OUTCOME, None)
+    return response
 
 
 @web.middleware
@@ -306,7 +323,7 @@ async def expect_continue(request: web.Request) -> None:
 
 def create_vdxp_app(state) -> web.Application:
     """The sub-application mounted at /vdxp on the API (``hub serve``)."""
-    app = web.Application(middlewares=[envelope_errors])
+    app = web.Application(middlewares=[count_requests, envelope_errors])
     app[STATE] = state
     app[BOX] = {}
     # Every method reaches the handler (which refuses all but GET and POST in the envelope), so

@@ -74,4 +74,8 @@ async def test_secrets_never_in_logs_metrics_or_errors(env, caplog):
         status, body = await api.call("GET", "/api/v1/audit/entries?event=vdxp.*", "auditor")
         texts.append(json.dumps(body))
     assert "vdxp.bad_signature" in texts[1]
+    metrics = texts[3]
+    assert 'hub_vdxp_requests_total{operation="getReceivedEdocList",outcome="vdxp.bad_signature"} 1.0' in metrics
+    assert 'hub_vdxp_requests_total{operation="getReceivedEdocList",outcome="OK"} 1.0' in metrics
+    assert 'hub_vdxp_requests_total{operation="getEdoc",outcome="vdxp.unknown_document"} 1.0' in metrics
     assert all(secret not in t for t in texts) and secret not in caplog.text
