@@ -177,6 +177,28 @@ async def cmd_agency_show(args, settings: Settings) -> int:
     return 0
 
 
+async def cmd_agency_auth_report(args, settings: Settings) -> int:
+    from hub.audit.auth_report import auth_report
+    from hub.audit.query import parse_time
+    from hub.context import open_engine
+    from hub.registry import codes
+
+    since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+    agency = codes.check(args.agency, "--agency") if args.agency else None
+    async with open_engine(settings) as engine:
+        rep = await auth_report(engine, since=since, until=until, agency=agency)
+    if args.json:
+        _out(json.dumps(rep, ensure_ascii=False, indent=1))
+        return 0
+    _out(f"packages accepted {rep['since'] or 'since the beginning'} .. {rep['until'] or 'now'}, by how they were "
+         "authenticated")
+    _out(f"{'CODE':<14} {'PROFILE':<7} {'SIGNATURE':>10} {'SHA-1':>8} {'CONNECTION':>11} {'TOTAL':>8}  NAME")
+    for r in rep["agencies"] + [{"code": "total", "name": "", "profile": "", **rep["totals"]}]:
+        _out(f"{r['code']:<14} {r['profile'] or '-':<7} {r['signature']:>10} {r['signature-sha1']:>8} "
+             f"{r['connection']:>11} {r['total']:>8}  {r['name']}")
+    return 0
+
+
 async def cmd_agency_import(args, settings: Settings) -> int:
     import time
 
@@ -345,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     x = ag.add_parser("import", help="load a directory CSV (code,name,served_by,accepts,connected)")
     x.add_argument("file")
     x.set_defaults(func=cmd_agency_import)
+    x = ag.add_parser("auth-report", help="per agency, packages authenticated by signature, SHA-1 or connection")
+    x.add_argument("--since", help="ISO 8601 date or time (UTC if no offset); default: the beginning")
+    x.add_argument("--until", help="ISO 8601 date or time, exclusive; default: now")
+    x.add_argument("--agency", metavar="CODE", help="only this sender")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(func=cmd_agency_auth_report)
     x = ag.add_parser("retire", help="retire an agency, or with --cert one of its certificates")
     x.add_argument("code")
     x.add_argument("--cert", metavar="SHA256", help="fingerprint of the certificate to retire")

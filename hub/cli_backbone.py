@@ -181,7 +181,8 @@ def register(sub) -> None:
     x.add_argument("--code", required=True, choices=["01", "02", "03", "04", "05", "06", "13", "15", "16"])
     x.add_argument("--reason", help="Description (required for 02)")
     x.add_argument("--as", dest="as_code", required=True, metavar="CODE")
-    x.add_argument("--to", help="the document's original sender (default: from the DocumentId)")
+    x.add_argument("--to", help="the document's original sender (default: from the DocumentId); for 13: the "
+                   "recipient whose copy is recalled (default: every copy)")
     x.add_argument("--key")
     x.add_argument("--cert")
     x.add_argument("--amqp-url")

@@ -7,6 +7,7 @@ nothing); every write is admin-only and is recorded in ``records`` with the call
 GET   /api/v1/admin/agencies                  list/search (?search, limit, offset, connected)
 POST  /api/v1/admin/agencies                  register (201)
 POST  /api/v1/admin/agencies/import           directory CSV (text/csv) -> added, updated, line errors
+GET   /api/v1/admin/auth-report                per agency: packages by signature / signature-sha1 / connection
 GET   /api/v1/admin/agencies/{code}           one agency with its certificates and days to expiry
 PATCH /api/v1/admin/agencies/{code}           name, accepts, served_by, ..., add/retire certificates
 POST  /api/v1/admin/agencies/{code}/retire    retire (it sends and receives nothing more)
@@ -47,6 +48,8 @@ from hub.backbone.base import inbox_queue
 from hub.errors import ConflictError, HubError, TransientError, UsageError
 from hub.pipeline.deadletters import list_dead, settle_dead
 from hub.pki.certs import fingerprint
+from hub.audit.auth_report import auth_report
+from hub.audit.query import parse_time
 from hub.registry import codes
 from hub.registry.model import PROFILES
 from hub.registry.store import (
@@ -461,6 +464,21 @@ async def agency_retire(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"agency {code} is not registered")
     await retire_agency(state.engine, code, actor=_actor(request))
     return web.json_response(await _one_agency(state.engine, code))
+
+
+@routes.get("/api/v1/admin/auth-report")
+@requires(*READ)
+async def auth_report_get(request: web.Request) -> web.Response:
+    """Per agency, how many accepted packages were authenticated by signature, SHA-1 signature
+    or connection alone, over ``since`` .. ``until`` (ISO 8601; default: everything)."""
+    state = request.app[STATE]
+    unknown = sorted(set(request.query) - {"since", "until", "agency"})
+    if unknown:
+        raise _bad(unknown[0], "unknown query parameter; use since, until, agency")
+    since = parse_time(request.query.get("since"), "since")
+    until = parse_time(request.query.get("until"), "until")
+    agency = _code(request.query["agency"], "agency") if request.query.get("agency") else None
+    return web.json_response(await auth_report(state.engine, since=since, until=until, agency=agency))
 
 
 @routes.post("/api/v1/admin/agencies/import")

@@ -188,6 +188,13 @@ SCHEMAS: dict = {
     "Profile": {"type": "string", "enum": ["strict", "sdk"],
                 "description": "signatures: strict (XML-DSig, SHA-256+) or sdk (the national SDK's skeleton or no "
                                "signature, accepted only over the agency's own authenticated connection)"},
+    "AuthCounts": obj({"signature": INT, "signature-sha1": INT, "connection": INT, "total": INT}),
+    "AuthReport": obj({
+        "since": nullable(STR), "until": nullable(STR),
+        "agencies": arr(obj({"code": STR, "name": STR, "profile": nullable(STR), "signature": INT,
+                             "signature-sha1": INT, "connection": INT, "total": INT})),
+        "totals": ref("AuthCounts"),
+    }),
     "AgencyList": obj({"total": INT, "limit": INT, "offset": INT, "agencies": arr(ref("Agency"))}),
     "Accepts": nullable({
         "oneOf": [
@@ -426,6 +433,13 @@ PATHS: dict = {
         "post": op("Register an agency", ok(201, ref("Agency"), "Registered"), (400, 409), roles=ADMIN,
                    body=json_body(ref("AgencyInput"))),
     },
+    "/api/v1/admin/auth-report": {"get": op(
+        "How each agency's packages were authenticated", ok(200, ref("AuthReport")), (400,), roles=READERS,
+        params=[q("since", {"type": "string"}, "ISO 8601 date or time (UTC if no offset); default: the beginning"),
+                q("until", {"type": "string"}, "ISO 8601, exclusive; default: now"),
+                q("agency", CODE, "only this sender")],
+        description="Accepted packages per sender: signature, signature-sha1 or connection (unsigned, accepted "
+                    "only over the sender's own connection under the sdk profile).")},
     "/api/v1/admin/agencies/import": {"post": op(
         "Import a directory CSV", ok(200, ref("ImportResult")), (400,), roles=ADMIN,
         body={"description": "CSV with a header row: code,name[,served_by][,accepts][,connected]", "required": True,

@@ -22,9 +22,10 @@ import base64
 import binascii
 import copy
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
@@ -67,6 +68,11 @@ class SignatureInfo:
     subject_name: str = ""  # KeyInfo/X509Data/X509SubjectName, as written
     skeleton_reasons: tuple[str, ...] = ()  # why an SDK signature is only a placeholder
 
+    def __reduce__(self):
+        # Verdicts cross process boundaries (the check pool); certificates do not pickle.
+        kw = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "certificates"}
+        return _rebuild, (kw, tuple(c.public_bytes(serialization.Encoding.DER) for c in self.certificates))
+
     @property
     def is_sdk(self) -> bool:
         return self.kind in (KIND_SDK, KIND_SKELETON)
@@ -90,6 +96,10 @@ class SignatureInfo:
         if self.kind == KIND_SKELETON:
             return f"{what}, a placeholder skeleton ({'; '.join(self.skeleton_reasons)})"
         return f"{what}, with values that may verify ({algs})"
+
+
+def _rebuild(kw: dict, ders: tuple[bytes, ...]) -> SignatureInfo:
+    return SignatureInfo(**kw, certificates=tuple(load_der_cached(d) for d in ders))
 
 
 def _text(el: etree._Element | None, path: str) -> str:

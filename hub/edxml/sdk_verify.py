@@ -26,11 +26,13 @@ from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
 from hub.edxml.dsig_fast import detach
+from hub.edxml.sdk_signature import as_xmldsig
 from hub.errors import SignatureError
 from hub.pki.certs import load_der_cached
 from hub.pki.chain import TrustStore
 
 _E = "{" + EDXML_NS + "}"
+_DS = "{" + DSIG_NS + "}"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 # The SDK names exclusive C14N with a URI that is not the W3C one; both mean the same thing.
@@ -97,6 +99,35 @@ def _one(el: etree._Element, tag: str, element: str, code: str = "signature.inva
     return found[0]
 
 
+def _one_any(el: etree._Element, tag: str, element: str, code: str = "signature.invalid") -> etree._Element:
+    """Like :func:`_one`, in either namespace (the verified SignedInfo may be XML-DSig's)."""
+    found = [c for c in el if isinstance(c.tag, str) and etree.QName(c).localname == tag]
+    if len(found) != 1:
+        raise SignatureError(f"the SDK Signature needs exactly one {tag} (found {len(found)})", code=code,
+                             element=element)
+    return found[0]
+
+
+def _value_verifies(leaf: x509.Certificate, sm: str, raw: bytes, signed_info: bytes) -> bool:
+    kind, hash_cls = SIGNATURE_METHODS[sm]
+    key = leaf.public_key()
+    try:
+        if kind == "rsa" and isinstance(key, rsa.RSAPublicKey):
+            key.verify(raw, signed_info, PKCS1v15(), hash_cls())
+            return True
+        if kind == "ec" and isinstance(key, ec.EllipticCurvePublicKey):
+            n = (key.key_size + 7) // 8
+            if len(raw) != 2 * n:
+                return False
+            der = utils.encode_dss_signature(int.from_bytes(raw[:n], "big"), int.from_bytes(raw[n:], "big"))
+            key.verify(der, signed_info, ec.ECDSA(hash_cls()))
+            return True
+    except CryptoInvalidSignature:
+        return False
+    raise SignatureError(f"SignatureMethod {sm} does not fit the certificate's key",
+                         element="Signature/SignedInfo/SignatureMethod")
+
+
 def _c14n(el: etree._Element, uri: str | None) -> bytes:
     exclusive = uri in EXC_C14N
     return etree.tostring(el, method="c14n", exclusive=exclusive, with_comments=False)
@@ -117,9 +148,9 @@ def verify_sdk_signature(root: etree._Element, sig: etree._Element, trust: Trust
     """
     si = _one(sig, "SignedInfo", "Signature/SignedInfo")
     cm = _one(si, "CanonicalizationMethod", "Signature/SignedInfo/CanonicalizationMethod").get("Algorithm")
-    if cm != C14N_10:
-        raise SignatureError(f"the SDK Signature must canonicalise SignedInfo with C14N 1.0 ({C14N_10}), not {cm}",
-                             element="Signature/SignedInfo/CanonicalizationMethod")
+    if cm != C14N_10 and cm not in EXC_C14N:
+        raise SignatureError(f"the SDK Signature must canonicalise SignedInfo with C14N 1.0 ({C14N_10}) or "
+                             f"exclusive C14N, not {cm}", element="Signature/SignedInfo/CanonicalizationMethod")
     sm = _one(si, "SignatureMethod", "Signature/SignedInfo/SignatureMethod").get("Algorithm", "")
     if sm not in SIGNATURE_METHODS:
         raise SignatureError(f"SignatureMethod {sm or '(none)'} is not accepted; use RSA-SHA1 or stronger",
@@ -131,40 +162,31 @@ def verify_sdk_signature(root: etree._Element, sig: etree._Element, trust: Trust
     ordered = _leaf_first(certs)
     chain = trust.verify(ordered[0], ordered[1:], at or datetime.now(timezone.utc))
     leaf = chain[0]
-    signed_info = _c14n(si, cm)
     try:
         raw = base64.b64decode(_b64_text(sig.find(f"{_E}SignatureValue")), validate=True)
     except (ValueError, binascii.Error) as e:
         raise SignatureError("SignatureValue is not base64", element="Signature/SignatureValue") from e
-    kind, hash_cls = SIGNATURE_METHODS[sm]
-    key = leaf.public_key()
-    try:
-        if kind == "rsa" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(raw, signed_info, PKCS1v15(), hash_cls())
-        elif kind == "ec" and isinstance(key, ec.EllipticCurvePublicKey):
-            n = (key.key_size + 7) // 8
-            if len(raw) != 2 * n:
-                raise CryptoInvalidSignature()
-            der = utils.encode_dss_signature(int.from_bytes(raw[:n], "big"), int.from_bytes(raw[n:], "big"))
-            key.verify(der, signed_info, ec.ECDSA(hash_cls()))
-        else:
-            raise SignatureError(f"SignatureMethod {sm} does not fit the certificate's key",
-                                 element="Signature/SignedInfo/SignatureMethod")
-    except CryptoInvalidSignature as e:
+    # SDK-based systems that really sign compute XML-DSig with Signature in the XML-DSig namespace
+    # and then write it into the edXML namespace; a signer of the SDK's shape signs it as written.
+    # The value must verify over one of the two (both cover the same digest of the same package).
+    moved = as_xmldsig(root).find(f"{_E}edXMLEnvelope/{_E}edXMLHeader/{_DS}Signature/{_DS}SignedInfo")
+    candidates = [_c14n(si, cm)] + ([_c14n(moved, cm)] if moved is not None else [])
+    signed_info = next((c for c in candidates if _value_verifies(leaf, sm, raw, c)), None)
+    if signed_info is None:
         raise SignatureError("the signature value does not verify with the certificate in KeyInfo",
-                             element="Signature/SignatureValue") from e
+                             element="Signature/SignatureValue")
     # Read the reference from what was verified, never from the raw tree.
     vsi = etree.fromstring(signed_info, parser=_PARSER)
-    ref = _one(vsi, "Reference", "Signature/SignedInfo/Reference", code="signature.reference")
+    ref = _one_any(vsi, "Reference", "Signature/SignedInfo/Reference", code="signature.reference")
     if ref.get("URI") != "":
         raise SignatureError(f"the signature's Reference must be URI=\"\" (the whole package), not {ref.get('URI')!r}",
                              code="signature.reference", element="Signature/SignedInfo/Reference")
-    transforms = [t.get("Algorithm") for t in ref.findall(f"{_E}Transforms/{_E}Transform")]
+    transforms = [t.get("Algorithm") for t in ref.findall("{*}Transforms/{*}Transform")]
     c14n_uri = transforms[1] if len(transforms) == 2 else C14N_10
     if not transforms or transforms[0] != ENVELOPED or len(transforms) > 2 or c14n_uri not in EXC_C14N | {C14N_10}:
         raise SignatureError(f"Reference transforms must be enveloped-signature then a C14N method, found {transforms}",
                              code="signature.reference", element="Signature/SignedInfo/Reference/Transforms")
-    dm = _one(ref, "DigestMethod", "Signature/SignedInfo/Reference/DigestMethod").get("Algorithm", "")
+    dm = _one_any(ref, "DigestMethod", "Signature/SignedInfo/Reference/DigestMethod").get("Algorithm", "")
     if dm not in DIGESTS:
         raise SignatureError(f"DigestMethod {dm or '(none)'} is not accepted; use SHA-1 or stronger",
                              code="signature.weak_algorithm", element="Signature/SignedInfo/Reference/DigestMethod")
@@ -174,8 +196,8 @@ def verify_sdk_signature(root: etree._Element, sig: etree._Element, trust: Trust
     finally:
         undo()
     try:
-        expected = base64.b64decode(_b64_text(_one(ref, "DigestValue", "Signature/SignedInfo/Reference/DigestValue")),
-                                    validate=True)
+        expected = base64.b64decode(
+            _b64_text(_one_any(ref, "DigestValue", "Signature/SignedInfo/Reference/DigestValue")), validate=True)
     except (ValueError, binascii.Error) as e:
         raise SignatureError("DigestValue is not base64", element="Signature/SignedInfo/Reference/DigestValue") from e
     if not hmac.compare_digest(DIGESTS[dm](signed_bytes).digest(), expected):

@@ -43,6 +43,9 @@ STATUS_HEADER: dict[str, tuple[int, int | None]] = {
 }
 TRACE_LIST: dict[str, tuple[int, int | None]] = {"TraceHeader": (0, UNBOUNDED), "Bussiness": (0, 1), "Paper": (0, 1)}
 
+_QNAMES = {name: q(name) for name in (*EDOC_HEADER, *STATUS_HEADER, *TRACE_LIST)}
+_ENVELOPE, _HEADER, _STATUS, _MESSAGE_HEADER, _TRACE_LIST, _RESPONSE_FOR = (
+    q(n) for n in ("edXMLEnvelope", "edXMLHeader", "Status", "MessageHeader", "TraceHeaderList", "ResponseFor"))
 _EDOC_ONLY = sorted(set(EDOC_HEADER) - set(STATUS_HEADER))
 _STATUS_ONLY = sorted(set(STATUS_HEADER) - set(EDOC_HEADER))
 
@@ -72,17 +75,27 @@ def _required(rules: dict[str, tuple[int, int | None]]) -> str:
     return ", ".join(parts)
 
 
-def _cardinality(container: etree._Element, rules: dict[str, tuple[int, int | None]], what: str) -> list[Problem]:
-    found: dict[str, list[etree._Element]] = {}
+def _counts(container: etree._Element) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for child in container:
+        tag = child.tag
+        if isinstance(tag, str):
+            counts[tag] = counts.get(tag, 0) + 1
+    return counts
+
+
+def _cardinality(container: etree._Element, rules: dict[str, tuple[int, int | None]], what: str,
+                 counts: dict[str, int] | None = None) -> list[Problem]:
+    """Too many or too few of each child ``rules`` names (the hot path: counts, no paths)."""
+    counts = _counts(container) if counts is None else counts
     out: list[Problem] = []
-    for child in _children(container):
-        found.setdefault(local_name(child), []).append(child)
     for name, (lo, hi) in rules.items():
-        els = found.get(name, [])
-        if hi is not None and len(els) > hi:
-            out.append(Problem(els[hi], f"{short_path(els[hi])}: {name} may appear at most once in "
-                                        f"{local_name(container)} (found {len(els)})"))
-        if len(els) < lo:
+        n = counts.get(_QNAMES.get(name) or q(name), 0)
+        if hi is not None and n > hi:
+            extra = container.findall(q(name))[hi]
+            out.append(Problem(extra, f"{short_path(extra)}: {name} may appear at most once in "
+                                      f"{local_name(container)} (found {n})"))
+        if n < lo:
             out.append(Problem(container, f"{short_path(container)} is missing {name} "
                                           f"({what} needs {_required(rules)})"))
     return out
@@ -112,13 +125,13 @@ def _status_extras(root: etree._Element, envelope: etree._Element, header: etree
 
 def problems(root: etree._Element) -> list[Problem]:
     """Every structural rule ``root`` (an XSD-valid ``edXML`` tree) breaks, in document order."""
-    envelope = root.find(q("edXMLEnvelope"))
-    header = envelope.find(q("edXMLHeader")) if envelope is not None else None
+    envelope = root.find(_ENVELOPE)
+    header = envelope.find(_HEADER) if envelope is not None else None
     if header is None:
         return []  # the XSD says so
     out: list[Problem] = []
-    status = header.find(q("Status"))
-    mh = header.find(q("MessageHeader"))
+    status = header.find(_STATUS)
+    mh = header.find(_MESSAGE_HEADER)
     if status is not None:
         out += _response_for_all(status, in_status=True)
         out += _status_extras(root, envelope, header)
@@ -131,13 +144,15 @@ def problems(root: etree._Element) -> list[Problem]:
         out += _response_for_all(mh, in_status=True)
         out += _status_extras(root, envelope, header)
     elif mh is not None:
-        for child in _children(mh):
+        counts = _counts(mh)
+        for child in (_children(mh) if any(_QNAMES[n] in counts for n in _STATUS_ONLY) else ()):
             if local_name(child) in _STATUS_ONLY:
                 out.append(Problem(child, f"{short_path(child)} belongs to a status package, and this MessageHeader has "
                                           f"no StatusCode (an edoc's MessageHeader has no {', '.join(_STATUS_ONLY)})"))
-        out += _cardinality(mh, EDOC_HEADER, "an edoc's MessageHeader")
-        out += _response_for_all(mh, in_status=False)
-        thl = header.find(q("TraceHeaderList"))
+        out += _cardinality(mh, EDOC_HEADER, "an edoc's MessageHeader", counts)
+        if _RESPONSE_FOR in counts:
+            out += _response_for_all(mh, in_status=False)
+        thl = header.find(_TRACE_LIST)
         if thl is None:
             out.append(Problem(header, f"{short_path(header)} is missing TraceHeaderList "
                                        "(an edoc needs one after MessageHeader; it may be empty)"))
@@ -151,6 +166,7 @@ def problems(root: etree._Element) -> list[Problem]:
 
 def _response_for_all(container: etree._Element, in_status: bool) -> list[Problem]:
     out = []
-    for rf in container.findall(q("ResponseFor")):
-        out += _response_for(rf, in_status)
+    for rf in container:
+        if rf.tag == _RESPONSE_FOR:
+            out += _response_for(rf, in_status)
     return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hub.edxml.model import StatusPackage
 from hub.errors import AuthorityError
-from hub.pipeline.lifecycle import RECALL, REVOCATION, UPDATE, CopyState, advance, replay
+from hub.pipeline.lifecycle import AGREE, RECALL, REFUSE, REVOCATION, UPDATE, CopyState, advance, replay
 from hub.registry.model import Registry
 
 
@@ -27,6 +27,11 @@ def document_keys(st: StatusPackage) -> list[tuple[str, str]]:
     if st.status_code == RECALL:
         return [(st.sender.organ_id, rf.document_id), (rf.organ_id, rf.document_id)]
     return [(rf.organ_id, rf.document_id)]
+
+
+def is_answer(code: str) -> bool:
+    """15/16: an answer to a recall, a revocation or an update."""
+    return code in (AGREE, REFUSE)
 
 
 @dataclass(frozen=True)

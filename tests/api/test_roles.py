@@ -76,6 +76,7 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
         Row("GET", "/api/v1/admin/agencies", "/api/v1/admin/agencies?search=H4", READ),
         Row("POST", "/api/v1/admin/agencies", "/api/v1/admin/agencies", write(201),
             {"json": {"code": H50, "name": "Năm mươi", "accepts": ["1"]}}),
+        Row("GET", "/api/v1/admin/auth-report", "/api/v1/admin/auth-report?since=2026-01-01", READ),
         Row("POST", "/api/v1/admin/agencies/import", "/api/v1/admin/agencies/import", write(200),
             {"data": f"code,name\n{H60},Sáu mươi\n".encode(), "headers": {"Content-Type": "text/csv"}}),
         Row("GET", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{G22}", READ),

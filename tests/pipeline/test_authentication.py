@@ -259,3 +259,69 @@ def test_both_signatures_are_refused(pki):
     with pytest.raises(SignatureError) as e:
         authenticate(root, "sdk", pki.trust())
     assert e.value.code == "signature.multiple"
+
+
+# --- the SDK's Signature through every check ----------------------------------------------------
+
+def test_sdk_signature_with_real_values_through_the_checks(ctx, strict_ctx, pki):
+    # written in the SDK's shape (C14N 1.0, RSA-SHA1): verified, flagged sha1
+    data = etree.tostring(_sdk_signed(pki, unsigned_edoc()), xml_declaration=True, encoding="UTF-8")
+    v = check_package(data, ctx, connection=own(G22))
+    assert v.accepted and v.authenticated_by == "signature-sha1" and v.legacy_sha1, v.message
+    assert v.signer_fingerprint == pki.ids[G22].fp
+    # from another system's connection it is still impersonation (signed, but handed over by H41)
+    assert check_package(data, ctx, connection=own(H41)).reason == "authority.impersonation"
+    # strict agencies do not get this allowance
+    assert check_package(data, strict_ctx, connection=own(G22)).reason == "signature.not_xmldsig"
+
+
+def test_xmldsig_written_into_the_edxml_namespace_verifies(ctx, pki):
+    """What an SDK-based system that really signs sends: XML-DSig computed in its namespace,
+    then written as the SDK's Signature."""
+    from tests.edxml.test_sdk_signature import sdk_signed
+
+    data = sdk_signed(pki.ids[G22])
+    v = check_package(data, ctx, connection=own(G22))
+    assert v.accepted and v.authenticated_by == "signature", v.message
+    changed = data.replace(b"<edXML:Subject>", b"<edXML:Subject>X")
+    v = check_package(changed, ctx, connection=own(G22))
+    assert not v.accepted and v.reason == "signature.digest_mismatch"  # signed but wrong: never "connection"
+
+
+def test_sdk_signature_by_another_agency_is_not_pinned(ctx, pki):
+    data = etree.tostring(_sdk_signed(pki, unsigned_edoc(), code=H41), xml_declaration=True, encoding="UTF-8")
+    v = check_package(data, ctx, connection=own(G22))
+    assert not v.accepted and v.reason == "trust.not_pinned"
+
+
+def test_skeleton_through_the_checks(ctx):
+    data = etree.tostring(skeleton(unsigned_edoc()), xml_declaration=True, encoding="UTF-8")
+    v = check_package(data, ctx, connection=own(G22))
+    assert v.accepted and v.authenticated_by == "connection", v.message
+    assert check_package(data, ctx, connection=own(H41)).reason == "authority.impersonation"
+
+
+def test_verdicts_cross_process_boundaries(ctx, pki):
+    """The check pool sends verdicts back pickled; the signature info carries certificates."""
+    import pickle
+
+    from hub.pipeline.runner import CheckRunner
+
+    data = etree.tostring(_sdk_signed(pki, unsigned_edoc()), xml_declaration=True, encoding="UTF-8")
+    v = check_package(data, ctx, connection=own(G22))
+    back = pickle.loads(pickle.dumps(v))
+    assert back.signature.certificates == (pki.ids[G22].cert,) and back.authenticated_by == "signature-sha1"
+
+    import asyncio
+
+    async def run() -> list:
+        runner = CheckRunner(processes=1)
+        runner.set_context(ctx)
+        try:
+            return await runner.check_many([(data, own(G22)), (unsigned_edoc(), G22), (unsigned_edoc(), H41)])
+        finally:
+            runner.close()
+
+    got = asyncio.run(run())
+    assert [(x.accepted, x.authenticated_by or x.reason) for x in got] == [
+        (True, "signature-sha1"), (True, "connection"), (False, "authority.impersonation")]

@@ -147,6 +147,10 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
         await h44.send_status(G22, update.document_id, "16", "Không đồng ý cập nhật")
         [refuse] = await drain(g, 1)
         assert refuse.package().status_code == "16"
+        # an answer naming the earlier document answers the update acting on it
+        await h41.send_status(G22, second.document_id, "15", "Đồng ý cập nhật")
+        [agree] = await drain(g, 1)
+        assert agree.package().status_code == "15"
         # --- a recall answered 15, another answered 16 (back to the state before the recall)
         third = make_edoc(G22, (H41, H44))
         await _send_and_receive(g, third, h41, h44)
@@ -170,7 +174,8 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
         return dict(await rows(env, q))
 
     assert await state(revocation.document_id) == {H41: "15"}
-    assert await state(update.document_id) == {H41: None, H44: "16"}
+    assert await state(update.document_id) == {H41: "15", H44: "16"}
+    assert await state(second.document_id) == {H41: None}  # the answer went to the update
     assert await state(third.document_id) == {H41: "15", H44: "05"}
     links = await rows(env, sa.select(documents.c.document_id, documents.c.business_type, documents.c.refers_to))
     by_id = {d: (b, r) for d, b, r in links}
@@ -191,3 +196,77 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
          .where(documents.c.document_id == third.document_id, deliveries.c.recipient == H44)
          .order_by(status_history.c.id))
     assert [c for (c,) in await rows(env, q)] == ["03", "13", "16", "05"]
+
+
+async def test_each_way_of_authentication_is_reported(env):
+    """The document view says how a package was authenticated; the admin API and the CLI count,
+    per agency, the packages that came in each way."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import quote
+
+    from tests.apienv import api_for
+
+    await set_profile(env, G22, "sdk")
+    async with env.running():
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        unsigned = make_edoc(G22, (H41,))
+        await g.publish(build_edoc(unsigned, []))
+        signed = make_edoc(G22, (H41,))
+        await g.send_document(signed, [])
+        await drain(h41, 2)
+        async with api_for(env) as api:
+            status, rep = await api.call("GET", "/api/v1/admin/auth-report?since=2000-01-01", "auditor")
+            assert status == 200, rep
+            [row] = rep["agencies"]
+            assert row["code"] == G22 and row["profile"] == "sdk"
+            assert (row["signature"], row["signature-sha1"], row["connection"], row["total"]) == (1, 0, 1, 2)
+            status, rep = await api.call("GET", "/api/v1/admin/auth-report?until=2000-01-01", "admin")
+            assert status == 200 and rep["agencies"] == [] and rep["totals"]["total"] == 0
+            status, _ = await api.call("GET", "/api/v1/admin/auth-report?agency=nope", "admin")
+            assert status == 400
+            for doc, way in ((unsigned, "connection"), (signed, "signature")):
+                status, view = await api.call("GET", f"/api/v1/documents/{quote(doc.document_id, safe='')}", "g22")
+                assert status == 200 and view["authenticated_by"] == way, view
+            status, trail = await api.call(
+                "GET", f"/api/v1/audit/documents/{quote(unsigned.document_id, safe='')}/trail", "auditor")
+            assert status == 200 and trail["document"]["authenticated_by"] == "connection", trail
+    cli_env = {**os.environ, "HUB_DATABASE_URL": env.settings.database_url,
+               "HUB_DATA_DIR": str(env.settings.data_dir)}
+    cli_env.pop("HUB_AMQP_URL", None)
+    p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--json"], capture_output=True,
+                       text=True, env=cli_env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["totals"] == {"signature": 1, "signature-sha1": 0, "connection": 1, "total": 2}
+    p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--agency", G22],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert G22 in p.stdout and "CONNECTION" in p.stdout
+
+
+async def test_evidence_bundle_of_a_package_authenticated_by_its_connection(env):
+    """The bundle of an unsigned sdk package verifies offline, saying what authenticated it."""
+    from hub.audit.bundle import export_bundle, verify_bundle
+    from hub.audit.sealer import seal
+    from hub.pki.identity import Identity
+    from hub.registry.store import load_trust
+    from tests.conftest import HUB
+
+    await set_profile(env, G22, "sdk")
+    async with env.running():
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        doc = make_edoc(G22, (H41,))
+        await g.publish(build_edoc(doc, []))
+        await drain(h41, 1)
+    engine = make_engine(env.settings.database_url)
+    hub = Identity.load(HUB, env.settings.key_file, env.settings.cert_file)
+    try:
+        await seal(engine, hub)
+        data = await export_bundle(engine, doc.document_id, hub.cert, await load_trust(engine), identity=hub)
+    finally:
+        await engine.dispose()
+    ok, lines = verify_bundle(data, hub_cert=env.pki.ids[HUB].cert, trust_anchors=[env.pki.ca_cert])
+    assert ok, "\n".join(lines)
+    assert any("accepted as authenticated by its sender's own connection" in line for line in lines), lines
