@@ -79,6 +79,9 @@ async def send(state, system: System, data: bytes) -> tuple[str, bool]:
         raise VdxpError(message, code="state.duplicate_conflict", element="MessageHeader/DocumentId")
     # Published first, remembered second: if remembering fails the client retries, and the
     # workers recognise the same bytes as a duplicate; the other order could lose a package.
+    # Like the gateway, no audit entry here on success: the workers record the package
+    # (package.received, same SHA-256); vdxp_sent maps the DocId to it (an entry here, under
+    # the audit log's lock, cost a third of the sendEdoc rate).
     await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user, headers={
         C.H_GATEWAY_AGENCY: system.agency, H_VDXP_SYSTEM: system.id, C.H_SUBMITTED_AT: time.time()})
     doc_id = str(uuid.uuid4())
@@ -88,9 +91,6 @@ async def send(state, system: System, data: bytes) -> tuple[str, bool]:
                 doc_id=doc_id, system=system.id, agency=system.agency, sha256=sha, document_id=package.document_id,
                 sender=package.sender.organ_id, kind=package.kind,
                 recipients=",".join(r.recipient for r in verdict.routes), sent_at=utcnow()))
-            await append_rows(conn, [record_row(
-                "vdxp.submitted", actor=f"vdxp:{system.id}", document_id=package.document_id,
-                sender=package.sender.organ_id, sha256=sha, details={"docId": doc_id, "via": "vdxp"})])
     except IntegrityError:  # the same request raced itself: one DocId
         doc_id = await _known(engine, system, sha)
         if doc_id is None:
