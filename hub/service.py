@@ -82,11 +82,13 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
 
 @asynccontextmanager
 async def running_api(hub: Hub, host: str = "127.0.0.1", port: int = 8080, ssl_context=None):
-    """The HTTP API beside the workers, sharing their engine and broker connection."""
+    """The HTTP API and the operators' console beside the workers, sharing their engine and broker."""
     from hub.api.app import ApiState, create_app, start_site
+    from hub.web import pages
 
     state = ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub)
     app = create_app(state)
+    pages.setup(app)  # the console under /admin (it reads the API's state; the API knows nothing of it)
     runner = await start_site(app, host, port, ssl_context)
     try:
         yield app, runner

@@ -198,3 +198,14 @@ def db_url(request, tmp_path):
         yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+async def migrated_engine(db_url):
+    """An engine on ``db_url`` (SQLite and PostgreSQL) with the schema migrated, disposed after."""
+    from hub.store.engine import make_engine, migrate
+
+    e = make_engine(db_url)
+    await migrate(e)
+    yield e
+    await e.dispose()

@@ -680,10 +680,9 @@ async def _passive(backbone, names: list[str]) -> list[dict]:
     return out
 
 
-@routes.get("/api/v1/admin/queues")
-@requires(*READ)
-async def queues(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+async def queue_stats(state) -> tuple[str, list[dict]]:
+    """("management" | "passive", per queue: depth, unacknowledged, consumers, rates, oldest age) for
+    hub.intake, hub.dead and every connected system's inbox and urgent inbox."""
     async with state.engine.connect() as conn:
         systems = [c for (c,) in (await conn.execute(
             sa.select(agencies.c.code).where(agencies.c.connected.is_(True)).order_by(agencies.c.code))).all()]
@@ -701,6 +700,13 @@ async def queues(request: web.Request) -> web.Response:
                 if q["name"] in counted and counted[q["name"]]["exists"]:
                     q["depth"] = counted[q["name"]]["depth"] if q["depth"] is None else q["depth"]
                     q["consumers"] = counted[q["name"]]["consumers"] if q["consumers"] is None else q["consumers"]
+    return source, found
+
+
+@routes.get("/api/v1/admin/queues")
+@requires(*READ)
+async def queues(request: web.Request) -> web.Response:
+    source, found = await queue_stats(request.app[STATE])
     return web.json_response({"source": source, "queues": found})
 
 

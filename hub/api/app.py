@@ -136,7 +136,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
 
 def create_app(state: ApiState) -> web.Application:
     from hub.api import admin, gateway, health, openapi
-    from hub.api import audit, vdxp_systems
+    from hub.api import audit, followup, vdxp_systems
 
     app = web.Application(
         middlewares=[json_errors, authentication],
@@ -147,14 +147,9 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(gateway.routes)
     app.add_routes(admin.routes)
     app.add_routes(audit.routes)
+    app.add_routes(followup.routes)
     app.add_routes(vdxp_systems.routes)
     app.add_routes(openapi.routes)
-    from hub.web import pages
-
-    app.add_routes(pages.routes)  # the HTML admin dashboard under /admin
-    from hub.web import vdxp as vdxp_page
-
-    app.add_routes(vdxp_page.routes)
     from hub.vdxp.server import create_vdxp_app
 
     app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)

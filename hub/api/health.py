@@ -14,6 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from hub import constants as C
 from hub.api.app import STATE
 from hub.backbone.base import inbox_queue
+from hub.followup.query import overdue_counts
+from hub.followup.rules import VN
 from hub.store.tables import agency_certs, outbox
 
 routes = web.RouteTableDef()
@@ -120,6 +122,12 @@ class _HubCollector:
         for code, fp, days in s.get("certs", []):
             ce.add_metric([code, fp[:16]], days)
         yield ce
+        od = GaugeMetricFamily("hub_overdue_documents",
+                               "Recipient copies past their DueDate (Vietnam date) without status 06 or 02",
+                               labels=["agency"])
+        for code, n in sorted(s.get("overdue", {}).items()):
+            od.add_metric([code], n)
+        yield od
 
 
 async def _snapshot(state) -> dict:
@@ -161,6 +169,7 @@ async def _snapshot(state) -> dict:
                 .where(agency_certs.c.retired_at.is_(None)))).all():
             na = na if na.tzinfo else na.replace(tzinfo=timezone.utc)
             snap["certs"].append((code, fp, (na - now).days))
+    snap["overdue"] = await overdue_counts(state.engine, now.astimezone(VN).date())
     return snap
 
 

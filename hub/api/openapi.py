@@ -107,6 +107,14 @@ def p(name: str, schema: dict, description: str) -> dict:
 
 LIMIT = q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size")
 OFFSET = q("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}, "rows to skip")
+FOLLOWUP_FILTERS = [
+    q("agency", {"type": "string", "maxLength": 200}, "recipient: code, or name (accents and case ignored)"),
+    q("sender", {"type": "string", "maxLength": 200}, "sender: code, or name (accents and case ignored)"),
+    q("from", {"type": "string", "format": "date"}, "received on or after (Vietnam date)"),
+    q("to", {"type": "string", "format": "date"}, "received on or before (Vietnam date)"),
+    q("type", {"type": "string", "maxLength": 8}, "DocumentType/Type"),
+    q("priority", {"type": "integer", "minimum": 0, "maximum": 4}, "0 normal … 4 express at a set time"),
+]
 AGENCY = ("agency",)
 READERS = ("admin", "auditor")
 AUDITORS = ("auditor", "admin")
@@ -257,6 +265,29 @@ SCHEMAS: dict = {
                               "description": "management API, or passive declares when it is not reachable "
                                              "(embedded broker, plugin off): then rates are null"},
                    "queues": arr(ref("Queue"))}),
+    # admin: deadline follow-up
+    "OverdueDocument": obj({
+        "document_id": STR, "sender": CODE, "sender_name": STR, "code": {"type": "string",
+                                                                          "description": "number/notation"},
+        "subject": STR, "doc_type": STR, "type_name": STR, "priority": {"type": "integer", "minimum": 0},
+        "received_at": TIME, "due_date": {"type": "string", "format": "date"},
+        "days_late": {"type": "integer", "description": "days past the due date (negative: days left)"},
+        "status": nullable({"type": "string", "description": "the recipient's current status code"}),
+        "status_since": TIME, "waiting_seconds": {"type": "integer", "minimum": 0},
+    }),
+    "OverdueAgency": obj({
+        "agency": STR, "name": STR, "overdue": INT, "due_soon": INT, "worst_days_late": INT,
+        "documents": arr(ref("OverdueDocument")),
+    }),
+    "Overdue": obj({"today": {"type": "string", "format": "date", "description": "today in Vietnam"},
+                    "days": INT, "agencies": arr(ref("OverdueAgency"))}),
+    "FollowupRow": obj({
+        "agency": STR, "name": STR, "received": INT, "on_time": INT, "late": INT, "still_open": INT,
+        "open_overdue": INT, "withdrawn": INT,
+        "median_handling_hours": nullable({"type": "number", "description": "received → first 06 or 02"}),
+    }),
+    "FollowupReport": obj({"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+                           "agencies": arr(ref("FollowupRow"))}),
     # admin: dead letters
     "DeadLetter": obj({
         "id": INT, "received_at": TIME, "reason": nullable(STR), "message": nullable(STR),
@@ -468,6 +499,15 @@ PATHS: dict = {
     "/api/v1/admin/queues": {"get": op(
         "Every inbox, hub.intake and hub.dead", ok(200, ref("Queues")), (503,), roles=READERS,
         description="From the RabbitMQ management API when reachable, else passive declares (rates null).")},
+    "/api/v1/admin/followup/overdue": {"get": op(
+        "Documents past their due date (or due soon) that a recipient has not finished, by recipient",
+        ok(200, ref("Overdue")), (400,), roles=READERS, params=[
+            q("days", {"type": "integer", "minimum": 0, "maximum": 365, "default": 3}, "also those due within"),
+            *FOLLOWUP_FILTERS])},
+    "/api/v1/admin/followup/report": {"get": op(
+        "Per recipient agency: received, answered on time, late, still open, median handling time",
+        ok(200, ref("FollowupReport")), (400,), roles=READERS, params=FOLLOWUP_FILTERS,
+        description="Documents received from `from` to `to` (Vietnam dates, inclusive; default this month).")},
     "/api/v1/admin/dead-letters": {"get": op(
         "Dead letters", ok(200, ref("DeadLetterList")), (400,), roles=READERS, params=[
             q("state", {"type": "string", "enum": ["pending", "replayed", "discarded", "all"],

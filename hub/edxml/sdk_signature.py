@@ -22,10 +22,9 @@ import base64
 import binascii
 import copy
 import hashlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
@@ -64,14 +63,15 @@ class SignatureInfo:
     digest_method: str = ""
     digest_value: str = ""
     signature_value: str = ""
-    certificates: tuple[x509.Certificate, ...] = ()
+    certificates_der: tuple[bytes, ...] = ()  # the KeyInfo certificates that parse, DER
     subject_name: str = ""  # KeyInfo/X509Data/X509SubjectName, as written
     skeleton_reasons: tuple[str, ...] = ()  # why an SDK signature is only a placeholder
 
-    def __reduce__(self):
-        # Verdicts cross process boundaries (the check pool); certificates do not pickle.
-        kw = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "certificates"}
-        return _rebuild, (kw, tuple(c.public_bytes(serialization.Encoding.DER) for c in self.certificates))
+    # DER, not x509 objects: verdicts cross process boundaries (hub.pipeline.runner pickles them).
+
+    @property
+    def certificates(self) -> tuple[x509.Certificate, ...]:
+        return tuple(load_der_cached(der) for der in self.certificates_der)
 
     @property
     def is_sdk(self) -> bool:
@@ -96,10 +96,6 @@ class SignatureInfo:
         if self.kind == KIND_SKELETON:
             return f"{what}, a placeholder skeleton ({'; '.join(self.skeleton_reasons)})"
         return f"{what}, with values that may verify ({algs})"
-
-
-def _rebuild(kw: dict, ders: tuple[bytes, ...]) -> SignatureInfo:
-    return SignatureInfo(**kw, certificates=tuple(load_der_cached(d) for d in ders))
 
 
 def _text(el: etree._Element | None, path: str) -> str:
@@ -134,14 +130,17 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
     ns = _DS if sig.tag == _DS + "Signature" else _E
     signed_info = sig.find(ns + "SignedInfo")
     ref = signed_info.find(ns + "Reference") if signed_info is not None else None
-    certs: list[x509.Certificate] = []
+    certs: list[bytes] = []
     cert_problems: list[str] = []
     cert_els = sig.findall(f"{ns}KeyInfo/{ns}X509Data/{ns}X509Certificate")
     for el in cert_els:
         try:
-            certs.append(load_der_cached(base64.b64decode("".join((el.text or "").split()), validate=True)))
+            der = base64.b64decode("".join((el.text or "").split()), validate=True)
+            load_der_cached(der)
         except (ValueError, binascii.Error):
             cert_problems.append("its X509Certificate is not a whole certificate")
+        else:
+            certs.append(der)
     info = dict(
         count=len(sigs),
         canonicalization=_attr(signed_info, ns + "CanonicalizationMethod"),
@@ -149,7 +148,7 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
         digest_method=_attr(ref, ns + "DigestMethod"),
         digest_value=_text(ref, ns + "DigestValue"),
         signature_value=_text(sig, ns + "SignatureValue"),
-        certificates=tuple(certs),
+        certificates_der=tuple(certs),
         subject_name=(sig.findtext(f"{ns}KeyInfo/{ns}X509Data/{ns}X509SubjectName") or "").strip(),
     )
     if ns == _DS:

@@ -29,7 +29,8 @@ from hub.edxml.parser import parse_xml
 from hub.errors import HubError, TransientError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
 from hub.pipeline.business import EVENTS, business_link, target_ids
-from hub.pipeline.statuses import decide_status, document_keys, is_answer
+from hub.pipeline.status_rows import answered_business, copies
+from hub.pipeline.statuses import decide_status, document_keys
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -452,7 +453,9 @@ class Worker:
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
                 "refers_to": link.refers_to if link else None, "business_type": link.doc_type if link else None,
                 "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by}
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by,
+                "due_date": doc.due_date, "code": str(doc.code)[:255] or None,
+                "type_name": doc.document_type.type_name[:255] or None}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):
@@ -511,11 +514,12 @@ class Worker:
             return
         sender = st.sender.organ_id
         try:
-            decision = decide_status(st, orig["sender"], orig["business_type"], *await self._copies(conn, orig["id"]),
+            decision = decide_status(st, orig["sender"], orig["business_type"], *await copies(conn, orig["id"]),
                                      self.runner.context.registry)
         except HubError as e:
             # 15/16 naming the earlier document answer the revocation or update acting on it
-            later = await self._answering(conn, st, orig) if e.code == "state.invalid_transition" else None
+            later = (await answered_business(conn, st, orig, self.runner.context.registry)
+                     if e.code == "state.invalid_transition" else None)
             if later is None:
                 self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
                 return
@@ -560,33 +564,6 @@ class Worker:
         self.stats.accepted += 1
         key = v.authenticated_by or "signature"
         self.stats.by_auth[key] = self.stats.by_auth.get(key, 0) + 1
-
-    async def _copies(self, conn: AsyncConnection, doc_pk: int) -> tuple[list, dict[int, list[str]]]:
-        """A document's deliveries and, per delivery, its recorded status codes (oldest first)."""
-        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == doc_pk)
-                                   .order_by(deliveries.c.id))).mappings().all()
-        history: dict[int, list[str]] = {}
-        for d_id, code in (await conn.execute(
-                sa.select(status_history.c.delivery, status_history.c.status_code)
-                .where(status_history.c.delivery.in_([d["id"] for d in dels])).order_by(status_history.c.id))).all():
-            history.setdefault(d_id, []).append(code)
-        return dels, history
-
-    async def _answering(self, conn: AsyncConnection, st: StatusPackage, orig):
-        """For a 15/16 about ``orig`` that nothing there waits for: the latest revocation or update
-        acting on ``orig`` that accepts it, as (its row, the decision); else None."""
-        if not is_answer(st.status_code):
-            return None
-        later = (await conn.execute(sa.select(documents).where(
-            documents.c.refers_to == orig["id"], documents.c.kind == "edoc",
-            documents.c.business_type.in_([1, 2])).order_by(documents.c.id.desc()))).mappings().all()
-        for doc in later:
-            try:
-                return doc, decide_status(st, doc["sender"], doc["business_type"], *await self._copies(conn, doc["id"]),
-                                          self.runner.context.registry)
-            except HubError:
-                continue
-        return None
 
     def _refuse(self, m: Incoming, v: Verdict, w: _Writes, now: datetime, *, reason: str | None = None,
                 message: str | None = None, element: str | None = None) -> None:

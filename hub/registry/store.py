@@ -17,6 +17,7 @@ from hub.errors import UsageError
 from hub.pki.certs import describe, fingerprint, to_pem
 from hub.pki.chain import TrustStore
 from hub.registry import codes
+from hub.registry.fold import fold
 from hub.registry.model import PROFILES, Agency, Registry
 from hub.store import records as rec
 from hub.store.engine import dialect_insert
@@ -118,8 +119,8 @@ async def add_agency(
             if connected is None:
                 connected = served_by is None
             await conn.execute(agencies.insert().values(
-                code=code, name=name or "", active=True, connected=connected, served_by=served_by,
-                accepts=_fmt_accepts(acc), amqp_user=amqp_user, profile=profile or "strict",
+                code=code, name=name or "", name_folded=fold(name), active=True, connected=connected,
+                served_by=served_by, accepts=_fmt_accepts(acc), amqp_user=amqp_user, profile=profile or "strict",
                 created_at=now, updated_at=now,
             ))
             event = "agency.added"
@@ -127,6 +128,7 @@ async def add_agency(
             values: dict = {"updated_at": now, "active": True}
             if name is not None:
                 values["name"] = name
+                values["name_folded"] = fold(name)
             if accepts is not None:
                 values["accepts"] = _fmt_accepts(acc)
             if served_by is not None:
@@ -227,8 +229,14 @@ async def list_agencies(engine: AsyncEngine, search: str | None = None, limit: i
                         connected_only: bool = False) -> tuple[int, list[dict]]:
     q = sa.select(agencies)
     if search:
-        like = f"%{search}%"
-        q = q.where(sa.or_(agencies.c.code.ilike(like), agencies.c.name.ilike(like)))
+        # names match accent- and case-insensitively (the folded column), codes as typed;
+        # % and _ are characters to find, not wildcards
+        def like(text: str) -> str:
+            return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        q = q.where(sa.or_(agencies.c.code.ilike(like(search), escape="\\"),
+                           agencies.c.name.ilike(like(search), escape="\\"),
+                           agencies.c.name_folded.like(like(fold(search)), escape="\\")))
     if connected_only:
         q = q.where(agencies.c.connected.is_(True))
     async with engine.connect() as conn:
@@ -290,7 +298,7 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
         if code in rows:
             result.errors.append((lineno, f"{code} appears twice; the later line wins"))
         rows[code] = {
-            "code": code, "name": r.get("name", ""), "active": True,
+            "code": code, "name": r.get("name", ""), "name_folded": fold(r.get("name", "")), "active": True,
             "connected": r.get("connected", "").lower() in {"1", "true", "yes"},
             "served_by": sb, "accepts": acc, "amqp_user": None, "profile": prof or "strict",
             "created_at": now, "updated_at": now,
@@ -309,8 +317,8 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
             stmt = dialect_insert(conn, agencies)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["code"],
-                set_={k: getattr(stmt.excluded, k) for k in ("name", "served_by", "accepts", "connected", "updated_at")
-                      + (("profile",) if has_profile else ())},
+                set_={k: getattr(stmt.excluded, k) for k in ("name", "name_folded", "served_by", "accepts", "connected",
+                                                           "updated_at") + (("profile",) if has_profile else ())},
             )
             await conn.execute(stmt, chunk)
             if progress:

@@ -14,6 +14,7 @@ agencies = sa.Table(
     "agencies", metadata,
     sa.Column("code", Code, primary_key=True),
     sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("name_folded", sa.Text, nullable=False, server_default=""),  # hub.registry.fold.fold(name)
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("connected", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("served_by", Code, nullable=True),
@@ -89,9 +90,13 @@ documents = sa.Table(
     sa.Column("authenticated_by", sa.String(16), nullable=True),
     # BussinessDocType of an edoc acting on an earlier one (refers_to): 1 revocation, 2 update, 3 replacement
     sa.Column("business_type", sa.SmallInteger, nullable=True),
+    sa.Column("due_date", sa.Date, nullable=True),  # MessageHeader/DueDate: the handling deadline
+    sa.Column("code", sa.String(255), nullable=True),  # CodeNumber/CodeNotation, e.g. "12/VPCP-TTĐT"
+    sa.Column("type_name", sa.String(255), nullable=True),  # DocumentType/TypeName, e.g. "Công văn"
     sa.UniqueConstraint("sender", "document_id", name="uq_documents_sender_docid"),
 )
 sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.received_at)
+sa.Index("ix_documents_due_date", documents.c.due_date)
 
 sa.Index("ix_documents_refers_to", documents.c.refers_to)
 
@@ -175,6 +180,15 @@ api_users = sa.Table(  # bearer tokens, stored hashed (SHA-256 of a 256-bit rand
     sa.Column("created_by", sa.String(128), nullable=True),
     sa.Column("revoked_at", TS, nullable=True),
     sa.Column("last_used_at", TS, nullable=True),
+)
+
+console_sessions = sa.Table(  # the console's sign-ins: the cookie holds a random id, stored here hashed
+    "console_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # SHA-256 of the cookie's random session id
+    sa.Column("user_id", sa.String(16), sa.ForeignKey("api_users.id"), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),  # absolute: signing in again is the only renewal
+    sa.Column("ended_at", TS, nullable=True),  # signed out
 )
 
 dead_letters = sa.Table(  # what reached hub.dead, kept for admins to inspect, replay or discard

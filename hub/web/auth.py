@@ -1,9 +1,11 @@
-"""Dashboard sessions: the admin's or auditor's API token in an HttpOnly cookie, and CSRF tokens.
+"""Console sessions (kept on the server) and CSRF tokens.
 
-- ``hub_session`` holds the bearer token itself (HttpOnly, SameSite=Strict, Path=/admin,
-  Secure on https). Every page authenticates it again with :func:`hub.api.users.authenticate`,
-  so a revoked token ends its sessions at once.
-- Every POST carries a hidden ``csrf`` field: HMAC-SHA256 of the session token under a random
+- Signing in with an admin or auditor API token creates a ``console_sessions`` row; the
+  ``hub_session`` cookie (HttpOnly, SameSite=Strict, Path=/admin, Secure on https) holds only a
+  random session id, stored hashed. The token itself never leaves the sign-in form. A session
+  ends when it expires (12 hours after sign-in, checked on the server), when its user signs
+  out, or at once when the user's token is revoked.
+- Every POST carries a hidden ``csrf`` field: HMAC-SHA256 of the session id under a random
   key of this process. The login form (no session yet) uses the same HMAC over a random nonce
   kept in the ``hub_login`` cookie (double submit), so a foreign site cannot log a browser in.
   After a restart the key is new: open forms fail their check and are shown again.
@@ -14,12 +16,15 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from urllib.parse import quote, unquote
 
+import sqlalchemy as sa
 from aiohttp import web
 
-from hub.api.users import Principal, authenticate
+from hub.api.users import Principal
+from hub.store.tables import api_users, console_sessions
 
 SESSION_COOKIE = "hub_session"
 LOGIN_COOKIE = "hub_login"
@@ -27,6 +32,7 @@ FLASH_COOKIE = "hub_flash"
 DASHBOARD_ROLES = ("admin", "auditor")
 SESSION_MAX_AGE = 12 * 3600
 _TOKEN_SHAPE = re.compile(r"^hub_[0-9A-Za-z]{1,64}_[0-9A-Za-z_\-]{1,128}$")
+_SESSION_SHAPE = re.compile(r"^[0-9A-Za-z_\-]{43}$")
 _KEY = secrets.token_bytes(32)  # per process
 
 
@@ -44,17 +50,47 @@ def well_formed(token: str | None) -> bool:
     return bool(token) and _TOKEN_SHAPE.match(token) is not None
 
 
+def _hashed(session_id: str) -> str:
+    return sha256(session_id.encode()).hexdigest()
+
+
+async def start_session(engine, user: Principal) -> str:
+    """A new session for ``user`` (signed in with its token); returns the id for the cookie."""
+    session_id = secrets.token_urlsafe(32)
+    now = datetime.now(timezone.utc)
+    async with engine.begin() as conn:
+        await conn.execute(console_sessions.insert().values(
+            id_hash=_hashed(session_id), user_id=user.user_id, created_at=now,
+            expires_at=now + timedelta(seconds=SESSION_MAX_AGE)))
+    return session_id
+
+
+async def end_session(engine, session_id: str | None) -> None:
+    if session_id and _SESSION_SHAPE.match(session_id):
+        async with engine.begin() as conn:
+            await conn.execute(console_sessions.update().where(
+                console_sessions.c.id_hash == _hashed(session_id), console_sessions.c.ended_at.is_(None))
+                .values(ended_at=datetime.now(timezone.utc)))
+
+
 async def session_user(engine, request: web.Request) -> tuple[Principal | None, str | None]:
-    """The admin/auditor behind the session cookie, and the token; (None, token) when it is not valid."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    """The admin/auditor behind the session cookie, and the session id; (None, id) when the session
+    is unknown, expired, ended, or its user's token was revoked."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
         return None, None
-    if not well_formed(token):
-        return None, token
-    p = await authenticate(engine, token)
-    if p is None or p.role not in DASHBOARD_ROLES:
-        return None, token
-    return p, token
+    if not _SESSION_SHAPE.match(session_id):
+        return None, session_id
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            sa.select(api_users.c.id, api_users.c.name, api_users.c.role, api_users.c.agency)
+            .select_from(console_sessions.join(api_users, api_users.c.id == console_sessions.c.user_id))
+            .where(console_sessions.c.id_hash == _hashed(session_id), console_sessions.c.ended_at.is_(None),
+                   console_sessions.c.expires_at > datetime.now(timezone.utc), api_users.c.revoked_at.is_(None))
+        )).mappings().first()
+    if row is None or row["role"] not in DASHBOARD_ROLES:
+        return None, session_id
+    return Principal(row["name"], row["role"], row["agency"], row["id"]), session_id
 
 
 def _cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, path: str,
@@ -63,8 +99,8 @@ def _cookie(response: web.StreamResponse, request: web.Request, name: str, value
                         max_age=max_age)
 
 
-def set_session(response: web.StreamResponse, request: web.Request, token: str) -> None:
-    _cookie(response, request, SESSION_COOKIE, token, "/admin", SESSION_MAX_AGE)
+def set_session(response: web.StreamResponse, request: web.Request, session_id: str) -> None:
+    _cookie(response, request, SESSION_COOKIE, session_id, "/admin", SESSION_MAX_AGE)
 
 
 def clear_session(response: web.StreamResponse, request: web.Request) -> None:

@@ -1,28 +1,34 @@
-"""What the dashboard pages show, read from the workers, the broker and the database.
+"""What the console's pages show, read from the database and the broker.
 
-The SQL runs unchanged on PostgreSQL and SQLite: the only dialect-specific piece is how a
-timestamp is cut to its minute (``date_trunc`` on PostgreSQL, ``strftime`` on SQLite).
+Counters come from the audit log and the state tables (the same for every process and across
+restarts), never from one worker's memory. The SQL runs unchanged on PostgreSQL and SQLite:
+the only dialect-specific piece is how a timestamp is cut to its minute (``date_trunc`` on
+PostgreSQL, ``strftime`` on SQLite).
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from hub import constants as C
 from hub.audit.sealer import latest_checkpoint
-from hub.backbone.base import inbox_queue
-from hub.errors import TransientError
 from hub.registry.store import maintenance_mode
 from hub.store.links import business_links
-from hub.store.tables import agencies, agency_certs, deliveries, documents, outbox, records, status_history
-from hub.web.layout import utc
+from hub.followup.rules import aware as utc
+from hub.store.tables import (
+    agencies,
+    agency_certs,
+    crls,
+    dead_letters,
+    deliveries,
+    documents,
+    outbox,
+    records,
+    status_history,
+)
 
-COUNTERS = ("accepted", "refused", "duplicates", "dead", "delivered")
-QUEUE_TIMEOUT = 8.0
 # an accepted document is logged as package.accepted, an accepted status package as status.recorded
 ACCEPTED_EVENTS = ("package.accepted", "status.recorded")
 
@@ -31,49 +37,84 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def worker_counters(state) -> dict | None:
-    """Totals of the workers running in this process (None when none run here)."""
-    hub = state.hub
-    if hub is None:
-        return None
-    workers = list(getattr(hub, "workers", []) or [])
-    out = dict.fromkeys(COUNTERS, 0)
-    for w in workers:
-        for k in COUNTERS:
-            out[k] += getattr(w.stats, k, 0)
-    out["workers"] = len(workers)
+# what each counter counts in the audit log
+EVENTS = {
+    "accepted": ACCEPTED_EVENTS,
+    "refused": ("package.refused",),
+    "duplicates": ("package.duplicate",),
+    "dead": ("package.dead",),
+    "delivered": ("edoc.delivered", "status.delivered", "refusal.delivered"),
+}
+WINDOWS = (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)))
+
+
+async def counters(engine, now: datetime | None = None) -> dict:
+    """{"total": {counter: n}, "1h"|"24h"|"7d": {counter: n}} from the audit log."""
+    now = now or now_utc()
+    event_of = {e: k for k, events in EVENTS.items() for e in events}
+    cols = [records.c.event, sa.func.count()]
+    cols += [sa.func.sum(sa.case((records.c.at >= now - span, 1), else_=0)) for _, span in WINDOWS]
+    out = {"total": dict.fromkeys(EVENTS, 0), **{w: dict.fromkeys(EVENTS, 0) for w, _ in WINDOWS}}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(*cols).where(records.c.event.in_(list(event_of)))
+                                   .group_by(records.c.event))).all()
+    for event, total, *windows in rows:
+        out["total"][event_of[event]] += total
+        for (w, _), n in zip(WINDOWS, windows):
+            out[w][event_of[event]] += int(n or 0)
     return out
 
 
 @dataclass
-class QueueRow:
+class AuthRow:
+    agency: str
     name: str
-    depth: int | None  # None: not declared
+    signature: int  # SHA-256 or stronger XML-DSig
+    sha1: int  # accepted under the legacy SHA-1 allowance
+    connection: int | None  # authenticated by the connection alone (None: not recorded by this hub version)
 
 
-async def queue_depths(state) -> list[QueueRow]:
-    """hub.intake, hub.dead and each connected system's inbox and urgent inbox (passive declares)."""
-    ctx = await state.check_context()
-    names = [C.QUEUE_INTAKE, C.QUEUE_DEAD]
-    for a in sorted(ctx.registry.systems(), key=lambda a: a.code):
-        names += [inbox_queue(a.code, False), inbox_queue(a.code, True)]
+async def authentication_by_agency(engine) -> list[AuthRow]:
+    """How each sender's accepted packages were authenticated (``documents.authenticated_by``;
+    packages recorded before it existed count as signed, SHA-1 from ``legacy_sha1``)."""
+    by = getattr(documents.c, "authenticated_by", None)
+    cols = [documents.c.sender, agencies.c.name, sa.func.count().label("n"),
+            sa.func.sum(sa.case((documents.c.legacy_sha1.is_(True), 1), else_=0)).label("sha1")]
+    if by is not None:
+        cols.append(sa.func.sum(sa.case((by == "connection", 1), else_=0)).label("connection"))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            sa.select(*cols).select_from(documents.outerjoin(agencies, agencies.c.code == documents.c.sender))
+            .group_by(documents.c.sender, agencies.c.name).order_by(documents.c.sender))).mappings().all()
+    out = []
+    for r in rows:
+        conn_only = int(r["connection"] or 0) if by is not None else None
+        sha1 = int(r["sha1"] or 0)
+        out.append(AuthRow(r["sender"], r["name"] or "", r["n"] - sha1 - (conn_only or 0), sha1, conn_only))
+    return out
 
-    async def read() -> list[QueueRow]:
-        out = []
-        for name in names:
-            try:
-                out.append(QueueRow(name, await state.backbone.depth(name)))
-            except TransientError as e:
-                if e.code != "backbone.not_found":
-                    raise
-                out.append(QueueRow(name, None))
-        return out
 
-    try:
-        return await asyncio.wait_for(read(), QUEUE_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise TransientError(f"the broker did not answer within {QUEUE_TIMEOUT:.0f} s",
-                             code="backbone.unavailable") from None
+async def trust_warnings(engine, days: int = 30, now: datetime | None = None) -> tuple[list[dict], list[dict]]:
+    """(pinned certificates expiring within ``days`` days or expired, CRLs past their next update)."""
+    now = now or now_utc()
+    async with engine.connect() as conn:
+        certs = (await conn.execute(
+            sa.select(agency_certs.c.code, agencies.c.name, agency_certs.c.fingerprint, agency_certs.c.subject,
+                      agency_certs.c.not_after)
+            .select_from(agency_certs.outerjoin(agencies, agencies.c.code == agency_certs.c.code))
+            .where(agency_certs.c.retired_at.is_(None), agency_certs.c.not_after < now + timedelta(days=days))
+            .order_by(agency_certs.c.not_after))).mappings().all()
+        stale = (await conn.execute(
+            sa.select(crls.c.issuer, crls.c.this_update, crls.c.next_update, crls.c.fingerprint)
+            .where(crls.c.next_update.is_not(None), crls.c.next_update < now)
+            .order_by(crls.c.next_update))).mappings().all()
+    return ([{**dict(c), "days": (utc(c["not_after"]) - now).days} for c in certs], [dict(c) for c in stale])
+
+
+async def dead_counts(engine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        return dict((await conn.execute(sa.select(dead_letters.c.state, sa.func.count())
+                                        .group_by(dead_letters.c.state))).all())
 
 
 @dataclass
@@ -133,7 +174,7 @@ async def refusals_by_reason(engine, hours: int = 24) -> list[tuple[str, int]]:
             sa.select(records.c.reason, n)
             .where(records.c.event == "package.refused", records.c.at >= since)
             .group_by(records.c.reason).order_by(n.desc(), records.c.reason))).all()
-    return [(r or "(none)", c) for r, c in rows]
+    return [(r or "—", c) for r, c in rows]
 
 
 async def last_refusals(engine, limit: int = 20) -> list[dict]:

@@ -91,6 +91,10 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
             {"data": pem_crl, "headers": {"Content-Type": "application/x-pem-file"}}),
         # admin: queues, dead letters
         Row("GET", "/api/v1/admin/queues", "/api/v1/admin/queues", READ),
+        # admin: deadline follow-up
+        Row("GET", "/api/v1/admin/followup/overdue", "/api/v1/admin/followup/overdue?days=7", READ),
+        Row("GET", "/api/v1/admin/followup/report", "/api/v1/admin/followup/report?from=2026-10-01&to=2026-10-31",
+            READ),
         Row("GET", "/api/v1/admin/dead-letters", "/api/v1/admin/dead-letters?state=all", READ),
         Row("GET", "/api/v1/admin/dead-letters/{id}", "/api/v1/admin/dead-letters/{dead}", READ),
         Row("POST", "/api/v1/admin/dead-letters/replay", "/api/v1/admin/dead-letters/replay", write(200),

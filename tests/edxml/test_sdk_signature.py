@@ -92,3 +92,12 @@ def test_skeleton_reasons_name_what_is_a_placeholder():
         "its X509Certificate is not a whole certificate"}
     emptied = data.replace(b"<DigestValue>FwgIqsSYJshUS2+wlOM61L+q7Aw=</DigestValue>", b"<DigestValue/>")
     assert "its DigestValue is empty or not base64" in inspect_signature(parse_xml(emptied)).skeleton_reasons
+
+
+def test_signature_info_pickles():
+    """Verdicts carry it and cross process boundaries (hub.pipeline.runner pickles them)."""
+    import pickle
+
+    info = inspect_signature(parse_xml((REAL / "axis_2019_relayed.edxml").read_bytes()))
+    back = pickle.loads(pickle.dumps(info))
+    assert back == info and back.certificates and back.certificates[0].subject == info.certificates[0].subject

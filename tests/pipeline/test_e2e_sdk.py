@@ -233,13 +233,28 @@ async def test_each_way_of_authentication_is_reported(env):
             status, trail = await api.call(
                 "GET", f"/api/v1/audit/documents/{quote(unsigned.document_id, safe='')}/trail", "auditor")
             assert status == 200 and trail["document"]["authenticated_by"] == "connection", trail
+            # through the HTTP gateway: the caller's token is the authenticated connection
+            via_http = make_edoc(G22, (H41,))
+            xml = {"Content-Type": "application/xml"}
+            status, body = await api.call("POST", "/api/v1/documents", "h41", data=build_edoc(via_http, []),
+                                          headers=xml)
+            assert status == 403 and body["reason"] == "authority.impersonation", body
+            status, body = await api.call("POST", "/api/v1/documents", "g22", data=build_edoc(via_http, []),
+                                          headers=xml)
+            assert status == 202, body
+            [r] = await drain(h41, 1)
+            assert r.document_id == via_http.document_id
+            status, metrics = await api.call("GET", "/metrics")
+            assert status == 200
+            assert 'hub_packages_authenticated_total{authenticated_by="connection"} 2.0' in metrics, metrics
+            assert 'hub_packages_authenticated_total{authenticated_by="signature"} 1.0' in metrics
     cli_env = {**os.environ, "HUB_DATABASE_URL": env.settings.database_url,
                "HUB_DATA_DIR": str(env.settings.data_dir)}
     cli_env.pop("HUB_AMQP_URL", None)
     p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--json"], capture_output=True,
                        text=True, env=cli_env, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["totals"] == {"signature": 1, "signature-sha1": 0, "connection": 1, "total": 2}
+    assert json.loads(p.stdout)["totals"] == {"signature": 1, "signature-sha1": 0, "connection": 2, "total": 3}
     p = subprocess.run([sys.executable, "-m", "hub.cli", "agency", "auth-report", "--agency", G22],
                        capture_output=True, text=True, env=cli_env, timeout=120)
     assert p.returncode == 0, p.stderr
@@ -270,3 +285,36 @@ async def test_evidence_bundle_of_a_package_authenticated_by_its_connection(env)
     ok, lines = verify_bundle(data, hub_cert=env.pki.ids[HUB].cert, trust_anchors=[env.pki.ca_cert])
     assert ok, "\n".join(lines)
     assert any("accepted as authenticated by its sender's own connection" in line for line in lines), lines
+
+
+async def test_the_document_page_says_how_and_by_which_package(env):
+    """The dashboard's document page: how each package was authenticated, and the earlier
+    document's page names the package that revoked it (and links to it)."""
+    from urllib.parse import quote
+
+    from tests.apienv import api_for
+    from tests.web.dash import Dash
+
+    await set_profile(env, G22, "sdk")
+    async with env.running(), api_for(env) as api:
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        first = make_edoc(G22, (H41,))
+        await g.publish(build_edoc(first, []))  # unsigned, over G22's own connection
+        await drain(h41, 1)
+        revocation = replace(make_edoc(G22, (H41,)), business=Business(document_id=first.document_id, doc_type=1))
+        await g.send_document(revocation, [])  # signed
+        await drain(h41, 1)
+        async with Dash(api.base) as dash:
+            await dash.admin(api.tokens["auditor"])
+            status, text, _ = await dash.get("/admin/documents/" + quote(first.document_id, safe=""))
+            assert status == 200, text
+            assert 'data-authenticated-by="connection"' in text and "<code>connection</code>" in text
+            assert 'data-acted-on-by="revoked"' in text and quote(revocation.document_id, safe="") in text
+            assert "Revoked by" in text  # the test console session is in English
+            assert "document.revoked" in text
+            status, text, _ = await dash.get("/admin/documents/" + quote(revocation.document_id, safe=""))
+            assert status == 200 and 'data-authenticated-by="signature"' in text
+            assert 'data-acts-on="revocation"' in text
+        status, view = await api.call("GET", f"/api/v1/documents/{quote(first.document_id, safe='')}", "g22")
+        assert [x["document_id"] for x in view["acted_on_by"]] == [revocation.document_id]
+        assert view["acted_on_by"][0]["action"] == "revoked"

@@ -67,3 +67,10 @@ def test_unparseable(ctx):
     verdict = check_package(b"not xml", ctx)
     stages = explain_stages(b"not xml", verdict, ctx.validator)
     assert _outcomes(stages) == [("parse", REFUSED)] + [(s, NOT_REACHED) for s in STAGES[1:]]
+
+
+def test_verdicts_with_their_signature_cross_processes(ctx, signed):
+    import pickle
+
+    verdict = check_package(signed(make_edoc(G22, (H41,)), attachments=[attachment(100)]), ctx)
+    assert pickle.loads(pickle.dumps(verdict)).signature == verdict.signature

@@ -7,17 +7,22 @@ import re
 from html import unescape
 
 import aiohttp
+from yarl import URL
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 class Dash:
-    """One browser session against ``base`` (the API's http://127.0.0.1:port)."""
+    """One browser session against ``base`` (the API's http://127.0.0.1:port), in ``lang``
+    (the console's language switch; the behaviour tests read the English words, the browser
+    test the Vietnamese default)."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, lang: str | None = "en"):
         self.base = base
         # unsafe=True: keep cookies for an IP address host (127.0.0.1), as a browser does
         self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        if lang:
+            self.session.cookie_jar.update_cookies({"hub_lang": lang}, URL(base + "/admin"))
         self.csrf: str | None = None
 
     async def close(self) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -13,11 +15,13 @@ from hub.errors import REASONS
 from hub.pipeline.deadletters import list_dead
 from hub.registry.store import add_agency, import_csv
 from hub.store.engine import make_engine
-from hub.store.tables import records
+from hub.store.tables import console_sessions, records
 from tests.apienv import api_for
 from tests.conftest import G22, H41, make_edoc
 from tests.hubenv import drain
 from tests.web.dash import Dash, until
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 H99 = "000.00.00.H99"  # not registered: a package to it is refused
 HOSTILE = "<script>alert(1)</script>"
@@ -51,7 +55,12 @@ async def test_admin_sees_counters_charts_and_a_document_timeline(env):
         await drain(g, 1)
         async with Dash(api.base) as dash:
             await dash.admin(api.tokens["admin"])
-            status, text, r = await dash.get("/admin")
+
+            async def delivered_logged():  # the worker logs deliveries just after the broker confirms them
+                got = await dash.get("/admin")
+                return got if int(counter(got[1], "delivered")) >= 3 else None
+
+            status, text, r = await until(delivered_logged)
         assert status == 200
         assert r.headers["Content-Type"] == "text/html; charset=utf-8"
         assert "script-src" not in r.headers["Content-Security-Policy"]  # no script may run at all
@@ -133,7 +142,7 @@ async def test_sign_in_rules_and_redirects(env):
             status, _, r = await dash.post("/admin/dead-letters", {"action": "replay", "id": "1"})
             assert status == 303 and r.headers["Location"].startswith("/admin/login")
             status, text, _ = await dash.get("/admin/login")
-            assert status == 200 and 'type="password"' in text and "Quản trị" in text
+            assert status == 200 and 'type="password"' in text and "Tiếng Việt" in text  # the language switch
             # agency tokens are sent to the API; unknown and revoked tokens are refused
             status, text, _ = await dash.login(api.tokens["g22"])
             assert status == 403 and "agency token" in text and "/api/v1" in text
@@ -196,10 +205,29 @@ async def test_posts_need_the_csrf_field(env):
             status, text, _ = await dash.post("/admin/logout", {})
             assert status == 403
             assert (await dash.get("/admin"))[0] == 200
+            # the cookie holds a random session id, never the token; signing out ends it on the server
+            session_id = dash.cookie("hub_session")
+            assert session_id and api.tokens["admin"] not in session_id and not session_id.startswith("hub_")
             status, _, r = await dash.post("/admin/logout", {"csrf": dash.csrf})
             assert status == 303 and r.headers["Location"] == "/admin/login?reason=signedout"
             assert dash.cookie("hub_session") in (None, "")
             assert (await dash.get("/admin"))[0] == 303
+            async with Dash(api.base) as replayed:  # the old cookie, kept by someone, no longer works
+                replayed.session.cookie_jar.update_cookies({"hub_session": session_id})
+                status, _, r = await replayed.get("/admin")
+                assert status == 303 and "reason=expired" in r.headers["Location"]
+            # expiry is kept on the server, whatever the browser does with the cookie
+            async with Dash(api.base) as late:
+                await late.admin(api.tokens["admin"])
+                engine = make_engine(env.settings.database_url)
+                try:
+                    async with engine.begin() as conn:
+                        await conn.execute(console_sessions.update().values(
+                            expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+                finally:
+                    await engine.dispose()
+                status, _, r = await late.get("/admin")
+                assert status == 303 and "reason=expired" in r.headers["Location"]
             status, text, _ = await dash.get("/admin/login?reason=signedout")
             assert "You are signed out" in text
 
@@ -235,8 +263,13 @@ async def test_replay_and_discard_dead_letters_through_the_page(env):
             assert "2 replayed" not in text  # a flash message shows once
             assert re.findall(r'data-dead="(\d+)"', text) == [str(bad[0])]
             # discard, then acting on settled letters says what was skipped
+            # discard asks first: the confirmation page lists the letter; only the confirmed form acts
+            status, text, _ = await dash.post("/admin/dead-letters", {"csrf": dash.csrf, "action": "discard",
+                                                                     "id": str(bad[0])})
+            assert status == 200 and f'data-confirm="{bad[0]}"' in text and 'name="confirm" value="yes"' in text
+            assert await _pending(env, 1)
             status, _, _ = await dash.post("/admin/dead-letters", {"csrf": dash.csrf, "action": "discard",
-                                                                  "id": str(bad[0])})
+                                                                  "id": str(bad[0]), "confirm": "yes"})
             status, text, _ = await dash.get("/admin/dead-letters")
             assert "1 discarded" in text and "No dead letters here" in text
             await dash.post("/admin/dead-letters", [("csrf", dash.csrf), ("action", "replay"),
@@ -281,10 +314,10 @@ async def test_agencies_search_pages_expiry_and_escaping(env, pki):
             assert 'class="exp-ok"' in text and 'class="exp-bad"' not in text and "own system" in text
             # 66 agencies: page 1 has 50, page 2 the rest, both link to each other
             status, text, _ = await dash.get("/admin/agencies")
-            assert len(re.findall(r"<tr><td class=\"mono nowrap\">", text)) == 50
+            assert len(re.findall(r"<tr data-agency=", text)) == 50
             assert "of 66 agencies" in text and "Page 1 of 2" in text and 'href="/admin/agencies?page=2"' in text
             status, text, _ = await dash.get("/admin/agencies?page=2")
-            assert len(re.findall(r"<tr><td class=\"mono nowrap\">", text)) == 16 and "← Previous" in text
+            assert len(re.findall(r"<tr data-agency=", text)) == 16 and "← Previous" in text
             status, text, _ = await dash.get("/admin/agencies?q=" + quote("Tư pháp") + "&page=2")
             assert "51–60 of 60 agencies" in text and "Sở Tư pháp 55" in text and "Sở Tư pháp 5<" not in text
             assert 'href="/admin/agencies?q=T%C6%B0+ph%C3%A1p&amp;page=1"' in text
@@ -297,18 +330,18 @@ async def test_agencies_search_pages_expiry_and_escaping(env, pki):
 
 async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
     from hub.errors import TransientError
-    from hub.web import pages
+    from hub.web import agencies, overview
 
     async with env.running() as hub, api_for(env) as api:
         async with Dash(api.base) as dash:
             await dash.admin(api.tokens["admin"])
 
             # the broker goes away: the overview still renders the rest and says what to check
-            async def broker_down(queue):
+            async def broker_down(state):
                 raise TransientError("connection refused (127.0.0.1:5672)", code="backbone.unavailable")
 
             with monkeypatch.context() as m:
-                m.setattr(hub.backbone, "depth", broker_down)
+                m.setattr(overview, "queue_stats", broker_down)
                 status, text, _ = await dash.get("/admin")
             assert status == 200
             assert "The broker is unreachable: check RabbitMQ" in text and "connection refused (127.0.0.1:5672)" in text
@@ -319,7 +352,7 @@ async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
                 raise sa.exc.OperationalError("SELECT agencies", {}, ConnectionRefusedError("connection refused"))
 
             with monkeypatch.context() as m:
-                m.setattr(pages, "list_agencies", db_down)
+                m.setattr(agencies, "list_agencies", db_down)
                 status, text, _ = await dash.get("/admin/agencies")
             assert status == 503 and "The database is unreachable: check" in text and "connection refused" in text
             assert "Traceback" not in text and "SELECT agencies" not in text
@@ -329,6 +362,60 @@ async def test_a_broken_dependency_is_explained_not_dumped(env, monkeypatch):
                 raise RuntimeError("secret internals")
 
             with monkeypatch.context() as m:
-                m.setattr(pages, "list_agencies", boom)
+                m.setattr(agencies, "list_agencies", boom)
                 status, text, _ = await dash.get("/admin/agencies")
             assert status == 500 and "incident" in text and "secret internals" not in text
+
+
+async def test_vietnamese_by_default_english_per_session(env):
+    async with env.running(), api_for(env) as api, Dash(api.base, lang=None) as dash:
+        status, text, _ = await dash.get("/admin/login")
+        assert '<html lang="vi">' in text and "Đăng nhập" in text and "Mã truy cập API" in text
+        await dash.admin(api.tokens["admin"])
+        status, text, _ = await dash.get("/admin/queues")
+        assert '<html lang="vi">' in text and "<h1>Hàng đợi</h1>" in text
+        assert re.search(r"Cập nhật lúc \d\d/\d\d/20\d\d \d\d:\d\d:\d\d", text)
+        # the switch keeps the page, and the choice holds for the session
+        status, _, r = await dash.get("/admin/lang?to=en&next=%2Fadmin%2Fqueues")
+        assert status == 303 and r.headers["Location"] == "/admin/queues"
+        status, text, _ = await dash.get("/admin/queues")
+        assert '<html lang="en">' in text and "<h1>Queues</h1>" in text and "Updated at" in text
+        status, text, _ = await dash.get("/admin/agencies")
+        assert '<html lang="en">' in text and "Tiếng Việt" in text
+        # never an open redirect, and an unknown language changes nothing
+        status, _, r = await dash.get("/admin/lang?to=fr&next=https%3A%2F%2Fevil.example%2F")
+        assert status == 303 and r.headers["Location"] == "/admin"
+        status, text, _ = await dash.get("/admin")
+        assert '<html lang="en">' in text
+        status, _, _ = await dash.get("/admin/lang?to=vi&next=%2Fadmin")
+        status, text, _ = await dash.get("/admin")
+        assert '<html lang="vi">' in text and "Tổng quan" in text
+
+
+async def test_overview_flags_expiring_certificates_and_stale_crls(env, pki):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from hub.registry.store import add_crl
+
+    short = pki.issue("000.00.00.H52", days=10)
+    now = datetime.now(timezone.utc)
+    stale = (x509.CertificateRevocationListBuilder().issuer_name(pki.ca_cert.subject)
+             .last_update(now - timedelta(days=9)).next_update(now - timedelta(days=2))
+             .sign(pki.ca_key, hashes.SHA256()))
+
+    async def setup(engine):
+        await add_agency(engine, "000.00.00.H52", name="Sở Nội vụ", connected=False, served_by=H41,
+                         certs=[short.cert])
+        await add_crl(engine, stale)
+
+    await _engine_do(env, setup)
+    async with env.running(), api_for(env) as api, Dash(api.base, lang=None) as dash:
+        await dash.admin(api.tokens["auditor"])
+        status, text, _ = await dash.get("/admin")
+        assert status == 200
+        expiring = re.search(r"<table data-expiring>(.*?)</table>", text, re.S).group(1)
+        assert "000.00.00.H52" in expiring and "Sở Nội vụ" in expiring and re.search(r"còn [89] ngày", expiring)
+        assert G22 not in expiring  # the others are valid for a year
+        crl_rows = re.search(r"<table data-stale-crls>(.*?)</table>", text, re.S).group(1)
+        assert (now - timedelta(days=2)).astimezone(VN).strftime("%d/%m/%Y") in crl_rows

@@ -1,12 +1,16 @@
-"""The dashboard's small parts: escaping, safe redirects, CSRF tokens, chart scales and SVG."""
+"""The console's small parts: escaping, safe redirects, CSRF tokens, chart scales and SVG."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from hub.web import auth
-from hub.web.layout import esc, fmt_duration, fmt_size, page, url_path
-from hub.web.svg import Bar, Slot, hbar_chart, nice_scale, stacked_columns
+import aiohttp_jinja2
+from aiohttp import web
+
+from hub.web import auth, i18n
+from hub.web.links import url_path
+from hub.web.render import setup_templates
+from hub.web.svg import Bar, Slot, esc, hbar_chart, nice_scale, stacked_columns
 
 HOSTILE = '<script>alert("x")</script>&\''
 
@@ -16,8 +20,14 @@ def test_escaping_and_links():
     assert esc(None) == ""
     assert url_path("admin", "documents", "000.00.00.G22,2026/11/27,1/VPCP-TTĐT") == \
         "/admin/documents/000.00.00.G22%2C2026%2F11%2F27%2C1%2FVPCP-TT%C4%90T"
-    html = page(HOSTILE, "<p>ok</p>")
-    assert "<script>" not in html and '<meta charset="utf-8">' in html
+    app = web.Application()
+    setup_templates(app)
+    i18n.set_language("vi")
+    html = aiohttp_jinja2.get_env(app).get_template("message.html").render(
+        title=HOSTILE, heading=HOSTILE, box={"kind": "error", "title": HOSTILE, "detail": HOSTILE}, user=None,
+        flashes=[], organ_id=HOSTILE, active="", path="/", refresh=None, can_refresh=False, lang="vi", now=None)
+    assert "<script>" not in html and '<meta charset="utf-8">' in html  # autoescaped everywhere
+    assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;&#39;") == 5
 
 
 def test_safe_next_stays_on_the_dashboard():
@@ -46,8 +56,13 @@ def test_nice_scale_and_formats():
     assert nice_scale(16) == (20.0, 5.0)
     assert nice_scale(7) == (8.0, 2.0)
     assert nice_scale(1234) == (1500.0, 500.0)
-    assert fmt_size(8) == "8 B" and fmt_size(4096) == "4.0 KiB" and fmt_size(3 * 1024 * 1024) == "3.0 MiB"
-    assert fmt_duration(0.012) == "12 ms" and fmt_duration(3.25) == "3.2 s" and fmt_duration(125) == "2 min 5 s"
+    i18n.set_language("en")
+    assert i18n.fmt_size(8) == "8 B" and i18n.fmt_size(4096) == "4 KiB" and i18n.fmt_size(3 * 1024 * 1024) == "3 MiB"
+    assert i18n.fmt_duration(0.012) == "12 ms" and i18n.fmt_duration(3.25) == "3.2 s"
+    assert i18n.fmt_duration(125) == "2 min 5 s"
+    i18n.set_language("vi")
+    assert i18n.fmt_duration(3.25) == "3,2 giây" and i18n.fmt_duration(125) == "2 phút 5 giây"
+    assert i18n.fmt_duration(3 * 86400 + 4 * 3600) == "3 ngày 4 giờ" and i18n.fmt_size(1536) == "1,5 KiB"
 
 
 def test_charts_are_well_formed_svg_with_escaped_labels():

@@ -1,7 +1,7 @@
 """Per-agency signature profile; how each package was authenticated; business links.
 
 Revision ID: 0010_auth_profile
-Revises: 0005
+Revises: 0012_followup
 
 - ``agencies.profile``: ``strict`` (XML-DSig, SHA-256+) or ``sdk`` (the national SDK's
   signature skeleton, accepted only over the sender's own connection).
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_auth_profile"
-down_revision = "0005"
+down_revision = "0012_followup"
 branch_labels = None
 depends_on = None
 
