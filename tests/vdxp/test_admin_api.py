@@ -39,7 +39,7 @@ async def test_admin_api_systems(env):
         assert status == 404
 
 
-async def test_dashboard_lists_systems_without_secrets(env):
+async def test_console_lists_systems_without_secrets(env):
     from tests.web.dash import Dash
 
     async with env.running(), api_for(env) as api:
@@ -48,11 +48,13 @@ async def test_dashboard_lists_systems_without_secrets(env):
         assert status == 400  # ids are plain; nothing to escape can get in
         status, body = await api.call("POST", "/api/v1/admin/vdxp/systems", "admin", json={"id": "vxp.dash", "agency": H41})
         secret = body["secret"]
-        async with Dash(api.base) as dash:
-            await dash.admin(api.tokens["auditor"])
-            status, text, _ = await dash.get("/admin/vdxp")
-            assert status == 200 and "vxp.dash" in text and H41 in text and "active" in text
-            assert secret not in text and 'href="/admin/vdxp"' in text
+        for lang, title in (("en", "VDXP systems"), (None, "Hệ thống VDXP")):  # None: the default, Vietnamese
+            async with Dash(api.base, lang=lang) as dash:
+                await dash.admin(api.tokens["auditor"])
+                status, text, _ = await dash.get("/admin/vdxp")
+                assert status == 200 and 'data-system="vxp.dash"' in text and H41 in text and "Nghệ An" in text
+                assert title in text and 'href="/admin/vdxp"' in text  # in the navigation
+                assert secret not in text
 
 
 async def test_secrets_never_in_logs_metrics_or_errors(env, caplog):
