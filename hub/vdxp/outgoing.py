@@ -61,42 +61,57 @@ async def send(state, system: System, data: bytes) -> tuple[str, bool]:
         await _refused(engine, system, verdict)
         raise VdxpError(verdict.message or verdict.reason, code=verdict.reason, element=verdict.element)
     sha, package = verdict.sha256, verdict.package
-    async with engine.connect() as conn:
-        doc_id = (await conn.execute(sa.select(vdxp_sent.c.doc_id).where(
-            vdxp_sent.c.system == system.id, vdxp_sent.c.sha256 == sha))).scalar()
-        other = None if doc_id is not None else (await conn.execute(sa.select(documents.c.sha256).where(
-            documents.c.sender == package.sender.organ_id, documents.c.document_id == package.document_id))).scalar()
-    if doc_id is not None:  # the same request again (a retry, or a replay): its DocId, not sent twice
-        async with engine.begin() as conn:
-            await append_rows(conn, [record_row("vdxp.repeated", actor=f"vdxp:{system.id}", sha256=sha,
-                                                document_id=package.document_id, sender=package.sender.organ_id,
-                                                details={"docId": doc_id, "via": "vdxp"})])
-        return doc_id, True
-    if other is not None and other != sha:
-        message = (f"DocumentId {package.document_id} of {package.sender.organ_id} was already used for a different "
-                   "package; give a new document a new DocumentId")
-        await _refused(engine, system, verdict, reason="state.duplicate_conflict", message=message)
-        raise VdxpError(message, code="state.duplicate_conflict", element="MessageHeader/DocumentId")
-    # Published first, remembered second: if remembering fails the client retries, and the
-    # workers recognise the same bytes as a duplicate; the other order could lose a package.
-    # Like the gateway, no audit entry here on success: the workers record the package
-    # (package.received, same SHA-256); vdxp_sent maps the DocId to it (an entry here, under
-    # the audit log's lock, cost a third of the sendEdoc rate).
-    await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user, headers={
-        C.H_GATEWAY_AGENCY: system.agency, H_VDXP_SYSTEM: system.id, C.H_SUBMITTED_AT: time.time()})
     doc_id = str(uuid.uuid4())
     try:
+        # One transaction: look up, remember, publish, commit. If publishing fails nothing is
+        # remembered (the client's retry sends it again); if the commit fails after publishing,
+        # the retry publishes again and the workers take the same bytes as a duplicate. Like the
+        # gateway, no audit entry here on success: the workers record the package
+        # (package.received, same SHA-256) and vdxp_sent maps the DocId to it (an entry here,
+        # under the audit log's lock, cost a third of the sendEdoc rate).
         async with engine.begin() as conn:
+            known = (await conn.execute(sa.select(vdxp_sent.c.doc_id).where(
+                vdxp_sent.c.system == system.id, vdxp_sent.c.sha256 == sha))).scalar()
+            if known is not None:
+                raise _Repeated(known)
+            other = (await conn.execute(sa.select(documents.c.sha256).where(
+                documents.c.sender == package.sender.organ_id,
+                documents.c.document_id == package.document_id))).scalar()
+            if other is not None and other != sha:
+                raise _Conflict()
             await conn.execute(vdxp_sent.insert().values(
                 doc_id=doc_id, system=system.id, agency=system.agency, sha256=sha, document_id=package.document_id,
                 sender=package.sender.organ_id, kind=package.kind,
                 recipients=",".join(r.recipient for r in verdict.routes), sent_at=utcnow()))
+            await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user, headers={
+                C.H_GATEWAY_AGENCY: system.agency, H_VDXP_SYSTEM: system.id, C.H_SUBMITTED_AT: time.time()})
+    except _Repeated as r:  # the same request again (a retry, or a replay): its DocId, not sent twice
+        async with engine.begin() as conn:
+            await append_rows(conn, [record_row("vdxp.repeated", actor=f"vdxp:{system.id}", sha256=sha,
+                                                document_id=package.document_id, sender=package.sender.organ_id,
+                                                details={"docId": r.doc_id, "via": "vdxp"})])
+        return r.doc_id, True
+    except _Conflict:
+        message = (f"DocumentId {package.document_id} of {package.sender.organ_id} was already used for a different "
+                   "package; give a new document a new DocumentId")
+        await _refused(engine, system, verdict, reason="state.duplicate_conflict", message=message)
+        raise VdxpError(message, code="state.duplicate_conflict", element="MessageHeader/DocumentId") from None
     except IntegrityError:  # the same request raced itself: one DocId
         doc_id = await _known(engine, system, sha)
         if doc_id is None:
             raise
         return doc_id, True
     return doc_id, False
+
+
+class _Repeated(Exception):
+    def __init__(self, doc_id: str):
+        super().__init__(doc_id)
+        self.doc_id = doc_id
+
+
+class _Conflict(Exception):
+    pass
 
 
 async def _refused(engine, system: System, v: Verdict, *, reason: str | None = None, message: str | None = None):
