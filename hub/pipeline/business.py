@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hub.constants import BUSINESS_DONE
+from hub.edxml.business import BUSINESS_DOC_TYPES, DOC_REPLACEMENT, DOC_REVOCATION, DOC_UPDATE
 from hub.edxml.model import Edoc
 from hub.errors import ConflictError
 
-NAMES = {1: "revocation", 2: "update", 3: "replacement"}
-EVENTS = {1: "document.revoked", 2: "document.updated", 3: "document.replaced"}  # on the earlier document
-DONE = {1: "revoked", 2: "updated", 3: "replaced"}
+NAMES = {t: BUSINESS_DOC_TYPES[t] for t in (DOC_REVOCATION, DOC_UPDATE, DOC_REPLACEMENT)}
+EVENTS = {t: f"document.{done}" for t, done in BUSINESS_DONE.items()}  # entries on the earlier document
 WHERE = "TraceHeaderList/Bussiness/DocumentId"
 
 
@@ -47,9 +48,9 @@ def target_ids(doc: Edoc) -> list[str]:
         return []
     if b.document_id:
         return [b.document_id]
-    if b.doc_type == 3:
+    if b.doc_type == DOC_REPLACEMENT:
         seen: list[str] = []
-        for r in getattr(b, "replacements", ()):
+        for r in b.replacements:
             if r.document_id and r.document_id not in seen:
                 seen.append(r.document_id)
         return seen
@@ -81,8 +82,8 @@ def business_link(doc: Edoc, known: Mapping[tuple[str, str], int | None]) -> Bus
                                 "only the sender of a document may revoke, update or replace it",
                                 code="state.unknown_document", element=WHERE)
         targets.append((doc_id, pk))
-    added = tuple(getattr(b, "added", ())) if b.doc_type == 2 else ()
-    removed = tuple(getattr(b, "removed", ())) if b.doc_type == 2 else ()
+    added = b.added if b.doc_type == DOC_UPDATE else ()
+    removed = b.removed if b.doc_type == DOC_UPDATE else ()
     return BusinessLink(b.doc_type, tuple(targets), added, removed, b.reason)
 
 
@@ -90,6 +91,6 @@ def update_recipients(doc: Edoc) -> tuple[str, ...]:
     """Who an update goes to: its To recipients, then those it adds (once each)."""
     out = list(dict.fromkeys(o.organ_id for o in doc.recipients))
     b = doc.business
-    if b is not None and b.doc_type == 2:
-        out += [code for code in getattr(b, "added", ()) if code not in out]
+    if b is not None and b.doc_type == DOC_UPDATE:
+        out += [code for code in b.added if code not in out]
     return tuple(out)

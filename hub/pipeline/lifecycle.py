@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from hub.edxml.business import DOC_REVOCATION, DOC_UPDATE
 from hub.errors import AuthorityError, ConflictError
 
 HANDLING = ("01", "02", "03", "04", "05", "06")
@@ -28,7 +29,7 @@ FINAL = frozenset({"02", "06"})
 RECALL, AGREE, REFUSE = "13", "15", "16"
 RECIPIENT_CODES = frozenset(HANDLING) | {AGREE, REFUSE}
 ALL_CODES = RECIPIENT_CODES | {RECALL}
-REVOCATION, UPDATE = 1, 2  # BussinessDocType answered with 15/16
+REVOCATION, UPDATE = DOC_REVOCATION, DOC_UPDATE  # BussinessDocTypes answered with 15/16
 
 
 @dataclass(frozen=True)

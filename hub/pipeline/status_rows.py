@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.edxml.model import StatusPackage
 from hub.errors import HubError
+from hub.pipeline.lifecycle import REVOCATION, UPDATE
 from hub.pipeline.statuses import StatusDecision, decide_status, is_answer
 from hub.registry.model import Registry
 from hub.store.tables import deliveries, documents, status_history
@@ -32,7 +33,7 @@ async def answered_business(conn: AsyncConnection, st: StatusPackage, orig, regi
         return None
     later = (await conn.execute(sa.select(documents).where(
         documents.c.refers_to == orig["id"], documents.c.kind == "edoc",
-        documents.c.business_type.in_([1, 2])).order_by(documents.c.id.desc()))).mappings().all()
+        documents.c.business_type.in_([REVOCATION, UPDATE])).order_by(documents.c.id.desc()))).mappings().all()
     for doc in later:
         try:
             return doc, decide_status(st, doc["sender"], doc["business_type"], *await copies(conn, doc["id"]), registry)

@@ -555,7 +555,7 @@ class Worker:
                                                          "authenticated_by": v.authenticated_by}),
             record_row("status.recorded", actor=self.adapter_user(m.message), document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
-                       details={"status": st.status_code, "original_sender": rf.organ_id,
+                       details={"status": st.status_code, "original_sender": orig["sender"],
                                 "recipients": [t[0] for t in dests], "authenticated_by": v.authenticated_by}),
         ]
         self._count_accepted(v)

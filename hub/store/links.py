@@ -10,10 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.constants import BUSINESS_DONE as DONE
+from hub.edxml.business import BUSINESS_DOC_TYPES as ACTION
 from hub.store.tables import documents
-
-ACTION = {1: "revocation", 2: "update", 3: "replacement"}
-DONE = {1: "revoked", 2: "updated", 3: "replaced"}
 
 
 async def business_links(conn: AsyncConnection, doc: dict) -> dict:

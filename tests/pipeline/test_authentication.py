@@ -325,3 +325,14 @@ def test_verdicts_cross_process_boundaries(ctx, pki):
     got = asyncio.run(run())
     assert [(x.accepted, x.authenticated_by or x.reason) for x in got] == [
         (True, "signature-sha1"), (True, "connection"), (False, "authority.impersonation")]
+
+
+def test_explain_says_the_connection_authenticates(ctx):
+    from hub.pipeline.explain import explain_stages
+
+    data = etree.tostring(skeleton(unsigned_edoc()), xml_declaration=True, encoding="UTF-8")
+    v = check_package(data, ctx)
+    lines = [line for s in explain_stages(data, v, ctx.validator) for line in s.lines()]
+    assert any("signature:" in x and "placeholder skeleton" in x and f"only over {G22}'s own connection" in x
+               for x in lines), lines
+    assert any("trust:" in x and "authenticated by the connection" in x for x in lines), lines

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from lxml import etree
 
 from hub.edxml.builder import build_edoc, build_status
-from hub.edxml.model import Business, Organization, Receiver, ResponseFor, StatusPackage
+from hub.edxml.model import Business, Organization, Receiver, ReplacementInfo, ResponseFor, StatusPackage
 from hub.edxml.parser import parse_xml
 from hub.edxml.sdk_signature import inspect_signature
 from hub.registry.store import add_agency
@@ -151,6 +151,12 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
         await h41.send_status(G22, second.document_id, "15", "Đồng ý cập nhật")
         [agree] = await drain(g, 1)
         assert agree.package().status_code == "15"
+        # --- a replacement naming what it replaces only in ReplacementInfoList
+        fourth = make_edoc(G22, (H41,))
+        await _send_and_receive(g, fourth, h41)
+        replacement = replace(make_edoc(G22, (H41,)), business=Business(doc_type=3, replacements=(
+            ReplacementInfo(fourth.document_id, (H41,)),)))
+        await _send_and_receive(g, replacement, h41)
         # --- a recall answered 15, another answered 16 (back to the state before the recall)
         third = make_edoc(G22, (H41, H44))
         await _send_and_receive(g, third, h41, h44)
@@ -182,12 +188,14 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
     ids = dict(await rows(env, sa.select(documents.c.document_id, documents.c.id)))
     assert by_id[revocation.document_id] == (1, ids[first.document_id])
     assert by_id[update.document_id] == (2, ids[second.document_id])
+    assert by_id[replacement.document_id] == (3, ids[fourth.document_id])
     # the earlier documents' timelines say what happened to them, and by which package
     events = await rows(env, sa.select(records.c.event, records.c.document_id, records.c.details).where(
-        records.c.event.in_(["document.revoked", "document.updated"])))
+        records.c.event.in_(["document.revoked", "document.updated", "document.replaced"])))
     assert {(e, d, det["by"]) for e, d, det in events} == {
         ("document.revoked", first.document_id, revocation.document_id),
-        ("document.updated", second.document_id, update.document_id)}
+        ("document.updated", second.document_id, update.document_id),
+        ("document.replaced", fourth.document_id, replacement.document_id)}
     [upd] = [det for e, _, det in events if e == "document.updated"]
     assert upd["added"] == [H44] and upd["removed"] == []
     # the recall history of H44's copy: 03, 13, 16, 05
@@ -196,6 +204,10 @@ async def test_revocation_update_and_recalls_end_in_the_right_states(env):
          .where(documents.c.document_id == third.document_id, deliveries.c.recipient == H44)
          .order_by(status_history.c.id))
     assert [c for (c,) in await rows(env, q)] == ["03", "13", "16", "05"]
+    # a recall's entry names the document's original sender, whatever ResponseFor/OrganId says
+    recalls = await rows(env, sa.select(records.c.details).where(
+        records.c.event == "status.recorded", records.c.document_id == third.document_id))
+    assert {d["original_sender"] for (d,) in recalls} == {G22}
 
 
 async def test_each_way_of_authentication_is_reported(env):
