@@ -1,8 +1,9 @@
 """What a VDXP system sends: ``sendEdoc`` into the hub's intake, ``getSentEdocList`` back out.
 
 ``sendEdoc`` goes through the same path as the HTTP gateway: the stateless checks run at
-once with the system's agency as the publishing adapter (a refusal is answered at once and
-recorded in the audit log), then the package is published to ``edxml.submit`` as the hub's
+once with the VDXP system as the connection (``Connection("vdxp", agency, system id)``: under
+the ``sdk`` profile it is what authenticates an unsigned package; a refusal is answered at once
+and recorded in the audit log), then the package is published to ``edxml.submit`` as the hub's
 own broker user naming that agency (``x-hub-gateway-agency``): the workers check it again,
 record it, route it and answer later refusals with a status 02 in the system's status list.
 
