@@ -148,4 +148,11 @@ REASONS: dict[str, str] = {
     "vdxp.out_of_scope": "registerAgency/deleteAgency of a code not below the system's own agency, or with its own system",
     "vdxp.unavailable": "the hub cannot reach its database or broker; retry (never an empty inbox)",
     "vdxp.delivery_failed": "a VDXP system acknowledged an item `fail` too often; it waits in the dead letters",
+    # dead letters: who put a message on hub.dead, as far as the broker proves it
+    "broker.delivery_limit": "RabbitMQ dead-lettered it: returned to its queue more often than the delivery limit",
+    "broker.rejected": "RabbitMQ dead-lettered it: a consumer rejected it without requeueing",
+    "broker.expired": "RabbitMQ dead-lettered it: its time to live ran out",
+    "broker.maxlen": "RabbitMQ dead-lettered it: its queue was over its length limit",
+    "broker.dead_lettered": "on hub.dead for a reason nothing vouches for (an unknown x-death reason, or not published by the hub); its headers are not believed",
+    "hub.dead_lettered": "the hub dead-lettered it without naming a reason",
 }

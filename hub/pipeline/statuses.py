@@ -55,6 +55,12 @@ def _recipient_copies(sender: str, dels: Sequence[Mapping], registry: Registry) 
     return mine
 
 
+def saw_document(sender: str, original_sender: str, dels: Sequence[Mapping], registry: Registry) -> bool:
+    """Whether ``sender`` sent or received the document: a status about one it never saw is
+    answered exactly like one about a made-up DocumentId (nothing is disclosed)."""
+    return sender == original_sender or bool(_recipient_copies(sender, dels, registry))
+
+
 def decide_status(st: StatusPackage, original_sender: str, business_type: int | None, dels: Sequence[Mapping],
                   history: Mapping[int, Sequence[str]], registry: Registry) -> StatusDecision:
     """Check the status against every copy it applies to; raise the first refusal.

@@ -30,7 +30,7 @@ from hub.errors import HubError, TransientError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
 from hub.pipeline.business import EVENTS, business_link, target_ids
 from hub.pipeline.status_rows import answered_business, copies
-from hub.pipeline.statuses import decide_status, document_keys
+from hub.pipeline.statuses import decide_status, document_keys, saw_document
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -62,6 +62,13 @@ class Stats:
     check_hist: dict = field(default_factory=lambda: {
         "bounds": [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, float("inf")],
         "counts": [0] * 10, "sum": 0.0})
+
+    def outcomes(self) -> tuple:
+        """The outcome counters, to take back what a batch counted if its transaction does not commit."""
+        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason), dict(self.by_auth)
+
+    def restore(self, outcomes: tuple) -> None:
+        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason, self.by_auth = outcomes
 
     def observe_check(self, seconds: float) -> None:
         h = self.check_hist
@@ -129,6 +136,11 @@ class Worker:
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
         self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message, prefetch=self.settings.prefetch)
+
+    @property
+    def consuming(self) -> bool:
+        """Subscribed to hub.intake (False while paused: maintenance, an outage, stopping)."""
+        return self._consumer is not None
 
     async def _on_message(self, m: Incoming) -> None:
         self._in_flight += 1
@@ -303,11 +315,21 @@ class Worker:
     # --- recording ------------------------------------------------------------------------
 
     async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
+        """Packages count as accepted/refused/... only once their batch's transaction committed."""
+        counted = self.stats.outcomes()
+        try:
+            return await self._record_batch(batch, verdicts)
+        except BaseException:
+            self.stats.restore(counted)
+            raise
+
+    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
         w = _Writes()
         now = utcnow()
         async with self.engine.begin() as conn:
             existing = await self._existing(conn, verdicts)
             known = await self._known_refs(conn, verdicts)
+            acts_on = await self._acts_on(conn, verdicts)
             accepted: list[tuple[Incoming, Verdict, dict]] = []
             statuses: list[tuple[Incoming, Verdict]] = []
             pending_for: list[str] = []
@@ -317,7 +339,7 @@ class Worker:
                 elif v.accepted and isinstance(v.package, StatusPackage):
                     statuses.append((m, v))
                 elif v.accepted:
-                    row = self._edoc(m, v, existing, known, w, now)
+                    row = self._edoc(m, v, existing, known, acts_on, w, now)
                     if row is not None:
                         accepted.append((m, v, row))
                 else:
@@ -365,12 +387,29 @@ class Worker:
         )).mappings().all()
         return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
-    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], int]:
-        """(sender, DocumentId) -> documents.id of what the batch's edocs answer or act on."""
-        refs = {(rf.organ_id, rf.document_id) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
-                for rf in v.package.response_for}
-        refs |= {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
-                 for t in target_ids(v.package)}
+    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str, str]]:
+        """(sender, DocumentId, who) for each ResponseFor that names a document ``who`` sent or received:
+        a document someone never saw is as unknown to them as one that does not exist."""
+        refs = {(rf.organ_id, rf.document_id, v.package.sender.organ_id) for v in verdicts
+                if v.accepted and isinstance(v.package, Edoc) for rf in v.package.response_for}
+        if not refs:
+            return set()
+        rows = (await conn.execute(sa.select(documents.c.id, documents.c.sender, documents.c.document_id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_([(o, d) for o, d, _ in refs])))).all()
+        seen_by = {(r.sender, r.document_id): {r.sender} for r in rows}
+        ids = {r.id: (r.sender, r.document_id) for r in rows}
+        if ids:
+            for doc, recipient, system in (await conn.execute(sa.select(
+                    deliveries.c.document, deliveries.c.recipient, deliveries.c.system).where(
+                    deliveries.c.document.in_(list(ids))))).all():
+                seen_by[ids[doc]] |= {recipient, system}
+        return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
+
+    async def _acts_on(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], int]:
+        """(sender, DocumentId) -> documents.id of the earlier documents the batch's revocations,
+        updates and replacements act on (no query when there are none)."""
+        refs = {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+                for t in target_ids(v.package)}
         if not refs:
             return {}
         rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
@@ -407,9 +446,10 @@ class Worker:
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": now}
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
-                                       message_id=_message_id(headers))))
+                                       message_id=_message_id(headers), user_id=self.backbone.user)))
 
-    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: dict, w: _Writes, now: datetime) -> dict | None:
+    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, acts_on: dict, w: _Writes,
+              now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
@@ -418,14 +458,14 @@ class Worker:
                              "different package; give a new document its own DocumentId", "MessageHeader/DocumentId"):
             return None
         for rf in doc.response_for:
-            if (rf.organ_id, rf.document_id) not in known:
+            if (rf.organ_id, rf.document_id, doc.sender.organ_id) not in known:
                 self._refuse(m, v, w, now, reason="state.unknown_document",
-                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, "
-                                     "which the hub has never received",
+                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, which is not a "
+                                     f"document {doc.sender.organ_id} sent or received through the hub",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
         try:
-            link = business_link(doc, known)
+            link = business_link(doc, acts_on)
         except HubError as e:
             self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
             return None
@@ -502,23 +542,26 @@ class Worker:
                              "timestamp was already recorded", "Status/Timestamp"):
             return
         rf = st.response_for
+        sender = st.sender.organ_id
         keys = document_keys(st)
         found = {(r["sender"], r["document_id"]): r for r in (await conn.execute(sa.select(documents).where(
             documents.c.sender.in_([k[0] for k in keys]), documents.c.document_id == rf.document_id,
             documents.c.kind == "edoc"))).mappings().all()}
         orig = next((found[k] for k in keys if k in found), None)
-        if orig is None:
+        dels, history = ([], {}) if orig is None else await copies(conn, orig["id"])
+        registry = self.runner.context.registry
+        if orig is None or not saw_document(sender, orig["sender"], dels, registry):
+            # never seen = unknown: nothing tells the two apart
             self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {keys[0][0]}, which the hub "
-                                 "has never received", element="ResponseFor/DocumentId")
+                         message=f"the status refers to {rf.document_id} from {keys[0][0]}, which is not a "
+                                 f"document {sender} sent or received through the hub",
+                         element=f"{st.container}/ResponseFor/DocumentId")
             return
-        sender = st.sender.organ_id
         try:
-            decision = decide_status(st, orig["sender"], orig["business_type"], *await copies(conn, orig["id"]),
-                                     self.runner.context.registry)
+            decision = decide_status(st, orig["sender"], orig["business_type"], dels, history, registry)
         except HubError as e:
             # 15/16 naming the earlier document answer the revocation or update acting on it
-            later = (await answered_business(conn, st, orig, self.runner.context.registry)
+            later = (await answered_business(conn, st, orig, registry)
                      if e.code == "state.invalid_transition" else None)
             if later is None:
                 self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
@@ -597,7 +640,7 @@ class Worker:
                 self._queue_out(w, document=None, exchange=C.EXCHANGE_DEAD, routing_key="", body=msg.body,
                                 body_sha=v.sha256, intake_sha=v.sha256, headers=headers, priority=0, now=now)
             else:
-                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers)))
+                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers, user_id=self.backbone.user)))
             w.records.append(record_row("package.dead", actor=user, sha256=v.sha256, reason=reason,
                                         message=message, at=now))
             self.stats.dead += 1
@@ -643,7 +686,7 @@ class Worker:
             body = relay_copy(parse_xml(body, max_bytes=len(body)), self.hub.organ_id,
                               parse_timestamp(h[C.H_TRACE_AT]))
         return Outgoing(r["exchange"], r["routing_key"], body, headers=h, priority=r["priority"],
-                        message_id=_message_id(h))
+                        message_id=_message_id(h), user_id=self.backbone.user)
 
     async def _sent_stage(self) -> None:
         """Stage 3: mark confirmed outbox rows sent and log the deliveries, several batches at once."""

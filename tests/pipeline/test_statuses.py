@@ -93,3 +93,10 @@ def test_replacement_targets_and_update_recipients():
     link = business_link(upd, {(G22, a): 3})
     assert link.added == (H44,) and link.removed == (H41,)
     assert link.record_details(upd.document_id)["removed"] == [H41]
+
+
+def test_who_saw_the_document(registry):
+    from hub.pipeline.statuses import saw_document
+
+    assert saw_document(G22, G22, DELS, registry) and saw_document(H44, G22, DELS, registry)
+    assert not saw_document("000.00.00.H13", G22, DELS, registry)
