@@ -169,6 +169,11 @@ class _HubCollector:
         ob = GaugeMetricFamily("hub_outbox_backlog", "Outbox messages not yet confirmed by the broker")
         ob.add_metric([], s.get("outbox", 0))
         yield ob
+        vr = CounterMetricFamily("hub_vdxp_requests", "VDXP requests by operation and outcome (OK or the ErrorCode)",
+                                 labels=["operation", "outcome"])
+        for (op, outcome), n in sorted(s.get("vdxp", {}).items()):
+            vr.add_metric([op, outcome], n)
+        yield vr
         hr = CounterMetricFamily("hub_http_requests", "HTTP requests answered, by method, route and status",
                                  labels=["method", "route", "status"])
         for (method, route, status), n in sorted(s.get("http", {}).items()):
@@ -189,7 +194,7 @@ class _HubCollector:
 
 async def _snapshot(state) -> dict:
     snap: dict = {"stats": {}, "by_reason": {}, "by_auth": {}, "seconds": {}, "queues": {}, "certs": [],
-                  "http": dict(state.http_requests)}
+                  "vdxp": dict(state.vdxp_requests), "http": dict(state.http_requests)}
     hub = state.hub
     if hub is not None:
         for w in hub.workers:

@@ -323,6 +323,19 @@ SCHEMAS: dict = {
         "revoked_at": nullable(TIME), "last_used_at": nullable(TIME),
     }),
     "UserList": obj({"users": arr(ref("User"))}),
+    # admin: VDXP systems (hub/vdxp)
+    "VdxpSystem": obj({"id": STR, "agency": CODE, "active": BOOL, "created_at": TIME, "created_by": nullable(STR),
+                       "revoked_at": nullable(TIME)}),
+    "VdxpSystemList": obj({"systems": arr(ref("VdxpSystem"))}),
+    "VdxpSystemInput": obj({
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "description": "the client's systemid"},
+        "agency": {**CODE, "description": "the agency it acts for (and those that agency serves)"},
+        "secret": {"type": "string", "minLength": 16, "maxLength": 200,
+                   "description": "the secret the client already has; omitted: the hub generates one"},
+    }, ["id", "agency"], additionalProperties=False, example={"id": "vxp.saas.02", "agency": "000.00.00.H41"}),
+    "VdxpSystemCreated": obj({"id": STR, "agency": CODE, "endpoint": STR, "message": STR,
+                              "secret": {"type": "string", "description": "only when generated: shown this once"}},
+                             ["id", "agency", "endpoint", "message"]),
     "UserInput": obj({
         "name": {"type": "string", "minLength": 1, "maxLength": 100},
         "role": {"type": "string", "enum": ["agency", "admin", "auditor"]},
@@ -520,6 +533,15 @@ PATHS: dict = {
                    roles=ADMIN, body=json_body(ref("UserInput")),
                    description="409 when an active user already has the name (user names are unique)."),
     },
+    "/api/v1/admin/vdxp/systems": {
+        "get": op("VDXP systems (never their secrets)", ok(200, ref("VdxpSystemList")), (), roles=READERS),
+        "post": op("Register a VDXP system; a generated secret is shown once", ok(201, ref("VdxpSystemCreated"),
+                                                                                  "Created"),
+                   (400, 409), roles=ADMIN, body=json_body(ref("VdxpSystemInput"))),
+    },
+    "/api/v1/admin/vdxp/systems/{id}/revoke": {"post": op(
+        "Revoke a VDXP system: its requests are refused from now on", ok(200, ref("VdxpSystem")), (400, 404, 409),
+        roles=ADMIN, params=[p("id", {"type": "string"}, "system id")])},
     "/api/v1/admin/users/{id}/revoke": {"post": op(
         "Revoke a user's token", ok(200, ref("User")), (400, 404, 409), roles=ADMIN,
         params=[p("id", {"type": "string"}, "user id")])},
