@@ -42,7 +42,9 @@ class Settings:
     A ``postgresql://`` URL is rewritten to use asyncpg."""
 
     amqp_url: str | None = None
-    """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker."""
+    """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker.
+    Several nodes of a cluster separated by commas (``amqp://u:p@n1:5672/vh,n2:5672``): the
+    connection moves to the next node whenever it must reconnect (``hub.backbone.nodes``)."""
 
     max_package_bytes: int = 50 * 1024 * 1024
     """``HUB_MAX_PACKAGE_BYTES``: size cap applied before parsing."""
@@ -84,6 +86,12 @@ class Settings:
     http_port: int = 8080
     """``HUB_HTTP_PORT``: their port (`hub serve`, `hub demo`)."""
 
+    vdxp_key_file: Path | None = None
+    """``HUB_VDXP_KEY_FILE``: the AES key VDXP secrets are encrypted under; default ``<data_dir>/vdxp.key``."""
+
+    vdxp_max_failures: int = 5
+    """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -107,6 +115,8 @@ class Settings:
             audit=_bool(env.get("HUB_AUDIT"), True),
             http_host=env.get("HUB_HTTP_HOST") or "127.0.0.1",
             http_port=_number(env, "HUB_HTTP_PORT", 8080),
+            vdxp_key_file=Path(env["HUB_VDXP_KEY_FILE"]) if env.get("HUB_VDXP_KEY_FILE") else None,
+            vdxp_max_failures=_number(env, "HUB_VDXP_MAX_FAILURES", 5),
         )
         return replace(s, **overrides) if overrides else s
 
@@ -121,6 +131,10 @@ class Settings:
     @property
     def cert_file(self) -> Path:
         return self.hub_cert_file or self.pki_dir / f"{self.hub_organ_id}.pem"
+
+    @property
+    def vdxp_key(self) -> Path:
+        return self.vdxp_key_file or self.data_dir / "vdxp.key"
 
 
 def normalize_db_url(url: str) -> str:

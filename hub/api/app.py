@@ -43,6 +43,8 @@ async def http_counter(request: web.Request, handler):
 
 @web.middleware
 async def authentication(request: web.Request, handler):
+    if request.path.startswith("/vdxp/"):
+        return await handler(request)  # the VDXP protocol authenticates itself, answering in its own envelope
     state = request.app[STATE]
     if "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path:
         return error(400, "http.bad_request", "NUL characters are not allowed in paths or query parameters")
@@ -102,13 +104,18 @@ def create_app(state: ApiState) -> web.Application:
     )
     app[STATE] = state
     app.add_routes(routes.route_defs())
+    from hub.vdxp.server import create_vdxp_app
+
+    app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)
     app.cleanup_ctx.append(gateway.inboxes_ctx)
     app.cleanup_ctx.append(health.readiness_ctx)
     return app
 
 
 async def start_site(app: web.Application, host: str, port: int, ssl_context=None) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    # Short keep-alive: the national SDK builds a new pooled client per call and never closes it,
+    # so its idle connections would otherwise pile up for aiohttp's default 75 s.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10, keepalive_timeout=15)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

@@ -25,6 +25,11 @@ ACCEPTS = Field(None, description='DocumentType/Type codes the agency receives (
                                   'null or "*" = every type')
 
 
+PROFILE = Field(None, description="signatures: strict (XML-DSig, SHA-256+) or sdk (the national SDK's skeleton or no "
+                                  "signature, accepted only over the agency's own authenticated connection)",
+                json_schema_extra={"enum": ["strict", "sdk"]})
+
+
 class AgencyInput(Body):
     model_config = ConfigDict(json_schema_extra={
         "example": {"code": "000.00.00.H77", "name": "UBND tỉnh H77", "accepts": ["1", "2"]}})
@@ -36,6 +41,7 @@ class AgencyInput(Body):
     served_by: str | None = Field(None, description="code of the agency whose system serves it")
     connected: bool | None = Field(None, description="own system (adapter, inbox); default: true unless served_by")
     amqp_user: str | None = Field(None, max_length=128)
+    profile: str | None = PROFILE
 
 
 class AgencyPatch(Body):
@@ -53,6 +59,7 @@ class AgencyPatch(Body):
     add_certificates: list[str] = Field(None, description="PEM certificates to pin")
     retire_certificates: list[str] = Field(None, description="SHA-256 fingerprints to unpin")
     active: Literal[True] = Field(None, description="reactivate a retired agency")
+    profile: str = PROFILE
 
 
 class AckRequest(BaseModel):
@@ -142,4 +149,15 @@ class ConsistencyQuery(BlankIsAbsent):
     new: TreeSize | None = Field(None, description="a later checkpoint's tree size (default: the latest)")
 
 
-BODIES = (AgencyInput, AgencyPatch, AckRequest, StatusRequest, SettleRequest, UserInput, MaintenanceRequest)
+class VdxpSystemInput(Body):
+    model_config = ConfigDict(json_schema_extra={"example": {"id": "vxp.saas.02", "agency": "000.00.00.H41"}})
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="the client's systemid")
+    agency: str = Field(description="the agency it acts for (and those that agency serves)",
+                        examples=["000.00.00.G22"])
+    secret: str | None = Field(None, min_length=16, max_length=200,
+                               description="the secret the client already has; omitted: the hub generates one")
+
+
+BODIES = (AgencyInput, AgencyPatch, AckRequest, StatusRequest, SettleRequest, UserInput, MaintenanceRequest,
+          VdxpSystemInput)

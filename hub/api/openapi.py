@@ -50,6 +50,8 @@ def as_openapi30(schema):
         else:
             s["anyOf" if len(rest) > 1 else "allOf"] = rest
         s["nullable"] = True
+        if "enum" in s and None not in s["enum"]:
+            s["enum"] = [*s["enum"], None]  # an enum lists every value, null included
     if s.get("default", 0) is None and not s.get("nullable"):
         del s["default"]
     return s

@@ -19,6 +19,11 @@ Base64 = Annotated[str, Field(json_schema_extra={"format": "byte"})]
 # The gateway's times come out without a UTC offset on SQLite unless it adds one: say only what is true.
 GatewayTime = Annotated[datetime, Field(description="ISO 8601 time with its UTC offset")]
 Kind = Literal["edoc", "status"]
+Profile = Annotated[Literal["strict", "sdk"], Field(
+    description="signatures: strict (XML-DSig, SHA-256+) or sdk (the national SDK's skeleton or no signature, "
+                "accepted only over the agency's own authenticated connection)")]
+AuthenticatedBy = Annotated[Literal["signature", "signature-sha1", "connection"] | None, Field(
+    description="how the package was authenticated (null: recorded before the hub recorded it)")]
 
 
 class Out(BaseModel):
@@ -105,6 +110,23 @@ class DocumentRecipient(Out):
     history: list[StatusEntry]
 
 
+class ActsOn(Out):
+    """The earlier document this revocation, update or replacement acts on."""
+
+    document_id: str
+    sender: str
+    action: Literal["revocation", "update", "replacement"]
+
+
+class ActedOnBy(Out):
+    """A later package that revoked, updated or replaced this document."""
+
+    document_id: str
+    sender: str
+    action: Literal["revoked", "updated", "replaced"]
+    at: str
+
+
 class Document(Out):
     document_id: str
     sender: str
@@ -114,6 +136,9 @@ class Document(Out):
     subject: str | None
     received_at: GatewayTime
     legacy_sha1: bool
+    authenticated_by: AuthenticatedBy
+    acts_on: ActsOn | None
+    acted_on_by: list[ActedOnBy]
     recipients: list[DocumentRecipient]
     package: Base64
 
@@ -145,6 +170,7 @@ class Agency(Out):
     served_by: str | None
     accepts: list[str] | None = Field(description="DocumentType/Type codes it receives; null = every type")
     amqp_user: str | None
+    profile: Profile
     created_at: datetime
     updated_at: datetime
     certificates: list[Certificate]
@@ -325,6 +351,49 @@ class DeadLetterDetail(DeadLetter):
     parsed: ParsedHeader
 
 
+class AuthCounts(Out):
+    model_config = ConfigDict(populate_by_name=True)
+
+    signature: int
+    signature_sha1: int = Field(alias="signature-sha1")
+    connection: int
+    total: int
+
+
+class AgencyAuth(AuthCounts):
+    code: str
+    name: str
+    profile: str | None
+
+
+class AuthReport(Out):
+    since: str | None
+    until: str | None
+    agencies: list[AgencyAuth]
+    totals: AuthCounts
+
+
+class VdxpSystem(Out):
+    id: str
+    agency: Code
+    active: bool
+    created_at: datetime
+    created_by: str | None
+    revoked_at: datetime | None
+
+
+class VdxpSystemList(Out):
+    systems: list[VdxpSystem]
+
+
+class VdxpSystemCreated(Out):
+    id: str
+    agency: Code
+    endpoint: str
+    message: str
+    secret: str = Field(None, description="only when generated: shown this once")
+
+
 class Skipped(Out):
     id: int
     state: str
@@ -408,6 +477,9 @@ class TrailDocument(Out):
     adapter_user: str | None
     legacy_sha1: bool
     package_size: int | None
+    authenticated_by: AuthenticatedBy
+    acts_on: ActsOn | None
+    acted_on_by: list[ActedOnBy]
 
 
 class TrailStatus(Out):

@@ -9,7 +9,7 @@ from functools import cache
 
 from aiohttp import web
 
-from hub.api import admin, audit, followup, gateway, health
+from hub.api import admin, audit, followup, gateway, health, vdxp_systems
 from hub.api.endpoint import Endpoint, Endpoints
 from hub.api.openapi import document
 
@@ -22,7 +22,8 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 def endpoints() -> list[Endpoint]:
-    return [e for table in (health.api, meta, gateway.api, admin.api, followup.api, audit.api) for e in table.items]
+    return [e for table in (health.api, meta, gateway.api, admin.api, followup.api, vdxp_systems.api,
+                                                     audit.api) for e in table.items]
 
 
 @cache

@@ -32,6 +32,7 @@ class ApiState:
     _ctx_version: int = -1
     _ctx_checked: float = 0.0
     gateway: object | None = None  # hub.api.gateway.Inboxes
+    vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
     http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
     readiness: object | None = None  # hub.api.health.Readiness: computed in the background
 
