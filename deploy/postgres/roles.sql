@@ -3,9 +3,9 @@
 --
 --   psql -d hub -v hub_role=hub_app -v hub_password="'…'" -f deploy/postgres/roles.sql
 --
--- The audit log (records) and its signed checkpoints are append-only twice over: the role
--- may only INSERT and SELECT them, and triggers (migration 0003) refuse UPDATE, DELETE and
--- TRUNCATE even for roles that could.
+-- The audit log (records), its signed checkpoints and its stored subtree hashes (merkle_nodes)
+-- are append-only twice over: the role may only INSERT and SELECT them, and triggers
+-- (migrations 0003 and 0013) refuse UPDATE, DELETE and TRUNCATE even for roles that could.
 
 \if :{?hub_role}
 \else
@@ -27,8 +27,8 @@ SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role'
   FROM unnest(ARRAY['agencies', 'agency_certs', 'trust_anchors', 'crls', 'hub_meta', 'packages', 'documents',
                     'deliveries', 'status_history', 'outbox', 'api_users', 'dead_letters', 'gateway_seen']) AS t \gexec
 
--- the audit log and its checkpoints: INSERT and SELECT only
+-- the audit log, its checkpoints and its subtree hashes: INSERT and SELECT only
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
-  FROM unnest(ARRAY['records', 'checkpoints']) AS t \gexec
+  FROM unnest(ARRAY['records', 'checkpoints', 'merkle_nodes']) AS t \gexec
 SELECT format('GRANT SELECT ON alembic_version TO %I', :'hub_role') \gexec
 SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', :'hub_role') \gexec
