@@ -9,7 +9,8 @@
                       sha256, reason, message, details, leaf_hash) and ``canonical``, the exact
                       text the leaf hash covers (``hub.audit.entry.canonical_entry``)
     proofs.json       per entry: index = seq - 1, the tree size and RFC 9162 audit path (hex)
-                      against the checkpoint below; entries newer than it, ``not_yet_sealed``
+                      against the checkpoint below, from O(log n) stored subtree hashes
+                      (``hub.audit.nodes``); entries newer than it, ``not_yet_sealed``
     checkpoint.txt    the latest signed checkpoint (C2SP note text, ``hub.audit.checkpoint``)
     hub.pem           the hub certificate that signed the checkpoint (and the manifest)
     trust/            the CA certificate(s) the package's signing chain ends in, and their CRLs
@@ -19,6 +20,9 @@
                       when the exporter holds it (the API and `hub audit export` do)
     README.txt        how to check all of it by hand
 
+Reading is the only part on the event loop; hashing, the package's signature check and the
+zip run in a thread.
+
 ``verify_bundle`` (no database, no network) checks every file against the others and names
 what does not match: each entry's canonical bytes and leaf hash, each inclusion proof against
 the checkpoint root, the checkpoint signature (key id too) with hub.pem, the package's
@@ -27,6 +31,10 @@ what the sender signed), that the package's SHA-256 is the one the proven entrie
 received_at is the proven entries' time, and the signed manifest. Trust comes from outside:
 compare hub.pem's and the CAs' fingerprints (printed) with the ones the hub and the CA publish,
 or pass them to pin.
+
+Two helpers the exporters (CLI, API, console) share: ``seal_through`` signs a checkpoint
+covering every entry written so far before an export, and ``log_export`` records the export
+itself as an ``audit.exported`` entry.
 
 What a bundle cannot show is completeness: it proves each entry it holds is in the log the
 hub signed, not that no entry about the document was left out. ``hub audit search

@@ -15,7 +15,11 @@ unchanged; that is the same left-balanced tree as the recursive definition and k
 million-leaf root at about half a second on one core with no recursion.
 
 Proofs are lists of 32-byte hashes ordered from the leaf (or the old tree) upwards, exactly
-as RFC 9162 2.1.3.1 PATH and 2.1.4.1 PROOF produce them. Verifiers return ``False`` on any
+as RFC 9162 2.1.3.1 PATH and 2.1.4.1 PROOF produce them. ``inclusion_proof(s)`` and
+``consistency_proof`` compute them from all the leaves (O(n)); ``inclusion_ranges``,
+``consistency_ranges``, ``nodes_needed`` and ``proof_from_nodes`` compute the same proofs
+from the stored hashes of O(log n) perfect subtrees (``hub.audit.nodes`` reads them;
+``CompactRange.append`` returns the ones each leaf completes, for the sealer to store). Verifiers return ``False`` on any
 malformed input instead of raising: a proof comes from outside and is either good or not.
 Bad arguments to the *producers* (index out of range, leaves of the wrong length) raise
 ``hub.errors.UsageError``.

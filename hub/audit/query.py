@@ -26,6 +26,15 @@ sent what to whom, when, what did the hub decide and why.
     and the delivery of any refusal the hub sent back; each recipient's delivery time and
     status history; the document row.
 
+Checkpoints and proofs
+    The signed checkpoints, newest first; the inclusion proof of one entry and the
+    consistency proof between two tree sizes, read from O(log n) stored subtree hashes
+    (``hub.audit.nodes``); ``consistency_report`` checks both checkpoints' signatures and the
+    proof against their signed roots.
+
+Renderers turn search pages into CSV (formula cells defused) and JSON, and an entry into one
+line of plain language.
+
 Times in answers are ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC), as in the canonical entries.
 """
 
