@@ -140,5 +140,12 @@ REASONS: dict[str, str] = {
     "backbone.precondition_failed": "a queue or exchange exists with other arguments",
     "backbone.already_settled": "a message was acknowledged or rejected twice",
     "backbone.management": "the RabbitMQ management API returned an error",
+    # dead letters: who put a message on hub.dead, as far as the broker proves it
+    "broker.delivery_limit": "RabbitMQ dead-lettered it: returned to its queue more often than the delivery limit",
+    "broker.rejected": "RabbitMQ dead-lettered it: a consumer rejected it without requeueing",
+    "broker.expired": "RabbitMQ dead-lettered it: its time to live ran out",
+    "broker.maxlen": "RabbitMQ dead-lettered it: its queue was over its length limit",
+    "broker.dead_lettered": "on hub.dead for a reason nothing vouches for (an unknown x-death reason, or not published by the hub); its headers are not believed",
+    "hub.dead_lettered": "the hub dead-lettered it without naming a reason",
     "transient.unavailable": "a service the hub needs is unavailable; the same request may succeed later",
 }

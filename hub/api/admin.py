@@ -58,6 +58,7 @@ from hub.registry.store import (
     list_trust,
     maintenance_mode,
     retire_agency,
+    search_filter,
     unpin_certificate,
     write_meta,
 )
@@ -309,8 +310,7 @@ async def agencies_list(request: web.Request) -> web.Response:
 async def _not_connected(engine, search: str | None, limit: int, offset: int) -> tuple[int, list[dict]]:
     q = sa.select(agencies).where(agencies.c.connected.is_(False))
     if search:
-        like = f"%{search}%"
-        q = q.where(sa.or_(agencies.c.code.like(like), agencies.c.name.like(like)))
+        q = q.where(search_filter(search))
     async with engine.connect() as conn:
         total = (await conn.execute(sa.select(sa.func.count()).select_from(q.subquery()))).scalar()
         rows = (await conn.execute(q.order_by(agencies.c.code).limit(limit).offset(offset))).mappings().all()

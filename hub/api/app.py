@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.api.errors import error, json_errors
-from hub.api.users import Principal, authenticate
+from hub.api.users import Principal, agency_active, authenticate
 from hub.backbone.base import Backbone
 from hub.pipeline.checks import CheckContext
 from hub.pki.identity import Identity
@@ -36,8 +36,9 @@ class ApiState:
     _ctx: CheckContext | None = None
     _ctx_version: int = -1
     _ctx_checked: float = 0.0
-    _ready: tuple[float, int, dict] | None = None
     gateway: object | None = None  # hub.api.gateway.Inboxes
+    http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
+    readiness: object | None = None  # hub.api.health.Readiness: computed in the background
 
     async def check_context(self) -> CheckContext:
         """The registry/trust snapshot for immediate checks, reloaded when its version changes."""
@@ -82,6 +83,29 @@ def requires(*roles: str):
     return wrap
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@web.middleware
+async def http_counter(request: web.Request, handler):
+    """Count every answer by method, route template and status (for /metrics). Paths that match no
+    route count as ``unmatched``, so made-up URLs cannot grow the label set."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        resource = request.match_info.route.resource if request.match_info is not None else None
+        route = resource.canonical if resource is not None else "unmatched"
+        key = (request.method if request.method in HTTP_METHODS else "other", route, str(status))
+        counts = request.app[STATE].http_requests
+        counts[key] = counts.get(key, 0) + 1
+
+
 @web.middleware
 async def authentication(request: web.Request, handler):
     state = request.app[STATE]
@@ -100,6 +124,9 @@ async def authentication(request: web.Request, handler):
         p = await _client_certificate(request, state)
         if p is not None:
             request[PRINCIPAL] = p
+    if p is not None and p.role == "agency" and not await agency_active(state.engine, p.agency):
+        return error(401, "auth.invalid", f"agency {p.agency} is retired: its tokens and certificates give no "
+                                          "access; ask an admin")
     return await handler(request)
 
 
@@ -118,7 +145,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
     ctx = await state.check_context()
     code = ctx.registry.owner_of_fingerprint(fp)
     agency = ctx.registry.get(code) if code else None
-    if agency is None or not agency.active:
+    if agency is None:
         return None
     from cryptography import x509
 
@@ -136,7 +163,7 @@ def create_app(state: ApiState) -> web.Application:
     from hub.api import audit, followup
 
     app = web.Application(
-        middlewares=[json_errors, authentication],
+        middlewares=[http_counter, json_errors, authentication],
         client_max_size=state.settings.max_package_bytes + 64 * 1024,
     )
     app[STATE] = state
@@ -147,6 +174,7 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(followup.routes)
     app.add_routes(openapi.routes)
     app.cleanup_ctx.append(gateway.inboxes_ctx)
+    app.cleanup_ctx.append(health.readiness_ctx)
     return app
 
 

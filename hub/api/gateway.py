@@ -36,6 +36,10 @@ routes = web.RouteTableDef()
 LEASE_SECONDS = 300
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 _HTTP_FOR_STAGE = {"parse": 400, "schema": 422, "signature": 422, "trust": 422, "authority": 403}
+# A package is XML, sent as signed: application/xml or text/xml, or application/octet-stream for
+# clients that upload raw bytes (and what HTTP libraries send for a bytes body without a type).
+# Anything else (form posts, JSON, text/plain...) is refused: such a body was not meant as a package.
+SUBMIT_MEDIA_TYPES = ("application/xml", "text/xml", "application/octet-stream")
 
 
 
@@ -77,6 +81,10 @@ async def _check_and_queue(request: web.Request, data: bytes):
 @routes.post("/api/v1/documents")
 @requires("agency")
 async def submit(request: web.Request) -> web.Response:
+    if request.content_type.lower() not in SUBMIT_MEDIA_TYPES:
+        return error(415, "http.unsupported_media_type",
+                     f"send the signed package with Content-Type {', '.join(SUBMIT_MEDIA_TYPES)}; "
+                     f"not {request.content_type}")
     refused = await _in_maintenance(request)
     if refused is not None:
         return refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -19,7 +20,10 @@ from hub.followup.rules import VN
 from hub.store.tables import agency_certs, outbox
 
 routes = web.RouteTableDef()
-READY_CACHE_SECONDS = 3.0
+log = logging.getLogger("hub.api")
+READY_INTERVAL = 1.0  # seconds between background readiness checks
+PROBE_TIMEOUT = 2.0  # a dependency that has not answered by then counts as down
+STALE_AFTER = 10.0  # no check finished for this long (the checker is stuck): not ready
 
 
 @routes.get("/healthz")
@@ -32,8 +36,10 @@ async def _readiness(state) -> tuple[int, dict]:
 
     async def probe(name: str, coro) -> None:
         try:
-            detail = await asyncio.wait_for(coro, 3.0)
+            detail = await asyncio.wait_for(coro, PROBE_TIMEOUT)
             checks[name] = {"ok": True, **(detail or {})}
+        except asyncio.TimeoutError:
+            checks[name] = {"ok": False, "error": f"no answer within {PROBE_TIMEOUT:.0f} s"}
         except Exception as e:  # noqa: BLE001 - reported, not raised
             checks[name] = {"ok": False, "error": str(e) or e.__class__.__name__}
 
@@ -45,6 +51,17 @@ async def _readiness(state) -> tuple[int, dict]:
     async def broker():
         return {"intake_depth": await state.backbone.depth(C.QUEUE_INTAKE)}
 
+    async def consuming():
+        n = await state.backbone.consumers(C.QUEUE_INTAKE)
+        workers = state.hub.workers if state.hub is not None else []
+        paused = sum(1 for w in workers if not w.consuming)
+        if paused:
+            raise ValueError(f"{paused} of {len(workers)} worker(s) here take nothing from {C.QUEUE_INTAKE} "
+                             "(maintenance, or waiting out an outage)")
+        if n == 0:
+            raise ValueError(f"no consumer on {C.QUEUE_INTAKE}: no worker takes packages")
+        return {"intake_consumers": n, "workers": len(workers)}
+
     async def identity():
         cert = state.identity.cert
         now = datetime.now(timezone.utc)
@@ -55,19 +72,59 @@ async def _readiness(state) -> tuple[int, dict]:
             raise ValueError("the hub key does not match its certificate")
         return {"organ_id": state.identity.organ_id, "days_to_expiry": (cert.not_valid_after_utc - now).days}
 
-    await asyncio.gather(probe("database", db()), probe("rabbitmq", broker()), probe("hub_identity", identity()))
+    await asyncio.gather(probe("database", db()), probe("rabbitmq", broker()), probe("consuming", consuming()),
+                         probe("hub_identity", identity()))
     ok = all(c["ok"] for c in checks.values())
     return (200 if ok else 503), {"status": "ready" if ok else "not ready", "checks": checks}
 
 
+class Readiness:
+    """Readiness, checked in the background every READY_INTERVAL seconds: /readyz only reads the
+    last result, so it answers at once and no number of requests adds load on the dependencies."""
+
+    def __init__(self, state):
+        self.state = state
+        self.result: tuple[float, int, dict] | None = None
+
+    async def check(self) -> None:
+        status, body = await _readiness(self.state)
+        self.result = (time.monotonic(), status, body)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(READY_INTERVAL)
+            try:
+                await self.check()
+            except Exception as e:  # noqa: BLE001 - never let the loop die; a stale result reads as not ready
+                log.warning("readiness check failed: %s", e)
+
+    def answer(self) -> tuple[int, dict]:
+        if self.result is None:
+            return 503, {"status": "not ready", "checks": {}, "message": "the first readiness check has not finished"}
+        at, status, body = self.result
+        age = time.monotonic() - at
+        if age > STALE_AFTER:
+            return 503, {**body, "status": "not ready", "age_seconds": round(age, 1),
+                         "message": f"no readiness check has finished for {age:.0f} s"}
+        return status, {**body, "age_seconds": round(age, 1)}
+
+
+async def readiness_ctx(app: web.Application):
+    state = app[STATE]
+    state.readiness = readiness = Readiness(state)
+    await readiness.check()  # a first answer before the site takes requests (at most PROBE_TIMEOUT)
+    task = asyncio.create_task(readiness.run(), name="hub-readiness")
+    yield
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+        pass
+
+
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    now = time.monotonic()
-    if state._ready is None or now - state._ready[0] > READY_CACHE_SECONDS:
-        status, body = await _readiness(state)
-        state._ready = (now, status, body)
-    _, status, body = state._ready
+    status, body = request.app[STATE].readiness.answer()
     return web.json_response(body, status=status)
 
 
@@ -107,6 +164,11 @@ class _HubCollector:
         ob = GaugeMetricFamily("hub_outbox_backlog", "Outbox messages not yet confirmed by the broker")
         ob.add_metric([], s.get("outbox", 0))
         yield ob
+        hr = CounterMetricFamily("hub_http_requests", "HTTP requests answered, by method, route and status",
+                                 labels=["method", "route", "status"])
+        for (method, route, status), n in sorted(s.get("http", {}).items()):
+            hr.add_metric([method, route, status], n)
+        yield hr
         ce = GaugeMetricFamily("hub_certificate_days_to_expiry", "Days until a pinned certificate expires",
                                labels=["agency", "fingerprint"])
         for code, fp, days in s.get("certs", []):
@@ -121,7 +183,8 @@ class _HubCollector:
 
 
 async def _snapshot(state) -> dict:
-    snap: dict = {"stats": {}, "by_reason": {}, "seconds": {}, "queues": {}, "certs": []}
+    snap: dict = {"stats": {}, "by_reason": {}, "seconds": {}, "queues": {}, "certs": [],
+                  "http": dict(state.http_requests)}
     hub = state.hub
     if hub is not None:
         for w in hub.workers:

@@ -60,6 +60,7 @@ ERRORS = {
     404: ("NotFound", "No such resource that the caller may see"),
     409: ("Conflict", "The resource's state does not allow this"),
     413: ("TooLarge", "The body exceeds the size limit"),
+    415: ("UnsupportedMediaType", "The body's Content-Type is not one this operation takes"),
     422: ("Unprocessable", "The package is not acceptable (schema, signature, trust)"),
     503: ("Unavailable", "Maintenance, or the broker is unavailable; retry later"),
 }
@@ -135,7 +136,9 @@ SCHEMAS: dict = {
         "status": {"type": "string", "enum": ["ready", "not ready"]},
         "checks": {"type": "object", "additionalProperties": obj(
             {"ok": BOOL, "error": STR}, ["ok"], description="one dependency; more fields when ok")},
-    }),
+        "age_seconds": {"type": "number", "description": "how long ago the background check finished"},
+        "message": STR,
+    }, ["status", "checks"]),
     # gateway
     "SubmitAccepted": obj({
         "document_id": STR, "sha256": HEX64, "kind": {"type": "string", "enum": ["edoc", "status"]},
@@ -387,17 +390,20 @@ CODE_P = p("code", CODE, "agency code")
 
 PATHS: dict = {
     "/healthz": {"get": op("Alive", ok(200, ref("Health")), (), tag="operations")},
-    "/readyz": {"get": op("Ready: database, broker and hub identity checked (cached 3 s)", {
+    "/readyz": {"get": op("Ready: consuming hub.intake, database, broker and hub identity (checked in the "
+                          "background every second; answered at once)", {
         **ok(200, ref("Ready")), **ok(503, ref("Ready"), "Not ready: a dependency failed")}, (), tag="operations")},
     "/metrics": {"get": op("Prometheus metrics", ok(200, {"type": "string"}, "Prometheus text format",
                                                     media="text/plain"), (), tag="operations")},
     "/api/v1/openapi.json": {"get": op("This document", ok(200, {"type": "object"}), (), tag="operations")},
     "/api/v1/documents": {"post": op(
         "Submit a signed package", ok(202, ref("SubmitAccepted"), "Checked and queued"),
-        (400, 403, 422, 503), roles=AGENCY, tag="gateway",
-        body={"description": "the signed edXML package, as signed (the media type is not checked)",
+        (400, 403, 415, 422, 503), roles=AGENCY, tag="gateway",
+        body={"description": "the signed edXML package, as signed: Content-Type application/xml, text/xml or "
+                             "application/octet-stream (anything else is 415 http.unsupported_media_type)",
               "required": True,
               "content": {"application/xml": {"schema": {"type": "string"}},
+                          "text/xml": {"schema": {"type": "string"}},
                           "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         description="Runs every stateless check at once: 400 parse, 413 too large, 422 schema/signature/trust, "
                     "403 authority; 503 in maintenance.")},

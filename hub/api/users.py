@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from hub.store import records as rec
 from hub.store.tables import agencies, api_users
 
 ROLES = ("agency", "admin", "auditor")
+# hub_<12 hex>_<secrets.token_urlsafe(32)>: checked before anything reaches the database, so a
+# token that is not even text (non-UTF-8 bytes, controls, megabytes) is simply "malformed".
+TOKEN_SHAPE = re.compile(r"hub_([0-9a-f]{12})_([A-Za-z0-9_-]{43})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,24 @@ async def list_users(engine: AsyncEngine) -> list[dict]:
 
 async def authenticate(engine: AsyncEngine, token: str) -> Principal | None:
     """The principal behind a bearer token, or None (unknown, malformed or revoked)."""
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != "hub" or not parts[1] or not parts[2]:
+    shape = TOKEN_SHAPE.fullmatch(token)
+    if shape is None:
         return None
+    uid, secret = shape.groups()
     async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(api_users).where(api_users.c.id == parts[1]))).mappings().first()
+        row = (await conn.execute(sa.select(api_users).where(api_users.c.id == uid))).mappings().first()
     if row is None or row["revoked_at"] is not None:
         return None
-    if not hmac.compare_digest(row["token_hash"], _hash(parts[2])):
+    if not hmac.compare_digest(row["token_hash"], _hash(secret)):
         return None
     return Principal(row["name"], row["role"], row["agency"], row["id"])
+
+
+async def agency_active(engine: AsyncEngine, code: str | None) -> bool:
+    """Whether ``code`` is registered and not retired, read now (never from a cached snapshot):
+    a retired agency's tokens and certificates open nothing from the moment it is retired."""
+    if not code:
+        return False
+    async with engine.connect() as conn:
+        active = (await conn.execute(sa.select(agencies.c.active).where(agencies.c.code == code))).scalar()
+    return bool(active)

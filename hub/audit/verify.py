@@ -1,6 +1,6 @@
 """`hub audit verify`: recompute every leaf, every checkpoint root and every stored subtree
-hash, check every checkpoint signature, and name the first entry, checkpoint or subtree node
-that does not match.
+hash, check every checkpoint signature, re-hash every stored package, and name the first
+entry, checkpoint, subtree node or package that does not match.
 
 One pass over ``records`` in sequence order, in chunks; for each chunk the leaves are
 recomputed from the entries' canonical bytes (``hub.audit.entry``) and folded into a
@@ -9,12 +9,14 @@ when the fold reaches its size: signature with the hub certificate, stored size/
 the signed text, signed root against the recomputed one. The perfect subtrees the fold
 completes are compared with the ``merkle_nodes`` rows the sealer stored (``hub.audit.nodes``):
 a node that differs, is missing below the latest checkpoint, or is stored where no checkpoint
-or entry justifies it is named by level, index and the entries it covers.
+or entry justifies it is named by level, index and the entries it covers. Then every stored
+package is re-hashed against the SHA-256 its entries name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -25,18 +27,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.audit import checkpoint as cp
 from hub.audit.entry import entry_leaf
 from hub.audit.merkle import CompactRange
-from hub.store.tables import checkpoints, merkle_nodes, records
+from hub.store.tables import checkpoints, merkle_nodes, packages, records
 
 CHUNK = 20_000
+PACKAGE_CHUNK = 100  # packages are up to the size cap each: few rows per round trip
 
 
 @dataclass
 class Report:
     entries: int = 0
     checkpoints: int = 0
+    packages: int = 0
     problems: list[str] = field(default_factory=list)
     first_bad_entry: int | None = None
     first_bad_checkpoint: int | None = None
+    first_bad_package: str | None = None
     first_bad_node: tuple[int, int] | None = None  # (level, index) in merkle_nodes
     seconds: float = 0.0
 
@@ -78,6 +83,7 @@ async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None)
             rep.problem(f"checkpoint {c['size']} covers more entries than the log holds ({state.tree.size}): "
                         "entries were removed, or the checkpoint is forged")
             rep.first_bad_checkpoint = rep.first_bad_checkpoint or c["size"]
+        await _verify_packages(conn, rep)
     rep.seconds = time.perf_counter() - started
     return rep
 
@@ -182,3 +188,42 @@ def _check_checkpoint(row, tree: CompactRange, cert: x509.Certificate, rep: Repo
         rep.problem(f"checkpoint {size}: the entries 1..{size} no longer hash to its root "
                     "(an entry was changed, removed, inserted or reordered)")
         rep.first_bad_checkpoint = rep.first_bad_checkpoint or size
+
+
+async def _verify_packages(conn, rep: Report) -> None:
+    """Every stored package is content-addressed: its bytes must still hash to the SHA-256 the
+    entries name (and have their recorded size); every package.received entry's bytes must exist."""
+
+    def bad(sha: str, text: str) -> None:
+        rep.problem(text)
+        rep.first_bad_package = rep.first_bad_package or sha
+
+    async def named_by(sha: str) -> str:
+        first = (await conn.execute(sa.select(records.c.seq, records.c.event).where(records.c.sha256 == sha)
+                                    .order_by(records.c.seq).limit(1))).first()
+        return f"entry {first.seq} ({first.event})" if first else "no entry"
+
+    last = ""
+    while True:
+        rows = (await conn.execute(sa.select(packages.c.sha256, packages.c.size, packages.c.data)
+                                   .where(packages.c.sha256 > last).order_by(packages.c.sha256)
+                                   .limit(PACKAGE_CHUNK))).all()
+        if not rows:
+            break
+        hashed = await asyncio.to_thread(lambda rows=rows: [hashlib.sha256(r[2]).hexdigest() for r in rows])
+        for (sha, size, data), actual in zip(rows, hashed):
+            rep.packages += 1
+            if actual != sha:
+                bad(sha, f"package {sha[:16]}… named by {await named_by(sha)} was changed after it was stored: "
+                         f"its bytes now hash to {actual[:16]}…")
+            elif size != len(data):
+                bad(sha, f"package {sha[:16]}… named by {await named_by(sha)}: its recorded size {size} is not "
+                         f"the {len(data)} bytes it holds")
+        last = rows[-1][0]
+    missing = (await conn.execute(
+        sa.select(records.c.seq, records.c.sha256)
+        .select_from(records.outerjoin(packages, packages.c.sha256 == records.c.sha256))
+        .where(records.c.event == "package.received", records.c.sha256.is_not(None), packages.c.sha256.is_(None))
+        .order_by(records.c.seq).limit(50))).all()
+    for seq, sha in missing:
+        bad(sha, f"package {sha[:16]}… named by entry {seq} (package.received) is missing: its bytes were deleted")

@@ -60,6 +60,13 @@ class Stats:
         "bounds": [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, float("inf")],
         "counts": [0] * 10, "sum": 0.0})
 
+    def outcomes(self) -> tuple:
+        """The outcome counters, to take back what a batch counted if its transaction does not commit."""
+        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason)
+
+    def restore(self, outcomes: tuple) -> None:
+        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason = outcomes
+
     def observe_check(self, seconds: float) -> None:
         h = self.check_hist
         h["sum"] += seconds
@@ -126,6 +133,11 @@ class Worker:
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
         self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message, prefetch=self.settings.prefetch)
+
+    @property
+    def consuming(self) -> bool:
+        """Subscribed to hub.intake (False while paused: maintenance, an outage, stopping)."""
+        return self._consumer is not None
 
     async def _on_message(self, m: Incoming) -> None:
         self._in_flight += 1
@@ -300,6 +312,15 @@ class Worker:
     # --- recording ------------------------------------------------------------------------
 
     async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
+        """Packages count as accepted/refused/... only once their batch's transaction committed."""
+        counted = self.stats.outcomes()
+        try:
+            return await self._record_batch(batch, verdicts)
+        except BaseException:
+            self.stats.restore(counted)
+            raise
+
+    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
         w = _Writes()
         now = utcnow()
         async with self.engine.begin() as conn:
@@ -362,14 +383,23 @@ class Worker:
         )).mappings().all()
         return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
-    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str]]:
-        refs = {(rf.organ_id, rf.document_id) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
-                for rf in v.package.response_for}
+    async def _known_refs(self, conn: AsyncConnection, verdicts: list[Verdict]) -> set[tuple[str, str, str]]:
+        """(sender, DocumentId, who) for each ResponseFor that names a document ``who`` sent or received:
+        a document someone never saw is as unknown to them as one that does not exist."""
+        refs = {(rf.organ_id, rf.document_id, v.package.sender.organ_id) for v in verdicts
+                if v.accepted and isinstance(v.package, Edoc) for rf in v.package.response_for}
         if not refs:
             return set()
-        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id).where(
-            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs))))).all()
-        return {tuple(r) for r in rows}
+        rows = (await conn.execute(sa.select(documents.c.id, documents.c.sender, documents.c.document_id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_([(o, d) for o, d, _ in refs])))).all()
+        seen_by = {(r.sender, r.document_id): {r.sender} for r in rows}
+        ids = {r.id: (r.sender, r.document_id) for r in rows}
+        if ids:
+            for doc, recipient, system in (await conn.execute(sa.select(
+                    deliveries.c.document, deliveries.c.recipient, deliveries.c.system).where(
+                    deliveries.c.document.in_(list(ids))))).all():
+                seen_by[ids[doc]] |= {recipient, system}
+        return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
 
     async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
@@ -400,7 +430,7 @@ class Worker:
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": now}
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
-                                       message_id=_message_id(headers))))
+                                       message_id=_message_id(headers), user_id=self.backbone.user)))
 
     def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
@@ -411,10 +441,10 @@ class Worker:
                              "different package; give a new document its own DocumentId", "MessageHeader/DocumentId"):
             return None
         for rf in doc.response_for:
-            if (rf.organ_id, rf.document_id) not in known:
+            if (rf.organ_id, rf.document_id, doc.sender.organ_id) not in known:
                 self._refuse(m, v, w, now, reason="state.unknown_document",
-                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, "
-                                     "which the hub has never received",
+                             message=f"ResponseFor names {rf.document_id} from {rf.organ_id}, which is not a "
+                                     f"document {doc.sender.organ_id} sent or received through the hub",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
@@ -482,22 +512,24 @@ class Worker:
                              "timestamp was already recorded", "Status/Timestamp"):
             return
         rf = st.response_for
+        sender = st.sender.organ_id
         orig = (await conn.execute(sa.select(documents).where(
             documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
             documents.c.kind == "edoc"))).mappings().first()
-        if orig is None:
-            self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which the hub "
-                                 "has never received", element="Status/ResponseFor/DocumentId")
-            return
-        sender = st.sender.organ_id
-        by_original = sender == orig["sender"]
-        dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
+        by_original = orig is not None and sender == orig["sender"]
+        dels = [] if orig is None else (await conn.execute(
+            sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
         mine = [d for d in dels if d["recipient"] == sender]
         if not mine:
             # A connected system answers for the agencies it serves (they have no keys of their own).
             system = self.runner.context.registry.system_of(sender)
             mine = [d for d in dels if d["system"] == system and system == sender]
+        if orig is None or not (by_original or mine):  # never seen = unknown: nothing tells the two apart
+            self._refuse(m, v, w, now, reason="state.unknown_document",
+                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which is not a "
+                                 f"document {sender} sent or received through the hub",
+                         element="Status/ResponseFor/DocumentId")
+            return
         targets = dels if st.status_code == "13" and by_original else mine
         try:
             if not targets:
@@ -574,7 +606,7 @@ class Worker:
                 self._queue_out(w, document=None, exchange=C.EXCHANGE_DEAD, routing_key="", body=msg.body,
                                 body_sha=v.sha256, intake_sha=v.sha256, headers=headers, priority=0, now=now)
             else:
-                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers)))
+                w.outbox.append((None, Outgoing(C.EXCHANGE_DEAD, "", b"", headers=headers, user_id=self.backbone.user)))
             w.records.append(record_row("package.dead", actor=user, sha256=v.sha256, reason=reason,
                                         message=message, at=now))
             self.stats.dead += 1
@@ -620,7 +652,7 @@ class Worker:
             body = relay_copy(parse_xml(body, max_bytes=len(body)), self.hub.organ_id,
                               parse_timestamp(h[C.H_TRACE_AT]))
         return Outgoing(r["exchange"], r["routing_key"], body, headers=h, priority=r["priority"],
-                        message_id=_message_id(h))
+                        message_id=_message_id(h), user_id=self.backbone.user)
 
     async def _sent_stage(self) -> None:
         """Stage 3: mark confirmed outbox rows sent and log the deliveries, several batches at once."""

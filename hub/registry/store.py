@@ -210,18 +210,20 @@ async def agency_details(engine: AsyncEngine, code: str) -> dict:
     return {**dict(row), "certificates": [dict(c) for c in certs], "serves_explicitly": served}
 
 
+def search_filter(search: str):
+    """Agencies whose code or name contains ``search``: names accent- and case-insensitively (the
+    folded column), codes as typed; ``%`` and ``_`` are characters to find, not LIKE wildcards
+    (escaped, on SQLite and PostgreSQL alike). The store, the admin API and the console share it."""
+    return sa.or_(agencies.c.code.icontains(search, autoescape=True),
+                  agencies.c.name.icontains(search, autoescape=True),
+                  agencies.c.name_folded.contains(fold(search), autoescape=True))
+
+
 async def list_agencies(engine: AsyncEngine, search: str | None = None, limit: int = 100, offset: int = 0,
                         connected_only: bool = False) -> tuple[int, list[dict]]:
     q = sa.select(agencies)
     if search:
-        # names match accent- and case-insensitively (the folded column), codes as typed;
-        # % and _ are characters to find, not wildcards
-        def like(text: str) -> str:
-            return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-        q = q.where(sa.or_(agencies.c.code.ilike(like(search), escape="\\"),
-                           agencies.c.name.ilike(like(search), escape="\\"),
-                           agencies.c.name_folded.like(like(fold(search)), escape="\\")))
+        q = q.where(search_filter(search))
     if connected_only:
         q = q.where(agencies.c.connected.is_(True))
     async with engine.connect() as conn:

@@ -248,10 +248,10 @@ async def test_dead_letters_inspect_replay_discard(env):
         g = await env.adapter(G22, start=False)
         doc = make_edoc(G22, (H41,))
         data = g.sign(build_edoc(doc, []))
-        await hub.backbone.publish(C.EXCHANGE_DEAD, "", data, headers={
+        await hub.backbone.publish(C.EXCHANGE_DEAD, "", data, user_id=hub.backbone.user, headers={
             C.H_REASON: "transient.unavailable", C.H_MESSAGE: "the database was down",
             C.H_ORIGINAL_USER: env.user_of(G22)})
-        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", headers={C.H_REASON: "parse.not_xml"})
+        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", user_id=hub.backbone.user, headers={C.H_REASON: "parse.not_xml"})
 
         async def two_pending():
             status, body = await api.call("GET", "/api/v1/admin/dead-letters", "auditor")

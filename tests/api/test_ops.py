@@ -28,7 +28,7 @@ async def test_health_ready_and_metrics(env):
         assert status == 200 and body["status"] == "ok"
         status, body = await api.call("GET", "/readyz")
         assert status == 200, body
-        assert all(c["ok"] for c in body["checks"].values()) and set(body["checks"]) == {"database", "rabbitmq", "hub_identity"}
+        assert all(c["ok"] for c in body["checks"].values()) and set(body["checks"]) == {"database", "rabbitmq", "consuming", "hub_identity"}
         g = await env.adapter(G22)
         h41 = await env.adapter(H41)
         await g.send_document(make_edoc(G22, (H41,)), [])

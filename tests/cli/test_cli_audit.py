@@ -184,3 +184,26 @@ async def test_audit_cli(audited, tmp_path, pki):
     assert f"FIRST PROBLEM: checkpoint {first_size}" in out
     _, err = await run(cli, "audit", "export", doc_id, "-o", tmp_path / "again.zip", rc=1)
     assert "hub audit verify" in err
+
+
+async def test_audit_verify_finds_changed_package_bytes(audited):
+    """Real traffic, then one stored package's bytes changed in the database: verify exits 1 and
+    names the package and the entry that names it."""
+    cli, doc_id, db_url = audited
+    out, _ = await run(cli, "audit", "verify")
+    assert "OK:" in out and "stored package" in out
+    e = make_engine(db_url)
+    try:
+        async with e.begin() as c:
+            sha = (await c.execute(sa.select(records.c.sha256).where(
+                records.c.event == "package.accepted", records.c.document_id == doc_id))).scalar_one()
+            data = (await c.execute(sa.text("SELECT data FROM packages WHERE sha256 = :s"), {"s": sha})).scalar_one()
+            forged = bytes(data).replace(b"VPCP", b"VPCX", 1)
+            assert forged != bytes(data)
+            await c.execute(sa.text("UPDATE packages SET data = :d WHERE sha256 = :s"), {"d": forged, "s": sha})
+    finally:
+        await e.dispose()
+    out, _ = await run(cli, "audit", "verify", rc=1)
+    assert f"FIRST PROBLEM: package {sha[:16]}" in out and "changed after it was stored" in out
+    rep = json.loads((await run(cli, "audit", "verify", "--json", rc=1))[0])
+    assert rep["ok"] is False and rep["first_bad_package"] == sha and rep["first_bad_entry"] is None

@@ -1,4 +1,5 @@
-"""deploy/postgres/roles.sql: the hub's runtime role may append to the audit log, never rewrite it."""
+"""deploy/postgres/roles.sql: the hub's runtime role may append to the audit log and store packages,
+never rewrite either."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ async def test_runtime_role_appends_but_cannot_rewrite(pg_url):
         async with app.begin() as conn:
             await append_rows(conn, [record_row("test.appended", actor="role test")])
             assert (await conn.execute(sa.text("SELECT count(*) FROM records"))).scalar() == 1
+            # packages are content-addressed evidence: stored once (again = nothing), never rewritten
+            for _ in range(2):
+                await conn.execute(sa.text(
+                    "INSERT INTO packages (sha256, size, data, stored_at) VALUES ('ab', 1, 'x', now()) "
+                    "ON CONFLICT DO NOTHING"))
+            assert (await conn.execute(sa.text("SELECT count(*) FROM packages"))).scalar() == 1
         for stmt in ("UPDATE records SET actor = 'x'", "DELETE FROM records", "TRUNCATE records",
-                     "UPDATE checkpoints SET root = 'x'", "DROP TABLE records"):
+                     "UPDATE checkpoints SET root = 'x'", "DROP TABLE records",
+                     "UPDATE packages SET data = 'y'", "DELETE FROM packages", "TRUNCATE packages"):
             with pytest.raises(DBAPIError) as e:
                 async with app.begin() as conn:
                     await conn.execute(sa.text(stmt))

@@ -98,7 +98,7 @@ async def _traffic(env, api, today):
     for code in ("03", "04", "05", "06"):
         await h41.send_status(G22, done.document_id, code, "Đã xử lý xong" if code == "06" else "")
         await drain(g, 1)
-    await env.hub.backbone.publish(C.EXCHANGE_DEAD, "", g.sign(build_edoc(make_edoc(G22, (H41,)), [])), headers={
+    await env.hub.backbone.publish(C.EXCHANGE_DEAD, "", g.sign(build_edoc(make_edoc(G22, (H41,)), [])), user_id=env.hub.backbone.user, headers={
         C.H_REASON: "transient.unavailable", C.H_MESSAGE: "the database was down while recording it",
         C.H_ORIGINAL_USER: env.user_of(G22)})
     await until(lambda: _pending(env, 1))

@@ -102,7 +102,7 @@ async def test_admin_sees_counters_charts_and_a_document_timeline(env):
 
 async def test_auditor_reads_but_cannot_act(env):
     async with env.running() as hub, api_for(env) as api:
-        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", headers={C.H_REASON: "parse.not_xml"})
+        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", user_id=hub.backbone.user, headers={C.H_REASON: "parse.not_xml"})
         await until(lambda: _pending(env, 1))
         async with Dash(api.base) as dash:
             await dash.admin(api.tokens["auditor"])
@@ -183,7 +183,7 @@ async def test_sign_in_rules_and_redirects(env):
 
 async def test_posts_need_the_csrf_field(env):
     async with env.running() as hub, api_for(env) as api:
-        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", headers={C.H_REASON: "parse.not_xml"})
+        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", user_id=hub.backbone.user, headers={C.H_REASON: "parse.not_xml"})
         [row] = await until(lambda: _pending(env, 1))
         async with Dash(api.base) as dash:
             await dash.admin(api.tokens["admin"])
@@ -238,10 +238,10 @@ async def test_replay_and_discard_dead_letters_through_the_page(env):
         g = await env.adapter(G22, start=False)
         docs = [make_edoc(G22, (H41,)) for _ in range(2)]
         for doc in docs:
-            await hub.backbone.publish(C.EXCHANGE_DEAD, "", g.sign(build_edoc(doc, [])), headers={
+            await hub.backbone.publish(C.EXCHANGE_DEAD, "", g.sign(build_edoc(doc, [])), user_id=hub.backbone.user, headers={
                 C.H_REASON: "transient.unavailable", C.H_MESSAGE: "the database was down",
                 C.H_ORIGINAL_USER: env.user_of(G22)})
-        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", headers={C.H_REASON: "parse.not_xml"})
+        await hub.backbone.publish(C.EXCHANGE_DEAD, "", b"<not xml", user_id=hub.backbone.user, headers={C.H_REASON: "parse.not_xml"})
         rows = await until(lambda: _pending(env, 3))
         good = [r["id"] for r in rows if r["reason"] == "transient.unavailable"]
         bad = [r["id"] for r in rows if r["reason"] == "parse.not_xml"]
