@@ -429,3 +429,24 @@ def test_readme_explains_the_manual_checks():
                    "xmlsec1 --verify", "--verification-gmt-time", "checkpoint.txt", "1..42", "not prove"):
         assert needle in text, needle
 
+
+
+async def test_the_bundle_is_built_off_the_event_loop(world, monkeypatch):
+    """Hashing, the package's signature check and the zip run in a thread, not on the loop
+    that serves the workers and the API."""
+    import threading
+
+    from hub.audit import bundle
+
+    engine, hub, doc_id, _, _ = world
+    seen = []
+    real = bundle._build
+
+    def recording(*a, **kw):
+        seen.append(threading.get_ident())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(bundle, "_build", recording)
+    data = await bundle_of(engine, hub, doc_id)
+    assert verify_bundle(data)[0]
+    assert seen and threading.get_ident() not in seen

@@ -69,6 +69,21 @@ def test_consistency_from_nodes_equals_from_leaves_for_every_small_pair():
             assert proof == merkle.consistency_proof(leaves, old, new), (old, new)
 
 
+def test_larger_trees_sampled():
+    import random
+
+    rnd = random.Random(10)  # fixed seed: the same sample every run
+    leaves = _leaves(3000)
+    stored = _all_nodes(leaves)
+    for _ in range(60):
+        size = rnd.randint(70, 3000)
+        index, old = rnd.randrange(size), rnd.randint(0, size)
+        assert merkle.proof_from_nodes(merkle.inclusion_ranges(index, size), stored) == \
+            merkle.inclusion_proof(leaves, index, size), (index, size)
+        assert merkle.proof_from_nodes(merkle.consistency_ranges(old, size), stored) == \
+            merkle.consistency_proof(leaves, old, size), (old, size)
+
+
 def test_a_proof_needs_logarithmically_many_stored_hashes():
     for size in (*range(1, 300), 1_000_000, 10_000_000, 2**40 + 12345):
         bound = 2 * size.bit_length()
@@ -220,3 +235,37 @@ async def test_migration_backfills_the_nodes_of_a_log_sealed_before(db_url, hub_
             p.hex() for p in merkle.inclusion_proof(leaves, 4, 27)]
     finally:
         await engine.dispose()
+
+
+# --- CPU work off the event loop --------------------------------------------------------------
+
+def _threads_of(monkeypatch, module, name: str) -> list[int]:
+    """Wrap ``module.name`` to record the thread each call runs in."""
+    import threading
+
+    seen: list[int] = []
+    real = getattr(module, name)
+
+    def recording(*a, **kw):
+        seen.append(threading.get_ident())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(module, name, recording)
+    return seen
+
+
+async def test_sealing_and_verifying_hash_off_the_event_loop(engine, hub_id, monkeypatch):
+    import threading
+
+    from hub.audit import sealer, verify
+
+    loop_thread = threading.get_ident()
+    folds = _threads_of(monkeypatch, sealer, "fold")
+    walks = _threads_of(monkeypatch, verify, "_walk_rows")
+    node_checks = _threads_of(monkeypatch, verify, "_check_nodes")
+    await fill(engine, 30)
+    assert (await seal(engine, hub_id)).size == 30
+    assert (await verify_log(engine, hub_id.cert)).ok
+    assert folds and walks and node_checks
+    assert loop_thread not in folds and loop_thread not in walks
+    assert node_checks.count(loop_thread) == 1  # only the final, empty check of nodes beyond the log
