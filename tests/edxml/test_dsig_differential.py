@@ -192,6 +192,21 @@ def spaced_digest_algorithm(root):
     dm.set("Algorithm", " " + dm.get("Algorithm"))
 
 
+def key_name(root):
+    etree.SubElement(_sig(root).find(DS + "KeyInfo"), DS + "KeyName").text = "000.00.00.H41"
+
+
+def der_encoded_key_value(root):
+    ki = _sig(root).find(DS + "KeyInfo")
+    etree.SubElement(ki, "{http://www.w3.org/2009/xmldsig11#}DEREncodedKeyValue").text = \
+        base64.b64encode(b"\x30\x00").decode()
+
+
+def xpath_in_c14n_transform(root):
+    tr = _ref(root).find(DS + "Transforms")[1]
+    etree.SubElement(tr, DS + "XPath").text = "not(ancestor-or-self::*[local-name()='Subject'])"
+
+
 def xml_base_on_signed_info(root):
     _si(root).set("{http://www.w3.org/XML/1998/namespace}base", "http://evil.example/")
 
@@ -237,6 +252,9 @@ VARIANTS: dict[str, Callable] = {
     "Reference URI #xpointer(/) (re-signed)": _tree_edit(reference_uri_xpointer),
     "DigestMethod with a leading space (re-signed)": _tree_edit(spaced_digest_algorithm),
     "xml:base on SignedInfo (re-signed)": _tree_edit(xml_base_on_signed_info),
+    "KeyName beside the certificate": _tree_edit(key_name, sign=False),
+    "DEREncodedKeyValue beside the certificate": _tree_edit(der_encoded_key_value, sign=False),
+    "XPath inside the C14N transform (re-signed)": _tree_edit(xpath_in_c14n_transform),
 }
 
 
@@ -245,6 +263,7 @@ MUST = {  # what both must say where an attacker gains by the other answer
     "PI in the signed document (after signing)": ("refuse", "signature.digest_mismatch"),
     "comment splitting SignatureValue": ("refuse", "signature.invalid"),
     "extra KeyValue": ("refuse", "signature.invalid"),
+    "DEREncodedKeyValue beside the certificate": ("refuse", "signature.invalid"),  # was a traceback
     "duplicated Reference (re-signed)": ("refuse", "signature.reference"),
     "Reference URI #xpointer(/) (re-signed)": ("refuse", "signature.reference"),
     "ds prefix rebound to another namespace inside Reference (re-signed)": ("refuse", "signature.reference"),
