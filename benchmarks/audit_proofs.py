@@ -31,13 +31,18 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
+import sqlalchemy as sa
+
 from hub.audit import merkle, nodes, query
 from hub.audit.sealer import seal
 from hub.pki import devpki
 from hub.pki.identity import Identity
+from hub.errors import ConflictError
 from hub.store.engine import make_engine, migrate
+from hub.store.tables import records
 
 HUB = "000.00.99.G22"
+LEAF_CHUNK = 100_000
 COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "leaf_hash")
 
 
@@ -51,6 +56,42 @@ async def insert(dsn: str, n: int, batch: int = 200_000) -> None:
             await conn.copy_records_to_table("records", records=rows, columns=list(COLUMNS))
     finally:
         await conn.close()
+
+
+async def read_leaves(conn, size: int, start: int = 0) -> list[bytes]:
+    """What every proof did before issue 10: read the stored leaf hashes of entries start+1..size.
+
+    Reads ranges of the primary key; ``seq`` is unique, so a range lo..hi that holds
+    hi - lo + 1 rows has no gap. PostgreSQL hands each range back as one concatenated hex
+    string (``string_agg``), ten times less work than a row per leaf.
+    """
+    leaves: list[bytes] = []
+    pg = conn.dialect.name == "postgresql"
+    while start + len(leaves) < size:
+        lo, hi = start + len(leaves) + 1, min(size, start + len(leaves) + LEAF_CHUNK)
+        in_range = sa.and_(records.c.seq >= lo, records.c.seq <= hi)
+        if pg:
+            from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+            count, text = (await conn.execute(sa.select(
+                sa.func.count(), sa.func.string_agg(records.c.leaf_hash,
+                                                    aggregate_order_by(sa.literal_column("''"), records.c.seq)))
+                .where(in_range))).one()
+            blob = bytes.fromhex(text or "")
+            chunk = [blob[i:i + 32] for i in range(0, len(blob), 32)] if count * 32 == len(blob) else None
+        else:
+            hexes = (await conn.execute(sa.select(records.c.leaf_hash).where(in_range)
+                                        .order_by(records.c.seq))).scalars().all()
+            count = len(hexes)
+            chunk = [bytes.fromhex(h) for h in hexes]
+        if count != hi - lo + 1 or chunk is None or any(len(h) != 32 for h in chunk):
+            have = set((await conn.execute(sa.select(records.c.seq).where(in_range))).scalars().all())
+            missing = next((s for s in range(lo, hi + 1) if s not in have), None)
+            raise ConflictError(f"audit entry {missing} is missing from the log; run `hub audit verify`" if missing
+                                else f"a stored leaf hash among entries {lo}..{hi} is malformed; run `hub audit verify`",
+                                code="audit.log_damaged")
+        leaves.extend(chunk)
+    return leaves
 
 
 def _counting_fetch(counter: list[int]):
@@ -94,7 +135,7 @@ async def run(n: int, admin_dsn: str) -> int:
         for seq in (1, n // 3, n * 2 // 3, n):
             t = time.perf_counter()
             async with engine.connect() as conn:
-                leaves = await nodes.read_leaves(conn, n)
+                leaves = await read_leaves(conn, n)
             old = merkle.inclusion_proof(leaves, seq - 1, n)
             t_old = time.perf_counter() - t
             del leaves
@@ -110,7 +151,7 @@ async def run(n: int, admin_dsn: str) -> int:
         for old_size in (n // 2 + 1, n - 1):
             t = time.perf_counter()
             async with engine.connect() as conn:
-                leaves = await nodes.read_leaves(conn, n)
+                leaves = await read_leaves(conn, n)
             before = merkle.consistency_proof(leaves, old_size, n)
             old_root = merkle.root(leaves[:old_size])
             t_old = time.perf_counter() - t

@@ -7,9 +7,9 @@ consistency proof holds is the fold of at most log2(n) such subtrees
 (``hub.audit.merkle.perfect_parts``), so a proof reads O(log n) rows by primary key, for any
 tree size up to the latest checkpoint, and hashes O(log n) times.
 
-Beyond the latest checkpoint (entries not sealed yet) no node is stored: the few missing
-ones are recomputed from the leaves they cover, bounded by what the sealer has not folded
-yet. ``hub audit verify`` recomputes every stored node and names any that differs.
+A node that ends beyond the latest checkpoint (entries not sealed yet) is not stored: it is
+hashed from its two halves, recursively, so the cost is bounded by what the sealer has not
+folded yet, not by the size of the log. ``hub audit verify`` recomputes every stored node and names any that differs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from hub.audit.merkle import Node
 from hub.errors import ConflictError, UsageError
 from hub.store.tables import merkle_nodes, records
 
-LEAF_CHUNK = 100_000
 INSERT_CHUNK = 10_000
 
 
@@ -35,49 +34,14 @@ async def store_nodes(conn: AsyncConnection, nodes: Sequence[tuple[int, int, byt
                                                    for lv, ix, h in nodes[i:i + INSERT_CHUNK]])
 
 
-async def read_leaves(conn: AsyncConnection, size: int, start: int = 0) -> list[bytes]:
-    """The stored leaf hashes of entries start+1..size, in order (refuses a gap: run `hub audit verify`).
-
-    Reads ranges of the primary key; ``seq`` is unique, so a range lo..hi that holds
-    hi - lo + 1 rows has no gap. PostgreSQL hands each range back as one concatenated hex
-    string (``string_agg``), ten times less work than a row per leaf.
-    """
-    leaves: list[bytes] = []
-    pg = conn.dialect.name == "postgresql"
-    while start + len(leaves) < size:
-        lo, hi = start + len(leaves) + 1, min(size, start + len(leaves) + LEAF_CHUNK)
-        in_range = sa.and_(records.c.seq >= lo, records.c.seq <= hi)
-        if pg:
-            from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-            count, text = (await conn.execute(sa.select(
-                sa.func.count(), sa.func.string_agg(records.c.leaf_hash,
-                                                    aggregate_order_by(sa.literal_column("''"), records.c.seq)))
-                .where(in_range))).one()
-            blob = bytes.fromhex(text or "")
-            chunk = [blob[i:i + 32] for i in range(0, len(blob), 32)] if count * 32 == len(blob) else None
-        else:
-            hexes = (await conn.execute(sa.select(records.c.leaf_hash).where(in_range)
-                                        .order_by(records.c.seq))).scalars().all()
-            count = len(hexes)
-            chunk = [bytes.fromhex(h) for h in hexes]
-        if count != hi - lo + 1 or chunk is None or any(len(h) != 32 for h in chunk):
-            have = set((await conn.execute(sa.select(records.c.seq).where(in_range))).scalars().all())
-            missing = next((s for s in range(lo, hi + 1) if s not in have), None)
-            raise ConflictError(f"audit entry {missing} is missing from the log; run `hub audit verify`" if missing
-                                else f"a stored leaf hash among entries {lo}..{hi} is malformed; run `hub audit verify`",
-                                code="audit.log_damaged")
-        leaves.extend(chunk)
-    return leaves
-
-
 def _damaged(what: str) -> ConflictError:
     return ConflictError(f"{what}; run `hub audit verify`", code="audit.log_damaged")
 
 
 async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Node, bytes]:
     """The hashes of the perfect subtrees ``wanted``: leaves from ``records``, the others from
-    ``merkle_nodes``, and any node not stored (beyond the latest checkpoint) from its leaves."""
+    ``merkle_nodes``, and any node not stored (it ends beyond the latest checkpoint) from its
+    two halves, recursively: a few rows per level, however large the node."""
     wanted = set(wanted)
     out: dict[Node, bytes] = {}
     leaves = sorted(ix for lv, ix in wanted if lv == 0)
@@ -96,15 +60,17 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
         for lv, ix, h in (await conn.execute(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
                                              .where(cond))).all():
             out[(lv, ix)] = bytes.fromhex(h)
-    for lv, ix in sorted(wanted - out.keys()):
-        lo = ix << lv
-        if lv == 0:
-            raise _damaged(f"audit entry {lo + 1} is missing from the log")
-        span = await read_leaves(conn, lo + (1 << lv), start=lo)  # not sealed yet: fold its leaves
-        out[(lv, ix)] = merkle.root(span)
     bad = [n for n, h in out.items() if len(h) != merkle.HASH_SIZE]
     if bad:
         raise _damaged(f"the stored hash of subtree {bad[0]} is malformed")
+    missing = sorted(wanted - out.keys())
+    for lv, ix in missing:
+        if lv == 0:
+            raise _damaged(f"audit entry {ix + 1} is missing from the log")
+    if missing:  # not sealed yet: hash each from its two halves (the left one is usually stored)
+        halves = await fetch_nodes(conn, {(lv - 1, 2 * ix + side) for lv, ix in missing for side in (0, 1)})
+        for lv, ix in missing:
+            out[(lv, ix)] = merkle.node_hash(halves[(lv - 1, 2 * ix)], halves[(lv - 1, 2 * ix + 1)])
     return out
 
 

@@ -145,10 +145,9 @@ async def test_proofs_from_stored_nodes_equal_proofs_from_leaves(engine, hub_id)
             assert await query.consistency(engine, old, new) == merkle.consistency_proof(leaves, old, new), (old, new)
 
 
-async def test_proofs_read_only_the_nodes_they_need(engine, hub_id, monkeypatch):
-    await fill(engine, 100)
-    await seal(engine, hub_id)
-    fetched = []
+def _count_fetched(monkeypatch) -> list[int]:
+    """How many hashes each ``nodes.fetch_nodes`` call returned (rows read), in call order."""
+    fetched: list[int] = []
     real = nodes.fetch_nodes
 
     async def counting(conn, wanted):
@@ -157,10 +156,28 @@ async def test_proofs_read_only_the_nodes_they_need(engine, hub_id, monkeypatch)
         return out
 
     monkeypatch.setattr(nodes, "fetch_nodes", counting)
-    monkeypatch.setattr(nodes, "read_leaves", None)  # a sealed tree never falls back to reading leaves
+    return fetched
+
+
+async def test_proofs_read_only_the_nodes_they_need(engine, hub_id, monkeypatch):
+    await fill(engine, 100)
+    await seal(engine, hub_id)
+    fetched = _count_fetched(monkeypatch)
     await query.inclusion(engine, 37, 100)
     await query.consistency(engine, 61, 100)
     assert fetched and max(fetched) <= 2 * (100).bit_length()
+
+
+async def test_beyond_the_checkpoint_a_large_node_is_hashed_from_its_halves(engine, hub_id, monkeypatch):
+    await fill(engine, 127)
+    await seal(engine, hub_id)
+    await fill(engine, 1, start=127)  # leaf 128 completes nodes up to level 7 (all 128 leaves): none stored
+    leaves = await _stored_leaves(engine)
+    fetched = _count_fetched(monkeypatch)
+    assert (await query.inclusion(engine, 1, 128))["path"] == [p.hex() for p in merkle.inclusion_proof(leaves, 0, 128)]
+    # the 64-leaf half is rebuilt from stored halves level by level: a few rows per level, not 64 leaves
+    assert sum(fetched) <= 4 * 8, fetched
+    assert await query.consistency(engine, 5, 128) == merkle.consistency_proof(leaves, 5, 128)
 
 
 async def test_merkle_nodes_are_append_only(engine, hub_id):
