@@ -38,6 +38,23 @@ def _damaged(what: str) -> ConflictError:
     return ConflictError(f"{what}; run `hub audit verify`", code="audit.log_damaged")
 
 
+def _hash(text: str, node: Node) -> bytes:
+    try:
+        h = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        h = b""
+    if len(h) != merkle.HASH_SIZE:
+        raise _damaged(f"the stored hash of {'entry %d' % (node[1] + 1) if node[0] == 0 else 'subtree %r' % (node,)} "
+                       "is malformed")
+    return h
+
+
+async def _within_log(conn: AsyncConnection, size: int) -> None:
+    top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
+    if size > top:
+        raise UsageError(f"the log holds {top} entries, not {size}")
+
+
 async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Node, bytes]:
     """The hashes of the perfect subtrees ``wanted``: leaves from ``records``, the others from
     ``merkle_nodes``, and any node not stored (it ends beyond the latest checkpoint) from its
@@ -49,7 +66,7 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
         rows = (await conn.execute(sa.select(records.c.seq, records.c.leaf_hash)
                                    .where(records.c.seq.in_([ix + 1 for ix in leaves])))).all()
         for seq, h in rows:
-            out[(0, seq - 1)] = bytes.fromhex(h)
+            out[(0, seq - 1)] = _hash(h, (0, seq - 1))
     inner = sorted(n for n in wanted if n[0] > 0)
     by_level: dict[int, list[int]] = {}
     for lv, ix in inner:
@@ -59,10 +76,7 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
                         for lv, ixs in by_level.items()))
         for lv, ix, h in (await conn.execute(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
                                              .where(cond))).all():
-            out[(lv, ix)] = bytes.fromhex(h)
-    bad = [n for n, h in out.items() if len(h) != merkle.HASH_SIZE]
-    if bad:
-        raise _damaged(f"the stored hash of subtree {bad[0]} is malformed")
+            out[(lv, ix)] = _hash(h, (lv, ix))
     missing = sorted(wanted - out.keys())
     for lv, ix in missing:
         if lv == 0:
@@ -76,6 +90,7 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
 
 async def inclusion_proofs(conn: AsyncConnection, indices: Sequence[int], size: int) -> list[list[bytes]]:
     """RFC 9162 audit paths of leaves ``indices`` (0-based) in the tree of ``size`` leaves."""
+    await _within_log(conn, size)
     ranges = [merkle.inclusion_ranges(i, size) for i in indices]
     nodes = await fetch_nodes(conn, merkle.nodes_needed(r for rs in ranges for r in rs))
     return [merkle.proof_from_nodes(rs, nodes) for rs in ranges]
@@ -83,9 +98,7 @@ async def inclusion_proofs(conn: AsyncConnection, indices: Sequence[int], size: 
 
 async def consistency_proof(conn: AsyncConnection, old_size: int, new_size: int) -> list[bytes]:
     """RFC 9162 consistency proof from the tree of ``old_size`` leaves to ``new_size``."""
-    top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
-    if new_size > top:
-        raise UsageError(f"the log holds {top} entries, not {new_size}")
+    await _within_log(conn, new_size)
     ranges = merkle.consistency_ranges(old_size, new_size)
     nodes = await fetch_nodes(conn, merkle.nodes_needed(ranges))
     return merkle.proof_from_nodes(ranges, nodes)

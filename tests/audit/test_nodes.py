@@ -286,3 +286,18 @@ async def test_sealing_and_verifying_hash_off_the_event_loop(engine, hub_id, mon
     assert folds and walks and node_checks
     assert loop_thread not in folds and loop_thread not in walks
     assert node_checks.count(loop_thread) == 1  # only the final, empty check of nodes beyond the log
+
+
+async def test_sizes_beyond_the_log_and_malformed_hashes_are_refused(engine, hub_id):
+    from hub.errors import ConflictError
+
+    await fill(engine, 8)
+    await seal(engine, hub_id)
+    with pytest.raises(UsageError):
+        await query.inclusion(engine, 1, 9)
+    with pytest.raises(UsageError):
+        await query.consistency(engine, 1, 9)
+    await _tamper_nodes(engine, "UPDATE merkle_nodes SET hash = 'zz' WHERE level = 1 AND idx = 1")
+    with pytest.raises(ConflictError) as e:
+        await query.inclusion(engine, 1, 8)
+    assert e.value.code == "audit.log_damaged" and "subtree (1, 1) is malformed" in e.value.message
