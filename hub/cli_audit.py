@@ -1,7 +1,7 @@
 """`hub audit …`: search, trail, verify, export, verify-bundle, checkpoint, consistency.
 
-Exit codes: 0 success / verified, 1 a problem was found (or nothing matched what was asked),
-2 usage error. Everything but ``verify-bundle`` reads the hub's database (HUB_DATABASE_URL);
+Exit codes: 0 success / verified, 1 a problem was found (or nothing matched a search), 2 usage
+error or something named that does not exist (a document, a checkpoint). Everything but ``verify-bundle`` reads the hub's database (HUB_DATABASE_URL);
 ``verify-bundle`` needs nothing but the zip: no database, no network.
 """
 
@@ -121,7 +121,7 @@ async def cmd_trail(args, settings: Settings) -> int:
             t = await query.trail(engine, args.docid, args.sender)
         except query.NotFound as e:
             _err(f"hub: {e.message}")
-            return 1
+            return 2
     if args.json:
         _out(json.dumps(t, ensure_ascii=False, indent=1))
         return 0
@@ -280,7 +280,7 @@ async def cmd_checkpoint(args, settings: Settings) -> int:
     if not rows:
         _err("hub: no checkpoint has been signed yet (the sealer signs one every HUB_SEAL_ENTRIES entries or "
              "HUB_SEAL_SECONDS; `hub audit checkpoint --seal` signs one now)")
-        return 1
+        return 2
     if args.json:
         _out(json.dumps({"total": total, "checkpoints": rows}, indent=1))
         return 0
@@ -325,7 +325,7 @@ async def cmd_consistency(args, settings: Settings) -> int:
             rep = await query.consistency_report(engine, old, new, cert)
         except query.NotFound as e:
             _err(f"hub: {e.message}")
-            return 1
+            return 2
     if args.json:
         _out(json.dumps(rep, indent=1))
         return 0 if rep["verified"] else 1
@@ -353,58 +353,58 @@ def register(sub) -> None:
         dest="sub", required=True, metavar="VERB")
 
     x = au.add_parser("search", help="entries by document, sender, recipient, type, event, reason, time; newest first")
-    x.add_argument("--document-id", metavar="DOCID")
-    x.add_argument("--sender", metavar="CODE")
-    x.add_argument("--recipient", metavar="CODE", help="entries of documents addressed to this agency")
-    x.add_argument("--type", metavar="TYPE", help="DocumentType/Type code of the document")
-    x.add_argument("--event", help="e.g. package.refused, or a prefix ending in '.' or '*' (status.)")
-    x.add_argument("--reason", help="reason code, or a prefix (signature.)")
-    x.add_argument("--since", metavar="TIME", help="ISO 8601, inclusive (no zone = UTC)")
-    x.add_argument("--until", metavar="TIME", help="ISO 8601, exclusive")
-    x.add_argument("--limit", type=int, default=50)
-    x.add_argument("--offset", type=int, default=0)
+    x.add_argument("--document-id", metavar="DOCID", help="entries of this DocumentId (default: any)")
+    x.add_argument("--sender", metavar="CODE", help="entries of documents from this agency (default: any)")
+    x.add_argument("--recipient", metavar="CODE", help="entries of documents addressed to this agency (default: any)")
+    x.add_argument("--type", metavar="TYPE", help="DocumentType/Type code of the document (default: any)")
+    x.add_argument("--event", help="e.g. package.refused, or a prefix ending in '.' or '*' (status.) (default: any)")
+    x.add_argument("--reason", help="reason code, or a prefix (signature.) (default: any)")
+    x.add_argument("--since", metavar="TIME", help="ISO 8601, inclusive (no zone = UTC) (default: the first entry)")
+    x.add_argument("--until", metavar="TIME", help="ISO 8601, exclusive (default: now)")
+    x.add_argument("--limit", type=int, default=50, help="at most this many entries (default: 50)")
+    x.add_argument("--offset", type=int, default=0, help="skip this many, newest first (default: 0)")
     fmt = x.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON page with total and next offset")
     fmt.add_argument("--csv", action="store_true", help="CSV export (logged as audit.exported)")
-    x.add_argument("-o", "--output", help="write to this file instead of stdout")
+    x.add_argument("-o", "--output", metavar="FILE", help="write to this file (default: stdout)")
     x.set_defaults(func=cmd_search)
 
     x = au.add_parser("trail", help="every event of one document in order, time between steps, status histories")
-    x.add_argument("docid")
-    x.add_argument("--sender", metavar="CODE", help="when several senders used the DocumentId")
-    x.add_argument("--json", action="store_true")
+    x.add_argument("docid", help="the DocumentId")
+    x.add_argument("--sender", metavar="CODE", help="when several senders used the DocumentId (default: the only one)")
+    x.add_argument("--json", action="store_true", help="JSON, times in ISO 8601")
     x.set_defaults(func=cmd_trail)
 
     x = au.add_parser("verify", help="recompute every entry and checkpoint; exit 1 on any problem")
-    x.add_argument("--cert", help="the hub certificate (default HUB_CERT_FILE)")
-    x.add_argument("--json", action="store_true")
+    x.add_argument("--cert", metavar="PEM", help="the hub certificate (default: HUB_CERT_FILE)")
+    x.add_argument("--json", action="store_true", help="the report as JSON")
     x.add_argument("--quiet", action="store_true", help="no progress on stderr")
     x.set_defaults(func=cmd_verify)
 
     x = au.add_parser("export", help="evidence bundle (zip) of one document, for offline verification")
-    x.add_argument("docid")
-    x.add_argument("-o", "--output", required=True, metavar="BUNDLE.zip")
-    x.add_argument("--sender", metavar="CODE")
+    x.add_argument("docid", help="the DocumentId")
+    x.add_argument("-o", "--output", required=True, metavar="BUNDLE.zip", help="where to write the bundle")
+    x.add_argument("--sender", metavar="CODE", help="when several senders used the DocumentId (default: the only one)")
     x.add_argument("--no-seal", action="store_true", help="do not sign a checkpoint first (newer entries stay unproven)")
     x.set_defaults(func=cmd_export)
 
     x = au.add_parser("verify-bundle", help="check an evidence bundle offline (no database, no network)")
-    x.add_argument("bundle")
-    x.add_argument("--hub-cert", metavar="PEM", help="pin the hub certificate (else the bundle's hub.pem, printed)")
+    x.add_argument("bundle", help="the zip made by `hub audit export`")
+    x.add_argument("--hub-cert", metavar="PEM", help="pin the hub certificate (default: the bundle's hub.pem, printed)")
     x.add_argument("--trust", action="append", metavar="PEM", help="pin the CA certificate(s) (repeatable)")
     x.add_argument("--allow-unsealed", action="store_true", help="entries newer than the checkpoint are a note, not a failure")
-    x.add_argument("--json", action="store_true")
+    x.add_argument("--json", action="store_true", help="the checks as JSON")
     x.set_defaults(func=cmd_verify_bundle)
 
     x = au.add_parser("checkpoint", help="the latest signed checkpoint (--seal signs one now)")
     x.add_argument("--seal", action="store_true", help="sign a checkpoint over every entry written so far (hub key)")
-    x.add_argument("--list", type=int, default=1, metavar="N", help="list the N latest checkpoints instead")
-    x.add_argument("--json", action="store_true")
+    x.add_argument("--list", type=int, default=1, metavar="N", help="list the N latest checkpoints instead (default: 1)")
+    x.add_argument("--json", action="store_true", help="JSON, times in ISO 8601")
     x.set_defaults(func=cmd_checkpoint)
 
     x = au.add_parser("consistency", help="prove that checkpoint NEW extends checkpoint OLD, and verify it")
     x.add_argument("old", help="tree size of the older checkpoint")
     x.add_argument("new", help="tree size of the newer checkpoint, or 'latest'")
-    x.add_argument("--cert", help="the hub certificate (default HUB_CERT_FILE)")
-    x.add_argument("--json", action="store_true")
+    x.add_argument("--cert", metavar="PEM", help="the hub certificate (default: HUB_CERT_FILE)")
+    x.add_argument("--json", action="store_true", help="the proof and checks as JSON")
     x.set_defaults(func=cmd_consistency)

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from hub.cli_io import read
 from hub.errors import UsageError
 from hub.settings import Settings
 
@@ -23,43 +24,98 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise the OSError binding would raise (EADDRINUSE...), as aiohttp binds (SO_REUSEADDR)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}; check --host / HUB_HTTP_HOST") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+
+
 async def cmd_serve(args, settings: Settings) -> int:
     from hub import logs
     from hub.service import serve
 
+    host = args.host or settings.http_host
+    port = settings.http_port if args.port is None else args.port
+    _check_port_free(host, port)  # before any worker starts: a busy port is one line, not a start and a stop
     logs.configure()
     if settings.amqp_url is None:
         print("note: HUB_AMQP_URL is unset, so the hub runs an embedded in-process broker that only "
               "adapters inside this process can reach (use `hub demo`, or set HUB_AMQP_URL to RabbitMQ)",
               file=sys.stderr)
     ssl_context = None
+    if args.tls_key and not args.tls_cert or args.tls_client_ca and not args.tls_cert:
+        raise UsageError("--tls-key and --tls-client-ca need --tls-cert")
     if args.tls_cert:
         import ssl
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
-        if args.tls_client_ca:
-            ssl_context.load_verify_locations(args.tls_client_ca)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.tls_client_ca:
+                ssl_context.load_verify_locations(args.tls_client_ca)
+        except (OSError, ssl.SSLError) as e:
+            raise UsageError(f"cannot use the TLS files ({getattr(e, 'strerror', None) or e}): check --tls-cert, "
+                             "--tls-key (PEM, the key of that certificate) and --tls-client-ca") from None
             ssl_context.verify_mode = ssl.CERT_OPTIONAL  # agencies may use a client certificate or a token
-    await serve(settings, _stop_event(), workers=args.workers, host=args.host, port=args.port, ssl_context=ssl_context)
+    await serve(settings, _stop_event(), workers=args.workers, host=host, port=port, ssl_context=ssl_context)
     return 0
 
 
 async def cmd_demo(args, settings: Settings) -> int:
     from hub.demo import run_demo
 
-    return await run_demo(settings, once=args.once, rate=args.rate, duration=args.duration, port=args.port,
+    port = settings.http_port if args.port is None else args.port
+    return await run_demo(settings, once=args.once, rate=args.rate, duration=args.duration, port=port,
                           stop=_stop_event())
 
 
+ADAPTER_URL_HELP = ("the adapter's own RabbitMQ URL, amqp://USER:PASSWORD@HOST/VHOST as `hub agency broker-user` "
+                    "prints it (default: HUB_ADAPTER_AMQP_URL; never the hub's HUB_AMQP_URL)")
+
+
 def _adapter_url(args, settings: Settings) -> str:
-    url = getattr(args, "amqp_url", None) or os.environ.get("HUB_ADAPTER_AMQP_URL") or settings.amqp_url
+    """The adapter's own broker URL; never the hub's (its user may read every inbox)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = getattr(args, "amqp_url", None) or os.environ.get("HUB_ADAPTER_AMQP_URL")
     if not url:
         raise UsageError(
-            "an adapter needs RabbitMQ: pass --amqp-url amqp://CODE:PASSWORD@host/ or set HUB_ADAPTER_AMQP_URL "
-            "(the embedded broker only lives inside `hub demo`)"
+            "an adapter connects as its agency's own RabbitMQ user: pass --amqp-url amqp://USER:PASSWORD@host/vhost "
+            "or set HUB_ADAPTER_AMQP_URL (`hub agency broker-user CODE` makes the user and prints the URL)"
         )
+    try:
+        user = unquote(urlsplit(url).username or "guest")
+        hub_user = unquote(urlsplit(settings.amqp_url).username or "guest") if settings.amqp_url else None
+    except ValueError:
+        raise UsageError("the adapter URL is not an amqp:// URL") from None
+    if user == hub_user:
+        raise UsageError(f"the adapter URL uses the hub's own RabbitMQ user {user} (HUB_AMQP_URL); an adapter "
+                         "connects as its agency's user (`hub agency broker-user CODE`)")
     return url
+
+
+async def _adapter_backbone(args, settings: Settings):
+    from hub.backbone.base import connect
+    from hub.cli_errors import broker_hint
+    from hub.errors import HubError
+
+    url = _adapter_url(args, settings)
+    try:
+        return await connect(url)
+    except HubError as e:
+        if e.code != "backbone.unavailable":
+            raise
+        raise UsageError(broker_hint(e, url, "--amqp-url / HUB_ADAPTER_AMQP_URL")) from None
 
 
 def _identity(code: str, args, settings: Settings):
@@ -72,14 +128,13 @@ def _identity(code: str, args, settings: Settings):
 
 async def cmd_send(args, settings: Settings) -> int:
     from adapters.sdk import Adapter
-    from hub.backbone.base import connect
 
-    bb = await connect(_adapter_url(args, settings))
+    files = {name: read(name, "package") for name in args.files}
+    ident = _identity(args.as_code, args, settings) if args.as_code else None
+    bb = await _adapter_backbone(args, settings)
     try:
-        ident = _identity(args.as_code, args, settings) if args.as_code else None
         ad = Adapter(bb, args.as_code or bb.user, ident)
-        for name in args.files:
-            data = Path(name).read_bytes()
+        for name, data in files.items():
             if ident is not None:
                 data = ad.sign(data)
             await ad.publish(data)
@@ -91,12 +146,13 @@ async def cmd_send(args, settings: Settings) -> int:
 
 async def cmd_inbox(args, settings: Settings) -> int:
     from adapters.sdk import Adapter, SeenStore
-    from hub.backbone.base import connect
+    from hub.registry import codes
 
-    bb = await connect(_adapter_url(args, settings))
-    out = Path(args.out or settings.data_dir / "inbox" / args.code)
+    code = codes.check(args.code)
+    bb = await _adapter_backbone(args, settings)
+    out = Path(args.out or settings.data_dir / "inbox" / code)
     out.mkdir(parents=True, exist_ok=True)
-    ad = Adapter(bb, args.code, None, SeenStore(settings.data_dir / "adapters" / f"{args.code}.seen"))
+    ad = Adapter(bb, code, None, SeenStore(settings.data_dir / "adapters" / f"{code}.seen"))
     n = 0
     try:
         await ad.start()
@@ -122,18 +178,47 @@ async def cmd_inbox(args, settings: Settings) -> int:
     return 0
 
 
+def _status_target(docid: str, to: str | None) -> tuple[str, str]:
+    """(DocumentId, original sender): the sender comes from a standard-form DocumentId or --to."""
+    from hub.edxml.document_id import parse_document_id
+    from hub.registry import codes
+
+    text = (docid or "").strip()
+    if not text or text != docid:
+        raise UsageError(f"DocumentId {docid!r} is empty or has surrounding whitespace; give it as the package has it")
+    ref = parse_document_id(text)
+    if to:
+        sender = codes.check(to, "--to code")
+    elif ref is not None:
+        sender = ref.sender
+    elif text.count(",") >= 2:
+        raise UsageError(f"DocumentId {text!r} is malformed: expected SENDER,yyyy/MM/dd,NUMBER/NOTATION, e.g. "
+                         "000.00.00.G22,2026/11/27,7816/VPCP-TTĐT (another token, such as a UUID, needs --to SENDER)")
+    else:
+        raise UsageError(f"DocumentId {text!r} does not name its sender (not SENDER,yyyy/MM/dd,NUMBER/NOTATION): "
+                         "give the original sender with --to CODE")
+    if ref is not None and ref.promulgation_date is None and not to:
+        raise UsageError(f"DocumentId {text!r} has no valid date (yyyy/MM/dd); check it, or give --to CODE to send "
+                         "the status anyway")
+    return text, sender
+
+
 async def cmd_status(args, settings: Settings) -> int:
     from adapters.sdk import Adapter
-    from hub.backbone.base import connect
+    from hub.registry import codes
 
-    original_sender = args.to or args.docid.split(",", 1)[0]
-    bb = await connect(_adapter_url(args, settings))
+    docid, original_sender = _status_target(args.docid, args.to)
+    as_code = codes.check(args.as_code, "--as code")
+    if args.code == "02" and not (args.reason or "").strip():
+        raise UsageError("status 02 (refused) needs --reason TEXT: the sender must learn why")
+    ident = _identity(as_code, args, settings)
+    bb = await _adapter_backbone(args, settings)
     try:
-        ad = Adapter(bb, args.as_code, _identity(args.as_code, args, settings))
-        await ad.send_status(original_sender, args.docid, args.code, args.reason or "")
+        ad = Adapter(bb, as_code, ident)
+        await ad.send_status(original_sender, docid, args.code, args.reason or "")
     finally:
         await bb.close()
-    print(f"status {args.code} for {args.docid} sent to {original_sender}")
+    print(f"status {args.code} for {docid} sent to {original_sender}: confirmed by the broker")
     return 0
 
 
@@ -144,52 +229,57 @@ async def cmd_bench(args, settings: Settings) -> int:
 
 
 def register(sub) -> None:
-    x = sub.add_parser("serve", help="run the hub workers until SIGTERM/Ctrl-C")
-    x.add_argument("--workers", type=int, default=1)
-    x.add_argument("--port", type=int, default=8080, help="HTTP port of the API")
-    x.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    x.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
-    x.add_argument("--tls-key", help="its private key (PEM)")
-    x.add_argument("--tls-client-ca", help="accept agency TLS client certificates issued by this CA (pinned in the registry)")
+    x = sub.add_parser("serve", help="run the hub workers, the HTTP API and the console until SIGTERM/Ctrl-C")
+    x.add_argument("--workers", type=int, default=1, help="worker connections consuming hub.intake (default: 1)")
+    x.add_argument("--port", type=int, help="port of the HTTP API and console (default: 8080, or HUB_HTTP_PORT)")
+    x.add_argument("--host", help="address to listen on (default: 127.0.0.1, or HUB_HTTP_HOST)")
+    x.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (default: plain HTTP)")
+    x.add_argument("--tls-key", metavar="PEM", help="its private key (default: in the --tls-cert file)")
+    x.add_argument("--tls-client-ca", metavar="PEM",
+                   help="accept agency TLS client certificates issued by this CA, pinned in the registry (default: "
+                        "bearer tokens only)")
     x.set_defaults(func=cmd_serve)
 
     x = sub.add_parser("demo", help="PKI, 3 agencies, the hub and their adapters, and realistic traffic")
     x.add_argument("--once", action="store_true", help="send a fixed set, print a summary, exit 0 if all delivered")
-    x.add_argument("--rate", type=float, default=5.0, help="packages per second in streaming mode")
-    x.add_argument("--duration", type=float, default=None, help="stop streaming after this many seconds")
-    x.add_argument("--port", type=int, default=8080, help="HTTP port of the API and dashboard (another if busy)")
+    x.add_argument("--rate", type=float, default=5.0, help="packages per second in streaming mode (default: 5.0)")
+    x.add_argument("--duration", type=float, default=None,
+                   help="stop streaming after this many seconds (default: until Ctrl-C)")
+    x.add_argument("--port", type=int, help="port of the API and dashboard; another if busy (default: 8080, or "
+                                            "HUB_HTTP_PORT)")
     x.set_defaults(func=cmd_demo)
 
-    for name, helptext in (("send", "sign (with --as) and publish packages"),):
-        x = sub.add_parser(name, help=helptext)
-        x.add_argument("files", nargs="+")
-        x.add_argument("--as", dest="as_code", metavar="CODE", help="sign as this agency (key from the data dir or --key)")
-        x.add_argument("--key")
-        x.add_argument("--cert")
-        x.add_argument("--amqp-url", help="the adapter's own RabbitMQ URL (default HUB_ADAPTER_AMQP_URL)")
-        x.set_defaults(func=cmd_send)
+    x = sub.add_parser("send", help="sign (with --as) and publish packages as an agency's adapter")
+    x.add_argument("files", nargs="+", help="packages to send")
+    x.add_argument("--as", dest="as_code", metavar="CODE",
+                   help="sign as this agency (default: send as signed, from the URL's user)")
+    x.add_argument("--key", metavar="PEM", help="its signing key (default: $HUB_DATA_DIR/pki/CODE.key)")
+    x.add_argument("--cert", metavar="PEM", help="its certificate (default: $HUB_DATA_DIR/pki/CODE.pem)")
+    x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)
+    x.set_defaults(func=cmd_send)
 
     x = sub.add_parser("inbox", help="hand over an agency's inbox (urgent first), each package once")
-    x.add_argument("code")
-    x.add_argument("--follow", action="store_true")
-    x.add_argument("--out", help="folder to write packages to (default: data dir inbox/CODE)")
-    x.add_argument("--amqp-url")
+    x.add_argument("code", help="the agency whose inbox to read (its adapter's user)")
+    x.add_argument("--follow", action="store_true", help="keep waiting for packages (default: stop when idle)")
+    x.add_argument("--out", metavar="DIR", help="folder to write packages to (default: $HUB_DATA_DIR/inbox/CODE)")
+    x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)
     x.set_defaults(func=cmd_inbox)
 
     x = sub.add_parser("status", help="send a status package (01-06, 13, 15, 16) about a document")
-    x.add_argument("docid")
-    x.add_argument("--code", required=True, choices=["01", "02", "03", "04", "05", "06", "13", "15", "16"])
-    x.add_argument("--reason", help="Description (required for 02)")
-    x.add_argument("--as", dest="as_code", required=True, metavar="CODE")
-    x.add_argument("--to", help="the document's original sender (default: from the DocumentId)")
-    x.add_argument("--key")
-    x.add_argument("--cert")
-    x.add_argument("--amqp-url")
+    x.add_argument("docid", help="the DocumentId: SENDER,yyyy/MM/dd,NUMBER/NOTATION")
+    x.add_argument("--code", required=True, choices=["01", "02", "03", "04", "05", "06", "13", "15", "16"],
+                   help="the status code")
+    x.add_argument("--reason", metavar="TEXT", help="its Description (required for 02; default: none)")
+    x.add_argument("--as", dest="as_code", required=True, metavar="CODE", help="the agency sending the status")
+    x.add_argument("--to", metavar="CODE", help="the document's original sender (default: from the DocumentId)")
+    x.add_argument("--key", metavar="PEM", help="its signing key (default: $HUB_DATA_DIR/pki/CODE.key)")
+    x.add_argument("--cert", metavar="PEM", help="its certificate (default: $HUB_DATA_DIR/pki/CODE.pem)")
+    x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)
     x.set_defaults(func=cmd_status)
 
     x = sub.add_parser("bench", help="packages through the full pipeline vs a bare relay on the same broker")
-    x.add_argument("--n", type=int, default=5000)
-    x.add_argument("--size", type=int, default=10_000, help="package size in bytes")
-    x.add_argument("--workers", type=int, default=1)
-    x.add_argument("--json", action="store_true")
+    x.add_argument("--n", type=int, default=5000, help="packages per run (default: 5000)")
+    x.add_argument("--size", type=int, default=10_000, help="package size in bytes (default: 10000)")
+    x.add_argument("--workers", type=int, default=1, help="hub workers (default: 1)")
+    x.add_argument("--json", action="store_true", help="the figures as JSON")
     x.set_defaults(func=cmd_bench)

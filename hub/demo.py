@@ -173,7 +173,8 @@ async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duratio
         print(f"  hub {settings.hub_organ_id} running on {where}; database {settings.database_url.split('@')[-1]}",
               flush=True)
         bound = runner.addresses[0][1] if runner.addresses else port
-        token = await add_user(hub.engine, "demo-admin", "admin", actor="demo")
+        # User names are unique among active users: each run (the database may outlive the data folder) its own.
+        token = await add_user(hub.engine, f"demo-admin {datetime.now():%Y-%m-%d %H:%M:%S.%f}", "admin", actor="demo")
         print(f"  dashboard http://127.0.0.1:{bound}/admin  (sign in with the admin token {token})", flush=True)
         print(f"  API       http://127.0.0.1:{bound}/api/v1/openapi.json", flush=True)
         ministries = {}
@@ -328,6 +329,6 @@ def summary(tally: Tally, recorded: set, elapsed: float, duplicates: int = 0, au
             print(f"    {reason:<28} 0   (expected {want})")
     ok = not missing and all(tally.refusals.get(k, 0) >= v for k, v in tally.expected_refusals.items())
     if missing:
-        print(f"  MISSING deliveries: {sorted(missing)[:10]}")
+        print(f"  MISSING deliveries: {'; '.join(' '.join(str(x) for x in m if x) for m in sorted(missing)[:10])}")
     print("  result: " + ("every accepted package reached every recipient" if ok else "FAILED"))
     return 0 if ok else 1

@@ -99,12 +99,18 @@ async def running_api(hub: Hub, host: str = "127.0.0.1", port: int = 8080, ssl_c
 async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, host: str = "127.0.0.1",
                 port: int = 8080, ssl_context=None) -> None:
     """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
-    async with running_hub(settings, workers=workers) as hub, running_api(hub, host, port, ssl_context):
+    async with running_hub(settings, workers=workers) as hub, \
+            running_api(hub, host, port, ssl_context) as (_app, runner):
         where = settings.amqp_url.split("@")[-1] if settings.amqp_url else "embedded in-process broker"
         scheme = "https" if ssl_context else "http"
+        bound = runner.addresses[0][1] if runner.addresses else port
+        shown = f"[{host}]" if ":" in host else host
+        base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{bound}"
         print(f"hub {settings.hub_organ_id}: {workers} worker(s) on {where}; database "
-              f"{settings.database_url.split('@')[-1]}; API {scheme}://{host}:{port}/api/v1/openapi.json; "
-              "Ctrl-C to stop", flush=True)
+              f"{settings.database_url.split('@')[-1]}", flush=True)
+        print(f"  HTTP API  {base}/api/v1/  (OpenAPI document {base}/api/v1/openapi.json)", flush=True)
+        print(f"  console   {base}/admin  (sign in with an admin or auditor token: hub user add)", flush=True)
+        print(f"  listening on {host}:{bound}; Ctrl-C or SIGTERM to stop", flush=True)
         await stop.wait()
         print("stopping: finishing in-flight packages…", flush=True)
     s = _total(hub)

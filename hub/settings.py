@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from hub.errors import UsageError
+
 DEFAULT_HUB_ORGAN_ID = "000.00.99.G22"
 
 
@@ -15,6 +17,17 @@ def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _number(env: dict[str, str], name: str, default, kind=int):
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not a {'whole ' if kind is int else ''}number; "
+                         f"unset it for the default ({default})") from None
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,8 @@ class Settings:
     """``HUB_CERT_FILE``: the hub's certificate (PEM); default ``<data_dir>/pki/<hub_organ_id>.pem``."""
 
     management_url: str | None = None
-    """``HUB_AMQP_MANAGEMENT_URL``: RabbitMQ management API (user provisioning, queue stats)."""
+    """``HUB_AMQP_MANAGEMENT_URL``: RabbitMQ management API (`hub agency broker-user`, queue stats); default
+    ``http://<HUB_AMQP_URL host>:15672`` with HUB_AMQP_URL's credentials (creating users needs an administrator)."""
 
     prefetch: int = field(default=256)
     """``HUB_PREFETCH``: intake messages in flight per worker (they are processed in batches)."""
@@ -64,6 +78,12 @@ class Settings:
     audit: bool = True
     """``HUB_AUDIT``: ``off`` skips audit entries entirely — only to measure their cost (`hub bench`)."""
 
+    http_host: str = "127.0.0.1"
+    """``HUB_HTTP_HOST``: address the HTTP API and console of `hub serve` listen on."""
+
+    http_port: int = 8080
+    """``HUB_HTTP_PORT``: their port (`hub serve`, `hub demo`)."""
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -74,17 +94,19 @@ class Settings:
             data_dir=data_dir,
             database_url=normalize_db_url(db),
             amqp_url=env.get("HUB_AMQP_URL") or None,
-            max_package_bytes=int(env.get("HUB_MAX_PACKAGE_BYTES") or 50 * 1024 * 1024),
+            max_package_bytes=_number(env, "HUB_MAX_PACKAGE_BYTES", 50 * 1024 * 1024),
             allow_sha1=_bool(env.get("HUB_ALLOW_SHA1")),
             hub_organ_id=hub_id,
             hub_key_file=Path(env["HUB_KEY_FILE"]) if env.get("HUB_KEY_FILE") else None,
             hub_cert_file=Path(env["HUB_CERT_FILE"]) if env.get("HUB_CERT_FILE") else None,
             management_url=env.get("HUB_AMQP_MANAGEMENT_URL") or None,
-            prefetch=int(env.get("HUB_PREFETCH") or 256),
-            check_processes=int(env.get("HUB_CHECK_PROCESSES") or 1),
-            seal_entries=int(env.get("HUB_SEAL_ENTRIES") or 1000),
-            seal_seconds=float(env.get("HUB_SEAL_SECONDS") or 10.0),
+            prefetch=_number(env, "HUB_PREFETCH", 256),
+            check_processes=_number(env, "HUB_CHECK_PROCESSES", 1),
+            seal_entries=_number(env, "HUB_SEAL_ENTRIES", 1000),
+            seal_seconds=_number(env, "HUB_SEAL_SECONDS", 10.0, float),
             audit=_bool(env.get("HUB_AUDIT"), True),
+            http_host=env.get("HUB_HTTP_HOST") or "127.0.0.1",
+            http_port=_number(env, "HUB_HTTP_PORT", 8080),
         )
         return replace(s, **overrides) if overrides else s
 

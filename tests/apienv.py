@@ -47,7 +47,7 @@ async def api_for(env):
                                   ("admin", "admin", None), ("auditor", "auditor", None),
                                   ("revoked", "agency", G22)):
             tokens[who] = await add_user(engine, who, role, agency, actor="test")
-        await revoke_user(engine, "revoked", actor="test")
+        await revoke_user(engine, tokens["revoked"].split("_")[1], actor="test")  # by id, as `hub user list` shows it
     finally:
         await engine.dispose()
     port = free_port()

@@ -22,8 +22,7 @@ from hub.registry.model import Agency, Registry
 
 pytest_plugins = ["tests.hubenv"]
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLES = SHARED / "standards" / "edxml" / "samples"
+DATA = Path(__file__).resolve().parent / "data"  # the real samples the tests read, copied into the repo
 
 G22 = "000.00.00.G22"  # Government Office
 H41 = "000.00.00.H41"  # Nghệ An

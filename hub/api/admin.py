@@ -34,7 +34,7 @@ import io
 import logging
 import time
 from datetime import datetime, timezone
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -44,6 +44,7 @@ from hub import constants as C
 from hub.api.app import STATE, principal, requires
 from hub.api.users import ROLES, add_user, list_users, revoke_user
 from hub.backbone.base import inbox_queue
+from hub.backbone.management import management_target
 from hub.errors import ConflictError, HubError, TransientError, UsageError
 from hub.pipeline.deadletters import list_dead, settle_dead
 from hub.pki.certs import fingerprint
@@ -557,31 +558,6 @@ async def trust_add_crl(request: web.Request) -> web.Response:
 
 
 # --- queues ---------------------------------------------------------------------------------
-
-def management_target(settings) -> tuple[str, str, str, str] | None:
-    """(base URL, user, password, vhost) of the RabbitMQ management API, or None (embedded broker).
-
-    ``HUB_AMQP_MANAGEMENT_URL`` when set (its credentials if it has any), else
-    ``http://<amqp host>:15672``; credentials and vhost from ``HUB_AMQP_URL``.
-    """
-    if not settings.amqp_url:
-        return None
-    u = urlsplit(settings.amqp_url)
-    user, password = unquote(u.username or "guest"), unquote(u.password or "guest")
-    vhost = unquote(u.path[1:]) if u.path not in ("", "/") else "/"
-    if settings.management_url:
-        m = urlsplit(settings.management_url)
-        if m.username:
-            user, password = unquote(m.username), unquote(m.password or "")
-        host = m.hostname or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        base = f"{m.scheme or 'http'}://{host}{':' + str(m.port) if m.port else ''}{m.path.rstrip('/')}"
-    else:
-        host = u.hostname or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        base = f"http://{host}:15672"
-    return base, user, password, vhost
-
 
 async def _from_management(settings, names: list[str]) -> list[dict] | None:
     target = management_target(settings)

@@ -485,8 +485,9 @@ PATHS: dict = {
         body=json_body(ref("SettleRequest")))},
     "/api/v1/admin/users": {
         "get": op("API users (never their tokens)", ok(200, ref("UserList")), (), roles=READERS),
-        "post": op("Create a user; the token is shown once", ok(201, ref("UserCreated"), "Created"), (400,),
-                   roles=ADMIN, body=json_body(ref("UserInput"))),
+        "post": op("Create a user; the token is shown once", ok(201, ref("UserCreated"), "Created"), (400, 409),
+                   roles=ADMIN, body=json_body(ref("UserInput")),
+                   description="409 when an active user already has the name (user names are unique)."),
     },
     "/api/v1/admin/users/{id}/revoke": {"post": op(
         "Revoke a user's token", ok(200, ref("User")), (400, 404, 409), roles=ADMIN,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.errors import UsageError
+from hub.errors import ConflictError, UsageError
 from hub.registry import codes
 from hub.store import records as rec
 from hub.store.tables import agencies, api_users
@@ -64,6 +64,11 @@ async def add_user(engine: AsyncEngine, name: str, role: str, agency: str | None
     async with engine.begin() as conn:
         if agency and not (await conn.execute(sa.select(agencies.c.code).where(agencies.c.code == agency))).first():
             raise UsageError(f"agency {agency} is not registered; register it first (`hub agency add`)")
+        same = (await conn.execute(sa.select(api_users.c.id).where(
+            api_users.c.name == name.strip(), api_users.c.revoked_at.is_(None)))).scalar()
+        if same:
+            raise ConflictError(f"a user named {name.strip()!r} already exists (id {same}); user names are unique: "
+                                "choose another name, or revoke that user first")
         await conn.execute(api_users.insert().values(
             id=uid, name=name.strip(), role=role, agency=agency, token_hash=_hash(secret),
             created_at=rec.utcnow(), created_by=actor))
@@ -72,14 +77,20 @@ async def add_user(engine: AsyncEngine, name: str, role: str, agency: str | None
     return f"hub_{uid}_{secret}"
 
 
-async def revoke_user(engine: AsyncEngine, user: str, actor: str = "admin") -> None:
+async def revoke_user(engine: AsyncEngine, user_id: str, actor: str = "admin") -> None:
+    """Revoke the user with id ``user_id`` (the ID column of ``hub user list``)."""
     async with engine.begin() as conn:
-        res = await conn.execute(api_users.update().where(
-            sa.or_(api_users.c.id == user, api_users.c.name == user), api_users.c.revoked_at.is_(None),
-        ).values(revoked_at=rec.utcnow()))
-        if res.rowcount == 0:
-            raise UsageError(f"no active user {user!r}")
-        await rec.append(conn, "user.revoked", actor=actor, details={"user": user, "count": res.rowcount})
+        row = (await conn.execute(sa.select(api_users.c.id, api_users.c.revoked_at)
+                                  .where(api_users.c.id == user_id))).first()
+        if row is None:
+            named = (await conn.execute(sa.select(api_users.c.id).where(api_users.c.name == user_id))).scalars().all()
+            hint = f" ({user_id!r} is the name of user {', '.join(named)})" if named else ""
+            raise UsageError(f"no user with id {user_id!r}{hint}; give the ID column of `hub user list`",
+                             code="usage.not_found")
+        if row.revoked_at is not None:
+            raise ConflictError(f"user {user_id} is already revoked")
+        await conn.execute(api_users.update().where(api_users.c.id == user_id).values(revoked_at=rec.utcnow()))
+        await rec.append(conn, "user.revoked", actor=actor, details={"user": user_id})
 
 
 async def list_users(engine: AsyncEngine) -> list[dict]:

@@ -7,7 +7,7 @@ Only what provisioning and tests need. Needs the ``rabbitmq_management`` plugin
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
@@ -71,6 +71,31 @@ class Management:
 
     async def delete_vhost(self, vhost: str) -> None:
         await self.request("DELETE", f"/vhosts/{_q(vhost)}", missing_ok=True)
+
+
+def management_target(settings) -> tuple[str, str, str, str] | None:
+    """(base URL, user, password, vhost) of the RabbitMQ management API, or None (embedded broker).
+
+    ``HUB_AMQP_MANAGEMENT_URL`` when set (its credentials if it has any), else
+    ``http://<amqp host>:15672``; credentials and vhost from ``HUB_AMQP_URL``.
+    """
+    if not settings.amqp_url:
+        return None
+    u = urlsplit(settings.amqp_url)
+    user, password = unquote(u.username or "guest"), unquote(u.password or "guest")
+    vhost = unquote(u.path[1:]) if u.path not in ("", "/") else "/"
+    if settings.management_url:
+        m = urlsplit(settings.management_url)
+        if m.username:
+            user, password = unquote(m.username), unquote(m.password or "")
+        host = m.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        base = f"{m.scheme or 'http'}://{host}{':' + str(m.port) if m.port else ''}{m.path.rstrip('/')}"
+    else:
+        host = u.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        base = f"http://{host}:15672"
+    return base, user, password, vhost
 
 
 def _q(name: str) -> str:

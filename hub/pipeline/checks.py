@@ -197,7 +197,8 @@ def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapte
         serving = registry.system_of(sender_code)
         if system is None or system != serving:
             raise AuthorityError(
-                f"the package says it is from {sender_code} but was published by adapter user {adapter_user!r}"
+                f"the package says it is from {sender_code} but was published by adapter user "
+                f"{adapter_user or '(none)'}"
                 f" ({system or 'no registered system'}); {sender_code} is served by {serving or 'no system'}",
                 code="authority.impersonation", element=where,
             )
@@ -215,7 +216,8 @@ def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapte
         if not route.entry.accepts_type(package.document_type.type):
             raise AuthorityError(
                 f"recipient {org.organ_id} does not accept document type {package.document_type.type}"
-                f" ({package.document_type.type_name or 'unnamed'}); it accepts {sorted(route.entry.accepts or [])}",
+                f" ({package.document_type.type_name or 'unnamed'}); it accepts "
+                f"{', '.join(sorted(route.entry.accepts or [], key=int)) or 'no type'}",
                 code="authority.not_competent", element="MessageHeader/DocumentType/Type",
             )
         routes.append(route)

@@ -48,3 +48,12 @@ def describe(cert: x509.Certificate) -> str:
     except ValueError:
         subject = "<invalid subject>"
     return f"{subject} (serial {cert.serial_number:x})"
+
+
+def key_matches(key, cert: x509.Certificate) -> bool:
+    """Whether ``key`` is the private key of ``cert``'s public key."""
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        return key.public_key().public_bytes(*fmt) == cert.public_key().public_bytes(*fmt)
+    except (AttributeError, ValueError, TypeError):
+        return False

@@ -46,3 +46,4 @@ def ancestors(code: str) -> list[str]:
         out.append(p)
         p = parent(p)
     return out
+

@@ -101,8 +101,13 @@ async def add_agency(
             if taken:
                 raise UsageError(f"broker user {amqp_user!r} already belongs to {taken}; each system has its own")
         existing = (await conn.execute(sa.select(agencies).where(agencies.c.code == code))).mappings().first()
-        if served_by and not (await conn.execute(sa.select(agencies.c.code).where(agencies.c.code == served_by))).first():
-            raise UsageError(f"--served-by {served_by} is not registered; register the serving system first")
+        if served_by:
+            server = (await conn.execute(sa.select(agencies.c.connected).where(agencies.c.code == served_by))).first()
+            if server is None:
+                raise UsageError(f"--served-by {served_by} is not registered; register the serving system first")
+            if not server.connected:
+                raise UsageError(f"--served-by {served_by} has no own system, so it cannot serve {code}; name the "
+                                 "agency whose system receives for it")
         if existing is None:
             if connected is None:
                 connected = served_by is None
@@ -247,7 +252,10 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
     """
     if isinstance(data, Path):
         data = data.read_bytes()
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as e:
+        raise UsageError(f"the CSV is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "code" not in [f.strip().lower() for f in reader.fieldnames]:
         raise UsageError("the CSV needs a header row with at least a 'code' column (code,name,served_by,accepts,connected)")
@@ -273,19 +281,29 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
         except UsageError as e:
             result.errors.append((lineno, str(e)))
             continue
+        flag = r.get("connected", "").lower()
+        if flag not in ("", "true", "false"):
+            result.errors.append((lineno, f"connected is {r.get('connected')!r}; write true or false"))
+            continue
         if code in rows:
             result.errors.append((lineno, f"{code} appears twice; the later line wins"))
         rows[code] = {
             "code": code, "name": r.get("name", ""), "name_folded": fold(r.get("name", "")), "active": True,
-            "connected": r.get("connected", "").lower() in {"1", "true", "yes"},
+            "connected": flag == "true",
             "served_by": sb, "accepts": acc, "amqp_user": None, "created_at": now, "updated_at": now,
         }
     async with engine.begin() as conn:
-        existing = {c for (c,) in (await conn.execute(sa.select(agencies.c.code))).all()}
-        known = existing | set(rows)
+        stored = dict((await conn.execute(sa.select(agencies.c.code, agencies.c.connected))).all())
+        existing = set(stored)
+        systems = {c for c, connected in stored.items() if connected} - set(rows)
+        systems |= {c for c, row in rows.items() if row["connected"]}
         for code, row in list(rows.items()):
-            if row["served_by"] and row["served_by"] not in known:
-                result.errors.append((0, f"{code}: served_by {row['served_by']} is not registered; imported without it"))
+            sb = row["served_by"]
+            if sb and sb not in existing | set(rows):
+                result.errors.append((0, f"{code}: served_by {sb} is not registered; imported without it"))
+                row["served_by"] = None
+            elif sb and sb not in systems:
+                result.errors.append((0, f"{code}: served_by {sb} has no own system; imported without it"))
                 row["served_by"] = None
         items = list(rows.values())
         batch = 5000

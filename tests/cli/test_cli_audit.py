@@ -62,7 +62,7 @@ async def test_audit_cli(audited, tmp_path, pki):
 
     # checkpoint: none yet (unless the hub's sealer already signed one), then --seal signs one now
     if await count_checkpoints(db_url) == 0:
-        _, err = await run(cli, "audit", "checkpoint", rc=1)
+        _, err = await run(cli, "audit", "checkpoint", rc=2)  # nothing signed yet: not found
         assert "no checkpoint" in err and "--seal" in err
     out, _ = await run(cli, "audit", "checkpoint", "--seal")
     lines = out.split("\n")
@@ -96,7 +96,7 @@ async def test_audit_cli(audited, tmp_path, pki):
     assert "+0." in out and "recipients" in out
     t = json.loads((await run(cli, "audit", "trail", doc_id, "--json"))[0])
     assert [h["code"] for r in t["recipients"] if r["code"] == H41 for h in r["history"]] == ["01", "03"]
-    _, err = await run(cli, "audit", "trail", "000.00.00.G22,2026/11/27,0/NOTHING", rc=1)
+    _, err = await run(cli, "audit", "trail", "000.00.00.G22,2026/11/27,0/NOTHING", rc=2)  # not found
     assert "knows no document" in err
 
     # export, then verify-bundle with no database (an unreachable URL) and pinned roots of trust

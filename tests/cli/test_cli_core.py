@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from hub.edxml.builder import build_edoc
-from tests.conftest import G22, H41, attachment, make_edoc
+from tests.conftest import DATA, G22, H41, attachment, make_edoc
 
 HUB = [sys.executable, "-m", "hub.cli"]
 
@@ -84,7 +83,7 @@ def test_check_impersonation_and_unsigned(run, world, tmp_path):
 
 
 def test_check_the_real_sample_names_the_recipient_code(run, world):
-    sample = Path(__file__).resolve().parents[3] / "shared/standards/edxml/samples/edoc_new.edxml"
+    sample = DATA / "edoc_new.edxml"
     p = run("check", sample, check_rc=1)
     assert "schema." in p.stdout and "To/OrganId" in p.stdout and "28.22.H17" in p.stdout
 

@@ -15,7 +15,7 @@ from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator, default_schema_dir, explain, readable_path
 from hub.errors import REASONS, SchemaError, SignatureError
 
-SAMPLE_PATH = Path("/work/shared/standards/edxml/samples/edoc_new.edxml")
+SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "edoc_new.edxml"  # the QCVN sample, as published
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "v1"
 
 # A real (small) base64 payload to stand in for the sample's truncated one.
