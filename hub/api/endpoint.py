@@ -82,9 +82,6 @@ class Endpoints:
 
         return register
 
-    def route_defs(self) -> list[web.RouteDef]:
-        return [web.route(e.method, e.path, e.handler) for e in self.items]
-
 
 def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | None,
              query: type[BaseModel] | None):

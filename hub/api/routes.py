@@ -21,9 +21,11 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.Response(body=_document_bytes(), content_type="application/json", charset="utf-8")
 
 
+TABLES = (health.api, meta, gateway.api, admin.api, followup.api, vdxp_systems.api, audit.api)
+
+
 def endpoints() -> list[Endpoint]:
-    return [e for table in (health.api, meta, gateway.api, admin.api, followup.api, vdxp_systems.api,
-                                                     audit.api) for e in table.items]
+    return [e for table in TABLES for e in table.items]
 
 
 @cache
