@@ -42,8 +42,37 @@ from aiohttp import web
 from cryptography import x509
 
 from hub import constants as C
-from hub.api.app import STATE, principal, requires
-from hub.api.users import ROLES, add_user, list_users, revoke_user
+from hub.api.endpoint import Endpoints, Reply, json_type
+from hub.api.models import (
+    AgencyInput,
+    AgencyPatch,
+    AgencyQuery,
+    DeadLetterQuery,
+    MaintenanceRequest,
+    SettleRequest,
+    UserInput,
+)
+from hub.api.replies import (
+    Agency,
+    AgencyList,
+    AnchorsAdded,
+    AuthReport,
+    CrlAdded,
+    DeadLetterDetail,
+    DeadLetterList,
+    ImportResult,
+    Maintenance,
+    Queues,
+    SettleResult,
+    TrustList,
+    User,
+    UserCreated,
+    UserList,
+)
+from hub.api import params
+from hub.api.params import CODE, CODE_P, PEM_BODY, p
+from hub.api.state import STATE, principal
+from hub.api.users import add_user, list_users, revoke_user
 from hub.backbone.base import inbox_queue
 from hub.backbone.management import management_target
 from hub.errors import ConflictError, HubError, TransientError, UsageError
@@ -71,17 +100,18 @@ from hub.store import records as rec
 from hub.store.tables import agencies, agency_certs, api_users, dead_letters, outbox, packages
 
 log = logging.getLogger("hub.api.admin")
-routes = web.RouteTableDef()
+api = Endpoints("admin")
+CRL_BODY = {"description": "CRL, PEM or DER (the media type is not checked)", "required": True,
+            "content": {"application/pkix-crl": {"schema": {"type": "string", "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                        "application/x-pem-file": {"schema": {"type": "string"}},
+                        "text/plain": {"schema": {"type": "string"}}}}
 
 READ = ("admin", "auditor")
 WRITE = ("admin",)
-MAX_PAGE = 1000
-MAX_OFFSET = 10**9
 MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist
-MAX_IDS = 1000  # dead letters settled in one request
 MANAGEMENT_TIMEOUT = 3.0
 MAINTENANCE = {"stop": "stopped", "drain": "draining", "resume": "running"}
-DEAD_STATES = ("pending", "replayed", "discarded")
 
 
 # --- input helpers --------------------------------------------------------------------------
@@ -93,7 +123,7 @@ def _bad(field: str, message: str) -> UsageError:
 def _text(value, field: str, *, max_len: int = 1000) -> str:
     """A string the database can store as is (no NUL, valid Unicode, bounded)."""
     if not isinstance(value, str):
-        raise _bad(field, f"must be a string, not {_json_type(value)}")
+        raise _bad(field, f"must be a string, not {json_type(value)}")
     if "\x00" in value:
         raise _bad(field, "must not contain NUL characters")
     try:
@@ -103,11 +133,6 @@ def _text(value, field: str, *, max_len: int = 1000) -> str:
     if len(value) > max_len:
         raise _bad(field, f"is longer than {max_len} characters")
     return value
-
-
-def _json_type(value) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 def _code(value, field: str) -> str:
@@ -120,7 +145,7 @@ def _code(value, field: str) -> str:
 
 def _bool(value, field: str) -> bool:
     if not isinstance(value, bool):
-        raise _bad(field, f"must be true or false, not {_json_type(value)}")
+        raise _bad(field, f"must be true or false, not {json_type(value)}")
     return value
 
 
@@ -136,7 +161,7 @@ def _accepts(value, field: str = "accepts") -> str:
     elif isinstance(value, list):
         items = value
     else:
-        raise _bad(field, f"must be a list of DocumentType/Type codes or null for all types, not {_json_type(value)}")
+        raise _bad(field, f"must be a list of DocumentType/Type codes or null for all types, not {json_type(value)}")
     if not items:
         raise _bad(field, "name at least one DocumentType/Type code, or send null for all types")
     if len(items) > 1000:
@@ -149,7 +174,7 @@ def _accepts(value, field: str = "accepts") -> str:
 
 def _pem_certificates(value, field: str) -> list[x509.Certificate]:
     if not isinstance(value, list):
-        raise _bad(field, f"must be a list of PEM certificates, not {_json_type(value)}")
+        raise _bad(field, f"must be a list of PEM certificates, not {json_type(value)}")
     if len(value) > 100:
         raise _bad(field, "holds more than 100 certificates")
     certs: list[x509.Certificate] = []
@@ -161,47 +186,6 @@ def _pem_certificates(value, field: str) -> list[x509.Certificate]:
             raise _bad(f"{field}[{i}]", "is not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
         certs.extend(found)
     return certs
-
-
-async def _json(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):  # a too large body is HTTP 413, not this
-        raise UsageError("the request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise UsageError(f"the request body must be a JSON object, not {_json_type(body)}")
-    return body
-
-
-def _only(body: dict, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(k for k in body if k not in allowed)
-    if unknown:
-        raise _bad(unknown[0], f"unknown field; expected {', '.join(allowed)}")
-
-
-def _q_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw.strip(), 10)
-    except ValueError:
-        raise _bad(name, f"must be a whole number from {lo} to {hi}") from None
-    if not lo <= value <= hi:
-        raise _bad(name, f"must be a whole number from {lo} to {hi}")
-    return value
-
-
-def _q_bool(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    v = raw.strip().lower()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise _bad(name, "must be true or false")
 
 
 async def _body(request: web.Request, what: str) -> bytes:
@@ -294,16 +278,12 @@ async def _declare_inbox(state, code: str) -> None:
 
 # --- agencies ---------------------------------------------------------------------------------
 
-@routes.get("/api/v1/admin/agencies")
-@requires(*READ)
-async def agencies_list(request: web.Request) -> web.Response:
+@api.endpoint("GET", "/api/v1/admin/agencies", "List or search agencies", roles=READ, response=AgencyList,
+              errors=(400,), query=AgencyQuery)
+async def agencies_list(request: web.Request, args: AgencyQuery) -> web.Response:
     state = request.app[STATE]
-    search = request.query.get("search")
-    if search is not None:
-        search = _text(search, "search", max_len=200).strip() or None
-    limit = _q_int(request, "limit", 100, 1, MAX_PAGE)
-    offset = _q_int(request, "offset", 0, 0, MAX_OFFSET)
-    connected = _q_bool(request, "connected")
+    search = args.search or None
+    limit, offset, connected = args.limit, args.offset, args.connected
     if connected is False:  # list_agencies filters only "connected"; "not connected" is filtered here
         total, rows = await _not_connected(state.engine, search, limit, offset)
     else:
@@ -323,14 +303,11 @@ async def _not_connected(engine, search: str | None, limit: int, offset: int) ->
     return total, [dict(r) for r in rows]
 
 
-@routes.get("/api/v1/admin/agencies/{code}")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/agencies/{code}", "One agency with its certificates", roles=READ,
+              response=Agency, errors=(400, 404), params=[CODE_P])
 async def agency_get(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(await _one_agency(state.engine, _path_code(request)))
-
-
-AGENCY_FIELDS = ("code", "name", "certificates", "accepts", "served_by", "connected", "amqp_user", "profile")
 
 
 def _profile(value, field: str = "profile") -> str:
@@ -355,14 +332,11 @@ async def _exists(engine, code: str) -> dict | None:
     return dict(row) if row is not None else None
 
 
-@routes.post("/api/v1/admin/agencies")
-@requires(*WRITE)
-async def agency_add(request: web.Request) -> web.Response:
+@api.endpoint("POST", "/api/v1/admin/agencies", "Register an agency", roles=WRITE, body=AgencyInput,
+              response=Reply(Agency, "Registered"), status=201, errors=(400, 409))
+async def agency_add(request: web.Request, model: AgencyInput) -> web.Response:
     state = request.app[STATE]
-    body = await _json(request)
-    _only(body, AGENCY_FIELDS)
-    if "code" not in body:
-        raise _bad("code", "is required (the agency code NNN.NN.NN.Xnn)")
+    body = model.model_dump(exclude_unset=True)
     code = _code(body["code"], "code")
     name = _text(body["name"], "name") if body.get("name") is not None else None
     certs = _pem_certificates(body["certificates"], "certificates") if body.get("certificates") is not None else []
@@ -389,13 +363,13 @@ PATCH_FIELDS = ("name", "accepts", "served_by", "connected", "amqp_user", "add_c
                 "retire_certificates", "active", "profile")
 
 
-@routes.patch("/api/v1/admin/agencies/{code}")
-@requires(*WRITE)
-async def agency_patch(request: web.Request) -> web.Response:
+@api.endpoint("PATCH", "/api/v1/admin/agencies/{code}", "Change an agency", roles=WRITE, body=AgencyPatch,
+              response=Agency, errors=(400, 404, 409), params=[CODE_P],
+              description="Absent fields stay; served_by null clears it. 409 for a retired agency unless active is true.")
+async def agency_patch(request: web.Request, model: AgencyPatch) -> web.Response:
     state = request.app[STATE]
     code = _path_code(request)
-    body = await _json(request)
-    _only(body, PATCH_FIELDS)
+    body = model.model_dump(exclude_unset=True)
     if not body:
         raise UsageError(f"send at least one of {', '.join(PATCH_FIELDS)}")
     kw: dict = {}
@@ -421,7 +395,7 @@ async def agency_patch(request: web.Request) -> web.Response:
     if "retire_certificates" in body:
         value = body["retire_certificates"]
         if not isinstance(value, list):
-            raise _bad("retire_certificates", f"must be a list of SHA-256 fingerprints, not {_json_type(value)}")
+            raise _bad("retire_certificates", f"must be a list of SHA-256 fingerprints, not {json_type(value)}")
         for i, fp in enumerate(value):
             fp = _text(fp, f"retire_certificates[{i}]", max_len=200).strip().lower().removeprefix("sha256:")
             if len(fp) != 64 or any(ch not in "0123456789abcdef" for ch in fp):
@@ -456,8 +430,8 @@ async def agency_patch(request: web.Request) -> web.Response:
     return web.json_response(await _one_agency(state.engine, code))
 
 
-@routes.post("/api/v1/admin/agencies/{code}/retire")
-@requires(*WRITE)
+@api.endpoint("POST", "/api/v1/admin/agencies/{code}/retire", "Retire an agency", roles=WRITE, response=Agency,
+              errors=(400, 404), params=[CODE_P])
 async def agency_retire(request: web.Request) -> web.Response:
     state = request.app[STATE]
     code = _path_code(request)
@@ -467,8 +441,13 @@ async def agency_retire(request: web.Request) -> web.Response:
     return web.json_response(await _one_agency(state.engine, code))
 
 
-@routes.get("/api/v1/admin/auth-report")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/auth-report", "How each agency's packages were authenticated", roles=READ,
+              response=AuthReport, errors=(400,), params=[
+                  params.q("since", {"type": "string"}, "ISO 8601 date or time (UTC if no offset); default: the beginning"),
+                  params.q("until", {"type": "string"}, "ISO 8601, exclusive; default: now"),
+                  params.q("agency", CODE, "only this sender")],
+              description="Accepted packages per sender: signature, signature-sha1 or connection (unsigned, accepted "
+                          "only over the sender's own connection under the sdk profile).")
 async def auth_report_get(request: web.Request) -> web.Response:
     """Per agency, how many accepted packages were authenticated by signature, SHA-1 signature
     or connection alone, over ``since`` .. ``until`` (ISO 8601; default: everything)."""
@@ -482,8 +461,11 @@ async def auth_report_get(request: web.Request) -> web.Response:
     return web.json_response(await auth_report(state.engine, since=since, until=until, agency=agency))
 
 
-@routes.post("/api/v1/admin/agencies/import")
-@requires(*WRITE)
+@api.endpoint("POST", "/api/v1/admin/agencies/import", "Import a directory CSV", roles=WRITE, response=ImportResult,
+              errors=(400,), body={"description": "CSV with a header row: "
+                                                  "code,name[,served_by][,accepts][,connected][,profile]",
+                                   "required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+              description="Good lines are upserted; bad ones are reported by line and skipped.")
 async def agency_import(request: web.Request) -> web.Response:
     """A directory CSV ``code,name[,served_by][,accepts][,connected][,profile]``; bad lines are reported and skipped."""
     state = request.app[STATE]
@@ -529,8 +511,7 @@ async def agency_import(request: web.Request) -> web.Response:
 
 # --- trust ----------------------------------------------------------------------------------
 
-@routes.get("/api/v1/admin/trust")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/trust", "Trust anchors and CRLs", roles=READ, response=TrustList)
 async def trust_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
     anchors, crl_rows = await list_trust(state.engine)
@@ -543,8 +524,8 @@ async def trust_list(request: web.Request) -> web.Response:
     })
 
 
-@routes.post("/api/v1/admin/trust/anchors")
-@requires(*WRITE)
+@api.endpoint("POST", "/api/v1/admin/trust/anchors", "Trust CA certificate(s)", roles=WRITE, body=PEM_BODY,
+              response=Reply(AnchorsAdded, "Added"), status=201, errors=(400,))
 async def trust_add_anchor(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await _body(request, "one or more PEM CA certificates")
@@ -568,8 +549,8 @@ async def trust_add_anchor(request: web.Request) -> web.Response:
     return web.json_response({"added": added}, status=201)
 
 
-@routes.post("/api/v1/admin/trust/crls")
-@requires(*WRITE)
+@api.endpoint("POST", "/api/v1/admin/trust/crls", "Add a CRL signed by a trusted CA", roles=WRITE, body=CRL_BODY,
+              response=Reply(CrlAdded, "Added"), status=201, errors=(400,))
 async def trust_add_crl(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await _body(request, "a CRL (PEM or DER)")
@@ -679,8 +660,9 @@ async def queue_stats(state) -> tuple[str, list[dict]]:
     return source, found
 
 
-@routes.get("/api/v1/admin/queues")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/queues", "Every inbox, hub.intake and hub.dead", roles=READ, response=Queues,
+              errors=(503,),
+              description="From the RabbitMQ management API when reachable, else passive declares (rates null).")
 async def queues(request: web.Request) -> web.Response:
     source, found = await queue_stats(request.app[STATE])
     return web.json_response({"source": source, "queues": found})
@@ -698,15 +680,11 @@ def _dead_view(row: dict) -> dict:
     }
 
 
-@routes.get("/api/v1/admin/dead-letters")
-@requires(*READ)
-async def dead_list(request: web.Request) -> web.Response:
+@api.endpoint("GET", "/api/v1/admin/dead-letters", "Dead letters", roles=READ, response=DeadLetterList,
+              errors=(400,), query=DeadLetterQuery)
+async def dead_list(request: web.Request, args: DeadLetterQuery) -> web.Response:
     state = request.app[STATE]
-    which = request.query.get("state", "pending")
-    if which not in (*DEAD_STATES, "all"):
-        raise _bad("state", f"must be one of {', '.join(DEAD_STATES)}, all")
-    limit = _q_int(request, "limit", 100, 1, MAX_PAGE)
-    offset = _q_int(request, "offset", 0, 0, MAX_OFFSET)
+    which, limit, offset = args.state, args.limit, args.offset
     total, rows = await list_dead(state.engine, None if which == "all" else which, limit, offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset,
                               "dead_letters": [_dead_view(r) for r in rows]})
@@ -756,8 +734,9 @@ def _dead_id(raw: str) -> int | None:
     return value if 1 <= value <= MAX_ID else None
 
 
-@routes.get("/api/v1/admin/dead-letters/{id}")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/dead-letters/{id}", "One dead letter with its body and parsed header",
+              roles=READ, response=DeadLetterDetail, errors=(400, 404),
+              params=[p("id", {"type": "integer"}, "dead letter id")])
 async def dead_get(request: web.Request) -> web.Response:
     state = request.app[STATE]
     raw = request.match_info["id"]
@@ -775,21 +754,9 @@ async def dead_get(request: web.Request) -> web.Response:
                               "parsed": parsed_header(data, state.settings.max_package_bytes)})
 
 
-async def _settle(request: web.Request, action: str) -> web.Response:
+async def _settle(request: web.Request, body: SettleRequest, action: str) -> web.Response:
     state = request.app[STATE]
-    body = await _json(request)
-    _only(body, ("ids",))
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not ids:
-        raise _bad("ids", 'send {"ids": [<dead letter id>, ...]} with at least one id')
-    if len(ids) > MAX_IDS:
-        raise _bad("ids", f"at most {MAX_IDS} ids per request")
-    wanted: list[int] = []
-    for i, v in enumerate(ids):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise _bad(f"ids[{i}]", f"must be a whole number, not {_json_type(v)}")
-        if v not in wanted:
-            wanted.append(v)
+    wanted = list(dict.fromkeys(body.ids))
     valid = [v for v in wanted if 1 <= v <= MAX_ID]
     async with state.engine.connect() as conn:
         known = {i for (i,) in (await conn.execute(
@@ -803,16 +770,17 @@ async def _settle(request: web.Request, action: str) -> web.Response:
     return web.json_response(result)
 
 
-@routes.post("/api/v1/admin/dead-letters/replay")
-@requires(*WRITE)
-async def dead_replay(request: web.Request) -> web.Response:
-    return await _settle(request, "replay")
+@api.endpoint("POST", "/api/v1/admin/dead-letters/replay",
+              "Replay pending dead letters to intake, as their original adapter", roles=WRITE, body=SettleRequest,
+              response=SettleResult, errors=(400, 503))
+async def dead_replay(request: web.Request, body: SettleRequest) -> web.Response:
+    return await _settle(request, body, "replay")
 
 
-@routes.post("/api/v1/admin/dead-letters/discard")
-@requires(*WRITE)
-async def dead_discard(request: web.Request) -> web.Response:
-    return await _settle(request, "discard")
+@api.endpoint("POST", "/api/v1/admin/dead-letters/discard", "Discard pending dead letters", roles=WRITE,
+              body=SettleRequest, response=SettleResult, errors=(400,))
+async def dead_discard(request: web.Request, body: SettleRequest) -> web.Response:
+    return await _settle(request, body, "discard")
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -823,29 +791,21 @@ def _user_view(r: dict) -> dict:
             "revoked_at": _iso(r["revoked_at"]), "last_used_at": _iso(r["last_used_at"])}
 
 
-@routes.get("/api/v1/admin/users")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/users", "API users (never their tokens)", roles=READ, response=UserList)
 async def users_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response({"users": [_user_view(r) for r in await list_users(state.engine)]})
 
 
-@routes.post("/api/v1/admin/users")
-@requires(*WRITE)
-async def users_add(request: web.Request) -> web.Response:
+@api.endpoint("POST", "/api/v1/admin/users", "Create a user; the token is shown once", roles=WRITE, body=UserInput,
+              response=Reply(UserCreated, "Created"), status=201, errors=(400, 409),
+              description="409 when an active user already has the name (user names are unique).")
+async def users_add(request: web.Request, body: UserInput) -> web.Response:
     state = request.app[STATE]
-    body = await _json(request)
-    _only(body, ("name", "role", "agency"))
-    if "name" not in body:
-        raise _bad("name", "is required")
-    # the actor "<role>:<name>" must fit the 128 characters of records.actor
-    name = _text(body["name"], "name", max_len=100).strip()
+    name = _text(body.name, "name", max_len=100).strip()
     if not name:
         raise _bad("name", "must not be empty")
-    role = body.get("role")
-    if role not in ROLES:
-        raise _bad("role", f"must be one of {', '.join(ROLES)}")
-    agency = body.get("agency")
+    role, agency = body.role, body.agency
     if role == "agency":
         if agency is None:
             raise _bad("agency", "an agency user needs the code of the agency it acts for")
@@ -860,8 +820,8 @@ async def users_add(request: web.Request) -> web.Response:
                               "message": "the token is shown once; it is stored hashed"}, status=201)
 
 
-@routes.post("/api/v1/admin/users/{id}/revoke")
-@requires(*WRITE)
+@api.endpoint("POST", "/api/v1/admin/users/{id}/revoke", "Revoke a user's token", roles=WRITE, response=User,
+              errors=(400, 404, 409), params=[p("id", {"type": "string"}, "user id")])
 async def users_revoke(request: web.Request) -> web.Response:
     state = request.app[STATE]
     uid = _text(request.match_info["id"], "id", max_len=64)
@@ -893,21 +853,17 @@ async def _maintenance(state) -> dict:
             "drained": depth == 0 and backlog == 0 and not in_flight}
 
 
-@routes.get("/api/v1/admin/maintenance")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/maintenance", "Maintenance state and drain progress", roles=READ,
+              response=Maintenance, errors=(503,))
 async def maintenance_get(request: web.Request) -> web.Response:
     return web.json_response(await _maintenance(request.app[STATE]))
 
 
-@routes.post("/api/v1/admin/maintenance")
-@requires(*WRITE)
-async def maintenance_set(request: web.Request) -> web.Response:
+@api.endpoint("POST", "/api/v1/admin/maintenance", "Stop, drain or resume", roles=WRITE, body=MaintenanceRequest,
+              response=Maintenance, errors=(400, 503))
+async def maintenance_set(request: web.Request, body: MaintenanceRequest) -> web.Response:
     state = request.app[STATE]
-    body = await _json(request)
-    _only(body, ("action",))
-    action = body.get("action")
-    if not isinstance(action, str) or action not in MAINTENANCE:
-        raise _bad("action", f"must be one of {', '.join(MAINTENANCE)}")
+    action = body.action
     async with state.engine.begin() as conn:
         before = await maintenance_mode(conn)
         await write_meta(conn, C.META_MAINTENANCE, MAINTENANCE[action])

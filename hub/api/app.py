@@ -8,80 +8,14 @@ backbone) and by the tests.
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
-from functools import wraps
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.api.errors import error, json_errors
+from hub.api.state import PRINCIPAL, STATE, ApiState
 from hub.api.users import Principal, agency_active, authenticate
-from hub.backbone.base import Backbone
-from hub.pipeline.checks import CheckContext
-from hub.pki.identity import Identity
-from hub.settings import Settings
 
-
-@dataclass
-class ApiState:
-    """Shared state of one API process."""
-
-    settings: Settings
-    engine: AsyncEngine
-    backbone: Backbone
-    identity: Identity
-    hub: object | None = None  # hub.service.Hub when the workers run in this process
-    started: float = field(default_factory=time.time)
-    _ctx: CheckContext | None = None
-    _ctx_version: int = -1
-    _ctx_checked: float = 0.0
-    gateway: object | None = None  # hub.api.gateway.Inboxes
-    vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
-    http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
-    readiness: object | None = None  # hub.api.health.Readiness: computed in the background
-
-    async def check_context(self) -> CheckContext:
-        """The registry/trust snapshot for immediate checks, reloaded when its version changes."""
-        from hub.context import load_check_context
-        from hub.registry.store import registry_version
-
-        now = time.monotonic()
-        if self._ctx is None or now - self._ctx_checked > 2.0:
-            self._ctx_checked = now
-            async with self.engine.connect() as conn:
-                version = await registry_version(conn)
-            if version != self._ctx_version or self._ctx is None:
-                self._ctx = await load_check_context(self.engine, self.settings)
-                self._ctx_version = version
-        return self._ctx
-
-
-STATE = web.AppKey("state", ApiState)
-PRINCIPAL = web.RequestKey("principal", Principal)
-
-
-def principal(request: web.Request) -> Principal | None:
-    return request.get(PRINCIPAL)
-
-
-def requires(*roles: str):
-    """Allow only these roles; 401 without credentials, 403 with the wrong ones."""
-
-    def wrap(handler):
-        @wraps(handler)
-        async def inner(request: web.Request):
-            p = principal(request)
-            if p is None:
-                return error(401, "auth.required", "send `Authorization: Bearer <token>` (see `hub user add`)")
-            if p.role not in roles:
-                return error(403, "auth.forbidden", f"role {p.role} may not do this; it needs {' or '.join(roles)}")
-            return await handler(request)
-
-        inner.roles = roles  # the role matrix test reads this
-        return inner
-
-    return wrap
+__all__ = ["ApiState", "STATE", "create_app", "start_site", "wait_closed"]
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -162,21 +96,14 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
 
 
 def create_app(state: ApiState) -> web.Application:
-    from hub.api import admin, gateway, health, openapi
-    from hub.api import audit, followup, vdxp_systems
+    from hub.api import gateway, health, routes
 
     app = web.Application(
         middlewares=[http_counter, json_errors, authentication],
         client_max_size=state.settings.max_package_bytes + 64 * 1024,
     )
     app[STATE] = state
-    app.add_routes(health.routes)
-    app.add_routes(gateway.routes)
-    app.add_routes(admin.routes)
-    app.add_routes(audit.routes)
-    app.add_routes(followup.routes)
-    app.add_routes(vdxp_systems.routes)
-    app.add_routes(openapi.routes)
+    app.add_routes(routes.route_defs())
     from hub.vdxp.server import create_vdxp_app
 
     app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)

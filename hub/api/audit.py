@@ -24,7 +24,11 @@ import re
 
 from aiohttp import web
 
-from hub.api.app import STATE, principal, requires
+from hub.api.endpoint import Endpoints, Reply
+from hub.api.replies import AuditEntries, Checkpoints, Consistency, Trail
+from hub.api.models import CheckpointQuery, ConsistencyQuery
+from hub.api.params import DOC_ID, SENDER, STR, q
+from hub.api.state import STATE, principal
 from hub.api.errors import error
 from hub.audit import query
 from hub.audit.bundle import export_bundle, log_export, seal_through
@@ -33,7 +37,20 @@ from hub.errors import UsageError
 from hub.pki.certs import fingerprint, to_pem
 from hub.registry.store import load_trust
 
-routes = web.RouteTableDef()
+api = Endpoints("audit")
+AUDITORS = ("auditor", "admin")
+ENTRY_PARAMS = [
+    q("document_id", STR, "exact, or a prefix ending in * or ."), q("sender", STR, "agency code"),
+    q("recipient", STR, "agency code"), q("type", STR, "DocumentType/Type"),
+    q("doc_type", STR, "the same as type"), q("event", STR, "event name, or a prefix ending in . or *"),
+    q("reason", STR, "reason code, or a prefix"),
+    q("since", {"type": "string", "example": "2026-11-27T00:00:00Z"}, "ISO 8601 date or time (UTC when bare)"),
+    q("until", {"type": "string", "example": "2026-11-28"}, "ISO 8601 date or time"),
+    q("limit", {"type": "integer", "minimum": 0, "default": 50}, "at most 1000 (JSON) entries"),
+    q("offset", {"type": "integer", "minimum": 0, "default": 0}, "entries to skip"),
+    q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"},
+      "csv: an export, itself recorded as audit.exported"),
+]
 JSON_LIMIT = 1000
 CSV_LIMIT = query.MAX_LIMIT
 
@@ -67,8 +84,10 @@ def _filters(request: web.Request) -> dict:
     return filters
 
 
-@routes.get("/api/v1/audit/entries")
-@requires("auditor", "admin")
+@api.endpoint("GET", "/api/v1/audit/entries", "Search the audit log", roles=AUDITORS,
+              response=Reply(AuditEntries, "One page of entries (JSON) or the export (CSV)",
+                             also={"text/csv": {"type": "string"}}), errors=(400,), params=ENTRY_PARAMS,
+              description="Unknown query parameters are refused (400).")
 async def entries(request: web.Request) -> web.Response:
     state = request.app[STATE]
     fmt = request.query.get("format", "json")
@@ -96,8 +115,9 @@ def _doc_id(request: web.Request) -> str:
     return doc_id
 
 
-@routes.get("/api/v1/audit/documents/{id:.+}/trail")
-@requires("auditor", "admin")
+@api.endpoint("GET", "/api/v1/audit/documents/{id:.+}/trail",
+              "Every event of one document in order, with each recipient's status history", roles=AUDITORS,
+              response=Trail, errors=(400, 404), params=[DOC_ID, SENDER])
 async def trail(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
@@ -107,8 +127,10 @@ async def trail(request: web.Request) -> web.Response:
     return web.json_response(t)
 
 
-@routes.get("/api/v1/audit/documents/{id:.+}/bundle")
-@requires("auditor", "admin")
+@api.endpoint("GET", "/api/v1/audit/documents/{id:.+}/bundle", "The evidence bundle (zip) to check offline",
+              roles=AUDITORS, response=Reply({"type": "string", "format": "binary"}, "The bundle", "application/zip"),
+              errors=(400, 404), params=[DOC_ID, SENDER],
+              description="Recorded as audit.exported with the caller as actor.")
 async def bundle(request: web.Request) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
@@ -128,12 +150,11 @@ async def bundle(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="audit-{safe}.zip"', "X-Bundle-SHA256": digest})
 
 
-@routes.get("/api/v1/audit/checkpoints")
-@requires("auditor", "admin")
-async def checkpoints(request: web.Request) -> web.Response:
+@api.endpoint("GET", "/api/v1/audit/checkpoints", "Signed checkpoints, latest first", roles=AUDITORS,
+              response=Checkpoints, errors=(400,), query=CheckpointQuery)
+async def checkpoints(request: web.Request, args: CheckpointQuery) -> web.Response:
     state = request.app[STATE]
-    limit = _q_int(request, "limit", 20, 1, 1000)
-    offset = _q_int(request, "offset", 0, 0, 2**62)
+    limit, offset = args.limit, args.offset
     total, rows = await query.list_checkpoints(state.engine, limit, offset)
     cert = state.identity.cert
     return web.json_response({
@@ -142,14 +163,11 @@ async def checkpoints(request: web.Request) -> web.Response:
     })
 
 
-@routes.get("/api/v1/audit/consistency")
-@requires("auditor", "admin")
-async def consistency(request: web.Request) -> web.Response:
+@api.endpoint("GET", "/api/v1/audit/consistency", "Proof that checkpoint new extends checkpoint old, verified",
+              roles=AUDITORS, response=Consistency, errors=(400, 404), query=ConsistencyQuery)
+async def consistency(request: web.Request, args: ConsistencyQuery) -> web.Response:
     state = request.app[STATE]
-    old = _q_int(request, "old", None, 1, 2**62)
-    new = _q_int(request, "new", None, 1, 2**62)
-    if old is None:
-        raise UsageError("old (a checkpoint's tree size) is required", element="old")
+    old, new = args.old, args.new
     if new is None:
         async with state.engine.connect() as conn:
             latest = await query.get_checkpoint(conn)

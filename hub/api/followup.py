@@ -16,12 +16,15 @@ from datetime import date, datetime, timezone
 
 from aiohttp import web
 
-from hub.api.app import STATE, requires
+from hub.api.endpoint import Endpoints
+from hub.api.replies import FollowupReport, Overdue
+from hub.api.params import FOLLOWUP_FILTERS, q
+from hub.api.state import STATE
 from hub.errors import UsageError
 from hub.followup.query import Filters, overdue, period_report
 from hub.followup.rules import VN, Item, aware
 
-routes = web.RouteTableDef()
+api = Endpoints("admin")
 READ = ("admin", "auditor")
 
 
@@ -69,8 +72,11 @@ def _item(it: Item, today: date, now: datetime) -> dict:
             "waiting_seconds": round(it.waiting(now).total_seconds())}
 
 
-@routes.get("/api/v1/admin/followup/overdue")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/followup/overdue",
+              "Documents past their due date (or due soon) that a recipient has not finished, by recipient",
+              roles=READ, response=Overdue, errors=(400,), params=[
+                  q("days", {"type": "integer", "minimum": 0, "maximum": 365, "default": 3}, "also those due within"),
+                  *FOLLOWUP_FILTERS])
 async def overdue_list(request: web.Request) -> web.Response:
     f = filters(request)
     raw = request.query.get("days", "3")
@@ -85,8 +91,10 @@ async def overdue_list(request: web.Request) -> web.Response:
         for g in groups]})
 
 
-@routes.get("/api/v1/admin/followup/report")
-@requires(*READ)
+@api.endpoint("GET", "/api/v1/admin/followup/report",
+              "Per recipient agency: received, answered on time, late, still open, median handling time",
+              roles=READ, response=FollowupReport, errors=(400,), params=FOLLOWUP_FILTERS,
+              description="Documents received from `from` to `to` (Vietnam dates, inclusive; default this month).")
 async def report(request: web.Request) -> web.Response:
     f = filters(request)
     today = datetime.now(timezone.utc).astimezone(VN).date()

@@ -20,7 +20,11 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from hub import constants as C
-from hub.api.app import STATE, principal, requires
+from hub.api.endpoint import Endpoints, Reply
+from hub.api.models import AckRequest, StatusRequest
+from hub.api.replies import AckResult, Document, Inbox, StatusQueued, SubmitAccepted
+from hub.api.params import DOC_ID, SENDER, q
+from hub.api.state import STATE, principal
 from hub.api.errors import error
 from hub.backbone.base import Incoming, inbox_queue
 from hub.edxml.builder import build_status, now_local
@@ -34,7 +38,13 @@ from hub.registry.store import maintenance_mode
 from hub.store.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, gateway_seen, packages, status_history
 
-routes = web.RouteTableDef()
+api = Endpoints("gateway")
+PACKAGE_BODY = {
+    "description": "the signed edXML package, as signed: Content-Type application/xml, text/xml or "
+                   "application/octet-stream (anything else is 415 http.unsupported_media_type)",
+    "required": True,
+    "content": {"application/xml": {"schema": {"type": "string"}}, "text/xml": {"schema": {"type": "string"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 LEASE_SECONDS = 300
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 _HTTP_FOR_STAGE = {"parse": 400, "schema": 422, "signature": 422, "trust": 422, "authority": 403}
@@ -83,8 +93,10 @@ async def _check_and_queue(request: web.Request, data: bytes):
     return verdict
 
 
-@routes.post("/api/v1/documents")
-@requires("agency")
+@api.endpoint("POST", "/api/v1/documents", "Submit a signed package", roles=("agency",), body=PACKAGE_BODY,
+              response=Reply(SubmitAccepted, "Checked and queued"), status=202, errors=(400, 403, 415, 422, 503),
+              description="Runs every stateless check at once: 400 parse, 413 too large, 422 schema/signature/trust, "
+                          "403 authority; 503 in maintenance.")
 async def submit(request: web.Request) -> web.Response:
     if request.content_type.lower() not in SUBMIT_MEDIA_TYPES:
         return error(415, "http.unsupported_media_type",
@@ -159,8 +171,10 @@ def _key(incoming: Incoming) -> str:
     return incoming.message.message_id or f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}"
 
 
-@routes.get("/api/v1/inbox")
-@requires("agency")
+@api.endpoint("GET", "/api/v1/inbox", "Pending packages, urgent first, leased until acknowledged",
+              roles=("agency",), response=Inbox, errors=(400, 409, 503),
+              params=[q("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "at most this many")],
+              description="409 when the agency has no own system (its packages go to the system that serves it).")
 async def inbox(request: web.Request) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
@@ -204,15 +218,13 @@ async def inbox(request: web.Request) -> web.Response:
                               "next": "POST /api/v1/inbox/ack with the ids once stored"})
 
 
-@routes.post("/api/v1/inbox/ack")
-@requires("agency")
-async def inbox_ack(request: web.Request) -> web.Response:
+@api.endpoint("POST", "/api/v1/inbox/ack", "Acknowledge leased packages", roles=("agency",), body=AckRequest,
+              replies={200: Reply(AckResult, "All acknowledged"),
+                       207: Reply(AckResult, "Some ids were unknown or expired")}, errors=(400,))
+async def inbox_ack(request: web.Request, body: AckRequest) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
-    body = await _json(request)
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise UsageError('send {"ids": ["<lease id>", ...]} as returned by GET /api/v1/inbox')
+    ids = body.ids
     acked, unknown = [], []
     inboxes: Inboxes = state.gateway
     async with inboxes.lock:
@@ -242,18 +254,6 @@ def iso_utc(value) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
 
 
-async def _json(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except web.HTTPException:
-        raise  # e.g. 413: the body is over the size limit
-    except Exception:  # noqa: BLE001 - any decoding problem is the caller's
-        raise UsageError("the request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise UsageError("the request body must be a JSON object")
-    return body
-
-
 async def _find_document(request: web.Request, doc_id: str) -> dict:
     """The edoc with this DocumentId that the caller may see (404 otherwise)."""
     state = request.app[STATE]
@@ -281,8 +281,10 @@ async def _find_document(request: web.Request, doc_id: str) -> dict:
     return visible[0]
 
 
-@routes.get("/api/v1/documents/{id:.+}")
-@requires("agency", "auditor", "admin")
+@api.endpoint("GET", "/api/v1/documents/{id:.+}",
+              "A document the caller sent or received, with each recipient's status history",
+              roles=("agency", "auditor", "admin"), response=Document, errors=(400, 404), params=[DOC_ID, SENDER],
+              description="400 when several senders used the DocumentId (add ?sender=).")
 async def get_document(request: web.Request) -> web.Response:
     state = request.app[STATE]
     doc = await _find_document(request, request.match_info["id"])
@@ -311,26 +313,26 @@ async def get_document(request: web.Request) -> web.Response:
     })
 
 
-@routes.post("/api/v1/documents/{id:.+}/status")
-@requires("agency")
-async def post_status(request: web.Request) -> web.Response:
+@api.endpoint("POST", "/api/v1/documents/{id:.+}/status", "Send a status for a received document",
+              roles=("agency",), body=StatusRequest, response=Reply(StatusQueued, "Checked and queued"), status=202,
+              errors=(400, 404, 409, 422, 503), params=[DOC_ID, SENDER])
+async def post_status(request: web.Request, body: StatusRequest) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
     refused = await _in_maintenance(request)
     if refused is not None:
         return refused
     doc = await _find_document(request, request.match_info["id"])
-    body = await _json(request)
-    if "package" in body:
+    if body.package is not None:
         try:
-            data = base64.b64decode(str(body["package"]), validate=True)
+            data = base64.b64decode(body.package, validate=True)
         except ValueError:
             raise UsageError("package must be the base64 of a signed status package") from None
     else:
-        code = str(body.get("code", ""))
+        code = body.code or ""
         if code not in STATUS_CODES:
             raise UsageError(f"code must be one of {', '.join(STATUS_CODES)}")
-        reason = str(body.get("reason") or "")
+        reason = body.reason or ""
         if code == "02" and not reason:
             raise UsageError("status 02 (rejected) needs a reason")
         ident = _held_identity(state, p.agency)

@@ -13,20 +13,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from hub import constants as C
-from hub.api.app import STATE
+from hub.api.endpoint import Endpoints, Reply
+from hub.api.replies import Health, Ready
+from hub.api.state import STATE
 from hub.backbone.base import inbox_queue
 from hub.followup.query import overdue_counts
 from hub.followup.rules import VN
 from hub.store.tables import agency_certs, outbox
 
-routes = web.RouteTableDef()
+api = Endpoints("operations")
 log = logging.getLogger("hub.api")
 READY_INTERVAL = 1.0  # seconds between background readiness checks
 PROBE_TIMEOUT = 2.0  # a dependency that has not answered by then counts as down
 STALE_AFTER = 10.0  # no check finished for this long (the checker is stuck): not ready
 
 
-@routes.get("/healthz")
+@api.endpoint("GET", "/healthz", "Alive", response=Health)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "uptime_seconds": round(time.time() - request.app[STATE].started, 1)})
 
@@ -122,7 +124,9 @@ async def readiness_ctx(app: web.Application):
         pass
 
 
-@routes.get("/readyz")
+@api.endpoint("GET", "/readyz", "Ready: consuming hub.intake, database, broker and hub identity (checked in the "
+                                  "background every second; answered at once)",
+              replies={200: Reply(Ready), 503: Reply(Ready, "Not ready: a dependency failed")})
 async def readyz(request: web.Request) -> web.Response:
     status, body = request.app[STATE].readiness.answer()
     return web.json_response(body, status=status)
@@ -235,7 +239,8 @@ async def _snapshot(state) -> dict:
     return snap
 
 
-@routes.get("/metrics")
+@api.endpoint("GET", "/metrics", "Prometheus metrics",
+              response=Reply({"type": "string"}, "Prometheus text format", "text/plain"))
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     registry = CollectorRegistry()

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api.admin import _actor, _bad, _code, _iso, _json, _only, _text
-from hub.api.app import STATE, requires
+from hub.api.admin import _actor, _bad, _code, _iso, _text
+from hub.api.endpoint import Endpoints, Reply
+from hub.api.models import VdxpSystemInput
+from hub.api.params import p
+from hub.api.replies import VdxpSystem, VdxpSystemCreated, VdxpSystemList
+from hub.api.state import STATE
 from hub.errors import ConflictError
 from hub.vdxp.keys import SecretBox
 from hub.vdxp.systems import SYSTEM_ID_RE, add_system, list_systems, revoke_system
 
-routes = web.RouteTableDef()
+api = Endpoints("admin")
 
 
 def _view(r: dict) -> dict:
@@ -28,25 +32,22 @@ async def _find(state, system_id: str) -> dict | None:
     return next((r for r in await list_systems(state.engine) if r["id"] == system_id), None)
 
 
-@routes.get("/api/v1/admin/vdxp/systems")
-@requires("admin", "auditor")
+@api.endpoint("GET", "/api/v1/admin/vdxp/systems", "VDXP systems (never their secrets)", roles=("admin", "auditor"),
+              response=VdxpSystemList)
 async def systems_list(request: web.Request) -> web.Response:
     return web.json_response({"systems": [_view(r) for r in await list_systems(request.app[STATE].engine)]})
 
 
-@routes.post("/api/v1/admin/vdxp/systems")
-@requires("admin")
-async def systems_add(request: web.Request) -> web.Response:
+@api.endpoint("POST", "/api/v1/admin/vdxp/systems", "Register a VDXP system; a generated secret is shown once",
+              roles=("admin",), body=VdxpSystemInput, response=Reply(VdxpSystemCreated, "Created"), status=201,
+              errors=(400, 409))
+async def systems_add(request: web.Request, body: VdxpSystemInput) -> web.Response:
     state = request.app[STATE]
-    body = await _json(request)
-    _only(body, ("id", "agency", "secret"))
-    if "id" not in body or "agency" not in body:
-        raise _bad("id" if "id" not in body else "agency", "is required")
-    system_id = _text(body["id"], "id", max_len=64).strip()
+    system_id = _text(body.id, "id", max_len=64).strip()
     if not SYSTEM_ID_RE.match(system_id):
         raise _bad("id", "1-64 characters of letters, digits, '.', '_' or '-'")
-    agency = _code(body["agency"], "agency")
-    given = body.get("secret")
+    agency = _code(body.agency, "agency")
+    given = body.secret
     secret = None if given is None else _text(given, "secret", max_len=200)
     box = SecretBox.load(state.settings.vdxp_key, create=True)
     secret = await add_system(state.engine, box, system_id, agency, secret, actor=_actor(request))
@@ -57,8 +58,8 @@ async def systems_add(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
-@routes.post("/api/v1/admin/vdxp/systems/{id}/revoke")
-@requires("admin")
+@api.endpoint("POST", "/api/v1/admin/vdxp/systems/{id}/revoke", "Revoke a VDXP system: its requests are refused from now on",
+              roles=("admin",), response=VdxpSystem, errors=(400, 404, 409), params=[p("id", {"type": "string"}, "system id")])
 async def systems_revoke(request: web.Request) -> web.Response:
     state = request.app[STATE]
     system_id = _text(request.match_info["id"], "id", max_len=64)

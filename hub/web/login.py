@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from hub.api.app import STATE
+from hub.api.state import STATE
 from hub.api.users import authenticate
 from hub.web import auth, i18n
 from hub.web.i18n import _

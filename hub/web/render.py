@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from aiohttp import web
 
-from hub.api.app import STATE
+from hub.api.state import STATE
 from hub.api.users import Principal
 from hub.errors import AuthorityError, HubError, TransientError, UsageError
 from hub.store.tables import dead_letters

@@ -1,7 +1,12 @@
 """The role matrix: every route of the app × every kind of caller → the expected status.
 
-One table, one row per route (method, path template). The test first checks that the table
-lists exactly the app's routes, so a new endpoint without a row fails here. Callers:
+Who may call a route is read from its handler's declaration (``Endpoint.roles`` in
+``hub.api.routes.endpoints()``): a caller without credentials gets 401 on a guarded route, a
+caller whose role is not declared 403, the others the row's success status. The table below
+only says how to call each route (a concrete path, a body) and its success status, plus the few
+answers that depend on the resource rather than the role (another agency's document: 404). The
+test first checks that the table lists exactly the app's routes, so a new endpoint without a row
+fails here. Callers:
 
 - ``none``: no credentials; ``revoked``: a revoked token (of agency G22)
 - ``g22``: an agency acting on its own resources; ``h41``: another agency (for agency-scoped
@@ -21,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.api.app import ApiState, create_app
+from hub.api.routes import endpoints
 from hub.api.users import add_user
 from hub.edxml.builder import build_edoc
 from hub.pki import devpki
@@ -32,12 +38,8 @@ from tests.conftest import G22, H41, H44, make_edoc
 from tests.hubenv import _make_env, _teardown
 
 WHO = ("none", "revoked", "g22", "h41", "admin", "auditor")
-PUBLIC = dict(none=200, revoked=401, g22=200, h41=200, admin=200, auditor=200)  # a bad token is refused anywhere
-READ = dict(none=401, revoked=401, g22=403, h41=403, admin=200, auditor=200)  # admin GETs
-
-
-def write(ok: int) -> dict:  # admin writes
-    return dict(none=401, revoked=401, g22=403, h41=403, admin=ok, auditor=403)
+ROLE_OF = dict(g22="agency", h41="agency", admin="admin", auditor="auditor")
+DECLARED = {(e.method, e.template): e.roles for e in endpoints()}
 
 
 @dataclass
@@ -45,8 +47,19 @@ class Row:
     method: str
     template: str  # as the router names it
     path: str  # concrete, formatted with the fixture's ids
-    expect: dict[str, int]
+    ok: int = 200  # the answer to a caller the handler declares
     kw: dict = field(default_factory=dict)
+    scoped: dict[str, int] = field(default_factory=dict)  # answers that depend on whose resource it is
+
+    @property
+    def expect(self) -> dict[str, int]:
+        """From the handler's declared roles: 401 without (valid) credentials, 403 for a role it does not
+        name; a bad token is refused even on a public route."""
+        roles = DECLARED[(self.method, self.template)]
+        out = {"revoked": 401, "none": self.ok if roles is None else 401}
+        for who, role in ROLE_OF.items():
+            out[who] = self.ok if roles is None or role in roles else 403
+        return {**out, **self.scoped}
 
 
 H50, H51, H52, H60 = "000.00.00.H50", "000.00.00.H51", "000.00.00.H52", "000.00.00.H60"
@@ -56,69 +69,63 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
     xml = {"Content-Type": "application/xml"}
     return [
         # operations (public)
-        Row("GET", "/healthz", "/healthz", PUBLIC),
-        Row("GET", "/readyz", "/readyz", PUBLIC),
-        Row("GET", "/metrics", "/metrics", PUBLIC),
-        Row("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", PUBLIC),
+        Row("GET", "/healthz", "/healthz"),
+        Row("GET", "/readyz", "/readyz"),
+        Row("GET", "/metrics", "/metrics"),
+        Row("GET", "/api/v1/openapi.json", "/api/v1/openapi.json"),
         # gateway (agencies)
-        Row("POST", "/api/v1/documents", "/api/v1/documents",
-            dict(none=401, revoked=401, g22=202, h41=403, admin=403, auditor=403),  # h41: G22's package
-            {"data": "{package}", "headers": xml}),
-        Row("GET", "/api/v1/inbox", "/api/v1/inbox",
-            dict(none=401, revoked=401, g22=200, h41=200, admin=403, auditor=403)),
-        Row("POST", "/api/v1/inbox/ack", "/api/v1/inbox/ack",
-            dict(none=401, revoked=401, g22=200, h41=200, admin=403, auditor=403), {"json": {"ids": []}}),
-        Row("GET", "/api/v1/documents/{id}", "/api/v1/documents/{doc}",
-            dict(none=401, revoked=401, g22=200, h41=404, admin=200, auditor=200)),
-        Row("POST", "/api/v1/documents/{id}/status", "/api/v1/documents/{doc}/status",
-            dict(none=401, revoked=401, g22=202, h41=404, admin=403, auditor=403), {"json": {"code": "01"}}),
+        Row("POST", "/api/v1/documents", "/api/v1/documents", 202,
+            {"data": "{package}", "headers": xml}, scoped=dict(h41=403)),  # h41 may not send G22's package
+        Row("GET", "/api/v1/inbox", "/api/v1/inbox"),
+        Row("POST", "/api/v1/inbox/ack", "/api/v1/inbox/ack", kw={"json": {"ids": []}}),
+        Row("GET", "/api/v1/documents/{id}", "/api/v1/documents/{doc}", scoped=dict(h41=404)),
+        Row("POST", "/api/v1/documents/{id}/status", "/api/v1/documents/{doc}/status", 202,
+            {"json": {"code": "01"}}, scoped=dict(h41=404)),
         # admin: agencies
-        Row("GET", "/api/v1/admin/agencies", "/api/v1/admin/agencies?search=H4", READ),
-        Row("POST", "/api/v1/admin/agencies", "/api/v1/admin/agencies", write(201),
+        Row("GET", "/api/v1/admin/agencies", "/api/v1/admin/agencies?search=H4"),
+        Row("POST", "/api/v1/admin/agencies", "/api/v1/admin/agencies", 201,
             {"json": {"code": H50, "name": "Năm mươi", "accepts": ["1"]}}),
-        Row("GET", "/api/v1/admin/auth-report", "/api/v1/admin/auth-report?since=2026-01-01", READ),
-        Row("POST", "/api/v1/admin/agencies/import", "/api/v1/admin/agencies/import", write(200),
+        Row("GET", "/api/v1/admin/auth-report", "/api/v1/admin/auth-report?since=2026-01-01"),
+        Row("POST", "/api/v1/admin/agencies/import", "/api/v1/admin/agencies/import", 200,
             {"data": f"code,name\n{H60},Sáu mươi\n".encode(), "headers": {"Content-Type": "text/csv"}}),
-        Row("GET", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{G22}", READ),
-        Row("PATCH", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{H51}", write(200),
+        Row("GET", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{G22}"),
+        Row("PATCH", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{H51}", 200,
             {"json": {"name": "Năm mốt"}}),
-        Row("POST", "/api/v1/admin/agencies/{code}/retire", f"/api/v1/admin/agencies/{H52}/retire", write(200)),
+        Row("POST", "/api/v1/admin/agencies/{code}/retire", f"/api/v1/admin/agencies/{H52}/retire", 200),
         # admin: trust
-        Row("GET", "/api/v1/admin/trust", "/api/v1/admin/trust", READ),
-        Row("POST", "/api/v1/admin/trust/anchors", "/api/v1/admin/trust/anchors", write(201),
+        Row("GET", "/api/v1/admin/trust", "/api/v1/admin/trust"),
+        Row("POST", "/api/v1/admin/trust/anchors", "/api/v1/admin/trust/anchors", 201,
             {"data": pem_ca.encode(), "headers": {"Content-Type": "application/x-pem-file"}}),
-        Row("POST", "/api/v1/admin/trust/crls", "/api/v1/admin/trust/crls", write(201),
+        Row("POST", "/api/v1/admin/trust/crls", "/api/v1/admin/trust/crls", 201,
             {"data": pem_crl, "headers": {"Content-Type": "application/x-pem-file"}}),
         # admin: queues, dead letters
-        Row("GET", "/api/v1/admin/queues", "/api/v1/admin/queues", READ),
+        Row("GET", "/api/v1/admin/queues", "/api/v1/admin/queues"),
         # admin: deadline follow-up
-        Row("GET", "/api/v1/admin/followup/overdue", "/api/v1/admin/followup/overdue?days=7", READ),
-        Row("GET", "/api/v1/admin/followup/report", "/api/v1/admin/followup/report?from=2026-10-01&to=2026-10-31",
-            READ),
-        Row("GET", "/api/v1/admin/dead-letters", "/api/v1/admin/dead-letters?state=all", READ),
-        Row("GET", "/api/v1/admin/dead-letters/{id}", "/api/v1/admin/dead-letters/{dead}", READ),
-        Row("POST", "/api/v1/admin/dead-letters/replay", "/api/v1/admin/dead-letters/replay", write(200),
+        Row("GET", "/api/v1/admin/followup/overdue", "/api/v1/admin/followup/overdue?days=7"),
+        Row("GET", "/api/v1/admin/followup/report", "/api/v1/admin/followup/report?from=2026-10-01&to=2026-10-31"),
+        Row("GET", "/api/v1/admin/dead-letters", "/api/v1/admin/dead-letters?state=all"),
+        Row("GET", "/api/v1/admin/dead-letters/{id}", "/api/v1/admin/dead-letters/{dead}"),
+        Row("POST", "/api/v1/admin/dead-letters/replay", "/api/v1/admin/dead-letters/replay", 200,
             {"json": {"ids": [999999]}}),
-        Row("POST", "/api/v1/admin/dead-letters/discard", "/api/v1/admin/dead-letters/discard", write(200),
+        Row("POST", "/api/v1/admin/dead-letters/discard", "/api/v1/admin/dead-letters/discard", 200,
             {"json": {"ids": ["{dead}"]}}),
         # audit log (auditors and admins)
-        Row("GET", "/api/v1/audit/entries", "/api/v1/audit/entries?event=agency.*", READ),
-        Row("GET", "/api/v1/audit/documents/{id}/trail", "/api/v1/audit/documents/{doc}/trail", READ),
-        Row("GET", "/api/v1/audit/documents/{id}/bundle", "/api/v1/audit/documents/{doc}/bundle", READ),
-        Row("GET", "/api/v1/audit/checkpoints", "/api/v1/audit/checkpoints", READ),
-        Row("GET", "/api/v1/audit/consistency", "/api/v1/audit/consistency?old={checkpoint}&new={checkpoint}", READ),
+        Row("GET", "/api/v1/audit/entries", "/api/v1/audit/entries?event=agency.*"),
+        Row("GET", "/api/v1/audit/documents/{id}/trail", "/api/v1/audit/documents/{doc}/trail"),
+        Row("GET", "/api/v1/audit/documents/{id}/bundle", "/api/v1/audit/documents/{doc}/bundle"),
+        Row("GET", "/api/v1/audit/checkpoints", "/api/v1/audit/checkpoints"),
+        Row("GET", "/api/v1/audit/consistency", "/api/v1/audit/consistency?old={checkpoint}&new={checkpoint}"),
         # admin: users, maintenance
-        Row("GET", "/api/v1/admin/users", "/api/v1/admin/users", READ),
-        Row("POST", "/api/v1/admin/users", "/api/v1/admin/users", write(201),
+        Row("GET", "/api/v1/admin/users", "/api/v1/admin/users"),
+        Row("POST", "/api/v1/admin/users", "/api/v1/admin/users", 201,
             {"json": {"name": "second auditor", "role": "auditor"}}),
-        Row("POST", "/api/v1/admin/users/{id}/revoke", "/api/v1/admin/users/{user}/revoke", write(200)),
-        Row("GET", "/api/v1/admin/vdxp/systems", "/api/v1/admin/vdxp/systems", READ),
-        Row("POST", "/api/v1/admin/vdxp/systems", "/api/v1/admin/vdxp/systems", write(201),
+        Row("POST", "/api/v1/admin/users/{id}/revoke", "/api/v1/admin/users/{user}/revoke", 200),
+        Row("GET", "/api/v1/admin/vdxp/systems", "/api/v1/admin/vdxp/systems"),
+        Row("POST", "/api/v1/admin/vdxp/systems", "/api/v1/admin/vdxp/systems", 201,
             {"json": {"id": "vxp.role.test", "agency": G22}}),
-        Row("POST", "/api/v1/admin/vdxp/systems/{id}/revoke", "/api/v1/admin/vdxp/systems/vxp.to.revoke/revoke",
-            write(200)),
-        Row("GET", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", READ),
-        Row("POST", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", write(200),
+        Row("POST", "/api/v1/admin/vdxp/systems/{id}/revoke", "/api/v1/admin/vdxp/systems/vxp.to.revoke/revoke", 200),
+        Row("GET", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance"),
+        Row("POST", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", 200,
             {"json": {"action": "resume"}}),
     ]
 
@@ -255,3 +262,21 @@ async def test_size_limit_and_errors_are_json(embedded_env):
         status, body = await call(api, "POST", "/api/v1/admin/users", "admin", data=b"\xff\xfe not json")
         assert status == 400 and body == {"reason": "usage.invalid",
                                           "message": "the request body must be a JSON object"}
+
+
+def test_declared_roles_follow_the_policy():
+    """The declarations the matrix reads, held to the README's rule: admin and audit reads are for
+    admins and auditors, every admin write for admins only, the gateway for agencies (auditors and
+    admins may read a document), operations endpoints are public."""
+    for (method, template), roles in DECLARED.items():
+        where = (method, template)
+        if template.startswith("/api/v1/admin/"):
+            assert set(roles) == ({"admin", "auditor"} if method == "GET" else {"admin"}), where
+        elif template.startswith("/api/v1/audit/"):
+            assert set(roles) == {"admin", "auditor"}, where
+        elif template == "/api/v1/documents/{id}" and method == "GET":
+            assert set(roles) == {"agency", "admin", "auditor"}, where
+        elif template.startswith(("/api/v1/documents", "/api/v1/inbox")):
+            assert roles == ("agency",), where
+        else:
+            assert roles is None and template in ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"), where

@@ -1,0 +1,60 @@
+"""The request state every API module shares: the process's ``ApiState`` (``STATE``) and the
+caller (``PRINCIPAL``, ``principal``). Its own module so that ``hub.api.app`` (which
+assembles the routes) and the route modules import it without importing each other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.api.users import Principal
+from hub.backbone.base import Backbone
+from hub.pipeline.checks import CheckContext
+from hub.pki.identity import Identity
+from hub.settings import Settings
+
+
+@dataclass
+class ApiState:
+    """Shared state of one API process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    backbone: Backbone
+    identity: Identity
+    hub: object | None = None  # hub.service.Hub when the workers run in this process
+    started: float = field(default_factory=time.time)
+    _ctx: CheckContext | None = None
+    _ctx_version: int = -1
+    _ctx_checked: float = 0.0
+    gateway: object | None = None  # hub.api.gateway.Inboxes
+    vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
+    http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
+    readiness: object | None = None  # hub.api.health.Readiness: computed in the background
+
+    async def check_context(self) -> CheckContext:
+        """The registry/trust snapshot for immediate checks, reloaded when its version changes."""
+        from hub.context import load_check_context
+        from hub.registry.store import registry_version
+
+        now = time.monotonic()
+        if self._ctx is None or now - self._ctx_checked > 2.0:
+            self._ctx_checked = now
+            async with self.engine.connect() as conn:
+                version = await registry_version(conn)
+            if version != self._ctx_version or self._ctx is None:
+                self._ctx = await load_check_context(self.engine, self.settings)
+                self._ctx_version = version
+        return self._ctx
+
+
+STATE = web.AppKey("state", ApiState)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def principal(request: web.Request) -> Principal | None:
+    return request.get(PRINCIPAL)

@@ -1,0 +1,125 @@
+"""The OpenAPI document is generated from the handlers' declarations, and agrees with the router.
+
+Every route, method, role, parameter list and body model in /api/v1/openapi.json comes from an
+``Endpoint`` declared on a handler (``hub.api.routes.endpoints()``); the aiohttp router holds
+exactly the same (method, path) pairs, each calling the declared handler; a body model in the
+document is the pydantic model the handler validates with.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel
+
+from hub.api import models, replies
+from hub.api.app import ApiState, create_app
+from hub.api.endpoint import parse
+from hub.api.routes import endpoints, route_defs
+from hub.api.openapi import document
+from hub.errors import UsageError
+from hub.settings import Settings
+
+
+def _router(tmp_path) -> dict[tuple[str, str], object]:
+    settings = Settings.from_env({"HUB_DATA_DIR": str(tmp_path)})
+    app = create_app(ApiState(settings, engine=None, backbone=None, identity=None))  # routes only, never started
+    return {(r.method, r.resource.canonical): r.handler for r in app.router.routes()
+            if r.method != "HEAD" and not getattr(r.handler, "__module__", "").startswith(("hub.web", "hub.vdxp"))}
+
+
+def test_router_and_document_come_from_the_declarations(tmp_path):
+    declared = {(e.method, e.template): e for e in endpoints()}
+    assert len(declared) == len(endpoints()), "a (method, path) is declared twice"
+    router = _router(tmp_path)
+    assert set(router) == set(declared)
+    for key, handler in router.items():
+        assert handler is declared[key].handler, key  # the router calls the declared (guarded) handler
+    assert [(d.method, d.path) for d in route_defs()] == [(e.method, e.path) for e in endpoints()]
+
+    doc = json.loads(json.dumps(document(endpoints())))  # as served: plain JSON
+    ops = {(m.upper(), path): op for path, item in doc["paths"].items() for m, op in item.items()}
+    assert set(ops) == set(declared)
+    schemas = doc["components"]["schemas"]
+    for key, e in declared.items():
+        op = ops[key]
+        assert op["summary"] == e.summary, key
+        if e.roles is None:
+            assert op["security"] == [] and "Roles:" not in op.get("description", ""), key
+        else:
+            assert "security" not in op and op["description"].endswith(f"Roles: {', '.join(e.roles)}."), key
+            assert "403" in op["responses"], key
+        parameters = op.get("parameters", [])
+        assert parameters[:len(e.params)] == list(e.params), key
+        queried = [(q["name"], q["in"]) for q in parameters[len(e.params):]]
+        assert queried == [(f.alias or name, "query") for name, f in (e.query.model_fields.items() if e.query else ())]
+        replies = {int(c) for c, r in op["responses"].items() if "$ref" not in r}
+        errors = {int(c) for c, r in op["responses"].items() if "$ref" in r}
+        assert replies == set(e.replies) and errors >= set(e.errors) | {401}, key
+        if isinstance(e.body, type):
+            assert op["requestBody"]["content"]["application/json"]["schema"] == {
+                "$ref": f"#/components/schemas/{e.body.__name__}"}, key
+            assert schemas[e.body.__name__]["properties"].keys() == e.body.model_fields.keys(), key
+        elif e.body is None:
+            assert "requestBody" not in op, key
+        else:
+            assert op["requestBody"] == e.body, key
+    bodies = {e.body.__name__ for e in declared.values() if isinstance(e.body, type)}
+    assert bodies == {m.__name__ for m in models.BODIES}, "every request model is some handler's body"
+
+
+def test_the_document_is_openapi_3_0():
+    """No JSON Schema 2020-12 spellings pydantic would write (null types, const, examples lists)."""
+    doc = document(endpoints())
+    assert doc["openapi"] == "3.0.3"
+    text = json.dumps([doc["paths"], doc["components"]])
+    assert '"type": "null"' not in text and '"const"' not in text and '"examples"' not in text
+    assert "$defs" not in text and '"title"' not in text
+
+
+def test_a_body_model_refuses_with_the_field_named():
+    cases = [
+        (models.UserInput, {"name": "x", "role": "root"}, "role"),
+        (models.UserInput, {"role": "admin"}, "name"),
+        (models.UserInput, {"name": "x", "role": "admin", "colour": "red"}, "colour"),
+        (models.SettleRequest, {"ids": [1, "2"]}, "ids[1]"),
+        (models.SettleRequest, {"ids": [True]}, "ids[0]"),  # JSON true is not an id
+        (models.SettleRequest, {"ids": []}, "ids"),
+        (models.AgencyInput, {"code": "000.00.00.H51", "accepts": ["x"]}, "accepts[0]"),
+        (models.MaintenanceRequest, {"action": "pause"}, "action"),
+    ]
+    for model, data, element in cases:
+        try:
+            parse(model, data)
+        except UsageError as e:
+            assert e.code == "usage.invalid" and e.element == element and e.message.startswith(element), (data, e)
+        else:
+            raise AssertionError(f"{model.__name__} accepted {data}")
+    ok = parse(models.SettleRequest, {"ids": [3, 3]})
+    assert isinstance(ok, BaseModel) and ok.ids == [3, 3]
+
+
+def test_every_schema_is_a_model():
+    """No hand-written schema: each component is a request model or an answer model, and every
+    $ref in the document resolves."""
+    doc = document(endpoints())
+    schemas = doc["components"]["schemas"]
+    for name in schemas:
+        model = getattr(models, name, None) or getattr(replies, name, None)
+        assert isinstance(model, type) and issubclass(model, BaseModel), name
+    refs = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.add(node["$ref"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    for r in refs:
+        kind, name = r.split("/")[-2:]
+        assert name in doc["components"][kind], r
