@@ -105,7 +105,7 @@ def _adapter_url(args, settings: Settings) -> str:
 
 
 async def _adapter_backbone(args, settings: Settings):
-    from hub.backbone.base import connect
+    from hub.backbone.factory import connect
     from hub.cli_errors import broker_hint
     from hub.errors import HubError
 

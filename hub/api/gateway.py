@@ -29,7 +29,7 @@ from hub.errors import UsageError
 from hub.pipeline.checks import check_package
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, gateway_seen, packages, status_history
 
 routes = web.RouteTableDef()

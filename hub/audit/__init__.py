@@ -1,6 +1,10 @@
-"""Tamper-evident audit log: the pure core (Merkle tree, entry encoding, signed checkpoints).
+"""Tamper-evident audit log: appends, the Merkle tree, signed checkpoints, queries, bundles.
 
-``merkle`` hashes leaves into RFC 9162 roots and proofs, ``entry`` fixes the bytes of one
-audit record, ``checkpoint`` signs tree heads. Nothing here touches the database or the
-clock; the store and the CLI wire it to the ``records`` table.
+The pure core: ``merkle`` hashes leaves into RFC 9162 roots and proofs, ``entry`` fixes the
+bytes of one audit record, ``checkpoint`` signs tree heads (no database, no clock). The
+database side, over the ``records`` and ``checkpoints`` tables of :mod:`hub.store.tables`:
+``records`` builds decision records and ``log`` appends them in the caller's transaction
+(every append in the hub goes through here), ``sealer`` folds entries into signed
+checkpoints, ``query`` reads trails and proofs, ``verify`` re-checks the whole log, and
+``bundle`` exports and verifies an offline evidence bundle.
 """

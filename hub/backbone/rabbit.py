@@ -37,8 +37,8 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 from yarl import URL
 
-from hub.backbone import headers as amqp_headers
-from hub.backbone import topology
+import hub.backbone.headers as amqp_headers
+import hub.backbone.topology as topology
 from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, new_message_id
 from hub.errors import AuthorityError, HubError, TransientError, UsageError
 

@@ -19,7 +19,7 @@ from hub.pki.chain import TrustStore
 from hub.registry import codes
 from hub.registry.fold import fold
 from hub.registry.model import Agency, Registry
-from hub.store import records as rec
+from hub.audit import records as rec
 from hub.store.engine import dialect_insert
 from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
 
