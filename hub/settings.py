@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("edxml-hub")),
                            validation_alias="HUB_DATA_DIR")
-    """``HUB_DATA_DIR``: state folder (SQLite file, development PKI, embedded broker journal)."""
+    """``HUB_DATA_DIR``: state folder (SQLite file, development PKI, adapters' inboxes and seen-lists)."""
 
     database_url: str = Field("", validation_alias="HUB_DATABASE_URL")
     """``HUB_DATABASE_URL``: SQLAlchemy async URL; default ``sqlite+aiosqlite:///<data_dir>/hub.db``.

@@ -2,7 +2,8 @@
 
 Two implementations keep it: :mod:`hub.backbone.rabbit` (RabbitMQ through aio-pika, for
 production) and :mod:`hub.backbone.embedded` (an in-process broker for ``hub demo`` and unit
-tests); :func:`hub.backbone.factory.connect` opens either (this module imports neither). Both behave like RabbitMQ 3.10 with quorum queues, as far as the hub can observe:
+tests); :func:`hub.backbone.factory.connect` opens either (this module imports neither). Both
+behave like RabbitMQ 3.10 with quorum queues, as far as the hub can observe:
 
 - publishing is persistent and returns only once the broker has confirmed the message;
   an unroutable message raises ``TransientError("backbone.unroutable")`` (mandatory flag);
