@@ -3,6 +3,9 @@
 An adapter connects to the backbone as its agency's own user, signs and publishes packages
 to ``edxml.submit`` with publisher confirms, and hands over what arrives in its inbox —
 urgent first, each DocumentId once however often RabbitMQ redelivers.
+
+Its broker URL (``hub.backbone.connect``) may name several RabbitMQ nodes separated by commas;
+the connection moves to a surviving node when its node is lost.
 """
 
 from __future__ import annotations
@@ -125,6 +128,9 @@ class Adapter:
 
     async def send_status(self, original_sender: str, document_id: str, code: str, description: str = "",
                           organ_name: str = "") -> bytes:
+        """``original_sender`` is ResponseFor/OrganId, where the status goes: the document's
+        original sender (01-06, 15, 16) or, for a recall (13), the recipient whose copy is
+        recalled (this agency's own code recalls every copy)."""
         st = StatusPackage(
             sender=Organization(self.code, organ_name=organ_name),
             response_for=ResponseFor(original_sender, document_id),

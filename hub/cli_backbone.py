@@ -66,7 +66,8 @@ async def cmd_serve(args, settings: Settings) -> int:
             raise UsageError(f"cannot use the TLS files ({getattr(e, 'strerror', None) or e}): check --tls-cert, "
                              "--tls-key (PEM, the key of that certificate) and --tls-client-ca") from None
             ssl_context.verify_mode = ssl.CERT_OPTIONAL  # agencies may use a client certificate or a token
-    await serve(settings, _stop_event(), workers=args.workers, host=host, port=port, ssl_context=ssl_context)
+    await serve(settings, _stop_event(), workers=args.workers, host=host, port=port, ssl_context=ssl_context,
+                hard_exit=True)
     return 0
 
 
@@ -270,7 +271,8 @@ def register(sub) -> None:
                    help="the status code")
     x.add_argument("--reason", metavar="TEXT", help="its Description (required for 02; default: none)")
     x.add_argument("--as", dest="as_code", required=True, metavar="CODE", help="the agency sending the status")
-    x.add_argument("--to", metavar="CODE", help="the document's original sender (default: from the DocumentId)")
+    x.add_argument("--to", metavar="CODE", help="the document's original sender (default: from the DocumentId); "
+                   "for 13: the recipient whose copy is recalled (default: every copy)")
     x.add_argument("--key", metavar="PEM", help="its signing key (default: $HUB_DATA_DIR/pki/CODE.key)")
     x.add_argument("--cert", metavar="PEM", help="its certificate (default: $HUB_DATA_DIR/pki/CODE.pem)")
     x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from adapters.sdk import Adapter, Received, SeenStore
 from hub import constants as C
+from hub.backbone.nodes import describe
 from hub.edxml.builder import AttachmentFile, build_edoc
 from hub.edxml.model import Code, DocumentType, Edoc, Organization, ResponseFor, TraceHeader
 from hub.pki.devpki import init_dev_pki
@@ -169,7 +170,7 @@ async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duratio
 
     async with running_hub(settings, check_processes=0 if once else None) as hub, \
             running_api(hub, "127.0.0.1", port if _port_free(port) else 0) as (_app, runner):
-        where = settings.amqp_url.split("@")[-1] if settings.amqp_url else "embedded in-process broker"
+        where = describe(settings.amqp_url) if settings.amqp_url else "embedded in-process broker"
         print(f"  hub {settings.hub_organ_id} running on {where}; database {settings.database_url.split('@')[-1]}",
               flush=True)
         bound = runner.addresses[0][1] if runner.addresses else port
@@ -250,7 +251,7 @@ async def fixed_set(ms: dict[str, Ministry], tally: Tally) -> None:
     await h41.adapter.send_status(G22, decision.document_id, "04", "Chờ phân công")
     await h41.adapter.send_status(G22, decision.document_id, "05", "Đã phân công xử lý")
     await h41.adapter.send_status(G22, decision.document_id, "06", "Đã xử lý xong")
-    await h13.adapter.send_status(G22, decision.document_id, "06", "Bỏ qua bước")  # 03 → 06: invalid
+    await h13.adapter.send_status(G22, decision.document_id, "01", "Lùi bước")  # 03 → 01: backward, invalid
     tally.sent += 4
     tally.expected_refusals["state.invalid_transition"] += 1
     await g.adapter.send_status(G22, letters[3].document_id, "13", "Thu hồi do ban hành nhầm")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.backbone.base import Backbone
 from hub.backbone.factory import connect
+from hub.backbone.nodes import describe
 from hub.pipeline.runner import CheckRunner
 from hub.pipeline.worker import Worker
 from hub.pki.identity import Identity
@@ -69,16 +70,34 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
         await hub.sealer.start()
         yield hub
     finally:
+        # Each step is bounded: with the broker or the database in trouble the hub still stops,
+        # saying what it waited for; RabbitMQ redelivers whatever was left unsettled.
         if hub.sealer is not None:
-            await hub.sealer.stop()
+            await _step(hub.sealer.stop(), "the audit sealer to stop")
         if hub.keeper is not None:
-            await hub.keeper.stop()
+            await _step(hub.keeper.stop(), "the dead-letter keeper to stop")
         for w in hub.workers:
-            await w.stop()
+            await _step(w.stop(), "the worker to finish its in-flight packages", STOP_TIMEOUT + 10)
         for w in hub.workers[1:]:
-            await w.backbone.close()
-        await hub_bb.close()
-        await engine.dispose()
+            await _step(w.backbone.close(), "a worker's broker connection to close")
+        await _step(hub_bb.close(), "the broker connection to close")
+        await _step(engine.dispose(), "the database connections to close")
+
+
+STEP_TIMEOUT = 8.0  # seconds for one shutdown step (each broker call inside has its own, shorter, bound)
+STOP_TIMEOUT = 10.0  # seconds a worker waits for its in-flight packages (Worker.stop's default)
+HARD_EXIT_AFTER = 90.0  # `hub serve`: exit anyway this long after SIGTERM (a step ignored its bound)
+
+
+async def _step(step, what: str, seconds: float = STEP_TIMEOUT) -> None:
+    log.info("stopping: waiting up to %.0f s for %s", seconds, what)
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except TimeoutError:
+        log.warning("stopping: gave up waiting for %s after %.0f s", what, seconds)
+    except Exception as e:  # noqa: BLE001 - shutting down: log and go on with the next step
+        log.warning("stopping: %s failed: %s", what, e)
 
 
 @asynccontextmanager
@@ -98,11 +117,12 @@ async def running_api(hub: Hub, host: str = "127.0.0.1", port: int = 8080, ssl_c
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, host: str = "127.0.0.1",
-                port: int = 8080, ssl_context=None) -> None:
-    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
+                port: int = 8080, ssl_context=None, hard_exit: bool = False) -> None:
+    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT). ``hard_exit`` (the CLI):
+    should a shutdown step hang despite its bound, the process exits ``HARD_EXIT_AFTER`` s later."""
     async with running_hub(settings, workers=workers) as hub, \
             running_api(hub, host, port, ssl_context) as (_app, runner):
-        where = settings.amqp_url.split("@")[-1] if settings.amqp_url else "embedded in-process broker"
+        where = describe(settings.amqp_url) if settings.amqp_url else "embedded in-process broker"
         scheme = "https" if ssl_context else "http"
         bound = runner.addresses[0][1] if runner.addresses else port
         shown = f"[{host}]" if ":" in host else host
@@ -114,9 +134,26 @@ async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, ho
         print(f"  listening on {host}:{bound}; Ctrl-C or SIGTERM to stop", flush=True)
         await stop.wait()
         print("stopping: finishing in-flight packages…", flush=True)
+        if hard_exit:
+            _exit_later(HARD_EXIT_AFTER)
     s = _total(hub)
     print(f"stopped: accepted={s['accepted']} refused={s['refused']} duplicates={s['duplicates']} "
           f"dead={s['dead']} delivered={s['delivered']}", flush=True)
+
+
+def _exit_later(seconds: float) -> None:
+    """A last resort that does not depend on the event loop: exit the process after ``seconds``."""
+    import os
+    import threading
+
+    def _exit() -> None:
+        log.error("stopping took over %.0f s; exiting now (RabbitMQ redelivers what was unsettled)", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    t = threading.Timer(seconds, _exit)
+    t.daemon = True
+    t.start()
 
 
 def _total(hub: Hub) -> dict:

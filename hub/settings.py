@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     A ``postgresql://`` URL is rewritten to use asyncpg."""
 
     amqp_url: str | None = Field(None, validation_alias="HUB_AMQP_URL")
-    """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker."""
+    """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker.
+    Several nodes of a cluster separated by commas (``amqp://u:p@n1:5672/vh,n2:5672``): the
+    connection moves to the next node whenever it must reconnect (``hub.backbone.nodes``)."""
 
     adapter_amqp_url: str | None = Field(None, validation_alias="HUB_ADAPTER_AMQP_URL")
     """``HUB_ADAPTER_AMQP_URL``: the agency adapter's own RabbitMQ URL (`hub send/inbox/status`)."""
@@ -92,6 +94,12 @@ class Settings(BaseSettings):
 
     http_port: int = Field(8080, ge=0, le=65535, validation_alias="HUB_HTTP_PORT")
     """``HUB_HTTP_PORT``: their port (`hub serve`, `hub demo`)."""
+
+    vdxp_key_file: Path | None = Field(None, validation_alias="HUB_VDXP_KEY_FILE")
+    """``HUB_VDXP_KEY_FILE``: the AES key VDXP secrets are encrypted under; default ``<data_dir>/vdxp.key``."""
+
+    vdxp_max_failures: int = Field(5, validation_alias="HUB_VDXP_MAX_FAILURES")
+    """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +150,10 @@ class Settings(BaseSettings):
     @property
     def cert_file(self) -> Path:
         return self.hub_cert_file or self.pki_dir / f"{self.hub_organ_id}.pem"
+
+    @property
+    def vdxp_key(self) -> Path:
+        return self.vdxp_key_file or self.data_dir / "vdxp.key"
 
 
 _ENV: ContextVar[Mapping[str, str] | None] = ContextVar("hub_settings_env", default=None)

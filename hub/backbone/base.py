@@ -21,6 +21,8 @@ behave like RabbitMQ 3.10 with quorum queues, as far as the hub can observe:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,8 @@ from typing import Any, Protocol
 import hub.backbone.topology as topology
 from hub.constants import INBOX_PREFIX, URGENT_SUFFIX
 from hub.errors import UsageError
+
+log = logging.getLogger("hub.backbone")
 
 DEFAULT_PREFETCH = 100
 DEFAULT_USER = "hub"
@@ -185,6 +189,20 @@ class Backbone(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def bounded(step: Awaitable[Any], what: str, seconds: float) -> bool:
+    """Await a broker call of a shutdown or pause for at most ``seconds``; False (logged, with what
+    was being waited for) when it timed out or failed. A broker in trouble cannot hold a shutdown."""
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+        return True
+    except TimeoutError:
+        log.warning("the broker did not answer while %s within %.0f s; going on without it", what, seconds)
+    except Exception as e:  # noqa: BLE001 - the connection is gone: the broker requeues what was unsettled
+        log.warning("%s failed (%s); going on without it", what, e)
+    return False
 
 
 def inbox_key(code: str, urgent: bool = False) -> str:

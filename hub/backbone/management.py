@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
+from hub.backbone.nodes import split_nodes
 from hub.errors import AuthorityError, TransientError, UsageError
 
 
@@ -82,7 +83,7 @@ def management_target(settings) -> tuple[str, str, str, str] | None:
     """
     if not settings.amqp_url:
         return None
-    u = urlsplit(settings.amqp_url)
+    u = urlsplit(split_nodes(settings.amqp_url)[0])  # the first node of a comma-separated list
     user, password = unquote(u.username or "guest"), unquote(u.password or "guest")
     vhost = unquote(u.path[1:]) if u.path not in ("", "/") else "/"
     if settings.management_url:

@@ -35,17 +35,19 @@ import aiormq
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
-from yarl import URL
 
 import hub.backbone.headers as amqp_headers
 import hub.backbone.topology as topology
-from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, new_message_id
+from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, bounded, new_message_id
+from hub.backbone.nodes import user_of
+from hub.backbone.rotating import connect_nodes
 from hub.errors import AuthorityError, HubError, TransientError, UsageError
 
 log = logging.getLogger(__name__)
 
 PUBLISH_CHANNELS = 8  # concurrent publish_many batches per connection
 OPERATION_TIMEOUT = 30.0  # seconds for any single broker operation (confirm included)
+CLOSE_TIMEOUT = 3.0  # seconds for each step of a shutdown: cancel, channel close, connection close
 PERSISTENT = 2
 
 
@@ -215,8 +217,7 @@ class RabbitConsumer:
         channel, tag = self._channel, self._tag
         self._tag = None
         if channel is not None and self._queue is not None and tag is not None and not channel.is_closed:
-            with contextlib.suppress(*_BROKER_ERRORS):
-                await self._queue.cancel(tag)
+            await bounded(self._queue.cancel(tag), f"cancelling the consumer of {self.queue}", CLOSE_TIMEOUT)
 
     async def cancel(self, *, abort: bool = False) -> None:
         """Stop deliveries, let running callbacks finish (or cancel them), close the channel."""
@@ -231,8 +232,7 @@ class RabbitConsumer:
             for t in running:
                 t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        with contextlib.suppress(*_BROKER_ERRORS):
-            await channel.close()
+        await bounded(channel.close(), f"closing the channel of {self.queue}", CLOSE_TIMEOUT)
 
 
 class RabbitBackbone(Backbone):
@@ -255,10 +255,11 @@ class RabbitBackbone(Backbone):
     @classmethod
     async def open(cls, url: str, *, delivery_limit: int = topology.DEFAULT_DELIVERY_LIMIT,
                    publish_channels: int = PUBLISH_CHANNELS, timeout: float = OPERATION_TIMEOUT) -> RabbitBackbone:
-        """Connect (robustly: it reconnects by itself) as the URL's user."""
-        user = URL(url).user or "guest"
+        """Connect (robustly: it reconnects by itself, rotating among the nodes of a comma-separated
+        URL, see ``hub.backbone.nodes``) as the URL's user."""
+        user = user_of(url)
         with _mapped():
-            connection = await aio_pika.connect_robust(url, timeout=timeout)
+            connection = await connect_nodes(url, timeout=timeout)
         return cls(connection, user, delivery_limit, publish_channels=publish_channels, timeout=timeout)
 
     # --- topology and queue operations -------------------------------------------------------
@@ -310,6 +311,10 @@ class RabbitBackbone(Backbone):
             errors: dict[int, BaseException] = {}
             for wave in _waves(items):
                 errors.update(await self._publish_wave(slot, wave))
+            if any(isinstance(e, (aiormq.exceptions.DeliveryError, TimeoutError)) for e in errors.values()):
+                # nacked or unconfirmed: the next attempt gets a fresh channel (one that was opened
+                # while a quorum queue's leader moved can go on nacking everything it publishes)
+                await bounded(slot.close(), "closing a publishing channel after a nack", CLOSE_TIMEOUT)
         finally:
             self._idle.put_nowait(slot)
         if errors:
@@ -367,14 +372,16 @@ class RabbitBackbone(Backbone):
         return RabbitIncoming(aio_pika.IncomingMessage(delivered, no_ack=False))
 
     async def close(self) -> None:
-        """Abort running callbacks and close; RabbitMQ requeues whatever is unsettled."""
+        """Abort running callbacks and close; RabbitMQ requeues whatever is unsettled.
+
+        Every step is bounded (``CLOSE_TIMEOUT``): a broker that does not answer cannot hold
+        a shutdown; dropping the connection has the same effect for the broker."""
         for consumer in list(self._consumers):
             await consumer.cancel(abort=True)
         self._consumers.clear()
-        for slot in (*self._publish_slots, self._get, self._probe):
-            await slot.close()
-        with contextlib.suppress(*_BROKER_ERRORS):
-            await self._connection.close()
+        await bounded(asyncio.gather(*(slot.close() for slot in (*self._publish_slots, self._get, self._probe))),
+                      "closing the publishing channels", CLOSE_TIMEOUT)
+        await bounded(self._connection.close(), "closing the connection", CLOSE_TIMEOUT)
 
 
 def _with_id(item: Outgoing) -> Outgoing:

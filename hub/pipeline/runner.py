@@ -8,7 +8,13 @@ workers hold the current registry/trust snapshot. A new snapshot version restart
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import pickle
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
@@ -16,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from hub.pipeline.checks import CheckContext, Verdict, check_package
+from hub.pipeline.connection import Connection
 from hub.pki.chain import TrustStore
 
 _CTX: CheckContext | None = None
@@ -30,8 +37,50 @@ def _portable(ctx: CheckContext) -> bytes:
                          ctx.relay_id))
 
 
-def _init_worker(blob: bytes) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_INTERVAL = 1.0  # seconds between the orphan watchdog's looks at the parent
+
+
+def _die_with_parent(parent: int) -> None:
+    """A check process must not outlive the hub (a kill -9 leaves no one to shut the pool down).
+
+    Linux: the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``).
+    Everywhere: a daemon thread exits the process once its parent is gone (reparented)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still covers it
+    ppid = os.getppid()  # the hub itself, or a fork server that the hub started
+
+    def orphaned() -> bool:
+        if os.getppid() != ppid:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    if orphaned():  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            if orphaned():
+                os._exit(1)
+
+    threading.Thread(target=watch, name="hub-orphan-watchdog", daemon=True).start()
+
+
+def _init_worker(blob: bytes, parent: int | None = None) -> None:
     global _CTX
+    if parent is not None:
+        _die_with_parent(parent)
     from hub.context import schema_validator
     from hub.registry.model import Registry
 
@@ -44,9 +93,16 @@ def _init_worker(blob: bytes) -> None:
                         relay_id)
 
 
-def _check_chunk(items: list[tuple[bytes, str | None]], at: datetime | None) -> list[Verdict]:
+def _check_one(data: bytes, who: str | Connection | None, ctx: CheckContext, at: datetime | None) -> Verdict:
+    """``who``: the broker user that published ``data`` or, from other entry points, its Connection."""
+    if isinstance(who, Connection):
+        return check_package(data, ctx, connection=who, at=at)
+    return check_package(data, ctx, adapter_user=who, at=at)
+
+
+def _check_chunk(items: list[tuple[bytes, str | Connection | None]], at: datetime | None) -> list[Verdict]:
     assert _CTX is not None
-    return [check_package(data, _CTX, adapter_user=user, at=at) for data, user in items]
+    return [_check_one(data, who, _CTX, at) for data, who in items]
 
 
 class CheckRunner:
@@ -64,15 +120,16 @@ class CheckRunner:
         self._ctx = ctx
         if self.processes > 0:
             old = self._pool
-            self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker, initargs=(_portable(ctx),))
+            self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker,
+                                             initargs=(_portable(ctx), os.getpid()))
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
 
-    async def check_many(self, items: list[tuple[bytes, str | None]], at: datetime | None = None) -> list[Verdict]:
+    async def check_many(self, items: list[tuple[bytes, str | Connection | None]], at: datetime | None = None) -> list[Verdict]:
         if not items:
             return []
         if self._pool is None:
-            return [check_package(d, self.context, adapter_user=u, at=at) for d, u in items]
+            return [_check_one(d, u, self.context, at) for d, u in items]
         loop = asyncio.get_running_loop()
         n = self.processes
         size = max(1, -(-len(items) // n))

@@ -13,22 +13,28 @@ is recorded, published and acked. That is what makes the hub fast.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
-from hub.errors import AuthorityError, HubError, TransientError
+from hub.errors import HubError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
-from hub.pipeline.lifecycle import check_status
+from hub.pipeline.business import EVENTS, business_link, target_ids
+from hub.pipeline.gate import IntakeGate
+from hub.pipeline.intake import IntakeMessage
+from hub.pipeline.outage import backoff, is_transient
+from hub.pipeline.status_rows import answered_business, copies
+from hub.pipeline.statuses import decide_status, document_keys, saw_document
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -39,9 +45,7 @@ from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
 log = logging.getLogger("hub.worker")
-TRANSIENT = (OperationalError, DBAPIError, TransientError, ConnectionError, OSError)
-
-
+UNRECORDABLE = "hub.unrecordable"
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Stats:
     batches: int = 0
     retries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
     check_hist: dict = field(default_factory=lambda: {
@@ -62,10 +67,10 @@ class Stats:
 
     def outcomes(self) -> tuple:
         """The outcome counters, to take back what a batch counted if its transaction does not commit."""
-        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason)
+        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason), dict(self.by_auth)
 
     def restore(self, outcomes: tuple) -> None:
-        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason = outcomes
+        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason, self.by_auth = outcomes
 
     def observe_check(self, seconds: float) -> None:
         h = self.check_hist
@@ -90,8 +95,24 @@ class _Writes:
             self.packages[sha] = {"sha256": sha, "size": len(data), "data": data, "stored_at": now}
 
 
+class _NotTheMessage(Exception):
+    """Recording failed for a reason that is not the package's own (its refusal fails too)."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:300] if str(e) else ""
+
+
 def _message_id(h: dict) -> str:
-    return f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}"
+    """Stable per copy; an AMQP message_id is a short string (255 bytes): longer ones are hashed."""
+    text = f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}"
+    if len(text.encode()) <= 255:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Worker:
@@ -113,12 +134,13 @@ class Worker:
         self._checked: asyncio.Queue[tuple[list[Incoming], list[Verdict]]] = asyncio.Queue(maxsize=1)
         self._sent: asyncio.Queue[list[tuple[int | None, Outgoing]]] = asyncio.Queue()
         self._marking = False
-        self._consumer = None
         self._tasks: list[asyncio.Task] = []
         self._version = -1
         self._last_reload = 0.0
         self._inboxes: set[str] = set()
         self._in_flight = 0
+        self.gate = IntakeGate(backbone, settings.prefetch, self._take, self._probe_database,
+                               held=lambda: self._in_flight)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -132,35 +154,43 @@ class Worker:
             asyncio.create_task(self._sent_stage(), name="hub-sent-stage"),
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
-        self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message, prefetch=self.settings.prefetch)
+        await self.gate.apply()
 
-    @property
-    def consuming(self) -> bool:
-        """Subscribed to hub.intake (False while paused: maintenance, an outage, stopping)."""
-        return self._consumer is not None
-
-    async def _on_message(self, m: Incoming) -> None:
+    async def _take(self, m: IntakeMessage) -> None:
         self._in_flight += 1
         await self._queue.put(m)
 
+    async def _probe_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    @property
+    def consuming(self) -> bool:
+        """Subscribed to hub.intake now (not paused by an outage, stopped by maintenance or stopping)."""
+        return self.gate.consuming
+
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking work, finish in-flight batches within ``timeout``, then close."""
-        if self._consumer is not None:
-            await self._consumer.stop_deliveries()
+        """Stop taking work, finish in-flight batches within ``timeout``, then close.
+
+        Every broker call here is bounded (``hub.backbone.base.bounded``): with the broker in
+        trouble the worker still stops, leaving unsettled packages to RabbitMQ's redelivery."""
+        log.info("stop: cancelling the intake subscription")
+        self.gate.stopping = True
+        await self.gate.apply()
+        log.info("stop: waiting up to %.0f s for %d in-flight package(s)", timeout, self._in_flight)
         try:
             await asyncio.wait_for(self._drain(), timeout)
         except asyncio.TimeoutError:
             log.warning("stop: %d package(s) not finished in %.0f s; RabbitMQ will redeliver them",
                         self._in_flight, timeout)
-        if self._consumer is not None:
-            await self._consumer.cancel()
-            self._consumer = None
+        await self.gate.close_retired(force=True)
         for t in self._tasks:
             t.cancel()
             try:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        log.info("stop: closing the check process(es)")
         self.runner.close()
         s = self.stats
         log.info("worker stopped: accepted=%d refused=%d duplicates=%d dead=%d delivered=%d batches=%d retries=%d "
@@ -170,6 +200,18 @@ class Worker:
     async def _drain(self) -> None:
         while self._in_flight > 0 or not self._sent.empty() or self._marking:
             await asyncio.sleep(0.01)
+
+    async def _reload_until_done(self) -> None:
+        """Reload the snapshot, waiting out an outage; a failure that is no outage keeps the old one."""
+        while True:
+            try:
+                await self.reload()
+                return
+            except Exception as e:  # noqa: BLE001 - classified below
+                if not is_transient(e) or self.gate.stopping:
+                    log.exception("registry reload failed; checking with the snapshot of version %d", self._version)
+                    return
+                await self.gate.outage("reloading the registry", e)
 
     async def reload(self, force: bool = False) -> None:
         """Reload the registry/trust snapshot when its version changed; declare new inboxes."""
@@ -230,18 +272,28 @@ class Worker:
     async def _check_stage(self) -> None:
         while True:
             batch = await self._next_batch()
+            await self._reload_until_done()
             try:
-                await self.reload()
                 t0 = time.perf_counter()
-                verdicts = await self.runner.check_many([(m.message.body, self.adapter_user(m.message)) for m in batch])
+                verdicts = await self._check(batch)
                 self.stats.seconds["check"] += time.perf_counter() - t0
                 for v in verdicts:
                     self.stats.observe_check(v.seconds)
-            except Exception:  # noqa: BLE001 - a bug or a dead check process: retry later
+            except Exception:  # noqa: BLE001 - a bug: the delivery limit dead-letters a poison batch
                 log.exception("checks of a batch of %d failed; requeueing", len(batch))
                 await self._requeue(batch)
                 continue
             await self._checked.put((batch, verdicts))
+
+    async def _check(self, batch: list[Incoming]) -> list[Verdict]:
+        items = [(m.message.body, self.adapter_user(m.message)) for m in batch]
+        for attempt in range(1, 4):
+            try:
+                return await self.runner.check_many(items)
+            except BrokenProcessPool:  # a check process died (OOM killer...): a new pool, same batch
+                log.warning("the check process pool broke; starting a new one (attempt %d)", attempt)
+                self.runner.set_context(self.runner.context)
+        return await self.runner.check_many(items)
 
     # --- stage 2: record, publish, ack ----------------------------------------------------
 
@@ -250,24 +302,27 @@ class Worker:
             batch, verdicts = await self._checked.get()
             try:
                 await self.commit(batch, verdicts)
-            except Exception:  # noqa: BLE001 - one bad batch must not kill the worker
+            except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
                 log.exception("batch of %d failed; requeueing", len(batch))
                 await self._requeue(batch)
 
     async def commit(self, batch: list[Incoming], verdicts: list[Verdict]) -> None:
-        """Record (one transaction), publish (confirmed), ack. Each step retries transient faults
-        with backoff; the transaction is never re-run after it committed (that would record twice):
-        if publishing keeps failing the batch is requeued and its redelivery finishes the outbox."""
+        """Record (one transaction), publish (confirmed), ack.
+
+        An outage (database or broker) is waited out with the batch held: nothing is requeued,
+        so no outage counts towards the delivery limit. A redone transaction first looks for
+        what an attempt that may have committed recorded, so nothing is recorded twice. A
+        failure that is no outage belongs to a message: the batch is split and that message
+        alone is refused (``hub.unrecordable``)."""
         sec = self.stats.seconds
         t1 = time.perf_counter()
-        outgoing = await self._retrying("recording", lambda: self._record(batch, verdicts))
-        if outgoing is None:
-            await self._requeue(batch)
+        outgoing = await self._record_held(batch, verdicts)
+        if outgoing is None:  # stopping during an outage: RabbitMQ redelivers what we held
+            self._in_flight -= len(batch)
             return
         t2 = time.perf_counter()
-        if outgoing and await self._retrying(
-                "publishing", lambda: self.backbone.publish_many([o for _, o in outgoing])) is None:
-            await self._requeue(batch)
+        if outgoing and not await self._publish_held([o for _, o in outgoing]):
+            self._in_flight -= len(batch)  # stopping: the redelivery (or the sweeper) finishes the outbox
             return
         t3 = time.perf_counter()
         for m in batch:
@@ -287,17 +342,80 @@ class Worker:
         self.stats.batches += 1
         self._in_flight -= len(batch)
 
-    async def _retrying(self, what: str, step):
-        """Run ``step`` up to 3 times on transient faults; None when it still fails."""
-        for attempt in range(1, 4):
+    async def _record_held(self, batch: list[Incoming], verdicts: list[Verdict], *, retry: bool = False):
+        """The batch's transaction, retried through outages; None only when stopping meanwhile."""
+        systemic = 0
+        while True:
             try:
-                result = await step()
-                return True if result is None else result
-            except TRANSIENT as e:
-                log.warning("transient failure while %s (attempt %d): %s", what, attempt, e)
+                out = await self._record(batch, verdicts, retry=retry)
+                if systemic:
+                    await self.gate.held_back(False)
+                return out
+            except Exception as e:  # noqa: BLE001 - classified below
+                if self.gate.stopping:
+                    return None
+                retry = True  # the failed attempt may have committed (a lost COMMIT reply)
                 self.stats.retries += 1
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
-        return None
+                if is_transient(e):
+                    await self.gate.outage(f"recording a batch of {len(batch)}", e)
+                    continue
+                if len(batch) > 1:
+                    log.warning("recording a batch of %d failed (%s: %s); recording its packages one by one",
+                                len(batch), type(e).__name__, _first_line(e))
+                    out: list[tuple[int | None, Outgoing]] = []
+                    for m, v in zip(batch, verdicts):
+                        one = await self._record_held([m], [v], retry=retry)
+                        if one is None:
+                            return None
+                        out += one
+                    return out
+                try:
+                    return await self._record_unrecordable(batch[0], verdicts[0], e)
+                except _NotTheMessage as failed:
+                    # even its refusal cannot be recorded: the fault is the store's, not this
+                    # package's (a trigger, a permission, a migration): hold it and take no more
+                    systemic += 1
+                    await self.gate.held_back(True, f"recording ({failed.cause})", systemic)
+
+    async def _record_unrecordable(self, m: Incoming, v: Verdict, exc: BaseException):
+        """One package whose own content fails the transaction: refuse it alone (audited, status 02).
+        Raises ``_NotTheMessage`` when the refusal fails too; None when stopping during an outage."""
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        sender = v.sender if v.sender and len(v.sender) <= 13 else None
+        refusal = replace(v, accepted=False, reason=UNRECORDABLE, stage="record", element=None, package=None,
+                          routes=(), claimed_sender=sender, claimed_document_id=(v.document_id or "")[:255] or None,
+                          message=f"the hub cannot record this package ({detail}); only this package is refused")
+        while True:
+            try:
+                out = await self._record([m], [refusal], retry=True)
+            except Exception as e:  # noqa: BLE001 - classified below
+                if is_transient(e):
+                    if self.gate.stopping:
+                        return None
+                    await self.gate.outage("recording a refusal", e)
+                    continue
+                raise _NotTheMessage(f"{type(e).__name__}: {_first_line(e)}") from e
+            log.error("package %s from %s cannot be recorded (%s: %s); refused it alone",
+                      v.document_id or v.sha256[:16], v.sender or m.message.user_id or "?", type(exc).__name__, detail)
+            return out
+
+    async def _publish_held(self, items: list[Outgoing]) -> bool:
+        """Publish (confirmed), retrying with backoff while the broker is away; False only when stopping."""
+        attempt = 0
+        while True:
+            try:
+                await self.backbone.publish_many(items)
+                return True
+            except Exception as e:  # noqa: BLE001 - classified below
+                if not is_transient(e):
+                    raise
+                attempt += 1
+                self.stats.retries += 1
+                if self.gate.stopping:
+                    return False
+                if attempt in (1, 5) or attempt % 20 == 0:
+                    log.warning("publishing %d message(s) failed (attempt %d): %s; retrying", len(items), attempt, e)
+                await asyncio.sleep(backoff(attempt, first=0.2))
 
     async def _requeue(self, batch: list[Incoming]) -> None:
         self.stats.retries += 1
@@ -311,31 +429,35 @@ class Worker:
 
     # --- recording ------------------------------------------------------------------------
 
-    async def _record(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
-        """Packages count as accepted/refused/... only once their batch's transaction committed."""
+    async def _record(self, batch: list[Incoming], verdicts: list[Verdict], *,
+                      retry: bool = False) -> list[tuple[int | None, Outgoing]]:
+        """Packages count as accepted/refused/... only once their batch's transaction committed.
+        ``retry``: an earlier attempt may have committed; look for what it recorded first."""
         counted = self.stats.outcomes()
         try:
-            return await self._record_batch(batch, verdicts)
+            return await self._record_batch(batch, verdicts, retry=retry)
         except BaseException:
             self.stats.restore(counted)
             raise
 
-    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict]) -> list[tuple[int | None, Outgoing]]:
+    async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict], *,
+                            retry: bool = False) -> list[tuple[int | None, Outgoing]]:
         w = _Writes()
         now = utcnow()
         async with self.engine.begin() as conn:
             existing = await self._existing(conn, verdicts)
             known = await self._known_refs(conn, verdicts)
+            acts_on = await self._acts_on(conn, verdicts)
             accepted: list[tuple[Incoming, Verdict, dict]] = []
             statuses: list[tuple[Incoming, Verdict]] = []
             pending_for: list[str] = []
             for m, v in zip(batch, verdicts):
-                if m.message.redelivered and await self._already_recorded(conn, v, self.adapter_user(m.message), existing):
+                if (retry or m.message.redelivered) and await self._already_recorded(conn, v, self.adapter_user(m.message), existing):
                     pending_for.append(v.sha256)
                 elif v.accepted and isinstance(v.package, StatusPackage):
                     statuses.append((m, v))
                 elif v.accepted:
-                    row = self._edoc(m, v, existing, known, w, now)
+                    row = self._edoc(m, v, existing, known, acts_on, w, now)
                     if row is not None:
                         accepted.append((m, v, row))
                 else:
@@ -401,6 +523,18 @@ class Worker:
                 seen_by[ids[doc]] |= {recipient, system}
         return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
 
+    async def _acts_on(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], int]:
+        """(sender, DocumentId) -> documents.id of the earlier documents the batch's revocations,
+        updates and replacements act on (no query when there are none)."""
+        refs = {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+                for t in target_ids(v.package)}
+        if not refs:
+            return {}
+        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs)),
+            documents.c.kind == "edoc"))).all()
+        return {(r[0], r[1]): r[2] for r in rows}
+
     async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
         if v.accepted:
@@ -432,7 +566,8 @@ class Worker:
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
                                        message_id=_message_id(headers), user_id=self.backbone.user)))
 
-    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
+    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, acts_on: dict, w: _Writes,
+              now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
@@ -447,25 +582,38 @@ class Worker:
                                      f"document {doc.sender.organ_id} sent or received through the hub",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
+        try:
+            link = business_link(doc, acts_on)
+        except HubError as e:
+            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
+            return None
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
         w.package(m.message.body, v.sha256, now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
-                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
+                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1,
+                                "authenticated_by": v.authenticated_by}),
             record_row("package.accepted", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
-                                "type": doc.document_type.type, "priority": doc.priority}),
+                                "type": doc.document_type.type, "priority": doc.priority,
+                                "authenticated_by": v.authenticated_by}),
         ]
-        self.stats.accepted += 1
+        if link is not None:
+            w.records += [record_row(EVENTS[link.doc_type], actor=self.adapter_user(m.message), document_id=target,
+                                     sender=doc.sender.organ_id, sha256=v.sha256, at=now,
+                                     details=link.record_details(doc.document_id)) for target, _ in link.targets]
+        self._count_accepted(v)
         log.debug("accepted %s from %s", doc.document_id, doc.sender.organ_id,
                   extra={"document_id": doc.document_id, "sender": doc.sender.organ_id})
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
-                "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now, "due_date": doc.due_date,
-                "code": str(doc.code)[:255] or None, "type_name": doc.document_type.type_name[:255] or None}
+                "refers_to": link.refers_to if link else None, "business_type": link.doc_type if link else None,
+                "status_code": None, "adapter_user": self.adapter_user(m.message),
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by,
+                "due_date": doc.due_date, "code": str(doc.code)[:255] or None,
+                "type_name": doc.document_type.type_name[:255] or None}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):
@@ -513,49 +661,47 @@ class Worker:
             return
         rf = st.response_for
         sender = st.sender.organ_id
-        orig = (await conn.execute(sa.select(documents).where(
-            documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
-            documents.c.kind == "edoc"))).mappings().first()
-        by_original = orig is not None and sender == orig["sender"]
-        dels = [] if orig is None else (await conn.execute(
-            sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
-        mine = [d for d in dels if d["recipient"] == sender]
-        if not mine:
-            # A connected system answers for the agencies it serves (they have no keys of their own).
-            system = self.runner.context.registry.system_of(sender)
-            mine = [d for d in dels if d["system"] == system and system == sender]
-        if orig is None or not (by_original or mine):  # never seen = unknown: nothing tells the two apart
+        keys = document_keys(st)
+        found = {(r["sender"], r["document_id"]): r for r in (await conn.execute(sa.select(documents).where(
+            documents.c.sender.in_([k[0] for k in keys]), documents.c.document_id == rf.document_id,
+            documents.c.kind == "edoc"))).mappings().all()}
+        orig = next((found[k] for k in keys if k in found), None)
+        dels, history = ([], {}) if orig is None else await copies(conn, orig["id"])
+        registry = self.runner.context.registry
+        if orig is None or not saw_document(sender, orig["sender"], dels, registry):
+            # never seen = unknown: nothing tells the two apart
             self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which is not a "
+                         message=f"the status refers to {rf.document_id} from {keys[0][0]}, which is not a "
                                  f"document {sender} sent or received through the hub",
-                         element="Status/ResponseFor/DocumentId")
+                         element=f"{st.container}/ResponseFor/DocumentId")
             return
-        targets = dels if st.status_code == "13" and by_original else mine
         try:
-            if not targets:
-                check_status(None, st.status_code, by_original_sender=by_original, by_recipient=False)
-                raise AuthorityError(f"{sender} is not a recipient of {rf.document_id}",
-                                     code="authority.not_recipient", element="Status/From/OrganId")
-            for d in targets:
-                check_status(d["status"], st.status_code, by_original_sender=by_original, by_recipient=bool(mine))
+            decision = decide_status(st, orig["sender"], orig["business_type"], dels, history, registry)
         except HubError as e:
-            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
-            return
+            # 15/16 naming the earlier document answer the revocation or update acting on it
+            later = (await answered_business(conn, st, orig, registry)
+                     if e.code == "state.invalid_transition" else None)
+            if later is None:
+                self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
+                return
+            orig, decision = later
+        targets = decision.targets
         w.package(m.message.body, v.sha256, now)
         await self._flush_packages(conn, w)
         doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
             sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
             refers_to=orig["id"], status_code=st.status_code, adapter_user=self.adapter_user(m.message),
             legacy_sha1=v.legacy_sha1, received_at=now, subject=st.description[:2000] or None,
+            authenticated_by=v.authenticated_by,
         ))).scalar_one()
         existing[key] = {"id": doc_pk, "sha256": v.sha256}
         for d in targets:
             await conn.execute(deliveries.update().where(deliveries.c.id == d["id"]).values(
-                status=st.status_code, updated_at=now))
+                status=decision.shown[d["id"]], updated_at=now))
         await conn.execute(status_history.insert(), [
             {"delivery": d["id"], "status_code": st.status_code, "actor": sender,
              "description": st.description or None, "status_document": doc_pk, "at": now} for d in targets])
-        if st.status_code == "13" and by_original:
+        if decision.recall:
             dests = [(d["recipient"], d["system"]) for d in targets]
         else:
             dests = [(r.recipient, r.system) for r in v.routes]
@@ -566,13 +712,19 @@ class Worker:
                             headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=st.document_id, sender=sender,
-                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
+                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status",
+                                                         "authenticated_by": v.authenticated_by}),
             record_row("status.recorded", actor=self.adapter_user(m.message), document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
-                       details={"status": st.status_code, "original_sender": rf.organ_id,
-                                "recipients": [t[0] for t in dests]}),
+                       details={"status": st.status_code, "original_sender": orig["sender"],
+                                "recipients": [t[0] for t in dests], "authenticated_by": v.authenticated_by}),
         ]
+        self._count_accepted(v)
+
+    def _count_accepted(self, v: Verdict) -> None:
         self.stats.accepted += 1
+        key = v.authenticated_by or "signature"
+        self.stats.by_auth[key] = self.stats.by_auth.get(key, 0) + 1
 
     def _refuse(self, m: Incoming, v: Verdict, w: _Writes, now: datetime, *, reason: str | None = None,
                 message: str | None = None, element: str | None = None) -> None:
@@ -667,9 +819,11 @@ class Worker:
                     try:
                         await self._mark_sent(sent)
                         break
-                    except TRANSIENT as e:
+                    except Exception as e:  # noqa: BLE001 - the sweeper republishes what stays unmarked
+                        if not is_transient(e):
+                            raise
                         log.warning("marking the outbox sent failed (attempt %d): %s", attempt, e)
-                        await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
+                        await asyncio.sleep(backoff(attempt, first=0.4))
                 self.stats.seconds["mark_sent"] += time.perf_counter() - t0
             except Exception:  # noqa: BLE001 - the sweeper republishes what stayed unmarked
                 log.exception("marking %d outbox rows sent failed", len(sent))
@@ -743,15 +897,15 @@ class Worker:
 
         async with self.engine.connect() as conn:
             mode = await maintenance_mode(conn)
-        if mode == "stopped" and self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await consumer.stop_deliveries()
-            await self._drain()
-            await consumer.cancel()
+        stopped = mode == "stopped"
+        if stopped == self.gate.maintenance_stopped or not self._tasks:
+            await self.gate.close_retired()
+            return
+        self.gate.maintenance_stopped = stopped
+        await self.gate.apply()
+        if stopped:
             log.info("maintenance: stopped taking packages from %s", C.QUEUE_INTAKE)
-        elif mode != "stopped" and self._consumer is None and self._tasks:
-            self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message,
-                                                         prefetch=self.settings.prefetch)
+        else:
             log.info("maintenance: consuming %s again", C.QUEUE_INTAKE)
 
 
