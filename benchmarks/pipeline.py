@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import constants as C
-from hub.backbone.base import connect, inbox_queue
+from hub.backbone.base import inbox_queue
+from hub.backbone.factory import connect
 from hub.backbone.management import Management
 from hub.backbone.users import provision_agency_user
 from hub.edxml.builder import AttachmentFile, build_edoc

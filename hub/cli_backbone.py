@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -88,7 +87,7 @@ def _adapter_url(args, settings: Settings) -> str:
     """The adapter's own broker URL; never the hub's (its user may read every inbox)."""
     from urllib.parse import unquote, urlsplit
 
-    url = getattr(args, "amqp_url", None) or os.environ.get("HUB_ADAPTER_AMQP_URL")
+    url = getattr(args, "amqp_url", None) or settings.adapter_amqp_url
     if not url:
         raise UsageError(
             "an adapter connects as its agency's own RabbitMQ user: pass --amqp-url amqp://USER:PASSWORD@host/vhost "
@@ -106,7 +105,7 @@ def _adapter_url(args, settings: Settings) -> str:
 
 
 async def _adapter_backbone(args, settings: Settings):
-    from hub.backbone.base import connect
+    from hub.backbone.factory import connect
     from hub.cli_errors import broker_hint
     from hub.errors import HubError
 

@@ -123,7 +123,7 @@ async def cmd_agency_add(args, settings: Settings) -> int:
 
 async def _declare_inbox(settings: Settings, code: str) -> None:
     """The inbox exists from registration on, so the adapter can subscribe at once."""
-    from hub.backbone.base import connect
+    from hub.backbone.factory import connect
 
     bb = await connect(settings.amqp_url)
     try:

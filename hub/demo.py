@@ -157,9 +157,9 @@ async def run_demo(settings: Settings, *, once: bool, rate: float = 5.0, duratio
                    port: int = 8080, stop: asyncio.Event | None = None) -> int:
     import os
 
-    settings = replace(settings, data_dir=settings.data_dir / "demo")
+    settings = settings.replace(data_dir=settings.data_dir / "demo")
     if not os.environ.get("HUB_DATABASE_URL"):
-        settings = replace(settings, database_url=f"sqlite+aiosqlite:///{settings.data_dir / 'hub.db'}")
+        settings = settings.replace(database_url=f"sqlite+aiosqlite:///{settings.data_dir / 'hub.db'}")
     t0 = time.monotonic()
     print(f"hub demo: data in {settings.data_dir}", flush=True)
     print("  making a DEVELOPMENT PKI and registering 3 agencies…", flush=True)

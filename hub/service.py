@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.backbone.base import Backbone, connect
+from hub.backbone.base import Backbone
+from hub.backbone.factory import connect
 from hub.backbone.nodes import describe
 from hub.pipeline.runner import CheckRunner
 from hub.pipeline.worker import Worker

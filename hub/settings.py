@@ -1,124 +1,143 @@
-"""One ``Settings`` object built from the environment, secure by default."""
+"""One ``Settings`` object built from the ``HUB_*`` environment variables, secure by default.
+
+A pydantic-settings model: each field names its variable (``validation_alias``), pydantic
+parses and checks the value, and a bad one becomes one ``UsageError`` line naming the
+variable and what it expects. An empty variable counts as unset.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import UsageError
 
 DEFAULT_HUB_ORGAN_ID = "000.00.99.G22"
 
-
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _number(env: dict[str, str], name: str, default, kind=int):
-    value = env.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        raise UsageError(f"{name}={value!r} is not a {'whole ' if kind is int else ''}number; "
-                         f"unset it for the default ({default})") from None
+# What each pydantic type expects, in the words of the error line.
+_EXPECTS = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "bool_parsing": "on or off (1/true/yes/on or 0/false/no/off)",
+    "greater_than_equal": "a number >= {ge}",
+    "greater_than": "a number > {gt}",
+    "less_than_equal": "a number <= {le}",
+}
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Hub configuration. Every field has an environment variable; defaults are safe."""
 
-    data_dir: Path
-    """``HUB_DATA_DIR``: state folder (SQLite file, development PKI, embedded broker journal)."""
+    model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, populate_by_name=True, extra="ignore",
+                                      case_sensitive=True)
 
-    database_url: str
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("edxml-hub")),
+                           validation_alias="HUB_DATA_DIR")
+    """``HUB_DATA_DIR``: state folder (SQLite file, development PKI, adapters' inboxes and seen-lists)."""
+
+    database_url: str = Field("", validation_alias="HUB_DATABASE_URL")
     """``HUB_DATABASE_URL``: SQLAlchemy async URL; default ``sqlite+aiosqlite:///<data_dir>/hub.db``.
     A ``postgresql://`` URL is rewritten to use asyncpg."""
 
-    amqp_url: str | None = None
+    amqp_url: str | None = Field(None, validation_alias="HUB_AMQP_URL")
     """``HUB_AMQP_URL``: RabbitMQ URL for the hub's own connection; unset = embedded in-process broker.
     Several nodes of a cluster separated by commas (``amqp://u:p@n1:5672/vh,n2:5672``): the
     connection moves to the next node whenever it must reconnect (``hub.backbone.nodes``)."""
 
-    max_package_bytes: int = 50 * 1024 * 1024
+    adapter_amqp_url: str | None = Field(None, validation_alias="HUB_ADAPTER_AMQP_URL")
+    """``HUB_ADAPTER_AMQP_URL``: the agency adapter's own RabbitMQ URL (`hub send/inbox/status`)."""
+
+    max_package_bytes: int = Field(50 * 1024 * 1024, ge=1, validation_alias="HUB_MAX_PACKAGE_BYTES")
     """``HUB_MAX_PACKAGE_BYTES``: size cap applied before parsing."""
 
-    allow_sha1: bool = False
+    allow_sha1: bool = Field(False, validation_alias="HUB_ALLOW_SHA1")
     """``HUB_ALLOW_SHA1``: legacy allowance for RSA-SHA1 signatures; each acceptance is flagged."""
 
-    hub_organ_id: str = DEFAULT_HUB_ORGAN_ID
+    hub_organ_id: str = Field(DEFAULT_HUB_ORGAN_ID, validation_alias="HUB_ORGAN_ID")
     """``HUB_ORGAN_ID``: the hub's own agency code (TraceHeader, status 02 refusals)."""
 
-    hub_key_file: Path | None = None
+    hub_key_file: Path | None = Field(None, validation_alias="HUB_KEY_FILE")
     """``HUB_KEY_FILE``: the hub's signing key (PEM); default ``<data_dir>/pki/<hub_organ_id>.key``."""
 
-    hub_cert_file: Path | None = None
+    hub_cert_file: Path | None = Field(None, validation_alias="HUB_CERT_FILE")
     """``HUB_CERT_FILE``: the hub's certificate (PEM); default ``<data_dir>/pki/<hub_organ_id>.pem``."""
 
-    management_url: str | None = None
+    management_url: str | None = Field(None, validation_alias="HUB_AMQP_MANAGEMENT_URL")
     """``HUB_AMQP_MANAGEMENT_URL``: RabbitMQ management API (`hub agency broker-user`, queue stats); default
     ``http://<HUB_AMQP_URL host>:15672`` with HUB_AMQP_URL's credentials (creating users needs an administrator)."""
 
-    prefetch: int = field(default=256)
+    prefetch: int = Field(256, ge=1, validation_alias="HUB_PREFETCH")
     """``HUB_PREFETCH``: intake messages in flight per worker (they are processed in batches)."""
 
-    check_processes: int = 1
+    check_processes: int = Field(1, ge=0, validation_alias="HUB_CHECK_PROCESSES")
     """``HUB_CHECK_PROCESSES``: processes for the CPU-bound checks (0 = in the event loop)."""
 
-    seal_entries: int = 1000
+    seal_entries: int = Field(1000, ge=1, validation_alias="HUB_SEAL_ENTRIES")
     """``HUB_SEAL_ENTRIES``: sign an audit checkpoint after this many new entries..."""
 
-    seal_seconds: float = 10.0
+    seal_seconds: float = Field(10.0, gt=0, validation_alias="HUB_SEAL_SECONDS")
     """``HUB_SEAL_SECONDS``: ...or after this many seconds, whichever comes first."""
 
-    audit: bool = True
+    audit: bool = Field(True, validation_alias="HUB_AUDIT")
     """``HUB_AUDIT``: ``off`` skips audit entries entirely — only to measure their cost (`hub bench`)."""
 
-    http_host: str = "127.0.0.1"
+    http_host: str = Field("127.0.0.1", validation_alias="HUB_HTTP_HOST")
     """``HUB_HTTP_HOST``: address the HTTP API and console of `hub serve` listen on."""
 
-    http_port: int = 8080
+    http_port: int = Field(8080, ge=0, le=65535, validation_alias="HUB_HTTP_PORT")
     """``HUB_HTTP_PORT``: their port (`hub serve`, `hub demo`)."""
 
-    vdxp_key_file: Path | None = None
+    vdxp_key_file: Path | None = Field(None, validation_alias="HUB_VDXP_KEY_FILE")
     """``HUB_VDXP_KEY_FILE``: the AES key VDXP secrets are encrypted under; default ``<data_dir>/vdxp.key``."""
 
-    vdxp_max_failures: int = 5
+    vdxp_max_failures: int = Field(5, validation_alias="HUB_VDXP_MAX_FAILURES")
     """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
 
+    @model_validator(mode="before")
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        data_dir = Path(env.get("HUB_DATA_DIR") or platformdirs.user_data_dir("edxml-hub"))
-        db = env.get("HUB_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'hub.db'}"
-        hub_id = env.get("HUB_ORGAN_ID") or DEFAULT_HUB_ORGAN_ID
-        s = cls(
-            data_dir=data_dir,
-            database_url=normalize_db_url(db),
-            amqp_url=env.get("HUB_AMQP_URL") or None,
-            max_package_bytes=_number(env, "HUB_MAX_PACKAGE_BYTES", 50 * 1024 * 1024),
-            allow_sha1=_bool(env.get("HUB_ALLOW_SHA1")),
-            hub_organ_id=hub_id,
-            hub_key_file=Path(env["HUB_KEY_FILE"]) if env.get("HUB_KEY_FILE") else None,
-            hub_cert_file=Path(env["HUB_CERT_FILE"]) if env.get("HUB_CERT_FILE") else None,
-            management_url=env.get("HUB_AMQP_MANAGEMENT_URL") or None,
-            prefetch=_number(env, "HUB_PREFETCH", 256),
-            check_processes=_number(env, "HUB_CHECK_PROCESSES", 1),
-            seal_entries=_number(env, "HUB_SEAL_ENTRIES", 1000),
-            seal_seconds=_number(env, "HUB_SEAL_SECONDS", 10.0, float),
-            audit=_bool(env.get("HUB_AUDIT"), True),
-            http_host=env.get("HUB_HTTP_HOST") or "127.0.0.1",
-            http_port=_number(env, "HUB_HTTP_PORT", 8080),
-            vdxp_key_file=Path(env["HUB_VDXP_KEY_FILE"]) if env.get("HUB_VDXP_KEY_FILE") else None,
-            vdxp_max_failures=_number(env, "HUB_VDXP_MAX_FAILURES", 5),
-        )
-        return replace(s, **overrides) if overrides else s
+    def _derived(cls, values: Any) -> Any:
+        """The database defaults to SQLite in the data folder; ``postgresql://`` means asyncpg."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        data_key = "HUB_DATA_DIR" if "HUB_DATA_DIR" in values else "data_dir"
+        data_dir = values.get(data_key) or platformdirs.user_data_dir("edxml-hub")
+        values[data_key] = data_dir
+        db_key = "HUB_DATABASE_URL" if "HUB_DATABASE_URL" in values else "database_url"
+        db = values.get(db_key) or f"sqlite+aiosqlite:///{Path(data_dir) / 'hub.db'}"
+        values[db_key] = normalize_db_url(str(db))
+        return values
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env = _ENV.get()  # no .env file, no secrets folder: the environment (or from_env's mapping) only
+        return init_settings, (env_settings if env is None else _MappingSource(settings_cls, env))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); ``overrides`` (field names) win over it."""
+        token = _ENV.set(os.environ if env is None else env)
+        try:
+            return cls(**overrides)
+        except ValidationError as e:
+            raise UsageError(_explain(e)) from None
+        finally:
+            _ENV.reset(token)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (field names), like ``dataclasses.replace``."""
+        return self.model_copy(update=changes)
 
     @property
     def pki_dir(self) -> Path:
@@ -135,6 +154,33 @@ class Settings:
     @property
     def vdxp_key(self) -> Path:
         return self.vdxp_key_file or self.data_dir / "vdxp.key"
+
+
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("hub_settings_env", default=None)
+
+
+class _MappingSource(EnvSettingsSource):
+    """The environment source of pydantic-settings, over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        self._mapping = dict(env)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k: v for k, v in self._mapping.items() if v != ""}  # case-sensitive, empty = unset
+
+
+def _explain(e: ValidationError) -> str:
+    """One line: the first bad variable, its value, what it expects, and the way out."""
+    err = e.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "a HUB_* variable"
+    field = next((f for f, info in Settings.model_fields.items() if info.validation_alias == name), None)
+    expects = _EXPECTS.get(err["type"], "").format(**err.get("ctx", {})) or f"valid ({err['msg'].lower()})"
+    default = Settings.model_fields[field].default if field else None
+    if isinstance(default, bool):
+        default = "on" if default else "off"
+    hint = f"; unset it for the default ({default})" if field and default not in (None, "") else ""
+    return f"{name}={err.get('input')!r} is not {expects}{hint}"
 
 
 def normalize_db_url(url: str) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from adapters.sdk import Adapter, SeenStore
-from hub.backbone.base import connect
+from hub.backbone.factory import connect
 from hub.backbone.management import Management
 from hub.backbone.users import provision_agency_user, provision_embedded_agency_user
 from hub.pki.identity import Identity

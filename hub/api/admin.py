@@ -96,7 +96,7 @@ from hub.registry.store import (
     unpin_certificate,
     write_meta,
 )
-from hub.store import records as rec
+from hub.audit import records as rec
 from hub.store.tables import agencies, agency_certs, api_users, dead_letters, outbox, packages
 
 log = logging.getLogger("hub.api.admin")

@@ -35,7 +35,7 @@ from hub.pipeline.connection import Connection
 from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, gateway_seen, packages, status_history
 
 api = Endpoints("gateway")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.errors import ConflictError, UsageError
 from hub.registry import codes
-from hub.store import records as rec
+from hub.audit import records as rec
 from hub.store.tables import agencies, api_users
 
 ROLES = ("agency", "admin", "auditor")

@@ -9,6 +9,8 @@ A pure core, no I/O and no clock:
 
 and the shell that wires it to the database (``records``, ``checkpoints``, ``merkle_nodes``):
 
+``records``     decision records: builds a ``records`` row and appends it (every append in the
+                hub goes through here; the store below never imports the audit package)
 ``log``         appends entries in the caller's transaction, gapless seq under a lock
 ``sealer``      folds new entries into the tree, stores the completed subtree hashes, signs
                 a checkpoint (one sealer at a time)
@@ -17,6 +19,7 @@ and the shell that wires it to the database (``records``, ``checkpoints``, ``mer
 ``query``       search, a document's trail, checkpoints, inclusion / consistency proofs
 ``verify``      ``hub audit verify``: every leaf, checkpoint and stored node recomputed
 ``bundle``      evidence bundles: export (database) and offline verification
+``auth_report`` per agency, how its accepted packages were authenticated over a period
 
 CPU-heavy work (verification, the sealer's fold, bundle building) runs in a thread so the
 event loop serving workers and the API stays responsive.

@@ -69,7 +69,7 @@ from hub.audit.query import NotFound, document_entries, get_checkpoint, utc
 from hub.errors import ConflictError, HubError, UsageError
 from hub.pki.certs import describe, fingerprint
 from hub.pki.chain import TrustStore
-from hub.store.records import append_rows, record_row
+from hub.audit.records import append_rows, record_row
 from hub.store.tables import packages
 
 FORMAT = 1

@@ -33,7 +33,7 @@ def _utc(at: datetime) -> datetime:
 
 
 async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
-    """Append ``rows`` (``hub.store.records.record_row`` dicts) in order; returns their seqs."""
+    """Append ``rows`` (``hub.audit.records.record_row`` dicts) in order; returns their seqs."""
     if not rows:
         return []
     await _lock(conn)

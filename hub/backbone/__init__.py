@@ -1,6 +1,7 @@
 """The message backbone: one async contract, RabbitMQ and an embedded in-process broker.
 
-Import the contract from here; the RabbitMQ implementation is loaded only when used.
+Import the contract, :func:`connect` and :class:`EmbeddedBroker` from here; the RabbitMQ
+implementation (aio-pika) is loaded only when ``connect`` is given an ``amqp://`` URL.
 """
 
 from hub.backbone.base import (
@@ -11,11 +12,11 @@ from hub.backbone.base import (
     Incoming,
     Message,
     Outgoing,
-    connect,
     inbox_key,
     inbox_queue,
 )
 from hub.backbone.embedded import EmbeddedBroker
+from hub.backbone.factory import connect
 from hub.backbone.topology import DEFAULT_DELIVERY_LIMIT
 
 __all__ = [

@@ -2,7 +2,8 @@
 
 Two implementations keep it: :mod:`hub.backbone.rabbit` (RabbitMQ through aio-pika, for
 production) and :mod:`hub.backbone.embedded` (an in-process broker for ``hub demo`` and unit
-tests). Both behave like RabbitMQ 3.10 with quorum queues, as far as the hub can observe:
+tests); :func:`hub.backbone.factory.connect` opens either (this module imports neither). Both
+behave like RabbitMQ 3.10 with quorum queues, as far as the hub can observe:
 
 - publishing is persistent and returns only once the broker has confirmed the message;
   an unroutable message raises ``TransientError("backbone.unroutable")`` (mandatory flag);
@@ -26,14 +27,11 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from hub.backbone import topology
+import hub.backbone.topology as topology
 from hub.constants import INBOX_PREFIX, URGENT_SUFFIX
 from hub.errors import UsageError
-
-if TYPE_CHECKING:
-    from hub.backbone.embedded import EmbeddedBroker
 
 log = logging.getLogger("hub.backbone")
 
@@ -220,24 +218,3 @@ def inbox_queue(code: str, urgent: bool = False) -> str:
 def new_message_id() -> str:
     """A random message id (what a message without one gets)."""
     return uuid.uuid4().hex
-
-
-async def connect(url: str | None, *, user: str | None = None, broker: EmbeddedBroker | None = None,
-                  delivery_limit: int = topology.DEFAULT_DELIVERY_LIMIT) -> Backbone:
-    """Open a backbone connection.
-
-    ``url`` None or empty: the embedded broker ``broker`` (required then), as ``user``
-    (default ``hub``). ``url`` ``amqp://`` or ``amqps://``: RabbitMQ, as the URL's user.
-    ``delivery_limit`` is the ``x-delivery-limit`` this connection declares queues with.
-    """
-    if not url:
-        if broker is None:
-            raise UsageError("the embedded backbone needs a broker (HUB_AMQP_URL is empty)")
-        return broker.connect(user or DEFAULT_USER, delivery_limit=delivery_limit)
-    if not url.startswith(("amqp://", "amqps://")):
-        raise UsageError(f"not an AMQP URL: {url.split('://', 1)[0]}://...")
-    if user is not None:
-        raise UsageError("for RabbitMQ the user comes from the URL, not the user argument")
-    from hub.backbone.rabbit import RabbitBackbone
-
-    return await RabbitBackbone.open(url, delivery_limit=delivery_limit)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from hub.backbone import headers as amqp_headers
-from hub.backbone import topology
+import hub.backbone.headers as amqp_headers
+import hub.backbone.topology as topology
 from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, new_message_id
 from hub.errors import AuthorityError, TransientError, UsageError
 

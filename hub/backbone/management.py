@@ -1,6 +1,7 @@
 """A minimal client for the RabbitMQ management HTTP API (users, permissions, vhosts).
 
-Only what provisioning and tests need. Needs the ``rabbitmq_management`` plugin
+Only what provisioning, the console's queue figures (``request``) and tests need;
+``management_target`` works out its URL and credentials from the settings. Needs the ``rabbitmq_management`` plugin
 (``rabbitmq-plugins enable rabbitmq_management``; API on port 15672).
 """
 

@@ -36,8 +36,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
-from hub.backbone import headers as amqp_headers
-from hub.backbone import topology
+import hub.backbone.headers as amqp_headers
+import hub.backbone.topology as topology
 from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, bounded, new_message_id
 from hub.backbone.nodes import user_of
 from hub.backbone.rotating import connect_nodes

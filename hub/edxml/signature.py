@@ -2,11 +2,14 @@
 
 Profile (what public SDKs emit, made strict): one enveloped ``ds:Signature`` as the last
 child of ``edXMLHeader``; one ``Reference URI=""`` with the enveloped-signature transform and
-exclusive (or inclusive) C14N; RSA or ECDSA with SHA-256 or stronger; the signing
-certificate (and optional intermediates) in ``KeyInfo/X509Data``.
+exclusive (or inclusive) C14N; RSA or ECDSA with SHA-256 or stronger (RSA-SHA1 / SHA-1 only
+with ``allow_sha1``, ``HUB_ALLOW_SHA1``); the signing certificate (and optional
+intermediates) in ``KeyInfo/X509Data``, validated against the trust store.
 
-After verification only signxml's ``signed_xml`` — the canonical bytes the signer covered,
-re-parsed — is used; the raw tree is never read again. That defeats signature wrapping.
+Verification tries :mod:`hub.edxml.dsig_fast` first and falls back to signxml for anything
+outside its profile. Either way only the signed bytes — the canonical bytes the signer
+covered, re-parsed — are used afterwards; the raw tree is never read again. That defeats
+signature wrapping.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from hub import constants as C
 from hub.backbone.base import DEFAULT_USER, Backbone, Incoming, Message
 from hub.errors import TransientError, UsageError
 from hub.store.engine import dialect_insert
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import dead_letters, packages
 
 log = logging.getLogger("hub.deadletters")

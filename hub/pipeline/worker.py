@@ -41,7 +41,7 @@ from hub.pki.identity import Identity
 from hub.registry.store import load_registry, load_trust, registry_version
 from hub.settings import Settings
 from hub.store.engine import dialect_insert
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
 
 log = logging.getLogger("hub.worker")

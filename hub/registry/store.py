@@ -1,4 +1,11 @@
-"""Registry and trust persistence. Every change bumps ``registry_version`` and is recorded."""
+"""Registry and trust persistence: agencies, pinned certificates, trust anchors and CRLs.
+
+Every change of agencies or trust bumps ``registry_version`` (so workers reload) and appends
+an audit record in the same transaction. Also reads the registry into a
+:class:`hub.registry.model.Registry` and a :class:`hub.pki.chain.TrustStore`, lists and
+searches agencies, imports the national directory CSV, and keeps the small ``settings_kv``
+values (``read_meta`` / ``write_meta``, e.g. maintenance mode; their callers record them).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from hub.pki.chain import TrustStore
 from hub.registry import codes
 from hub.registry.fold import fold
 from hub.registry.model import PROFILES, Agency, Registry
-from hub.store import records as rec
+from hub.audit import records as rec
 from hub.store.engine import dialect_insert
 from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
 

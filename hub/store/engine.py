@@ -1,4 +1,5 @@
-"""Engine factory and migrations (Alembic, run programmatically at start-up)."""
+"""Engine factory (SQLite gets WAL, busy timeout, foreign keys), the dialect's INSERT for
+upserts, and migrations (Alembic, run programmatically at start-up)."""
 
 from __future__ import annotations
 

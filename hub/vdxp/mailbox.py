@@ -27,7 +27,7 @@ from hub import constants as C
 from hub.backbone.base import Backbone, inbox_key, inbox_queue
 from hub.pipeline.deadletters import _jsonable
 from hub.store.engine import dialect_insert
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import dead_letters, packages, vdxp_inbox
 
 DRAIN_LIMIT = 1000  # messages moved per list call; the rest come with the next call

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from hub import constants as C
 from hub.pipeline.checks import Verdict, check_package
 from hub.pipeline.connection import Connection
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, records, vdxp_inbox, vdxp_sent
 from hub.vdxp.mailbox import iso
 from hub.vdxp.systems import System

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.errors import ConflictError, UsageError
 from hub.registry import codes
-from hub.store import records as rec
+from hub.audit import records as rec
 from hub.store.tables import agencies, vdxp_systems
 from hub.vdxp.keys import SecretBox, new_secret
 

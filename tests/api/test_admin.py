@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -243,7 +242,7 @@ async def test_queues_show_intake_dead_and_inboxes(env, pki):
             # quorum queues give no head-message timestamp in RabbitMQ 3.10
             assert "oldest_message_age_seconds" in q[C.QUEUE_INTAKE]
             # when the management API is not reachable: passive declares, rates null
-            off = replace(env.settings, management_url="http://127.0.0.1:9")
+            off = env.settings.replace(management_url="http://127.0.0.1:9")
             assert await admin._from_management(off, [C.QUEUE_INTAKE]) is None
             passive = {x["name"]: x for x in await admin._passive(hub.backbone, sorted(names | {"inbox.nope"}))}
             assert passive["inbox." + H41]["depth"] == 1 and passive["inbox." + H41]["publish_rate"] is None
@@ -257,9 +256,9 @@ async def test_queues_show_intake_dead_and_inboxes(env, pki):
 def test_management_target_from_settings(tmp_path):
     s = Settings.from_env({"HUB_DATA_DIR": str(tmp_path)}, amqp_url="amqp://hub%40x:p%2Fw@mq.example:5672/hub%2Fprod")
     assert admin.management_target(s) == ("http://mq.example:15672", "hub@x", "p/w", "hub/prod")
-    s = replace(s, amqp_url="amqp://u:p@mq/", management_url="https://ops:secret@mgmt.example:443/rabbit/")
+    s = s.replace(amqp_url="amqp://u:p@mq/", management_url="https://ops:secret@mgmt.example:443/rabbit/")
     assert admin.management_target(s) == ("https://mgmt.example:443/rabbit", "ops", "secret", "/")
-    assert admin.management_target(replace(s, amqp_url=None)) is None
+    assert admin.management_target(s.replace(amqp_url=None)) is None
 
 
 # --- dead letters -----------------------------------------------------------------------------

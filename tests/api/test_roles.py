@@ -19,7 +19,7 @@ Runs on the embedded broker + SQLite only (it is about the API's rules, not the 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pytest
@@ -243,7 +243,7 @@ def _crl_pem(pki) -> bytes:
 async def test_size_limit_and_errors_are_json(embedded_env):
     """Bodies over the limit are 413, unknown paths 404, wrong methods 405: always {"reason", "message"}."""
     env = embedded_env
-    env.settings = replace(env.settings, max_package_bytes=100_000)  # the app takes 64 KiB more than a package
+    env.settings = env.settings.replace(max_package_bytes=100_000)  # the app takes 64 KiB more than a package
     big = b"x" * 200_000
     async with env.running(), api_for(env) as api:
         for method, path, who, kw in (

@@ -27,7 +27,7 @@ from hub.pki import devpki
 from hub.pki.identity import Identity
 from hub.registry.store import load_trust
 from hub.store.engine import make_engine
-from hub.store.records import append_rows, record_row
+from hub.audit.records import append_rows, record_row
 from hub.store.tables import records
 from tests.conftest import G22, H41, HUB, make_edoc
 from tests.hubenv import _make_env, _teardown, drain, letter_with_statuses

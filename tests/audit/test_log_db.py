@@ -16,7 +16,7 @@ from hub.audit.verify import verify_log
 from hub.pki import devpki
 from hub.pki.identity import Identity
 from hub.store.engine import make_engine, migrate
-from hub.store.records import append_rows, record_row
+from hub.audit.records import append_rows, record_row
 from hub.store.tables import checkpoints, records
 from tests.conftest import HUB
 

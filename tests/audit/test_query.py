@@ -18,7 +18,7 @@ from hub.errors import ConflictError, UsageError
 from hub.pki import devpki
 from hub.pki.identity import Identity
 from hub.store.engine import make_engine
-from hub.store.records import append_rows, record_row
+from hub.audit.records import append_rows, record_row
 from hub.store.tables import documents, packages, records
 from tests.conftest import G22, H41, H44, HUB, attachment, make_edoc
 from tests.hubenv import _make_env, _teardown, drain

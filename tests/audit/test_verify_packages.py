@@ -12,7 +12,7 @@ from hub.audit.sealer import seal
 from hub.audit.verify import verify_log
 from hub.pki.identity import Identity
 from hub.store.engine import make_engine, migrate
-from hub.store.records import append_rows, record_row, utcnow
+from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import packages
 from tests.conftest import G22, HUB
 

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from adapters.sdk import Adapter, SeenStore
 from hub import constants as C
-from hub.backbone.base import connect, inbox_queue
+from hub.backbone.base import inbox_queue
+from hub.backbone.factory import connect
 from hub.backbone.users import agency_permissions
 from hub.errors import HubError
 from hub.registry.store import add_agency, add_trust_anchor

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from hub.backbone.base import connect, inbox_queue
+from hub.backbone.base import inbox_queue
+from hub.backbone.factory import connect
 from hub.errors import HubError
 
 from tests.conftest import G22, H41, make_edoc

@@ -11,7 +11,8 @@ import logging
 import sqlalchemy as sa
 
 from hub import constants as C
-from hub.backbone.base import Message, connect
+from hub.backbone.base import Message
+from hub.backbone.factory import connect
 from hub.edxml.builder import build_edoc
 from hub.pipeline.deadletters import backoff_delay, provenance
 from hub.store.tables import dead_letters, records

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from hub.store.engine import make_engine, migrate
-from hub.store.records import append_rows, record_row
+from hub.audit.records import append_rows, record_row
 
 ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql"
 pytestmark = pytest.mark.postgres

@@ -1,4 +1,9 @@
-"""Append decision records (who, what, when, package SHA-256, outcome, reason)."""
+"""Decision records (who, what, when, package SHA-256, outcome, reason): build and append.
+
+``record_row`` builds one row of the ``records`` table; ``append`` / ``append_rows`` add rows
+to the audit log through :func:`hub.audit.log.append_entries`, in the caller's transaction
+(the audit package owns appends; the store below it only defines the tables).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.audit.log import append_entries
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (what records are stamped with)."""
     return datetime.now(timezone.utc)
 
 
 def record_row(event: str, *, actor: str | None = None, document_id: str | None = None, sender: str | None = None,
                sha256: str | None = None, reason: str | None = None, message: str | None = None,
                details: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
+    """One ``records`` row as ``append_rows`` takes it (``at`` defaults to now)."""
     return {
         "at": at or utcnow(), "event": event, "actor": actor, "document_id": document_id, "sender": sender,
         "sha256": sha256, "reason": reason, "message": message, "details": details,
@@ -29,6 +37,4 @@ async def append(conn: AsyncConnection, event: str, **kw: Any) -> None:
 
 async def append_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Append audit entries (``record_row`` dicts) inside the caller's transaction."""
-    from hub.audit.log import append_entries
-
     await append_entries(conn, rows)
