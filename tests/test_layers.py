@@ -16,13 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("hub", "adapters")
 
-# Cycles still present on main, each removed by a named branch. An entry here that no longer
-# matches a cycle fails the test too, so the exception cannot outlive the cycle.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # branch i10api (issue 10: STATE/requires/principal move out of hub.api.app) removes it
-    frozenset({"hub.api.admin", "hub.api.app", "hub.api.audit", "hub.api.followup", "hub.api.gateway",
-               "hub.api.health", "hub.api.vdxp_systems"}): "i10api",
-}
+# Cycles still present, each with the change that removes it. An entry here that no longer
+# matches a cycle fails the test too, so an exception cannot outlive its cycle. None today.
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:
