@@ -4,6 +4,8 @@ Every N entries or T seconds, whichever comes first. Appends never wait for it (
 reads records and inserts checkpoints). Only one sealer runs at a time, however many
 workers: on PostgreSQL a transaction-scoped try-lock, on SQLite the database write lock;
 and the checkpoint's size is its primary key, so two racing sealers cannot both write one.
+Across several hub processes the :class:`Sealer` loop itself runs only in the elected leader
+(``hub.store.leader``); the others wait to take over.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.audit import checkpoint as cp
 from hub.audit.merkle import CompactRange
 from hub.pki.identity import Identity
+from hub.store import leader
 from hub.store.tables import checkpoints, records
 
 log = logging.getLogger("hub.audit.sealer")
@@ -81,6 +84,7 @@ class Sealer:
         self.every_seconds = every_seconds
         self.poll = poll
         self.sealed = 0
+        self.leadership = leader.Leadership(engine, leader.SEALER, "audit sealer")
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -93,6 +97,7 @@ class Sealer:
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        await self.leadership.release()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -100,6 +105,9 @@ class Sealer:
         while True:
             await asyncio.sleep(self.poll)
             try:
+                if not await self.leadership.lead():
+                    last = loop.time()
+                    continue
                 async with self.engine.connect() as conn:
                     top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
                     latest = await latest_checkpoint(conn)
