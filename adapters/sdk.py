@@ -128,6 +128,9 @@ class Adapter:
 
     async def send_status(self, original_sender: str, document_id: str, code: str, description: str = "",
                           organ_name: str = "") -> bytes:
+        """``original_sender`` is ResponseFor/OrganId, where the status goes: the document's
+        original sender (01-06, 15, 16) or, for a recall (13), the recipient whose copy is
+        recalled (this agency's own code recalls every copy)."""
         st = StatusPackage(
             sender=Organization(self.code, organ_name=organ_name),
             response_for=ResponseFor(original_sender, document_id),

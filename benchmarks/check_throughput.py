@@ -42,6 +42,7 @@ from hub.edxml.model import Code, DocumentType, Edoc, Organization, TraceHeader,
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
 from hub.edxml.signature import _STRONG_DIGEST, _STRONG_SIG, _leaf_first, _strict_profile, sign_package, verify_package
+from hub.pipeline.authentication import Authenticated
 from hub.pipeline.checks import CheckContext, Verdict, authorize, check_package
 from hub.pki import devpki
 from hub.pki.certs import fingerprint
@@ -184,7 +185,7 @@ def stage_functions(b: Bench):
     ctx.validator.validate(root)
     verified = verify_package(root, ctx.trust)
     package = read_package(verified.signed_root)
-    routes = authorize(package, fingerprint(verified.certificate), verified.certificate, ctx.registry, None)
+    routes = authorize(package, Authenticated("signature", verified.signed_root, verified.certificate), ctx.registry, None)
     assert [r.recipient for r in routes] == [RECIPIENT]
     _sig, certs, _sa, _da = _strict_profile(root, False)
     ordered = _leaf_first(certs)
@@ -203,8 +204,8 @@ def stage_functions(b: Bench):
         "  signxml XMLVerifier.verify": lambda: XMLVerifier().verify(
             root, x509_cert=chain[0], expect_config=_signxml_config(datetime.now(timezone.utc))),
         "read model": lambda: read_package(verified.signed_root),
-        "authorize (+fingerprint)": lambda: authorize(package, fingerprint(verified.certificate), verified.certificate,
-                                                       ctx.registry, None),
+        "authorize (+fingerprint)": lambda: authorize(
+            package, Authenticated("signature", verified.signed_root, verified.certificate), ctx.registry, None),
     }
 
 
@@ -234,7 +235,7 @@ def in_context(b: Bench, n: int, warmup: int) -> dict[str, float]:
         t6 = clock()
         package = read_package(result.signed_xml)
         t7 = clock()
-        routes = authorize(package, fingerprint(chain[0]), chain[0], ctx.registry, None)
+        routes = authorize(package, Authenticated("signature", result.signed_xml, chain[0]), ctx.registry, None)
         t8 = clock()
         Verdict(accepted=True, sha256=digest, size=len(b.data), package=package, routes=routes)
         t9 = clock()

@@ -165,6 +165,8 @@ def _add_later_commands(sub) -> None:
     cli_backbone.register(sub)
     from hub import cli_audit
     cli_audit.register(sub)
+    from hub import cli_vdxp
+    cli_vdxp.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,6 +133,7 @@ async def cmd_trail(args, settings: Settings) -> int:
         _out(f"  type      {d['type']}  priority {d['priority']}  subject {_short(d['subject'], 70)!r}")
         _out(f"  package   sha256:{d['sha256']}  {d['package_size'] or '?'} bytes  received {d['received_at']}"
              f"  via {d['adapter_user'] or '?'}" + ("  (legacy SHA-1)" if d["legacy_sha1"] else ""))
+        _out(f"  authenticated by {d.get('authenticated_by') or 'signature'}")
     _out("")
     _out(f"{'SEQ':>8}  {'AT (UTC)':<27}  {'STEP':>10}  {'EVENT':<17}  WHAT")
     for e in t["entries"]:

@@ -272,7 +272,8 @@ def register(sub) -> None:
                    help="the status code")
     x.add_argument("--reason", metavar="TEXT", help="its Description (required for 02; default: none)")
     x.add_argument("--as", dest="as_code", required=True, metavar="CODE", help="the agency sending the status")
-    x.add_argument("--to", metavar="CODE", help="the document's original sender (default: from the DocumentId)")
+    x.add_argument("--to", metavar="CODE", help="the document's original sender (default: from the DocumentId); "
+                   "for 13: the recipient whose copy is recalled (default: every copy)")
     x.add_argument("--key", metavar="PEM", help="its signing key (default: $HUB_DATA_DIR/pki/CODE.key)")
     x.add_argument("--cert", metavar="PEM", help="its certificate (default: $HUB_DATA_DIR/pki/CODE.pem)")
     x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)

@@ -101,10 +101,12 @@ async def cmd_agency_add(args, settings: Settings) -> int:
     connected = False if args.no_system else None
     async with open_engine(settings) as engine:
         a = await add_agency(engine, args.code, name=args.name, certs=certs, accepts=args.accepts,
-                             served_by=args.served_by, connected=connected, amqp_user=args.amqp_user)
+                             served_by=args.served_by, connected=connected, amqp_user=args.amqp_user,
+                             profile=args.profile)
     accepts = "all types" if a.accepts is None else ",".join(sorted(a.accepts, key=int))
     role = "own system" if a.connected else f"served by {a.served_by or 'its nearest registered ancestor'}"
-    out(f'registered {a.code} "{a.name}": {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s)')
+    out(f'registered {a.code} "{a.name}": {role}; accepts {accepts}; {len(a.fingerprints)} pinned certificate(s); '
+        f"signature profile {a.profile}")
     if a.connected and settings.amqp_url:
         await _declare_inbox(settings, a.code)
         out(f"inbox.{a.code} and inbox.{a.code}.urgent are declared")
@@ -222,12 +224,36 @@ async def cmd_agency_show(args, settings: Settings) -> int:
     system = reg.system_of(d["code"])
     out(f"  system    {'own (inbox.' + d['code'] + ')' if d['connected'] else 'served by ' + (system or 'nobody')}")
     out(f"  accepts   {d['accepts'] or 'all document types'}")
+    out(f"  profile   {d['profile']}" + (" (unsigned SDK packages only over its own connection)"
+                                         if d["profile"] == "sdk" else ""))
     out(f"  amqp user {(d['amqp_user'] or d['code']) if d['connected'] else '-'}")
     out(f"  serves    {d['serves_explicitly']} agencies explicitly")
     for c in d["certificates"]:
         na = c["not_after"] if c["not_after"].tzinfo else c["not_after"].replace(tzinfo=timezone.utc)
         state = "retired" if c["retired_at"] else f"{(na - now).days} days to expiry"
         out(f"  cert      sha256:{c['fingerprint']}  {c['subject']}  ({state})")
+    return 0
+
+
+async def cmd_agency_auth_report(args, settings: Settings) -> int:
+    from hub.audit.auth_report import auth_report
+    from hub.audit.query import parse_time
+    from hub.context import open_engine
+    from hub.registry import codes
+
+    since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+    agency = codes.check(args.agency, "--agency") if args.agency else None
+    async with open_engine(settings) as engine:
+        rep = await auth_report(engine, since=since, until=until, agency=agency)
+    if args.json:
+        out(to_json(rep))
+        return 0
+    out(f"packages accepted {rep['since'] or 'since the beginning'} .. {rep['until'] or 'now'}, by how they were "
+        "authenticated")
+    out(f"{'CODE':<14} {'PROFILE':<7} {'SIGNATURE':>10} {'SHA-1':>8} {'CONNECTION':>11} {'TOTAL':>8}  NAME")
+    for r in rep["agencies"] + [{"code": "total", "name": "", "profile": "", **rep["totals"]}]:
+        out(f"{r['code']:<14} {r['profile'] or '-':<7} {r['signature']:>10} {r['signature-sha1']:>8} "
+            f"{r['connection']:>11} {r['total']:>8}  {r['name']}")
     return 0
 
 
@@ -304,6 +330,9 @@ def register(sub) -> None:
                         "its nearest registered ancestor)")
     x.add_argument("--no-system", action="store_true", help="no own system: served by its nearest registered ancestor")
     x.add_argument("--amqp-user", metavar="USER", help="RabbitMQ user of its adapter (default: the code)")
+    x.add_argument("--profile", choices=["strict", "sdk"], type=str.lower,
+                   help="signatures: strict (XML-DSig, SHA-256; the default for a new agency) or sdk (the national "
+                        "SDK's skeleton or no signature, accepted only over the agency's own connection)")
     x.set_defaults(func=cmd_agency_add)
     x = ag.add_parser("add-hub", help="register the hub's own identity (agency HUB_ORGAN_ID with its certificate) so "
                                       "recipients can pin its refusals")
@@ -326,9 +355,15 @@ def register(sub) -> None:
     x.add_argument("code", help="the agency code")
     x.add_argument("--json", action="store_true", help="JSON, times in ISO 8601")
     x.set_defaults(func=cmd_agency_show)
-    x = ag.add_parser("import", help="load a directory CSV (code,name,served_by,accepts,connected)")
+    x = ag.add_parser("import", help="load a directory CSV (code,name,served_by,accepts,connected[,profile])")
     x.add_argument("file", help="UTF-8 CSV with a header row; connected is true or false")
     x.set_defaults(func=cmd_agency_import)
+    x = ag.add_parser("auth-report", help="per agency, packages authenticated by signature, SHA-1 or connection")
+    x.add_argument("--since", help="ISO 8601 date or time (UTC if no offset; default: the beginning)")
+    x.add_argument("--until", help="ISO 8601 date or time, exclusive (default: now)")
+    x.add_argument("--agency", metavar="CODE", help="only this sender (default: all)")
+    x.add_argument("--json", action="store_true", help="JSON")
+    x.set_defaults(func=cmd_agency_auth_report)
     x = ag.add_parser("retire", help="retire an agency, or with --cert one of its certificates")
     x.add_argument("code", help="the agency code")
     x.add_argument("--cert", metavar="SHA256", help="fingerprint of the certificate to retire (default: the agency)")

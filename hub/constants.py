@@ -58,3 +58,6 @@ STATUS_NAMES = {
     "15": "recall/update agreed",
     "16": "recall/update refused",
 }
+
+# --- Business types (TraceHeaderList/Bussiness/BussinessDocType) acting on an earlier document --
+BUSINESS_DONE = {1: "revoked", 2: "updated", 3: "replaced"}  # what happened to the earlier document

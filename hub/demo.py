@@ -251,7 +251,7 @@ async def fixed_set(ms: dict[str, Ministry], tally: Tally) -> None:
     await h41.adapter.send_status(G22, decision.document_id, "04", "Chờ phân công")
     await h41.adapter.send_status(G22, decision.document_id, "05", "Đã phân công xử lý")
     await h41.adapter.send_status(G22, decision.document_id, "06", "Đã xử lý xong")
-    await h13.adapter.send_status(G22, decision.document_id, "06", "Bỏ qua bước")  # 03 → 06: invalid
+    await h13.adapter.send_status(G22, decision.document_id, "01", "Lùi bước")  # 03 → 01: backward, invalid
     tally.sent += 4
     tally.expected_refusals["state.invalid_transition"] += 1
     await g.adapter.send_status(G22, letters[3].document_id, "13", "Thu hồi do ban hành nhầm")

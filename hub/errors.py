@@ -139,6 +139,17 @@ REASONS: dict[str, str] = {
     "backbone.precondition_failed": "a queue or exchange exists with other arguments",
     "backbone.already_settled": "a message was acknowledged or rejected twice",
     "backbone.management": "the RabbitMQ management API returned an error",
+    # the VDXP protocol (hub/vdxp): answered as ErrorCode/ErrorDesc in the protocol's envelope
+    "vdxp.auth_missing": "a VDXP request lacks XroadVnpt-systemid, XroadVnpt-sign-header or XroadVnpt-hash-header",
+    "vdxp.unknown_system": "the VDXP system id is unknown or revoked (`hub vdxp add`)",
+    "vdxp.bad_signature": "XroadVnpt-hash-header is not the HMAC-SHA256 of the sign-header under the system's secret",
+    "vdxp.header_mismatch": "the signed JSON is unreadable, a signed member differs from its header, or the key list does not match",
+    "vdxp.hash_file": "the sendEdoc body does not match the signed XroadVnpt-hash-file (tampered or cut)",
+    "vdxp.bad_request": "a VDXP parameter is missing or invalid (docId, messagetype, status, dates, body)",
+    "vdxp.unknown_document": "no such docId waiting for this system (another system's docId included)",
+    "vdxp.out_of_scope": "registerAgency/deleteAgency of a code not below the system's own agency, or with its own system",
+    "vdxp.unavailable": "the hub cannot reach its database or broker; retry (never an empty inbox)",
+    "vdxp.delivery_failed": "a VDXP system acknowledged an item `fail` too often; it waits in the dead letters",
     # dead letters: who put a message on hub.dead, as far as the broker proves it
     "broker.delivery_limit": "RabbitMQ dead-lettered it: returned to its queue more often than the delivery limit",
     "broker.rejected": "RabbitMQ dead-lettered it: a consumer rejected it without requeueing",

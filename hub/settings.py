@@ -86,6 +86,12 @@ class Settings:
     http_port: int = 8080
     """``HUB_HTTP_PORT``: their port (`hub serve`, `hub demo`)."""
 
+    vdxp_key_file: Path | None = None
+    """``HUB_VDXP_KEY_FILE``: the AES key VDXP secrets are encrypted under; default ``<data_dir>/vdxp.key``."""
+
+    vdxp_max_failures: int = 5
+    """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -109,6 +115,8 @@ class Settings:
             audit=_bool(env.get("HUB_AUDIT"), True),
             http_host=env.get("HUB_HTTP_HOST") or "127.0.0.1",
             http_port=_number(env, "HUB_HTTP_PORT", 8080),
+            vdxp_key_file=Path(env["HUB_VDXP_KEY_FILE"]) if env.get("HUB_VDXP_KEY_FILE") else None,
+            vdxp_max_failures=_number(env, "HUB_VDXP_MAX_FAILURES", 5),
         )
         return replace(s, **overrides) if overrides else s
 
@@ -123,6 +131,10 @@ class Settings:
     @property
     def cert_file(self) -> Path:
         return self.hub_cert_file or self.pki_dir / f"{self.hub_organ_id}.pem"
+
+    @property
+    def vdxp_key(self) -> Path:
+        return self.vdxp_key_file or self.data_dir / "vdxp.key"
 
 
 def normalize_db_url(url: str) -> str:

@@ -7,6 +7,7 @@ nothing); every write is admin-only and is recorded in ``records`` with the call
 GET   /api/v1/admin/agencies                  list/search (?search, limit, offset, connected)
 POST  /api/v1/admin/agencies                  register (201)
 POST  /api/v1/admin/agencies/import           directory CSV (text/csv) -> added, updated, line errors
+GET   /api/v1/admin/auth-report                per agency: packages by signature / signature-sha1 / connection
 GET   /api/v1/admin/agencies/{code}           one agency with its certificates and days to expiry
 PATCH /api/v1/admin/agencies/{code}           name, accepts, served_by, ..., add/retire certificates
 POST  /api/v1/admin/agencies/{code}/retire    retire (it sends and receives nothing more)
@@ -48,7 +49,10 @@ from hub.backbone.management import management_target
 from hub.errors import ConflictError, HubError, TransientError, UsageError
 from hub.pipeline.deadletters import list_dead, settle_dead
 from hub.pki.certs import fingerprint
+from hub.audit.auth_report import auth_report
+from hub.audit.query import parse_time
 from hub.registry import codes
+from hub.registry.model import PROFILES
 from hub.registry.store import (
     add_agency,
     add_crl,
@@ -244,7 +248,8 @@ def _agency_view(row: dict, certs: list[dict]) -> dict:
     return {
         "code": row["code"], "name": row["name"], "active": bool(row["active"]), "connected": bool(row["connected"]),
         "served_by": row["served_by"] or None, "accepts": _accepts_out(row["accepts"]),
-        "amqp_user": row["amqp_user"], "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
+        "amqp_user": row["amqp_user"], "profile": row["profile"],
+        "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
         "certificates": [_cert_view(c, now) for c in certs],
     }
 
@@ -325,7 +330,15 @@ async def agency_get(request: web.Request) -> web.Response:
     return web.json_response(await _one_agency(state.engine, _path_code(request)))
 
 
-AGENCY_FIELDS = ("code", "name", "certificates", "accepts", "served_by", "connected", "amqp_user")
+AGENCY_FIELDS = ("code", "name", "certificates", "accepts", "served_by", "connected", "amqp_user", "profile")
+
+
+def _profile(value, field: str = "profile") -> str:
+    """``strict`` (default) or ``sdk``."""
+    value = _text(value, field, max_len=16).strip().lower()
+    if value not in PROFILES:
+        raise _bad(field, f"must be one of {', '.join(PROFILES)}, not {value!r}")
+    return value
 
 
 async def _check_served_by(engine, served_by: str, code: str) -> None:
@@ -359,20 +372,21 @@ async def agency_add(request: web.Request) -> web.Response:
     amqp_user = _text(body["amqp_user"], "amqp_user", max_len=128) if body.get("amqp_user") is not None else None
     if amqp_user is not None and not amqp_user.strip():
         raise _bad("amqp_user", "must not be empty (leave it out to use the agency code)")
+    profile = _profile(body["profile"]) if body.get("profile") is not None else None
     if await _exists(state.engine, code) is not None:
         raise ConflictError(f"agency {code} is already registered; change it with PATCH /api/v1/admin/agencies/{code}",
                             element="code")
     if served_by:
         await _check_served_by(state.engine, served_by, code)
     a = await add_agency(state.engine, code, name=name, certs=certs, accepts=accepts, served_by=served_by,
-                         connected=connected, amqp_user=amqp_user, actor=_actor(request))
+                         connected=connected, amqp_user=amqp_user, profile=profile, actor=_actor(request))
     if a.connected:
         await _declare_inbox(state, a.code)
     return web.json_response(await _one_agency(state.engine, code), status=201)
 
 
 PATCH_FIELDS = ("name", "accepts", "served_by", "connected", "amqp_user", "add_certificates",
-                "retire_certificates", "active")
+                "retire_certificates", "active", "profile")
 
 
 @routes.patch("/api/v1/admin/agencies/{code}")
@@ -400,6 +414,8 @@ async def agency_patch(request: web.Request) -> web.Response:
         kw["amqp_user"] = _text(body["amqp_user"], "amqp_user", max_len=128)
         if not kw["amqp_user"].strip():
             raise _bad("amqp_user", "must not be empty")
+    if "profile" in body:
+        kw["profile"] = _profile(body["profile"])
     certs = _pem_certificates(body["add_certificates"], "add_certificates") if "add_certificates" in body else []
     retire: list[str] = []
     if "retire_certificates" in body:
@@ -451,12 +467,27 @@ async def agency_retire(request: web.Request) -> web.Response:
     return web.json_response(await _one_agency(state.engine, code))
 
 
+@routes.get("/api/v1/admin/auth-report")
+@requires(*READ)
+async def auth_report_get(request: web.Request) -> web.Response:
+    """Per agency, how many accepted packages were authenticated by signature, SHA-1 signature
+    or connection alone, over ``since`` .. ``until`` (ISO 8601; default: everything)."""
+    state = request.app[STATE]
+    unknown = sorted(set(request.query) - {"since", "until", "agency"})
+    if unknown:
+        raise _bad(unknown[0], "unknown query parameter; use since, until, agency")
+    since = parse_time(request.query.get("since"), "since")
+    until = parse_time(request.query.get("until"), "until")
+    agency = _code(request.query["agency"], "agency") if request.query.get("agency") else None
+    return web.json_response(await auth_report(state.engine, since=since, until=until, agency=agency))
+
+
 @routes.post("/api/v1/admin/agencies/import")
 @requires(*WRITE)
 async def agency_import(request: web.Request) -> web.Response:
-    """A directory CSV ``code,name[,served_by][,accepts][,connected]``; bad lines are reported and skipped."""
+    """A directory CSV ``code,name[,served_by][,accepts][,connected][,profile]``; bad lines are reported and skipped."""
     state = request.app[STATE]
-    data = await _body(request, "a CSV file with a header row (code,name,served_by,accepts,connected)")
+    data = await _body(request, "a CSV file with a header row (code,name,served_by,accepts,connected,profile)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

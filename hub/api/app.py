@@ -37,6 +37,7 @@ class ApiState:
     _ctx_version: int = -1
     _ctx_checked: float = 0.0
     gateway: object | None = None  # hub.api.gateway.Inboxes
+    vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
     http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
     readiness: object | None = None  # hub.api.health.Readiness: computed in the background
 
@@ -108,6 +109,8 @@ async def http_counter(request: web.Request, handler):
 
 @web.middleware
 async def authentication(request: web.Request, handler):
+    if request.path.startswith("/vdxp/"):
+        return await handler(request)  # the VDXP protocol authenticates itself, answering in its own envelope
     state = request.app[STATE]
     if "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path:
         return error(400, "http.bad_request", "NUL characters are not allowed in paths or query parameters")
@@ -160,7 +163,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
 
 def create_app(state: ApiState) -> web.Application:
     from hub.api import admin, gateway, health, openapi
-    from hub.api import audit, followup
+    from hub.api import audit, followup, vdxp_systems
 
     app = web.Application(
         middlewares=[http_counter, json_errors, authentication],
@@ -172,14 +175,20 @@ def create_app(state: ApiState) -> web.Application:
     app.add_routes(admin.routes)
     app.add_routes(audit.routes)
     app.add_routes(followup.routes)
+    app.add_routes(vdxp_systems.routes)
     app.add_routes(openapi.routes)
+    from hub.vdxp.server import create_vdxp_app
+
+    app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)
     app.cleanup_ctx.append(gateway.inboxes_ctx)
     app.cleanup_ctx.append(health.readiness_ctx)
     return app
 
 
 async def start_site(app: web.Application, host: str, port: int, ssl_context=None) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    # Short keep-alive: the national SDK builds a new pooled client per call and never closes it,
+    # so its idle connections would otherwise pile up for aiohttp's default 75 s.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10, keepalive_timeout=15)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

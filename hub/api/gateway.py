@@ -27,6 +27,8 @@ from hub.edxml.builder import build_status, now_local
 from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.checks import check_package
+from hub.pipeline.connection import Connection
+from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
 from hub.store.records import append_rows, record_row, utcnow
@@ -62,9 +64,12 @@ async def _check_and_queue(request: web.Request, data: bytes):
     p = principal(request)
     ctx = await state.check_context()
     agency = ctx.registry.get(p.agency)
-    user = (agency.amqp_user or agency.code) if agency is not None and agency.connected else ""
+    # The caller is authenticated (token or pinned TLS client certificate); it vouches for
+    # packages only if it is a connected system.
+    conn = Connection("tls" if p.user_id is None else "gateway",
+                      p.agency if agency is not None and agency.connected else None, p.user_id or p.name)
     loop = asyncio.get_running_loop()
-    verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, adapter_user=user))
+    verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, connection=conn))
     if not verdict.accepted:
         async with state.engine.begin() as conn:
             await append_rows(conn, [record_row(
@@ -287,6 +292,7 @@ async def get_document(request: web.Request) -> web.Response:
                                    .order_by(deliveries.c.id))).mappings().all()
         hist = (await conn.execute(sa.select(status_history).where(
             status_history.c.delivery.in_([d["id"] for d in dels])).order_by(status_history.c.id))).mappings().all()
+        links = await business_links(conn, doc)
     by_delivery: dict[int, list] = {}
     for h in hist:
         by_delivery.setdefault(h["delivery"], []).append({
@@ -296,6 +302,9 @@ async def get_document(request: web.Request) -> web.Response:
         "document_id": doc["document_id"], "sender": doc["sender"], "sha256": doc["sha256"],
         "type": doc["doc_type"], "priority": doc["priority"], "subject": doc["subject"],
         "received_at": iso_utc(doc["received_at"]), "legacy_sha1": doc["legacy_sha1"],
+        "authenticated_by": doc["authenticated_by"],
+        "acts_on": links["acts_on"],
+        "acted_on_by": [{**x, "at": iso_utc(x["at"])} for x in links["acted_on_by"]],
         "recipients": [{"code": d["recipient"], "system": d["system"], "status": d["status"],
                         "history": by_delivery.get(d["id"], [])} for d in dels],
         "package": base64.b64encode(data or b"").decode("ascii"),

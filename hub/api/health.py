@@ -145,6 +145,11 @@ class _HubCollector:
         for reason, n in sorted(s.get("by_reason", {}).items()):
             rr.add_metric([reason], n)
         yield rr
+        au = CounterMetricFamily("hub_packages_authenticated", "Accepted packages by how they were authenticated "
+                                 "(signature, signature-sha1, connection)", labels=["authenticated_by"])
+        for method in ("signature", "signature-sha1", "connection"):
+            au.add_metric([method], s.get("by_auth", {}).get(method, 0))
+        yield au
         dl = CounterMetricFamily("hub_delivered_messages", "Messages published after broker confirm")
         dl.add_metric([], s.get("stats", {}).get("delivered", 0))
         yield dl
@@ -164,6 +169,11 @@ class _HubCollector:
         ob = GaugeMetricFamily("hub_outbox_backlog", "Outbox messages not yet confirmed by the broker")
         ob.add_metric([], s.get("outbox", 0))
         yield ob
+        vr = CounterMetricFamily("hub_vdxp_requests", "VDXP requests by operation and outcome (OK or the ErrorCode)",
+                                 labels=["operation", "outcome"])
+        for (op, outcome), n in sorted(s.get("vdxp", {}).items()):
+            vr.add_metric([op, outcome], n)
+        yield vr
         hr = CounterMetricFamily("hub_http_requests", "HTTP requests answered, by method, route and status",
                                  labels=["method", "route", "status"])
         for (method, route, status), n in sorted(s.get("http", {}).items()):
@@ -183,8 +193,8 @@ class _HubCollector:
 
 
 async def _snapshot(state) -> dict:
-    snap: dict = {"stats": {}, "by_reason": {}, "seconds": {}, "queues": {}, "certs": [],
-                  "http": dict(state.http_requests)}
+    snap: dict = {"stats": {}, "by_reason": {}, "by_auth": {}, "seconds": {}, "queues": {}, "certs": [],
+                  "vdxp": dict(state.vdxp_requests), "http": dict(state.http_requests)}
     hub = state.hub
     if hub is not None:
         for w in hub.workers:
@@ -192,6 +202,8 @@ async def _snapshot(state) -> dict:
                 snap["stats"][k] = snap["stats"].get(k, 0) + getattr(w.stats, k)
             for k, v in w.stats.by_reason.items():
                 snap["by_reason"][k] = snap["by_reason"].get(k, 0) + v
+            for k, v in w.stats.by_auth.items():
+                snap["by_auth"][k] = snap["by_auth"].get(k, 0) + v
             for k, v in w.stats.seconds.items():
                 snap["seconds"][k] = snap["seconds"].get(k, 0.0) + v
         hist = [w.stats.check_hist for w in hub.workers if getattr(w.stats, "check_hist", None)]

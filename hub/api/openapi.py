@@ -155,10 +155,21 @@ SCHEMAS: dict = {
     "AckRequest": obj({"ids": arr(STR, description="lease ids from GET /api/v1/inbox")},
                       example={"ids": ["c2VlIHRoZSBpbmJveA"]}),
     "AckResult": obj({"acknowledged": arr(STR), "unknown": arr(STR)}),
+    "AuthenticatedBy": nullable({"type": "string", "enum": ["signature", "signature-sha1", "connection", None],
+                                 "description": "how the package was authenticated (null: recorded before "
+                                                "the hub recorded it)"}),
+    "ActsOn": nullable(obj({"document_id": STR, "sender": STR,
+                            "action": {"type": "string", "enum": ["revocation", "update", "replacement"]}},
+                           description="the earlier document this revocation, update or replacement acts on")),
+    "ActedOnBy": obj({"document_id": STR, "sender": STR,
+                      "action": {"type": "string", "enum": ["revoked", "updated", "replaced"]}, "at": STR},
+                     description="a later package that revoked, updated or replaced this document"),
     "StatusEntry": obj({"code": STR, "name": STR, "by": STR, "description": nullable(STR), "at": GATEWAY_TIME}),
     "Document": obj({
         "document_id": STR, "sender": STR, "sha256": HEX64, "type": nullable(STR), "priority": INT,
         "subject": nullable(STR), "received_at": GATEWAY_TIME, "legacy_sha1": BOOL,
+        "authenticated_by": ref("AuthenticatedBy"),
+        "acts_on": ref("ActsOn"), "acted_on_by": arr(ref("ActedOnBy")),
         "recipients": arr(obj({"code": STR, "system": STR, "status": nullable(STR),
                                "history": arr(ref("StatusEntry"))})),
         "package": {"type": "string", "format": "byte"},
@@ -182,8 +193,18 @@ SCHEMAS: dict = {
         "code": STR, "name": STR, "active": BOOL, "connected": BOOL,
         "served_by": nullable(STR),
         "accepts": nullable(arr(STR, description="DocumentType/Type codes it receives; null = every type")),
-        "amqp_user": nullable(STR), "created_at": TIME, "updated_at": TIME,
+        "amqp_user": nullable(STR), "profile": ref("Profile"), "created_at": TIME, "updated_at": TIME,
         "certificates": arr(ref("Certificate")),
+    }),
+    "Profile": {"type": "string", "enum": ["strict", "sdk"],
+                "description": "signatures: strict (XML-DSig, SHA-256+) or sdk (the national SDK's skeleton or no "
+                               "signature, accepted only over the agency's own authenticated connection)"},
+    "AuthCounts": obj({"signature": INT, "signature-sha1": INT, "connection": INT, "total": INT}),
+    "AuthReport": obj({
+        "since": nullable(STR), "until": nullable(STR),
+        "agencies": arr(obj({"code": STR, "name": STR, "profile": nullable(STR), "signature": INT,
+                             "signature-sha1": INT, "connection": INT, "total": INT})),
+        "totals": ref("AuthCounts"),
     }),
     "AgencyList": obj({"total": INT, "limit": INT, "offset": INT, "agencies": arr(ref("Agency"))}),
     "Accepts": nullable({
@@ -201,6 +222,7 @@ SCHEMAS: dict = {
         "connected": nullable({"type": "boolean", "description": "own system (adapter, inbox); "
                                                                  "default: true unless served_by"}),
         "amqp_user": nullable({"type": "string", "maxLength": 128}),
+        "profile": nullable(ref("Profile")),
     }, ["code"], additionalProperties=False,
         example={"code": "000.00.00.H77", "name": "UBND tỉnh H77", "accepts": ["1", "2"]}),
     "AgencyPatch": obj({
@@ -210,6 +232,7 @@ SCHEMAS: dict = {
         "add_certificates": arr({"type": "string", "description": "PEM certificate"}),
         "retire_certificates": arr({"type": "string", "description": "SHA-256 fingerprint"}),
         "active": {"type": "boolean", "enum": [True], "description": "reactivate a retired agency"},
+        "profile": ref("Profile"),
     }, [], additionalProperties=False, minProperties=1, example={"name": "Văn phòng Chính phủ", "accepts": None}),
     "ImportResult": obj({"added": INT, "updated": INT,
                          "errors": arr(obj({"line": {"type": "integer", "description": "0: not one line"},
@@ -300,6 +323,19 @@ SCHEMAS: dict = {
         "revoked_at": nullable(TIME), "last_used_at": nullable(TIME),
     }),
     "UserList": obj({"users": arr(ref("User"))}),
+    # admin: VDXP systems (hub/vdxp)
+    "VdxpSystem": obj({"id": STR, "agency": CODE, "active": BOOL, "created_at": TIME, "created_by": nullable(STR),
+                       "revoked_at": nullable(TIME)}),
+    "VdxpSystemList": obj({"systems": arr(ref("VdxpSystem"))}),
+    "VdxpSystemInput": obj({
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "description": "the client's systemid"},
+        "agency": {**CODE, "description": "the agency it acts for (and those that agency serves)"},
+        "secret": {"type": "string", "minLength": 16, "maxLength": 200,
+                   "description": "the secret the client already has; omitted: the hub generates one"},
+    }, ["id", "agency"], additionalProperties=False, example={"id": "vxp.saas.02", "agency": "000.00.00.H41"}),
+    "VdxpSystemCreated": obj({"id": STR, "agency": CODE, "endpoint": STR, "message": STR,
+                              "secret": {"type": "string", "description": "only when generated: shown this once"}},
+                             ["id", "agency", "endpoint", "message"]),
     "UserInput": obj({
         "name": {"type": "string", "minLength": 1, "maxLength": 100},
         "role": {"type": "string", "enum": ["agency", "admin", "auditor"]},
@@ -329,7 +365,8 @@ SCHEMAS: dict = {
         "document": nullable(obj({
             "document_id": STR, "sender": STR, "sha256": STR, "type": nullable(STR), "priority": INT,
             "subject": nullable(STR), "received_at": TIME, "adapter_user": nullable(STR), "legacy_sha1": BOOL,
-            "package_size": nullable(INT)})),
+            "package_size": nullable(INT), "authenticated_by": ref("AuthenticatedBy"),
+            "acts_on": ref("ActsOn"), "acted_on_by": arr(ref("ActedOnBy"))})),
         "statuses": arr(obj({"document_id": STR, "sender": STR, "code": nullable(STR), "sha256": STR,
                              "received_at": TIME})),
         "recipients": arr(obj({
@@ -433,6 +470,13 @@ PATHS: dict = {
         "post": op("Register an agency", ok(201, ref("Agency"), "Registered"), (400, 409), roles=ADMIN,
                    body=json_body(ref("AgencyInput"))),
     },
+    "/api/v1/admin/auth-report": {"get": op(
+        "How each agency's packages were authenticated", ok(200, ref("AuthReport")), (400,), roles=READERS,
+        params=[q("since", {"type": "string"}, "ISO 8601 date or time (UTC if no offset); default: the beginning"),
+                q("until", {"type": "string"}, "ISO 8601, exclusive; default: now"),
+                q("agency", CODE, "only this sender")],
+        description="Accepted packages per sender: signature, signature-sha1 or connection (unsigned, accepted "
+                    "only over the sender's own connection under the sdk profile).")},
     "/api/v1/admin/agencies/import": {"post": op(
         "Import a directory CSV", ok(200, ref("ImportResult")), (400,), roles=ADMIN,
         body={"description": "CSV with a header row: code,name[,served_by][,accepts][,connected]", "required": True,
@@ -489,6 +533,15 @@ PATHS: dict = {
                    roles=ADMIN, body=json_body(ref("UserInput")),
                    description="409 when an active user already has the name (user names are unique)."),
     },
+    "/api/v1/admin/vdxp/systems": {
+        "get": op("VDXP systems (never their secrets)", ok(200, ref("VdxpSystemList")), (), roles=READERS),
+        "post": op("Register a VDXP system; a generated secret is shown once", ok(201, ref("VdxpSystemCreated"),
+                                                                                  "Created"),
+                   (400, 409), roles=ADMIN, body=json_body(ref("VdxpSystemInput"))),
+    },
+    "/api/v1/admin/vdxp/systems/{id}/revoke": {"post": op(
+        "Revoke a VDXP system: its requests are refused from now on", ok(200, ref("VdxpSystem")), (400, 404, 409),
+        roles=ADMIN, params=[p("id", {"type": "string"}, "system id")])},
     "/api/v1/admin/users/{id}/revoke": {"post": op(
         "Revoke a user's token", ok(200, ref("User")), (400, 404, 409), roles=ADMIN,
         params=[p("id", {"type": "string"}, "user id")])},

@@ -109,13 +109,23 @@ def entry_line(row) -> dict[str, Any]:
             "leaf_hash": row["leaf_hash"], "canonical": canonical.decode("utf-8")}
 
 
+def _verify_either(root, trust: TrustStore, at: datetime):
+    """XML-DSig, or the national SDK's Signature when it carries real values (sdk profile)."""
+    from hub.edxml.sdk_signature import KIND_SDK, inspect_signature
+    from hub.edxml.sdk_verify import sdk_signature_element, verify_sdk_signature
+    from hub.edxml.signature import verify_package
+
+    if inspect_signature(root).kind == KIND_SDK:
+        return verify_sdk_signature(root, sdk_signature_element(root), trust, at=at)
+    return verify_package(root, trust, at=at)
+
+
 def _signing_trust(data: bytes, trust: TrustStore, at: datetime) -> tuple[list, list, str | None]:
     """The anchors and CRLs the package's chain needs at ``at``; all of them when it does not verify."""
     from hub.edxml.parser import parse_xml
-    from hub.edxml.signature import verify_package
 
     try:
-        chain = verify_package(parse_xml(data), trust, at=at).chain
+        chain = _verify_either(parse_xml(data), trust, at).chain
     except HubError as e:
         return list(trust.anchors), list(trust.crls), f"{e.code}: {e.message}"
     anchors = [c for c in trust.anchors if c in chain]
@@ -403,7 +413,6 @@ def verify_bundle(data: bytes, *, hub_cert: x509.Certificate | None = None,
 def _check(data: bytes, f: _Findings, hub_cert, trust_anchors, allow_unsealed: bool) -> None:
     from hub.edxml.model import read_package
     from hub.edxml.parser import parse_xml
-    from hub.edxml.signature import verify_package
 
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
@@ -632,9 +641,25 @@ def _check(data: bytes, f: _Findings, hub_cert, trust_anchors, allow_unsealed: b
         if all(e["_at"] != received_at for e in decided):
             f.fail(f"received_at: {utc_timestamp(received_at)} is not the time of entry "
                    f"{', '.join(str(e['seq']) for e in decided)} ({decided[0]['at']}), when the hub received the package")
-    if received_at is not None and naming:
+    by_connection = [e for e in by_event["package.received"]
+                     if (e.get("details") or {}).get("authenticated_by") == "connection"]
+    if received_at is not None and naming and accepted and by_connection:
+        # Accepted unsigned (or with the SDK's placeholder signature) under the sdk profile: the
+        # entry, not a signature, is the evidence of who handed it over.
         try:
-            v = verify_package(parse_xml(package), TrustStore(anchors=tuple(anchors), crls=tuple(crls)), at=received_at)
+            pkg = read_package(parse_xml(package))
+        except HubError as e:
+            f.fail(f"package.edxml: cannot be read: {e.code}: {e.message}")
+        else:
+            f.ok(f"package.edxml: not signed; accepted as authenticated by its sender's own connection "
+                 f"(entry {by_connection[0]['seq']}, via {by_connection[0]['actor'] or '?'})")
+            doc = naming[0]
+            if pkg.document_id != doc["document_id"] or pkg.sender.organ_id != doc["sender"]:
+                f.fail(f"package.edxml: it is {pkg.document_id} from {pkg.sender.organ_id}, not "
+                       f"{doc['document_id']} from {doc['sender']} as its entries say")
+    elif received_at is not None and naming:
+        try:
+            v = _verify_either(parse_xml(package), TrustStore(anchors=tuple(anchors), crls=tuple(crls)), received_at)
             pkg = read_package(v.signed_root)
         except HubError as e:
             if accepted:

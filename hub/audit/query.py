@@ -45,6 +45,7 @@ from hub import constants as C
 from hub.audit import merkle
 from hub.audit.entry import utc_timestamp
 from hub.errors import ConflictError, UsageError
+from hub.store.links import business_links
 from hub.store.tables import checkpoints, deliveries, documents, outbox, packages, records, status_history
 
 MAX_LIMIT = 100_000
@@ -294,6 +295,11 @@ def describe(e: dict[str, Any]) -> str:
         what = {"edoc.delivered": "delivered", "status.delivered": "status delivered",
                 "refusal.delivered": "refusal delivered"}[ev]
         return f"{what} to {d.get('recipient')} ({d.get('inbox')})"
+    if ev in ("document.revoked", "document.updated", "document.replaced"):
+        what = ev.split(".", 1)[1]
+        changes = "".join(f"; {k} {', '.join(d[k])}" for k in ("added", "removed") if d.get(k))
+        return f"{what} by {d.get('by')} from {e['sender'] or '?'}" + \
+               (f" ({d['reason']})" if d.get("reason") else "") + changes
     if ev == "audit.exported":
         return f"exported by {e['actor']}: {d.get('what')}"
     text = e["message"] or (json.dumps(d, ensure_ascii=False, sort_keys=True) if d else "")
@@ -360,7 +366,11 @@ async def trail(engine: AsyncEngine, document_id: str, sender: str | None = None
     async with engine.connect() as conn:
         doc, rows, statuses = await document_entries(conn, document_id, sender)
         dels, hist = [], []
+        links = {"acts_on": None, "acted_on_by": []}
         if doc is not None:
+            links = await business_links(conn, doc)
+            for later in links["acted_on_by"]:
+                later["at"] = iso(later["at"])
             dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == doc["id"])
                                        .order_by(deliveries.c.id))).mappings().all()
             if dels:
@@ -415,6 +425,8 @@ async def trail(engine: AsyncEngine, document_id: str, sender: str | None = None
             "type": doc["doc_type"], "priority": doc["priority"], "subject": doc["subject"],
             "received_at": iso(doc["received_at"]), "adapter_user": doc["adapter_user"],
             "legacy_sha1": doc["legacy_sha1"], "package_size": doc["package_size"],
+            "authenticated_by": doc["authenticated_by"],
+            "acts_on": links["acts_on"], "acted_on_by": links["acted_on_by"],
         },
         "statuses": [{"document_id": s["document_id"], "sender": s["sender"], "code": s["status_code"],
                       "sha256": s["sha256"], "received_at": iso(s["received_at"])} for s in statuses],

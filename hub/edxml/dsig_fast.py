@@ -88,6 +88,9 @@ def _detach(sig: etree._Element):
     return undo
 
 
+detach = _detach  # also used by hub.edxml.sdk_signature
+
+
 def _only(el: etree._Element, tag: str) -> etree._Element:
     found = el.findall(_DS + tag)
     if len(found) != 1:

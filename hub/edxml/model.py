@@ -190,8 +190,10 @@ class StatusPackage:
 
     @property
     def document_id(self) -> str:
-        """The id the hub records a status under: unique per sender, code and time."""
-        return f"status:{self.response_for.document_id}:{self.status_code}:{self.timestamp:%Y%m%d%H%M%S}"
+        """The id the hub records a status under: unique per sender, code and time (and, for a
+        recall, the recalled recipient: the SDK sends one 13 per recipient, often in the same second)."""
+        to = f":{self.response_for.organ_id}" if self.status_code == "13" else ""
+        return f"status:{self.response_for.document_id}:{self.status_code}{to}:{self.timestamp:%Y%m%d%H%M%S}"
 
     @property
     def priority(self) -> int:

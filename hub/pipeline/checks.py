@@ -17,9 +17,11 @@ from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
 from hub.edxml.sdk_signature import SignatureInfo, inspect_signature
-from hub.edxml.signature import verify_package
 from hub.edxml.trace import append_trace
 from hub.errors import AuthorityError, HubError, TrustError
+from hub.pipeline.authentication import Authenticated, authenticate
+from hub.pipeline.business import update_recipients
+from hub.pipeline.connection import Connection, from_adapter_user
 from hub.pki.certs import describe, fingerprint
 from hub.pki.chain import TrustStore
 from hub.registry.model import Registry, Route
@@ -50,6 +52,8 @@ class Verdict:
     routes: tuple[Route, ...] = ()
     signer_fingerprint: str | None = None
     legacy_sha1: bool = False
+    authenticated_by: str | None = None  # signature | signature-sha1 | connection (accepted packages)
+    connection_system: str | None = None  # by connection: the system whose own connection it must come over
     # Best effort, from the raw (unverified) tree: only to address a refusal, never to trust.
     claimed_sender: str | None = None
     claimed_document_id: str | None = None
@@ -74,6 +78,8 @@ class Verdict:
         return self.package.document_id if self.package else self.claimed_document_id
 
     def line(self, name: str) -> str:
+        if self.accepted and self.authenticated_by == "connection":
+            return f"ACCEPT {name} (not signed: accepted only from {self.connection_system}'s own connection)"
         if self.accepted:
             return f"ACCEPT {name}"
         return f"REFUSE {name} {self.reason}: {self.message}"
@@ -84,6 +90,7 @@ class Verdict:
             "element": self.element, "stage": self.stage, "sha256": self.sha256, "size": self.size,
             "sender": self.sender, "document_id": self.document_id, "signer_fingerprint": self.signer_fingerprint,
             "legacy_sha1": self.legacy_sha1, "signature_form": self.signature_form,
+            "authenticated_by": self.authenticated_by,
             "recipients": [{"code": r.recipient, "system": r.system} for r in self.routes],
             "kind": self.package.kind if self.package else None,
         }
@@ -105,20 +112,24 @@ def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
 
 
 def check_package(data: bytes, ctx: CheckContext, *, at: datetime | None = None,
-                  adapter_user: str | None = None) -> Verdict:
+                  adapter_user: str | None = None, connection: Connection | None = None) -> Verdict:
     """Run every stateless check on ``data``; never raises for bad input.
 
-    ``adapter_user`` is the broker-validated user that published the package: ``None`` skips
-    the adapter check (offline ``hub check``), ``""`` means "published without user_id" and
-    is refused.
+    ``connection`` is how the package arrived (any entry point: AMQP, gateway, VDXP); or give
+    ``adapter_user``, the broker-validated user that published it. Neither = offline (``hub
+    check``): the connection checks are skipped and an unsigned ``sdk`` package is accepted
+    with the note that it must come over its sender's own connection. ``adapter_user=""``
+    means "published without user_id" and is refused.
     """
     started = time.perf_counter()
-    verdict = _check(data, ctx, at, adapter_user)
+    if connection is None:
+        connection = from_adapter_user(adapter_user, ctx.registry)
+    verdict = _check(data, ctx, at, connection)
     object.__setattr__(verdict, "seconds", time.perf_counter() - started)
     return verdict
 
 
-def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: str | None) -> Verdict:
+def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Connection | None) -> Verdict:
     digest = hashlib.sha256(data).hexdigest()
     root = None
     signer_fp = None
@@ -127,10 +138,12 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
         root = parse_xml(data, max_bytes=ctx.max_bytes)
         ctx.validator.validate(root)
         sig_info = inspect_signature(root)
-        verified = verify_package(root, ctx.trust, at=at, allow_sha1=ctx.allow_sha1)
-        signer_fp = fingerprint(verified.certificate)
-        package = read_package(verified.signed_root)
-        routes = authorize(package, signer_fp, verified.certificate, ctx.registry, adapter_user)
+        claimed = ctx.registry.get(_claimed(root)[0] or "")
+        auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
+                            allow_sha1=ctx.allow_sha1, info=sig_info)
+        signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
+        package = read_package(auth.signed_root)
+        routes = authorize(package, auth, ctx.registry, connection)
     except HubError as e:
         sender, doc_id = _claimed(root)
         return Verdict(
@@ -156,10 +169,35 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, adapter_user: st
         relayed = relay_copy(root, ctx.relay_id, relayed_at)
     return Verdict(
         accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
-        signer_fingerprint=signer_fp, legacy_sha1=verified.legacy_sha1,
+        signer_fingerprint=signer_fp, legacy_sha1=auth.method == "signature-sha1", authenticated_by=auth.method,
+        connection_system=ctx.registry.system_of(package.sender.organ_id) if auth.by_connection else None,
         claimed_sender=package.sender.organ_id, claimed_document_id=package.document_id, relayed=relayed,
         relayed_at=relayed_at, signature=sig_info,
     )
+
+
+def _check_connection(connection: Connection, sender_code: str, registry: Registry, auth: Authenticated,
+                      where: str) -> None:
+    """The connection must be that of the system serving the sender; for a package
+    authenticated by its connection alone, that is all that authenticates it."""
+    serving = registry.system_of(sender_code)
+    system = connection.authenticated_system
+    if connection.via == "amqp" and not connection.user:
+        raise AuthorityError(
+            "the message carries no user_id, so the hub cannot tell which adapter published it; "
+            "adapters must set user_id to their own RabbitMQ user",
+            code="authority.impersonation", element=where,
+        )
+    if system is None or system != serving:
+        unsigned = ("the package is not signed, so only the connection of its sender's own system can vouch for it; "
+                    if auth.by_connection else "")
+        by = (f"published by adapter user {connection.user or '(none)'}" if connection.via == "amqp"
+              else f"handed over by the {connection.via} connection of {connection.user or 'an unknown system'}")
+        raise AuthorityError(
+            f"{unsigned}the package says it is from {sender_code} but was {by}"
+            f" ({system or 'no registered system'}); {sender_code} is served by {serving or 'no system'}",
+            code="authority.impersonation", element=where,
+        )
 
 
 def relay_copy(root: etree._Element, relay_id: str, at: datetime) -> bytes:
@@ -169,8 +207,10 @@ def relay_copy(root: etree._Element, relay_id: str, at: datetime) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapter_user: str | None) -> tuple[Route, ...]:
-    """Sender pinning, adapter identity, recipients registered, active and competent."""
+def authorize(package: Package, auth: Authenticated, registry: Registry,
+              connection: Connection | None) -> tuple[Route, ...]:
+    """Sender pinning (signed) or its own connection (unsigned, sdk profile), the connection's
+    system serving the sender, recipients registered, active and competent."""
     sender_code = package.sender.organ_id
     where = "MessageHeader/From/OrganId" if isinstance(package, Edoc) else f"{package.container}/From/OrganId"
     sender = registry.get(sender_code)
@@ -178,44 +218,28 @@ def authorize(package: Package, signer_fp: str, cert, registry: Registry, adapte
         raise AuthorityError(f"sender {sender_code} is not registered at the hub", code="authority.sender_unknown", element=where)
     if not sender.active:
         raise AuthorityError(f"sender {sender_code} is retired and may not send", code="authority.sender_inactive", element=where)
-    if signer_fp not in sender.fingerprints:
-        owner = registry.owner_of_fingerprint(signer_fp)
-        hint = f"it is pinned to {owner}" if owner else "it is pinned to no agency"
-        raise TrustError(
-            f"the signing certificate {describe(cert)} is not pinned to the sender {sender_code} ({hint}); "
-            "a package must be signed with one of the From agency's own certificates",
-            code="trust.not_pinned", element=where,
-        )
-    if adapter_user == "":
-        raise AuthorityError(
-            "the message carries no user_id, so the hub cannot tell which adapter published it; "
-            "adapters must set user_id to their own RabbitMQ user",
-            code="authority.impersonation", element=where,
-        )
-    if adapter_user is not None:
-        system = registry.agency_for_user(adapter_user)
-        serving = registry.system_of(sender_code)
-        if system is None or system != serving:
-            raise AuthorityError(
-                f"the package says it is from {sender_code} but was published by adapter user "
-                f"{adapter_user or '(none)'}"
-                f" ({system or 'no registered system'}); {sender_code} is served by {serving or 'no system'}",
-                code="authority.impersonation", element=where,
+    if auth.certificate is not None:
+        signer_fp = fingerprint(auth.certificate)
+        if signer_fp not in sender.fingerprints:
+            owner = registry.owner_of_fingerprint(signer_fp)
+            hint = f"it is pinned to {owner}" if owner else "it is pinned to no agency"
+            raise TrustError(
+                f"the signing certificate {describe(auth.certificate)} is not pinned to the sender {sender_code} "
+                f"({hint}); a package must be signed with one of the From agency's own certificates",
+                code="trust.not_pinned", element=where,
             )
+    if connection is not None:
+        _check_connection(connection, sender_code, registry, auth, where)
     if isinstance(package, StatusPackage):
         target = package.response_for.organ_id
         route = registry.route(target)
         return (route,)
     routes = []
-    seen = set()
-    for org in package.recipients:
-        if org.organ_id in seen:
-            continue
-        seen.add(org.organ_id)
-        route = registry.route(org.organ_id)
+    for code in update_recipients(package):  # To, and the recipients an update adds
+        route = registry.route(code)
         if not route.entry.accepts_type(package.document_type.type):
             raise AuthorityError(
-                f"recipient {org.organ_id} does not accept document type {package.document_type.type}"
+                f"recipient {code} does not accept document type {package.document_type.type}"
                 f" ({package.document_type.type_name or 'unnamed'}); it accepts "
                 f"{', '.join(sorted(route.entry.accepts or [], key=int)) or 'no type'}",
                 code="authority.not_competent", element="MessageHeader/DocumentType/Type",

@@ -268,13 +268,23 @@ async def settle_dead(engine: AsyncEngine, backbone: Backbone, registry, ids: li
             if not data:
                 skipped.append({"id": dead_id, "state": "empty: nothing to replay"})
                 continue
-            # The hub republishes as itself, naming the original adapter (like the HTTP gateway);
-            # the checks then attribute it to that adapter again.
-            headers = {C.H_REPLAYED_BY: actor}
-            code = _replay_agency(row, registry, backbone.user)
-            if code:
-                headers[C.H_GATEWAY_AGENCY] = code
-            await backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=backbone.user, headers=headers)
+            if row["reason"] == "vdxp.delivery_failed" and row["original_exchange"] == C.EXCHANGE_DELIVER:
+                # A delivered copy its VDXP recipient gave up on (`fail`; the hub wrote this row
+                # itself, it never comes from hub.dead): back to that inbox, under the same message
+                # id, so the recipient's list takes it up again.
+                h = dict(row["headers"] or {})
+                h[C.H_REPLAYED_BY] = actor
+                await backbone.publish(C.EXCHANGE_DELIVER, row["original_routing_key"], data, headers=h,
+                                       message_id=f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:"
+                                                  f"{h.get(C.H_DOCUMENT_ID)}:{h.get(C.H_RECIPIENT)}")
+            else:
+                # The hub republishes as itself, naming the original adapter (like the HTTP gateway);
+                # the checks then attribute it to that adapter again.
+                headers = {C.H_REPLAYED_BY: actor}
+                code = _replay_agency(row, registry, backbone.user)
+                if code:
+                    headers[C.H_GATEWAY_AGENCY] = code
+                await backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=backbone.user, headers=headers)
         async with engine.begin() as conn:
             res = await conn.execute(dead_letters.update().where(
                 dead_letters.c.id == dead_id, dead_letters.c.state == "pending").values(

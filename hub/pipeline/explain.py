@@ -68,7 +68,11 @@ def _ok_detail(stage: str, verdict: Verdict) -> str:
         return f"valid ({kind})" if kind else "valid"
     if stage == "signature" and verdict.signature is not None:
         flag = " (SHA-1, accepted as legacy)" if verdict.legacy_sha1 else ""
+        if verdict.authenticated_by == "connection":
+            flag = f"; sdk profile: accepted only over {verdict.connection_system}'s own connection"
         return verdict.signature.describe() + flag
+    if stage == "trust" and verdict.authenticated_by == "connection":
+        return "no certificate to check (authenticated by the connection)"
     if stage == "trust" and verdict.signer_fingerprint:
         return f"signer {verdict.signer_fingerprint[:16]}… pinned to {verdict.sender}"
     if stage == "authority" and verdict.accepted:

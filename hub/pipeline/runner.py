@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from hub.pipeline.checks import CheckContext, Verdict, check_package
+from hub.pipeline.connection import Connection
 from hub.pki.chain import TrustStore
 
 _CTX: CheckContext | None = None
@@ -92,9 +93,16 @@ def _init_worker(blob: bytes, parent: int | None = None) -> None:
                         relay_id)
 
 
-def _check_chunk(items: list[tuple[bytes, str | None]], at: datetime | None) -> list[Verdict]:
+def _check_one(data: bytes, who: str | Connection | None, ctx: CheckContext, at: datetime | None) -> Verdict:
+    """``who``: the broker user that published ``data`` or, from other entry points, its Connection."""
+    if isinstance(who, Connection):
+        return check_package(data, ctx, connection=who, at=at)
+    return check_package(data, ctx, adapter_user=who, at=at)
+
+
+def _check_chunk(items: list[tuple[bytes, str | Connection | None]], at: datetime | None) -> list[Verdict]:
     assert _CTX is not None
-    return [check_package(data, _CTX, adapter_user=user, at=at) for data, user in items]
+    return [_check_one(data, who, _CTX, at) for data, who in items]
 
 
 class CheckRunner:
@@ -117,11 +125,11 @@ class CheckRunner:
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
 
-    async def check_many(self, items: list[tuple[bytes, str | None]], at: datetime | None = None) -> list[Verdict]:
+    async def check_many(self, items: list[tuple[bytes, str | Connection | None]], at: datetime | None = None) -> list[Verdict]:
         if not items:
             return []
         if self._pool is None:
-            return [check_package(d, self.context, adapter_user=u, at=at) for d, u in items]
+            return [_check_one(d, u, self.context, at) for d, u in items]
         loop = asyncio.get_running_loop()
         n = self.processes
         size = max(1, -(-len(items) // n))

@@ -27,12 +27,14 @@ from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
-from hub.errors import AuthorityError, HubError
+from hub.errors import HubError
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
+from hub.pipeline.business import EVENTS, business_link, target_ids
 from hub.pipeline.gate import IntakeGate
 from hub.pipeline.intake import IntakeMessage
-from hub.pipeline.lifecycle import check_status
 from hub.pipeline.outage import backoff, is_transient
+from hub.pipeline.status_rows import answered_business, copies
+from hub.pipeline.statuses import decide_status, document_keys, saw_document
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
@@ -57,6 +59,7 @@ class Stats:
     batches: int = 0
     retries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
     check_hist: dict = field(default_factory=lambda: {
@@ -65,10 +68,10 @@ class Stats:
 
     def outcomes(self) -> tuple:
         """The outcome counters, to take back what a batch counted if its transaction does not commit."""
-        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason)
+        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason), dict(self.by_auth)
 
     def restore(self, outcomes: tuple) -> None:
-        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason = outcomes
+        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason, self.by_auth = outcomes
 
     def observe_check(self, seconds: float) -> None:
         h = self.check_hist
@@ -447,6 +450,7 @@ class Worker:
         async with self.engine.begin() as conn:
             existing = await self._existing(conn, verdicts)
             known = await self._known_refs(conn, verdicts)
+            acts_on = await self._acts_on(conn, verdicts)
             accepted: list[tuple[Incoming, Verdict, dict]] = []
             statuses: list[tuple[Incoming, Verdict]] = []
             pending_for: list[str] = []
@@ -456,7 +460,7 @@ class Worker:
                 elif v.accepted and isinstance(v.package, StatusPackage):
                     statuses.append((m, v))
                 elif v.accepted:
-                    row = self._edoc(m, v, existing, known, w, now)
+                    row = self._edoc(m, v, existing, known, acts_on, w, now)
                     if row is not None:
                         accepted.append((m, v, row))
                 else:
@@ -522,6 +526,18 @@ class Worker:
                 seen_by[ids[doc]] |= {recipient, system}
         return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
 
+    async def _acts_on(self, conn: AsyncConnection, verdicts: list[Verdict]) -> dict[tuple[str, str], int]:
+        """(sender, DocumentId) -> documents.id of the earlier documents the batch's revocations,
+        updates and replacements act on (no query when there are none)."""
+        refs = {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+                for t in target_ids(v.package)}
+        if not refs:
+            return {}
+        rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
+            sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs)),
+            documents.c.kind == "edoc"))).all()
+        return {(r[0], r[1]): r[2] for r in rows}
+
     async def _already_recorded(self, conn: AsyncConnection, v: Verdict, user: str | None, existing: dict) -> bool:
         """A redelivered message whose outcome was committed before a crash."""
         if v.accepted:
@@ -553,7 +569,8 @@ class Worker:
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
                                        message_id=_message_id(headers), user_id=self.backbone.user)))
 
-    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, w: _Writes, now: datetime) -> dict | None:
+    def _edoc(self, m: Incoming, v: Verdict, existing: dict, known: set, acts_on: dict, w: _Writes,
+              now: datetime) -> dict | None:
         """Decide one edoc; returns its documents row when accepted."""
         doc: Edoc = v.package
         key = (doc.sender.organ_id, doc.document_id)
@@ -568,25 +585,38 @@ class Worker:
                                      f"document {doc.sender.organ_id} sent or received through the hub",
                              element="MessageHeader/ResponseFor/DocumentId")
                 return None
+        try:
+            link = business_link(doc, acts_on)
+        except HubError as e:
+            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
+            return None
         existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
         w.package(m.message.body, v.sha256, now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
-                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1}),
+                       details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1,
+                                "authenticated_by": v.authenticated_by}),
             record_row("package.accepted", actor=self.adapter_user(m.message), document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
-                                "type": doc.document_type.type, "priority": doc.priority}),
+                                "type": doc.document_type.type, "priority": doc.priority,
+                                "authenticated_by": v.authenticated_by}),
         ]
-        self.stats.accepted += 1
+        if link is not None:
+            w.records += [record_row(EVENTS[link.doc_type], actor=self.adapter_user(m.message), document_id=target,
+                                     sender=doc.sender.organ_id, sha256=v.sha256, at=now,
+                                     details=link.record_details(doc.document_id)) for target, _ in link.targets]
+        self._count_accepted(v)
         log.debug("accepted %s from %s", doc.document_id, doc.sender.organ_id,
                   extra={"document_id": doc.document_id, "sender": doc.sender.organ_id})
         return {"sender": doc.sender.organ_id, "document_id": doc.document_id, "kind": "edoc", "sha256": v.sha256,
                 "doc_type": doc.document_type.type, "priority": doc.priority, "subject": doc.subject[:2000],
-                "refers_to": None, "status_code": None, "adapter_user": self.adapter_user(m.message),
-                "legacy_sha1": v.legacy_sha1, "received_at": now, "due_date": doc.due_date,
-                "code": str(doc.code)[:255] or None, "type_name": doc.document_type.type_name[:255] or None}
+                "refers_to": link.refers_to if link else None, "business_type": link.doc_type if link else None,
+                "status_code": None, "adapter_user": self.adapter_user(m.message),
+                "legacy_sha1": v.legacy_sha1, "received_at": now, "authenticated_by": v.authenticated_by,
+                "due_date": doc.due_date, "code": str(doc.code)[:255] or None,
+                "type_name": doc.document_type.type_name[:255] or None}
 
     def _deliveries_and_outbox(self, conn, accepted, ids, existing, w: _Writes, now: datetime) -> None:
         for doc_id, (m, v, _row) in zip(ids, accepted):
@@ -634,49 +664,47 @@ class Worker:
             return
         rf = st.response_for
         sender = st.sender.organ_id
-        orig = (await conn.execute(sa.select(documents).where(
-            documents.c.sender == rf.organ_id, documents.c.document_id == rf.document_id,
-            documents.c.kind == "edoc"))).mappings().first()
-        by_original = orig is not None and sender == orig["sender"]
-        dels = [] if orig is None else (await conn.execute(
-            sa.select(deliveries).where(deliveries.c.document == orig["id"]))).mappings().all()
-        mine = [d for d in dels if d["recipient"] == sender]
-        if not mine:
-            # A connected system answers for the agencies it serves (they have no keys of their own).
-            system = self.runner.context.registry.system_of(sender)
-            mine = [d for d in dels if d["system"] == system and system == sender]
-        if orig is None or not (by_original or mine):  # never seen = unknown: nothing tells the two apart
+        keys = document_keys(st)
+        found = {(r["sender"], r["document_id"]): r for r in (await conn.execute(sa.select(documents).where(
+            documents.c.sender.in_([k[0] for k in keys]), documents.c.document_id == rf.document_id,
+            documents.c.kind == "edoc"))).mappings().all()}
+        orig = next((found[k] for k in keys if k in found), None)
+        dels, history = ([], {}) if orig is None else await copies(conn, orig["id"])
+        registry = self.runner.context.registry
+        if orig is None or not saw_document(sender, orig["sender"], dels, registry):
+            # never seen = unknown: nothing tells the two apart
             self._refuse(m, v, w, now, reason="state.unknown_document",
-                         message=f"the status refers to {rf.document_id} from {rf.organ_id}, which is not a "
+                         message=f"the status refers to {rf.document_id} from {keys[0][0]}, which is not a "
                                  f"document {sender} sent or received through the hub",
-                         element="Status/ResponseFor/DocumentId")
+                         element=f"{st.container}/ResponseFor/DocumentId")
             return
-        targets = dels if st.status_code == "13" and by_original else mine
         try:
-            if not targets:
-                check_status(None, st.status_code, by_original_sender=by_original, by_recipient=False)
-                raise AuthorityError(f"{sender} is not a recipient of {rf.document_id}",
-                                     code="authority.not_recipient", element="Status/From/OrganId")
-            for d in targets:
-                check_status(d["status"], st.status_code, by_original_sender=by_original, by_recipient=bool(mine))
+            decision = decide_status(st, orig["sender"], orig["business_type"], dels, history, registry)
         except HubError as e:
-            self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
-            return
+            # 15/16 naming the earlier document answer the revocation or update acting on it
+            later = (await answered_business(conn, st, orig, registry)
+                     if e.code == "state.invalid_transition" else None)
+            if later is None:
+                self._refuse(m, v, w, now, reason=e.code, message=e.message, element=e.element)
+                return
+            orig, decision = later
+        targets = decision.targets
         w.package(m.message.body, v.sha256, now)
         await self._flush_packages(conn, w)
         doc_pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
             sender=sender, document_id=st.document_id, kind="status", sha256=v.sha256, priority=0,
             refers_to=orig["id"], status_code=st.status_code, adapter_user=self.adapter_user(m.message),
             legacy_sha1=v.legacy_sha1, received_at=now, subject=st.description[:2000] or None,
+            authenticated_by=v.authenticated_by,
         ))).scalar_one()
         existing[key] = {"id": doc_pk, "sha256": v.sha256}
         for d in targets:
             await conn.execute(deliveries.update().where(deliveries.c.id == d["id"]).values(
-                status=st.status_code, updated_at=now))
+                status=decision.shown[d["id"]], updated_at=now))
         await conn.execute(status_history.insert(), [
             {"delivery": d["id"], "status_code": st.status_code, "actor": sender,
              "description": st.description or None, "status_document": doc_pk, "at": now} for d in targets])
-        if st.status_code == "13" and by_original:
+        if decision.recall:
             dests = [(d["recipient"], d["system"]) for d in targets]
         else:
             dests = [(r.recipient, r.system) for r in v.routes]
@@ -687,13 +715,19 @@ class Worker:
                             headers=self._headers(m, v, recipient, "status"), priority=0, now=now)
         w.records += [
             record_row("package.received", actor=self.adapter_user(m.message), document_id=st.document_id, sender=sender,
-                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status"}),
+                       sha256=v.sha256, at=now, details={"size": v.size, "kind": "status",
+                                                         "authenticated_by": v.authenticated_by}),
             record_row("status.recorded", actor=self.adapter_user(m.message), document_id=rf.document_id, sender=sender,
                        sha256=v.sha256, at=now,
-                       details={"status": st.status_code, "original_sender": rf.organ_id,
-                                "recipients": [t[0] for t in dests]}),
+                       details={"status": st.status_code, "original_sender": orig["sender"],
+                                "recipients": [t[0] for t in dests], "authenticated_by": v.authenticated_by}),
         ]
+        self._count_accepted(v)
+
+    def _count_accepted(self, v: Verdict) -> None:
         self.stats.accepted += 1
+        key = v.authenticated_by or "signature"
+        self.stats.by_auth[key] = self.stats.by_auth.get(key, 0) + 1
 
     def _refuse(self, m: Incoming, v: Verdict, w: _Writes, now: datetime, *, reason: str | None = None,
                 message: str | None = None, element: str | None = None) -> None:

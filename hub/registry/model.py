@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from hub.errors import AuthorityError
 from hub.registry.codes import ancestors
 
+PROFILES = ("strict", "sdk")  # signature profiles an agency may have (README "Signature profiles")
+
 
 @dataclass(frozen=True)
 class Agency:
@@ -24,6 +26,7 @@ class Agency:
     accepts: frozenset[str] | None = None  # DocumentType/Type codes; None = all
     fingerprints: frozenset[str] = frozenset()  # SHA-256 of pinned certificates
     amqp_user: str | None = None  # RabbitMQ user of its adapter (connected systems)
+    profile: str = "strict"  # signatures: strict (XML-DSig, SHA-256+) | sdk (hub.pipeline.authentication)
 
     def accepts_type(self, doc_type: str) -> bool:
         return self.accepts is None or doc_type in self.accepts

@@ -18,7 +18,7 @@ from hub.pki.certs import describe, fingerprint, to_pem
 from hub.pki.chain import TrustStore
 from hub.registry import codes
 from hub.registry.fold import fold
-from hub.registry.model import Agency, Registry
+from hub.registry.model import PROFILES, Agency, Registry
 from hub.store import records as rec
 from hub.store.engine import dialect_insert
 from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
@@ -67,6 +67,16 @@ def parse_accepts(value: str | None) -> frozenset[str] | None:
     return items
 
 
+def parse_profile(value: str | None) -> str | None:
+    """``strict`` or ``sdk`` (case-insensitive); ``None``/empty = unchanged (new agencies: strict)."""
+    if value is None or not value.strip():
+        return None
+    v = value.strip().lower()
+    if v not in PROFILES:
+        raise UsageError(f"profile {value!r} is not one of {', '.join(PROFILES)}")
+    return v
+
+
 def _fmt_accepts(a: frozenset[str] | None) -> str | None:
     return None if a is None else ",".join(sorted(a, key=int))
 
@@ -81,6 +91,7 @@ async def add_agency(
     served_by: str | None = None,
     connected: bool | None = None,
     amqp_user: str | None = None,
+    profile: str | None = None,
     actor: str = "admin",
 ) -> Agency:
     """Register ``code`` or update it: pins ``certs`` in addition to those already pinned."""
@@ -90,6 +101,7 @@ async def add_agency(
         if served_by == code:
             raise UsageError("an agency cannot be served by itself")
     acc = parse_accepts(accepts) if accepts is not None else None
+    profile = parse_profile(profile)
     now = rec.utcnow()
     async with engine.begin() as conn:
         if amqp_user:
@@ -113,8 +125,8 @@ async def add_agency(
                 connected = served_by is None
             await conn.execute(agencies.insert().values(
                 code=code, name=name or "", name_folded=fold(name), active=True, connected=connected,
-                served_by=served_by,
-                accepts=_fmt_accepts(acc), amqp_user=amqp_user, created_at=now, updated_at=now,
+                served_by=served_by, accepts=_fmt_accepts(acc), amqp_user=amqp_user, profile=profile or "strict",
+                created_at=now, updated_at=now,
             ))
             event = "agency.added"
         else:
@@ -130,6 +142,8 @@ async def add_agency(
                 values["connected"] = connected
             if amqp_user is not None:
                 values["amqp_user"] = amqp_user
+            if profile is not None:
+                values["profile"] = profile
             await conn.execute(agencies.update().where(agencies.c.code == code).values(**values))
             event = "agency.updated"
         pinned = []
@@ -149,7 +163,7 @@ async def add_agency(
         await bump_version(conn)
         await rec.append(conn, event, actor=actor, details={
             "code": code, "name": name, "pinned": pinned, "accepts": accepts, "served_by": served_by,
-            "connected": connected, "amqp_user": amqp_user,
+            "connected": connected, "amqp_user": amqp_user, "profile": profile,
         })
     reg = await load_registry(engine, only=[code])
     return reg.agencies[code]
@@ -196,6 +210,7 @@ async def load_registry(engine: AsyncEngine, only: list[str] | None = None) -> R
                 code=r["code"], name=r["name"], active=r["active"], connected=r["connected"],
                 served_by=r["served_by"], accepts=parse_accepts(r["accepts"]),
                 fingerprints=frozenset(pins.get(r["code"], ())), amqp_user=r["amqp_user"],
+                profile=r["profile"],
             )
     return Registry(result, version=version)
 
@@ -246,7 +261,7 @@ class ImportResult:
 
 async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str = "admin",
                      progress=None) -> ImportResult:
-    """Load a directory CSV: ``code,name[,served_by][,accepts][,connected]`` with a header row.
+    """Load a directory CSV: ``code,name[,served_by][,accepts][,connected][,profile]`` with a header row.
 
     Bad lines are reported by line number and skipped; good lines are upserted in bulk.
     """
@@ -258,7 +273,11 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
         raise UsageError(f"the CSV is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "code" not in [f.strip().lower() for f in reader.fieldnames]:
-        raise UsageError("the CSV needs a header row with at least a 'code' column (code,name,served_by,accepts,connected)")
+        raise UsageError("the CSV needs a header row with at least a 'code' column "
+                         "(code,name,served_by,accepts,connected,profile)")
+    # Without a profile column a re-import keeps each agency's profile; with one, the CSV sets it
+    # (an empty cell = strict).
+    has_profile = "profile" in [f.strip().lower() for f in reader.fieldnames]
     result = ImportResult()
     rows: dict[str, dict] = {}
     now = rec.utcnow()
@@ -285,12 +304,18 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
         if flag not in ("", "true", "false"):
             result.errors.append((lineno, f"connected is {r.get('connected')!r}; write true or false"))
             continue
+        try:
+            prof = parse_profile(r.get("profile"))
+        except UsageError as e:
+            result.errors.append((lineno, str(e)))
+            continue
         if code in rows:
             result.errors.append((lineno, f"{code} appears twice; the later line wins"))
         rows[code] = {
             "code": code, "name": r.get("name", ""), "name_folded": fold(r.get("name", "")), "active": True,
             "connected": flag == "true",
-            "served_by": sb, "accepts": acc, "amqp_user": None, "created_at": now, "updated_at": now,
+            "served_by": sb, "accepts": acc, "amqp_user": None, "profile": prof or "strict",
+            "created_at": now, "updated_at": now,
         }
     async with engine.begin() as conn:
         stored = dict((await conn.execute(sa.select(agencies.c.code, agencies.c.connected))).all())
@@ -313,7 +338,7 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
             stmt = stmt.on_conflict_do_update(
                 index_elements=["code"],
                 set_={k: getattr(stmt.excluded, k) for k in ("name", "name_folded", "served_by", "accepts", "connected",
-                                                           "updated_at")},
+                                                           "updated_at") + (("profile",) if has_profile else ())},
             )
             await conn.execute(stmt, chunk)
             if progress:

@@ -20,6 +20,7 @@ agencies = sa.Table(
     sa.Column("served_by", Code, nullable=True),
     sa.Column("accepts", sa.Text, nullable=True),  # comma-separated DocumentType/Type codes; NULL = all
     sa.Column("amqp_user", sa.String(128), nullable=True),
+    sa.Column("profile", sa.String(8), nullable=False, server_default="strict"),  # strict | sdk (signatures)
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
@@ -85,11 +86,16 @@ documents = sa.Table(
     sa.Column("adapter_user", sa.String(128), nullable=True),
     sa.Column("legacy_sha1", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("received_at", TS, nullable=False),
+    # signature | signature-sha1 | connection (hub.pipeline.authentication); NULL before 0010
+    sa.Column("authenticated_by", sa.String(16), nullable=True),
+    # BussinessDocType of an edoc acting on an earlier one (refers_to): 1 revocation, 2 update, 3 replacement
+    sa.Column("business_type", sa.SmallInteger, nullable=True),
     sa.Column("due_date", sa.Date, nullable=True),  # MessageHeader/DueDate: the handling deadline
     sa.Column("code", sa.String(255), nullable=True),  # CodeNumber/CodeNotation, e.g. "12/VPCP-TTĐT"
     sa.Column("type_name", sa.String(255), nullable=True),  # DocumentType/TypeName, e.g. "Công văn"
     sa.UniqueConstraint("sender", "document_id", name="uq_documents_sender_docid"),
 )
+sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.received_at)
 sa.Index("ix_documents_due_date", documents.c.due_date)
 
 sa.Index("ix_documents_refers_to", documents.c.refers_to)
@@ -209,3 +215,50 @@ gateway_seen = sa.Table(  # packages the HTTP gateway handed over (each once per
     sa.Column("message_id", sa.String(400), primary_key=True),
     sa.Column("at", TS, nullable=False),
 )
+
+# --- VDXP: the national axis's own HTTP protocol (hub/vdxp) ---------------------------------
+vdxp_systems = sa.Table(  # systems that speak VDXP; the HMAC secret is kept encrypted (hub.vdxp.keys)
+    "vdxp_systems", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the client's `systemid`
+    sa.Column("agency", Code, nullable=False),  # it acts for this agency and the agencies it serves
+    sa.Column("secret_enc", sa.LargeBinary, nullable=False),  # AES-GCM nonce || ciphertext, AAD = id
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("revoked_at", TS, nullable=True),
+)
+
+vdxp_sent = sa.Table(  # each package a system handed over with sendEdoc: the DocId it got
+    "vdxp_sent", metadata,
+    sa.Column("doc_id", sa.String(36), primary_key=True),  # the hub's id, answered as DocId
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("agency", Code, nullable=False),  # the system's agency (the list is per agency)
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the file as sent (without the SDK's CRLF)
+    sa.Column("document_id", sa.String(255), nullable=False),
+    sa.Column("sender", Code, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # edoc | status
+    sa.Column("recipients", sa.Text, nullable=False),  # comma-separated codes, as routed at once
+    sa.Column("sent_at", TS, nullable=False),
+    sa.UniqueConstraint("system", "sha256", "document_id", name="uq_vdxp_sent_dedupe"),
+)
+sa.Index("ix_vdxp_sent_agency", vdxp_sent.c.agency, vdxp_sent.c.sent_at)
+
+vdxp_inbox = sa.Table(  # what arrived in a VDXP system's inbox, listed until acknowledged `done`
+    "vdxp_inbox", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the docId the client lists, fetches and acknowledges
+    sa.Column("owner", Code, nullable=False),  # the connected agency whose inbox it came from
+    sa.Column("message_key", sa.String(400), nullable=False),  # kind:sender:DocumentId:recipient
+    sa.Column("kind", sa.String(8), nullable=False),  # edoc | status (refusals are statuses)
+    sa.Column("urgent", sa.Boolean, nullable=False),
+    sa.Column("sender", sa.String(64), nullable=True),
+    sa.Column("recipient", sa.String(64), nullable=True),
+    sa.Column("document_id", sa.String(255), nullable=True),
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("packages.sha256"), nullable=False),  # the delivered copy
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # initial | fetched | processing | fail | done | dead
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fetched", sa.Boolean, nullable=False, server_default=sa.false()),  # since the last fail
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("owner", "message_key", name="uq_vdxp_inbox_key"),
+)
+sa.Index("ix_vdxp_inbox_list", vdxp_inbox.c.owner, vdxp_inbox.c.kind, vdxp_inbox.c.state)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from hub.audit.sealer import latest_checkpoint
 from hub.registry.store import maintenance_mode
+from hub.store.links import business_links
 from hub.followup.rules import aware as utc
 from hub.store.tables import (
     agencies,
@@ -74,12 +75,8 @@ class AuthRow:
 
 
 async def authentication_by_agency(engine) -> list[AuthRow]:
-    """How each sender's accepted packages were authenticated.
-
-    # AUTHENTICATED_BY: the hub records "connection only" acceptances (SDK skeleton signatures)
-    # once the documents table has an ``authenticated_by`` column (work in progress elsewhere);
-    # until then that column of the page says it is not recorded, and SHA-1 comes from ``legacy_sha1``.
-    """
+    """How each sender's accepted packages were authenticated (``documents.authenticated_by``;
+    packages recorded before it existed count as signed, SHA-1 from ``legacy_sha1``)."""
     by = getattr(documents.c, "authenticated_by", None)
     cols = [documents.c.sender, agencies.c.name, sa.func.count().label("n"),
             sa.func.sum(sa.case((documents.c.legacy_sha1.is_(True), 1), else_=0)).label("sha1")]
@@ -248,6 +245,7 @@ async def document_timeline(engine, document_id: str, max_entries: int = 500) ->
                 by_delivery.setdefault(h["delivery"], []).append(dict(h))
             d["recipients"] = [Recipient(x["recipient"], x["system"], x["status"], x["updated_at"],
                                          by_delivery.get(x["id"], [])) for x in dels]
+            d["links"] = await business_links(conn, d)
         rows = (await conn.execute(
             sa.select(records.c.seq, records.c.at, records.c.event, records.c.actor, records.c.sender,
                       records.c.sha256, records.c.reason, records.c.message, records.c.details)

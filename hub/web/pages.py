@@ -10,6 +10,7 @@ GET  /admin/dead-letters[/{id}]     dead letters and one's payload; POST replay 
 GET  /admin/audit                   audit log search (+ CSV); /admin/audit/bundle/{id} evidence zip
 GET  /admin/agencies                registry search (accent-insensitive)       hub.web.agencies
 GET  /admin/documents[/{id}]        find a document; its timeline              hub.web.documents
+GET  /admin/vdxp                    VDXP systems and what waits in their lists  hub.web.vdxp
 
 No JavaScript: CSS is inline, charts are inline SVG, actions are forms, pages that watch the hub
 refresh themselves with ``<meta http-equiv=refresh>``. Pages without a valid session redirect
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.web import agencies, audit, deadletters, documents, followup, login, overview, queues
+from hub.web import agencies, audit, deadletters, documents, followup, login, overview, queues, vdxp
 from hub.web.i18n import _
 from hub.web.render import Ctx, redirect, render, setup_templates, view
 
@@ -42,6 +43,6 @@ async def not_found(ctx: Ctx) -> web.Response:
 def setup(app: web.Application) -> None:
     """Templates and every console route (the catch-all last)."""
     setup_templates(app)
-    for module in (login, overview, followup, queues, deadletters, audit, agencies, documents):
+    for module in (login, overview, followup, queues, deadletters, audit, agencies, documents, vdxp):
         app.add_routes(module.routes)
     app.add_routes(routes)

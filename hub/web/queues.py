@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub import constants as C
 from hub.api.admin import queue_stats
+from hub.vdxp.systems import list_systems
 from hub.web import data
 from hub.web.i18n import N_, _
 from hub.web.render import Ctx, render, view
@@ -27,8 +28,9 @@ class Thresholds:
 THRESHOLDS = Thresholds()
 
 
-def judge(q: dict, th: Thresholds = THRESHOLDS) -> tuple[str, list[str]]:
-    """("ok" | "warn" | "alarm", [problems as msgids]) for one queue from queue_stats."""
+def judge(q: dict, th: Thresholds = THRESHOLDS, polled: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """("ok" | "warn" | "alarm", [problems as msgids]) for one queue from queue_stats. Inboxes of
+    agencies in ``polled`` (VDXP systems: the hub drains them when the system polls) need no consumer."""
     if not q["exists"]:
         return "alarm", [N_("not declared on the broker")]
     problems, level = [], "ok"
@@ -41,7 +43,7 @@ def judge(q: dict, th: Thresholds = THRESHOLDS) -> tuple[str, list[str]]:
 
     name = q["name"]
     needs_consumer = name == C.QUEUE_INTAKE or (name.startswith(C.INBOX_PREFIX) and not name.endswith(C.URGENT_SUFFIX))
-    if needs_consumer and q["consumers"] == 0:
+    if needs_consumer and q["consumers"] == 0 and owner(name) not in polled:
         raise_to("alarm", N_("no consumer: no adapter is connected") if name != C.QUEUE_INTAKE
                  else N_("no consumer: no hub worker is running"))
     depth = q["depth"] or 0
@@ -71,9 +73,10 @@ def owner(name: str) -> str | None:
 async def queues_page(ctx: Ctx) -> web.Response:
     source, found = await queue_stats(ctx.state)
     names = await data.agency_names(ctx.state.engine, [owner(q["name"]) for q in found])
+    polled = frozenset(s["agency"] for s in await list_systems(ctx.state.engine) if s["revoked_at"] is None)
     rows = []
     for q in found:
-        level, problems = judge(q)
+        level, problems = judge(q, polled=polled)
         rows.append({**q, "agency": owner(q["name"]), "level": level, "problems": [_(p) for p in problems]})
     order = {"alarm": 0, "warn": 1, "ok": 2}
     rows.sort(key=lambda r: (order[r["level"]], not r["name"].startswith("hub."), r["name"]))

@@ -155,6 +155,28 @@ async def test_agencies_crud_import_and_expiry(env, pki):
 
 # --- trust ----------------------------------------------------------------------------------------
 
+async def test_agency_signature_profile(env):
+    """The admin API sets and shows the signature profile (issue 11); default strict."""
+    async with env.running(), api_for(env) as api:
+        status, body = await api.call("GET", f"/api/v1/admin/agencies/{G22}", "auditor")
+        assert status == 200 and body["profile"] == "strict", body
+        status, body = await api.call("POST", "/api/v1/admin/agencies", "admin",
+                                      json={"code": "000.00.00.H77", "name": "H77", "profile": "sdk"})
+        assert status == 201 and body["profile"] == "sdk", body
+        status, body = await api.call("PATCH", f"/api/v1/admin/agencies/{G22}", "admin", json={"profile": "SDK"})
+        assert status == 200 and body["profile"] == "sdk", body
+        status, body = await api.call("PATCH", f"/api/v1/admin/agencies/{G22}", "admin", json={"profile": "loose"})
+        assert status == 400 and body["element"] == "profile", body
+        status, body = await api.call("POST", "/api/v1/admin/agencies/import", "admin",
+                                      data="code,name,profile\n000.00.00.H78,H78,sdk\n".encode(),
+                                      headers={"Content-Type": "text/csv"})
+        assert status == 200 and body["added"] == 1, body
+        status, body = await api.call("GET", "/api/v1/admin/agencies/000.00.00.H78", "admin")
+        assert body["profile"] == "sdk"
+    rows = await env.scalar(sa.select(records.c.details).where(records.c.event == "agency.updated"))
+    assert any(d.get("profile") == "sdk" for (d,) in rows)
+
+
 async def test_trust_anchor_and_crl(env, pki):
     async with env.running(), api_for(env) as api:
         status, body = await api.call("GET", "/api/v1/admin/trust", "auditor")

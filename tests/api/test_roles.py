@@ -76,6 +76,7 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
         Row("GET", "/api/v1/admin/agencies", "/api/v1/admin/agencies?search=H4", READ),
         Row("POST", "/api/v1/admin/agencies", "/api/v1/admin/agencies", write(201),
             {"json": {"code": H50, "name": "Năm mươi", "accepts": ["1"]}}),
+        Row("GET", "/api/v1/admin/auth-report", "/api/v1/admin/auth-report?since=2026-01-01", READ),
         Row("POST", "/api/v1/admin/agencies/import", "/api/v1/admin/agencies/import", write(200),
             {"data": f"code,name\n{H60},Sáu mươi\n".encode(), "headers": {"Content-Type": "text/csv"}}),
         Row("GET", "/api/v1/admin/agencies/{code}", f"/api/v1/admin/agencies/{G22}", READ),
@@ -111,6 +112,11 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
         Row("POST", "/api/v1/admin/users", "/api/v1/admin/users", write(201),
             {"json": {"name": "second auditor", "role": "auditor"}}),
         Row("POST", "/api/v1/admin/users/{id}/revoke", "/api/v1/admin/users/{user}/revoke", write(200)),
+        Row("GET", "/api/v1/admin/vdxp/systems", "/api/v1/admin/vdxp/systems", READ),
+        Row("POST", "/api/v1/admin/vdxp/systems", "/api/v1/admin/vdxp/systems", write(201),
+            {"json": {"id": "vxp.role.test", "agency": G22}}),
+        Row("POST", "/api/v1/admin/vdxp/systems/{id}/revoke", "/api/v1/admin/vdxp/systems/vxp.to.revoke/revoke",
+            write(200)),
         Row("GET", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", READ),
         Row("POST", "/api/v1/admin/maintenance", "/api/v1/admin/maintenance", write(200),
             {"json": {"action": "resume"}}),
@@ -126,10 +132,12 @@ async def embedded_env(tmp_path, pki):
 
 def app_routes(hub) -> set[tuple[str, str]]:
     """(method, path template) of every API route. Left out: the HEAD twin aiohttp adds to each GET,
-    and the HTML dashboard (hub.web: browser pages with their own login session, tested with it)."""
+    and the HTML dashboard (hub.web: browser pages with their own login session, tested with it).
+    The VDXP protocol under /vdxp (hub.vdxp) is not this API: it authenticates and answers in its own
+    envelope, and is tested and fuzzed in tests/vdxp."""
     app = create_app(ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub))
     return {(r.method, r.resource.canonical) for r in app.router.routes()
-            if r.method != "HEAD" and not getattr(r.handler, "__module__", "").startswith("hub.web")}
+            if r.method != "HEAD" and not getattr(r.handler, "__module__", "").startswith(("hub.web", "hub.vdxp"))}
 
 
 async def call(api, method: str, path: str, who: str | None, **kw) -> tuple[int, object]:
@@ -192,6 +200,10 @@ async def test_every_route_every_role(embedded_env, pki):
             user = (await add_user(engine, "to revoke", "auditor", actor="test")).split("_")[1]
             await add_agency(engine, H51, name="H51", connected=False)
             await add_agency(engine, H52, name="H52", connected=False)
+            from hub.vdxp.keys import SecretBox
+            from hub.vdxp.systems import add_system
+
+            await add_system(engine, SecretBox.load(env.settings.vdxp_key, create=True), "vxp.to.revoke", G22)
         finally:
             await engine.dispose()
         # a signed checkpoint (an evidence bundle seals the log through its entries)

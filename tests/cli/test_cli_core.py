@@ -132,3 +132,38 @@ def test_agency_import_with_line_errors_and_served_routing(run, world, tmp_path)
     run("sign", doc, "--key", world / f"{G22}.key", "--cert", world / f"{G22}.pem", "-o", doc)
     d = json.loads(run("check", "--json", doc).stdout)
     assert [r["system"] for r in d["recipients"]] == [H41, H41]
+
+
+def test_sdk_profile_check_says_only_over_the_own_connection(run, world, tmp_path):
+    """`hub agency add --profile sdk`; `hub check` accepts an unsigned package of such an agency
+    and says it is accepted only from the agency's own connection; strict stays strict."""
+    doc = tmp_path / "unsigned.edxml"
+    doc.write_bytes(build_edoc(make_edoc(G22, (H41,)), [attachment()]))
+    assert "signature.missing" in run("check", doc, check_rc=1).stdout  # G22 is strict by default
+    p = run("agency", "add", G22, "--profile", "sdk")
+    assert "signature profile sdk" in p.stdout
+    assert "profile   sdk" in run("agency", "show", G22).stdout
+    p = run("check", doc)
+    assert p.stdout.strip() == f"ACCEPT {doc} (not signed: accepted only from {G22}'s own connection)"
+    d = json.loads(run("check", "--json", doc).stdout)
+    assert d["accepted"] is True and d["authenticated_by"] == "connection"
+    run("sign", doc, "--key", world / f"{G22}.key", "--cert", world / f"{G22}.pem", "-o", tmp_path / "s.edxml")
+    assert json.loads(run("check", "--json", tmp_path / "s.edxml").stdout)["authenticated_by"] == "signature"
+    run("agency", "add", G22, "--profile", "strict")
+    assert "signature.missing" in run("check", doc, check_rc=1).stdout
+    p = run("agency", "add", G22, "--profile", "lenient", check_rc=2)
+    assert "lenient" in p.stderr
+
+
+def test_import_sets_profiles(run, world, tmp_path):
+    csv = tmp_path / "dir.csv"
+    csv.write_text("code,name,connected,profile\n000.00.00.H70,Bảy mươi,true,sdk\n000.00.00.H71,Bảy mốt,true,\n"
+                   "000.00.00.H72,Bảy hai,true,weak\n", encoding="utf-8")
+    p = run("agency", "import", csv, check_rc=None)
+    assert "weak" in p.stdout + p.stderr
+    assert json.loads(run("agency", "show", "000.00.00.H70", "--json").stdout)["profile"] == "sdk"
+    assert json.loads(run("agency", "show", "000.00.00.H71", "--json").stdout)["profile"] == "strict"
+    # a CSV without the column keeps each agency's profile
+    csv.write_text("code,name\n000.00.00.H70,Bảy mươi (mới)\n", encoding="utf-8")
+    run("agency", "import", csv, check_rc=None)
+    assert json.loads(run("agency", "show", "000.00.00.H70", "--json").stdout)["profile"] == "sdk"

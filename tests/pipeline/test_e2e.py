@@ -167,10 +167,14 @@ async def test_status_lifecycle_invalid_transition_and_recall(env):
         got = await drain(g, 5)
         assert [r.package().status_code for r in got] == ["01", "03", "04", "05", "06"]
         assert all(r.package().sender.organ_id == H41 for r in got)
-        # H44 jumps from nothing to 05: refused
-        await h44.send_status(G22, doc.document_id, "05", "nhảy bước")
+        # H44 jumps from nothing to 04 (a skip: allowed), then goes back to 01: refused
+        await h44.send_status(G22, doc.document_id, "04", "nhảy bước")
+        [skip] = await drain(g, 1)
+        assert skip.package().status_code == "04"
+        await h44.send_status(G22, doc.document_id, "01", "lùi bước")
         [answer] = await drain(h44, 1)
-        _refused(answer, "state.invalid_transition", env)
+        st = _refused(answer, "state.invalid_transition", env)
+        assert "allowed next: 05, 06, 13" in st.description
         # only the original sender may recall
         await h44.send_status(G22, doc.document_id, "13", "thu hồi hộ")
         [answer] = await drain(h44, 1)

@@ -164,7 +164,7 @@ async def test_console_in_chromium(env, tmp_path):
                 assert cells[1:3] == ["9", "2"], (window, cells)
             auth = await browser.eval(f"[...document.querySelectorAll('[data-authentication] tr')]"
                                       f".find(r => r.innerText.includes('{G22}')).innerText")
-            assert "4" in auth and "chưa ghi nhận" in auth  # 4 signed documents; connection-only not recorded yet
+            assert auth.split("\t")[1:] == ["4", "0", "0"]  # 4 signed documents, none SHA-1, none by connection
             assert "Văn phòng Chính phủ" in text and "Chưa niêm phong" in text and "Tổng quan" in text
             assert await browser.eval("getComputedStyle(document.querySelector('.nav')).backgroundColor") == \
                 "rgb(13, 59, 102)"
