@@ -180,19 +180,22 @@ async def cmd_verify(args, settings: Settings) -> int:
                          "seconds": round(rep.seconds, 3), "first_problem": rep.problems[0] if rep.problems else None,
                          "problems": rep.problems, "first_bad_entry": rep.first_bad_entry,
                          "first_bad_checkpoint": rep.first_bad_checkpoint,
-                         "first_bad_package": rep.first_bad_package}, indent=1))
+                         "first_bad_package": rep.first_bad_package,
+                         "first_bad_node": list(rep.first_bad_node) if rep.first_bad_node else None}, indent=1))
         return 0 if rep.ok else 1
     _out(f"checked {rep.entries:,} entries, {rep.checkpoints:,} checkpoint(s) and {rep.packages:,} stored "
          f"package(s) in {rep.seconds:.1f} s ({rep.entries / rep.seconds if rep.seconds else 0:,.0f} entries/s)")
     if rep.ok:
         _out("OK: every entry matches its leaf hash; every checkpoint is signed by the hub and is the root of "
-             "the entries it covers; every stored package still hashes to the SHA-256 its entries name")
+             "the entries it covers; every stored subtree hash matches its entries; every stored package still "
+             "hashes to the SHA-256 its entries name")
         return 0
     _out(f"FIRST PROBLEM: {rep.problems[0]}")
     more = len(rep.problems) - 1
     where = [f"first bad entry {rep.first_bad_entry}" if rep.first_bad_entry else "",
              f"first bad checkpoint {rep.first_bad_checkpoint}" if rep.first_bad_checkpoint else "",
-             f"first bad package {rep.first_bad_package[:16]}…" if rep.first_bad_package else ""]
+             f"first bad package {rep.first_bad_package[:16]}…" if rep.first_bad_package else "",
+             "first bad subtree node (level {}, index {})".format(*rep.first_bad_node) if rep.first_bad_node else ""]
     _out(f"({more} more problem(s){'; ' if any(where) else ''}{', '.join(w for w in where if w)}; "
          "see --json for all of them)")
     return 1

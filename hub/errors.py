@@ -79,6 +79,7 @@ REASONS: dict[str, str] = {
     "parse.not_xml": "the bytes are not well-formed XML",
     "parse.xinclude": "an XInclude element is present",
     "parse.not_edxml": "the root element is not edXML in the QCVN 102:2016 namespace",
+    "parse.invalid": "the bytes are not an acceptable XML document",
     "schema.invalid": "the package does not follow the edXML schema",
     "schema.manifest_mismatch": "manifest references and attachments do not match one to one",
     "schema.agency_code": "an OrganId is not a valid agency code NNN.NN.NN.Xnn",
@@ -106,6 +107,7 @@ REASONS: dict[str, str] = {
     "authority.impersonation": "the publishing adapter is not the From agency",
     "authority.not_recipient": "a status refers to a document its sender did not receive",
     "authority.not_original_sender": "a recall from someone other than the original sender",
+    "authority.denied": "the sender or a recipient may not exchange this package",
     "state.duplicate_conflict": "a different package under an already used DocumentId",
     "state.unknown_document": "ResponseFor names a document the hub does not know",
     "state.invalid_transition": "the status code does not follow from the current status",
@@ -124,6 +126,7 @@ REASONS: dict[str, str] = {
     "hub.internal": "an internal error; the message names an incident id to find in the logs",
     "hub.unrecordable": "the package passed the checks but the hub cannot record it (e.g. a value longer than "
                         "the store takes); only this package is refused",
+    "hub.error": "a refusal without a more specific code (report it to the hub's operators)",
     "http.bad_request": "the request is malformed (e.g. NUL characters in the path or query)",
     "http.not_found": "no such endpoint or resource",
     "http.method_not_allowed": "the endpoint does not take this HTTP method",
@@ -157,4 +160,5 @@ REASONS: dict[str, str] = {
     "broker.maxlen": "RabbitMQ dead-lettered it: its queue was over its length limit",
     "broker.dead_lettered": "on hub.dead for a reason nothing vouches for (an unknown x-death reason, or not published by the hub); its headers are not believed",
     "hub.dead_lettered": "the hub dead-lettered it without naming a reason",
+    "transient.unavailable": "a service the hub needs is unavailable; the same request may succeed later",
 }

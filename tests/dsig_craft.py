@@ -75,3 +75,37 @@ def default_namespace(data: bytes) -> bytes:
     text = data.decode("utf-8")
     text = text.replace("<edXML:", "<").replace("</edXML:", "</").replace('xmlns:edXML="', 'xmlns="')
     return text.encode("utf-8")
+
+
+def _without(root: etree._Element, sig: etree._Element) -> etree._Element:
+    """A copy of ``root`` with ``sig`` removed, its tail kept (the enveloped-signature transform)."""
+    position = list(root.iter()).index(sig)
+    copy = etree.fromstring(etree.tostring(root))
+    gone = list(copy.iter())[position]
+    parent, prev = gone.getparent(), gone.getprevious()
+    if gone.tail:
+        if prev is None:
+            parent.text = (parent.text or "") + gone.tail
+        else:
+            prev.tail = (prev.tail or "") + gone.tail
+    parent.remove(gone)
+    return copy
+
+
+def resign(root: etree._Element, key, *, digest: bool = True) -> bytes:
+    """Re-sign a (deliberately odd) Signature in ``root`` as a careful attacker holding the
+    key would: recompute the DigestValue of the enveloped document (exclusive C14N; unless
+    ``digest`` is False) and the SignatureValue over SignedInfo canonicalised by *its own*
+    CanonicalizationMethod. Returns the serialised package."""
+    sig = next(root.iter(DS + "Signature"))
+    si = sig.find(DS + "SignedInfo")
+    if digest:
+        dv = si.find(f"{DS}Reference/{DS}DigestValue")
+        dv.text = base64.b64encode(hashlib.sha256(_c14n(_without(root, sig))).digest()).decode()
+    method = si.find(DS + "CanonicalizationMethod").get("Algorithm", "")
+    exclusive = "exc-c14n" in method
+    comments = method.endswith("WithComments")
+    signed_info = etree.tostring(si, method="c14n", exclusive=exclusive, with_comments=comments)
+    sig.find(DS + "SignatureValue").text = base64.b64encode(
+        key.sign(signed_info, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -3,10 +3,10 @@
 --
 --   psql -d hub -v hub_role=hub_app -v hub_password="'…'" -f deploy/postgres/roles.sql
 --
--- The audit log (records) and its signed checkpoints are append-only twice over: the role
--- may only INSERT and SELECT them, and triggers (migration 0003) refuse UPDATE, DELETE and
--- TRUNCATE even for roles that could. The stored packages (content-addressed) may only be
--- inserted and read as well.
+-- The audit log (records), its signed checkpoints and its stored subtree hashes (merkle_nodes)
+-- are append-only twice over: the role may only INSERT and SELECT them, and triggers
+-- (migrations 0003 and 0013) refuse UPDATE, DELETE and TRUNCATE even for roles that could.
+-- The stored packages (content-addressed) may only be inserted and read as well.
 
 \if :{?hub_role}
 \else
@@ -28,9 +28,10 @@ SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role'
   FROM unnest(ARRAY['agencies', 'agency_certs', 'trust_anchors', 'crls', 'hub_meta', 'documents',
                     'deliveries', 'status_history', 'outbox', 'api_users', 'dead_letters', 'gateway_seen']) AS t \gexec
 
--- the audit log, its checkpoints and the stored packages (the exact signed bytes the entries
--- name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes every package
+-- the audit log, its checkpoints, its subtree hashes and the stored packages (the exact signed
+-- bytes the entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes
+-- every package
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
-  FROM unnest(ARRAY['records', 'checkpoints', 'packages']) AS t \gexec
+  FROM unnest(ARRAY['records', 'checkpoints', 'merkle_nodes', 'packages']) AS t \gexec
 SELECT format('GRANT SELECT ON alembic_version TO %I', :'hub_role') \gexec
 SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', :'hub_role') \gexec

@@ -9,7 +9,8 @@
                       sha256, reason, message, details, leaf_hash) and ``canonical``, the exact
                       text the leaf hash covers (``hub.audit.entry.canonical_entry``)
     proofs.json       per entry: index = seq - 1, the tree size and RFC 9162 audit path (hex)
-                      against the checkpoint below; entries newer than it, ``not_yet_sealed``
+                      against the checkpoint below, from O(log n) stored subtree hashes
+                      (``hub.audit.nodes``); entries newer than it, ``not_yet_sealed``
     checkpoint.txt    the latest signed checkpoint (C2SP note text, ``hub.audit.checkpoint``)
     hub.pem           the hub certificate that signed the checkpoint (and the manifest)
     trust/            the CA certificate(s) the package's signing chain ends in, and their CRLs
@@ -18,6 +19,9 @@
     manifest.sig      base64(key id (4 bytes) || signature of manifest.json) by the hub's key,
                       when the exporter holds it (the API and `hub audit export` do)
     README.txt        how to check all of it by hand
+
+Reading is the only part on the event loop; hashing, the package's signature check and the
+zip run in a thread.
 
 ``verify_bundle`` (no database, no network) checks every file against the others and names
 what does not match: each entry's canonical bytes and leaf hash, each inclusion proof against
@@ -28,6 +32,10 @@ received_at is the proven entries' time, and the signed manifest. Trust comes fr
 compare hub.pem's and the CAs' fingerprints (printed) with the ones the hub and the CA publish,
 or pass them to pin.
 
+Two helpers the exporters (CLI, API, console) share: ``seal_through`` signs a checkpoint
+covering every entry written so far before an export, and ``log_export`` records the export
+itself as an ``audit.exported`` entry.
+
 What a bundle cannot show is completeness: it proves each entry it holds is in the log the
 hub signed, not that no entry about the document was left out. ``hub audit search
 --document-id`` on the hub answers that, and ``hub audit verify`` checks the whole log.
@@ -35,6 +43,7 @@ hub signed, not that no entry about the document was left out. ``hub audit searc
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -54,9 +63,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import checkpoint as cp
-from hub.audit import merkle
+from hub.audit import merkle, nodes
 from hub.audit.entry import canonical_entry, utc_timestamp
-from hub.audit.query import NotFound, document_entries, get_checkpoint, read_leaves, utc
+from hub.audit.query import NotFound, document_entries, get_checkpoint, utc
 from hub.errors import ConflictError, HubError, UsageError
 from hub.pki.certs import describe, fingerprint
 from hub.pki.chain import TrustStore
@@ -164,14 +173,22 @@ async def export_bundle(engine: AsyncEngine, document_id: str, hub_cert: x509.Ce
         latest = await get_checkpoint(conn)
         size = latest["size"] if latest else 0
         sealed = [r for r in rows if r["seq"] <= size]
-        leaves = await read_leaves(conn, size) if sealed else []
+        # O(log n) stored subtree hashes per entry (hub.audit.nodes), not every leaf of the log
+        paths = await nodes.inclusion_proofs(conn, [r["seq"] - 1 for r in sealed], size) if sealed else []
+    # hashing, the package's signature check and the zip are CPU work: off the event loop
+    return await asyncio.to_thread(_build, data, doc, own, rows, sealed, paths, latest, size, received_at, trust,
+                                   hub_cert, identity, exported_by, now, document_id, sender, sha)
+
+
+def _build(data, doc, own, rows, sealed, paths, latest, size, received_at, trust, hub_cert, identity, exported_by,
+           now, document_id, sender, sha) -> bytes:
+    """The zip of :func:`export_bundle` from what it read (pure CPU: runs in a thread)."""
     lines = [entry_line(r) for r in rows]
     for line in lines:
         if merkle.leaf_hash(line["canonical"].encode("utf-8")).hex() != line["leaf_hash"]:
             raise ConflictError(f"audit entry {line['seq']} does not match its stored leaf hash (changed after it "
                                 "was written); run `hub audit verify`", code="audit.log_damaged")
     checkpoint = cp.Checkpoint.from_text(latest["text"]) if latest else None
-    paths = merkle.inclusion_proofs(leaves, [r["seq"] - 1 for r in sealed], size) if sealed else []
     proofs = []
     for r, path in zip(sealed, paths):
         if not merkle.verify_inclusion(bytes.fromhex(r["leaf_hash"]), r["seq"] - 1, size, path, checkpoint.root):
@@ -233,7 +250,6 @@ async def export_bundle(engine: AsyncEngine, document_id: str, hub_cert: x509.Ce
 async def seal_through(engine: AsyncEngine, identity, timeout: float = 10.0) -> int:
     """Sign a checkpoint covering every entry written so far (waiting for a running sealer,
     which holds the lock, to finish); returns the latest checkpoint's size."""
-    import asyncio
 
     from hub.audit.sealer import seal
     from hub.store.tables import records

@@ -15,7 +15,11 @@ unchanged; that is the same left-balanced tree as the recursive definition and k
 million-leaf root at about half a second on one core with no recursion.
 
 Proofs are lists of 32-byte hashes ordered from the leaf (or the old tree) upwards, exactly
-as RFC 9162 2.1.3.1 PATH and 2.1.4.1 PROOF produce them. Verifiers return ``False`` on any
+as RFC 9162 2.1.3.1 PATH and 2.1.4.1 PROOF produce them. ``inclusion_proof(s)`` and
+``consistency_proof`` compute them from all the leaves (O(n)); ``inclusion_ranges``,
+``consistency_ranges``, ``nodes_needed`` and ``proof_from_nodes`` compute the same proofs
+from the stored hashes of O(log n) perfect subtrees (``hub.audit.nodes`` reads them;
+``CompactRange.append`` returns the ones each leaf completes, for the sealer to store). Verifiers return ``False`` on any
 malformed input instead of raising: a proof comes from outside and is either good or not.
 Bad arguments to the *producers* (index out of range, leaves of the wrong length) raise
 ``hub.errors.UsageError``.
@@ -130,6 +134,89 @@ def _valid_hash(h: object) -> bool:
 
 def _valid_proof(proof: object) -> bool:
     return isinstance(proof, (list, tuple)) and all(_valid_hash(p) for p in proof)
+
+
+# --- proofs from stored perfect subtrees ------------------------------------------------------
+#
+# Every hash a proof holds is MTH(D[lo:hi]) of a range the RFC 9162 recursion produces, and
+# such a range is its binary decomposition into aligned perfect subtrees, folded right to
+# left. With the hash of every perfect subtree stored (``hub.audit.nodes``: level 0 is the
+# leaf itself), a proof for any tree size needs O(log n) stored hashes: the path's siblings
+# are perfect except at most one, whose decomposition has at most log2(n) parts.
+
+Node = tuple[int, int]  # (level, index): the perfect subtree over leaves index*2**level ... +2**level-1
+
+
+def perfect_parts(lo: int, hi: int) -> list[Node]:
+    """The aligned perfect subtrees whose fold is MTH(D[lo:hi]), left (largest) first."""
+    if not (_is_size(lo) and _is_size(hi)) or lo >= hi:
+        raise UsageError(f"leaf range {lo!r}..{hi!r} is empty")
+    parts, at = [], lo
+    for level in reversed(range((hi - lo).bit_length())):
+        if (hi - lo) >> level & 1:
+            if at & ((1 << level) - 1):
+                raise UsageError(f"leaf range {lo}..{hi} is not a subtree of an RFC 9162 tree")
+            parts.append((level, at >> level))
+            at += 1 << level
+    return parts
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [lo, hi) whose MTH make PATH(index, D[size]), leaf end first."""
+    if not (_is_size(index) and _is_size(size)) or index >= size:
+        raise UsageError(f"leaf index {index!r} is not in a tree of {size!r} leaves")
+    lo, hi, top_down = 0, size, []
+    while hi - lo > 1:
+        k = 1 << ((hi - lo - 1).bit_length() - 1)
+        if index < lo + k:
+            top_down.append((lo + k, hi))
+            hi = lo + k
+        else:
+            top_down.append((lo, lo + k))
+            lo += k
+    top_down.reverse()
+    return top_down
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [lo, hi) whose MTH make PROOF(old_size, D[new_size]), old tree upwards."""
+    if not (_is_size(old_size) and _is_size(new_size)) or old_size > new_size:
+        raise UsageError(f"old tree size {old_size!r} is not between 0 and {new_size!r}")
+    if old_size in (0, new_size):
+        return []
+    m, lo, hi, complete = old_size, 0, new_size, True  # SUBPROOF(m, D[lo:hi], complete)
+    top_down: list[tuple[int, int]] = []
+    while m != hi - lo:
+        k = 1 << ((hi - lo - 1).bit_length() - 1)
+        if m <= k:
+            top_down.append((lo + k, hi))
+            hi = lo + k
+        else:
+            top_down.append((lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    if not complete:
+        top_down.append((lo, hi))
+    top_down.reverse()
+    return top_down
+
+
+def nodes_needed(ranges: Iterable[tuple[int, int]]) -> set[Node]:
+    """Every perfect subtree the given ranges are folded from."""
+    return {part for lo, hi in ranges for part in perfect_parts(lo, hi)}
+
+
+def range_hash(lo: int, hi: int, nodes: dict[Node, bytes]) -> bytes:
+    """MTH(D[lo:hi]) from the stored hashes of its perfect parts (``nodes`` must hold them)."""
+    parts = [nodes[p] for p in perfect_parts(lo, hi)]
+    h = parts[-1]
+    for left in reversed(parts[:-1]):
+        h = node_hash(left, h)
+    return h
+
+
+def proof_from_nodes(ranges: Sequence[tuple[int, int]], nodes: dict[Node, bytes]) -> list[bytes]:
+    """A proof (``inclusion_ranges`` / ``consistency_ranges``) assembled from stored hashes."""
+    return [range_hash(lo, hi, nodes) for lo, hi in ranges]
 
 
 def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
@@ -266,16 +353,24 @@ class CompactRange:
         """Roots of the perfect subtrees, leftmost (largest) first."""
         return tuple(self._peaks)
 
-    def append(self, leaf_hash: bytes) -> None:
-        """Add the next leaf (a 32-byte leaf hash)."""
+    def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
+        """Add the next leaf (a 32-byte leaf hash).
+
+        Returns the perfect subtrees this leaf completes, as ``(level, index, hash)`` with
+        level >= 1 (the node over leaves ``index * 2**level`` to ``(index + 1) * 2**level - 1``),
+        lowest first: what the sealer stores so that proofs need not read every leaf.
+        """
         if not _valid_hash(leaf_hash):
             raise UsageError("append takes a 32-byte leaf hash")
-        h, n = leaf_hash, self._size
+        h, n, size, level, done = leaf_hash, self._size, self._size, 0, []
         while n & 1:  # merge with the equal-sized subtrees this leaf completes
             h = node_hash(self._peaks.pop(), h)
             n >>= 1
+            level += 1
+            done.append((level, size >> level, h))
         self._peaks.append(h)
         self._size += 1
+        return done
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         for h in leaf_hashes:

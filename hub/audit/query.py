@@ -26,6 +26,15 @@ sent what to whom, when, what did the hub decide and why.
     and the delivery of any refusal the hub sent back; each recipient's delivery time and
     status history; the document row.
 
+Checkpoints and proofs
+    The signed checkpoints, newest first; the inclusion proof of one entry and the
+    consistency proof between two tree sizes, read from O(log n) stored subtree hashes
+    (``hub.audit.nodes``); ``consistency_report`` checks both checkpoints' signatures and the
+    proof against their signed roots.
+
+Renderers turn search pages into CSV (formula cells defused) and JSON, and an entry into one
+line of plain language.
+
 Times in answers are ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC), as in the canonical entries.
 """
 
@@ -42,16 +51,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
-from hub.audit import merkle
+from hub.audit import merkle, nodes
 from hub.audit.entry import utc_timestamp
-from hub.errors import ConflictError, UsageError
+from hub.errors import UsageError
 from hub.store.links import business_links
 from hub.store.tables import checkpoints, deliveries, documents, outbox, packages, records, status_history
 
 MAX_LIMIT = 100_000
 COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details",
            "leaf_hash")
-LEAF_CHUNK = 100_000
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -468,49 +476,12 @@ async def get_checkpoint(conn: AsyncConnection, size: int | None = None) -> dict
     return dict(row) if row else None
 
 
-async def read_leaves(conn: AsyncConnection, size: int) -> list[bytes]:
-    """The stored leaf hashes of entries 1..size, in order (refuses a gap: run `hub audit verify`).
-
-    Reads ranges of the primary key; ``seq`` is unique, so a range lo..hi that holds
-    hi - lo + 1 rows has no gap. PostgreSQL hands each range back as one concatenated hex
-    string (``string_agg``), ten times less work than a row per leaf.
-    """
-    leaves: list[bytes] = []
-    pg = conn.dialect.name == "postgresql"
-    while len(leaves) < size:
-        lo, hi = len(leaves) + 1, min(size, len(leaves) + LEAF_CHUNK)
-        in_range = sa.and_(records.c.seq >= lo, records.c.seq <= hi)
-        if pg:
-            from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-            count, text = (await conn.execute(sa.select(
-                sa.func.count(), sa.func.string_agg(records.c.leaf_hash,
-                                                    aggregate_order_by(sa.literal_column("''"), records.c.seq)))
-                .where(in_range))).one()
-            blob = bytes.fromhex(text or "")
-            chunk = [blob[i:i + 32] for i in range(0, len(blob), 32)] if count * 32 == len(blob) else None
-        else:
-            hexes = (await conn.execute(sa.select(records.c.leaf_hash).where(in_range)
-                                        .order_by(records.c.seq))).scalars().all()
-            count = len(hexes)
-            chunk = [bytes.fromhex(h) for h in hexes]
-        if count != hi - lo + 1 or chunk is None or any(len(h) != 32 for h in chunk):
-            have = set((await conn.execute(sa.select(records.c.seq).where(in_range))).scalars().all())
-            missing = next((s for s in range(lo, hi + 1) if s not in have), None)
-            raise ConflictError(f"audit entry {missing} is missing from the log; run `hub audit verify`" if missing
-                                else f"a stored leaf hash among entries {lo}..{hi} is malformed; run `hub audit verify`",
-                                code="audit.log_damaged")
-        leaves.extend(chunk)
-    return leaves
-
-
 async def consistency(engine: AsyncEngine, old_size: int, new_size: int) -> list[bytes]:
     """RFC 9162 consistency proof that the tree of ``new_size`` entries extends that of ``old_size``."""
     if type(old_size) is not int or type(new_size) is not int or not 0 <= old_size <= new_size:
         raise UsageError(f"need 0 <= old <= new tree sizes, not {old_size!r} and {new_size!r}")
     async with engine.connect() as conn:
-        leaves = await read_leaves(conn, new_size)
-    return merkle.consistency_proof(leaves, old_size, new_size)
+        return await nodes.consistency_proof(conn, old_size, new_size)
 
 
 async def inclusion(engine: AsyncEngine, seq: int, size: int | None = None) -> dict[str, Any]:
@@ -523,15 +494,15 @@ async def inclusion(engine: AsyncEngine, seq: int, size: int | None = None) -> d
             size = latest["size"]
         if type(seq) is not int or not 1 <= seq <= size:
             raise UsageError(f"entry {seq!r} is not in the tree of {size} entries")
-        leaves = await read_leaves(conn, size)
-    path = merkle.inclusion_proof(leaves, seq - 1, size)
-    return {"seq": seq, "index": seq - 1, "tree_size": size, "leaf_hash": leaves[seq - 1].hex(),
+        (path,) = await nodes.inclusion_proofs(conn, [seq - 1], size)
+        leaf = await nodes.leaf(conn, seq - 1)
+    return {"seq": seq, "index": seq - 1, "tree_size": size, "leaf_hash": leaf.hex(),
             "path": [p.hex() for p in path]}
 
 
 async def consistency_report(engine: AsyncEngine, old_size: int, new_size: int, cert=None) -> dict[str, Any]:
     """Both stored checkpoints (signatures checked with ``cert`` when given), the proof from the
-    log's leaves, and whether it verifies against the two *signed* roots."""
+    stored subtree hashes (``hub.audit.nodes``), and whether it verifies against the two *signed* roots."""
     from hub.audit import checkpoint as cp
 
     if type(old_size) is not int or type(new_size) is not int or not 0 < old_size <= new_size:

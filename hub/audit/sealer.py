@@ -1,7 +1,9 @@
 """The sealer: folds new audit entries into the Merkle tree and signs a checkpoint.
 
 Every N entries or T seconds, whichever comes first. Appends never wait for it (it only
-reads records and inserts checkpoints). Only one sealer runs at a time, however many
+reads records and inserts checkpoints). In the checkpoint's transaction it also stores the
+hash of every perfect subtree the fold completed (``merkle_nodes``, ``hub.audit.nodes``), so
+proofs read O(log n) rows; it is the only writer of that table. Only one sealer runs at a time, however many
 workers: on PostgreSQL a transaction-scoped try-lock, on SQLite the database write lock;
 and the checkpoint's size is its primary key, so two racing sealers cannot both write one.
 Across several hub processes the :class:`Sealer` loop itself runs only in the elected leader
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import checkpoint as cp
+from hub.audit import nodes
 from hub.audit.merkle import CompactRange
 from hub.pki.identity import Identity
 from hub.store import leader
@@ -34,6 +37,17 @@ def origin_for(organ_id: str) -> str:
 
 async def latest_checkpoint(conn) -> dict | None:
     return (await conn.execute(sa.select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1))).mappings().first()
+
+
+def fold(frontier: CompactRange, rows) -> tuple[list[tuple[int, int, bytes]], int | None]:
+    """Append ``(seq, leaf_hash hex)`` rows to ``frontier`` in order; returns the perfect
+    subtrees completed (to store) and the seq found where the next one was expected (a gap), if any."""
+    done: list[tuple[int, int, bytes]] = []
+    for seq, leaf in rows:
+        if seq != frontier.size + 1:
+            return done, seq
+        done.extend(frontier.append(bytes.fromhex(leaf)))
+    return done, None
 
 
 async def seal(engine: AsyncEngine, identity: Identity, *, origin: str | None = None) -> cp.Checkpoint | None:
@@ -54,15 +68,12 @@ async def seal(engine: AsyncEngine, identity: Identity, *, origin: str | None = 
             rows = (await conn.execute(
                 sa.select(records.c.seq, records.c.leaf_hash).where(records.c.seq > frontier.size)
                 .order_by(records.c.seq).limit(CHUNK))).all()
-            for seq, leaf in rows:
-                if seq != frontier.size + 1:
-                    log.error("audit log: entry %d is missing (next present is %d); not sealing past it — "
-                              "run `hub audit verify`", frontier.size + 1, seq)
-                    break
-                frontier.append(bytes.fromhex(leaf))
-            else:
-                continue
-            break
+            done, gap = await asyncio.to_thread(fold, frontier, rows)  # hashing: off the event loop
+            await nodes.store_nodes(conn, done)
+            if gap is not None:
+                log.error("audit log: entry %d is missing (next present is %d); not sealing past it — "
+                          "run `hub audit verify`", frontier.size + 1, gap)
+                break
         if last is not None and frontier.size == last["size"]:
             return None
         signed = cp.sign(identity.key, origin=origin, size=frontier.size, root=frontier.root(),

@@ -1,8 +1,21 @@
-"""`hub audit verify`: recompute every leaf and every checkpoint, check every signature, re-hash
-every stored package, and name the first entry, checkpoint or package that does not match."""
+"""`hub audit verify`: recompute every leaf, every checkpoint root and every stored subtree
+hash, check every checkpoint signature, re-hash every stored package, and name the first
+entry, checkpoint, subtree node or package that does not match.
+
+One pass over ``records`` in sequence order, in chunks; for each chunk the leaves are
+recomputed from the entries' canonical bytes (``hub.audit.entry``) and folded into a
+``CompactRange``, in a thread (CPU work stays off the event loop). Each checkpoint is checked
+when the fold reaches its size: signature with the hub certificate, stored size/root against
+the signed text, signed root against the recomputed one. The perfect subtrees the fold
+completes are compared with the ``merkle_nodes`` rows the sealer stored (``hub.audit.nodes``):
+a node that differs, is missing below the latest checkpoint, or is stored where no checkpoint
+or entry justifies it is named by level, index and the entries it covers. Then every stored
+package is re-hashed against the SHA-256 its entries name.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -14,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.audit import checkpoint as cp
 from hub.audit.entry import entry_leaf
 from hub.audit.merkle import CompactRange
-from hub.store.tables import checkpoints, packages, records
+from hub.store.tables import checkpoints, merkle_nodes, packages, records
 
 CHUNK = 20_000
 PACKAGE_CHUNK = 100  # packages are up to the size cap each: few rows per round trip
@@ -29,6 +42,7 @@ class Report:
     first_bad_entry: int | None = None
     first_bad_checkpoint: int | None = None
     first_bad_package: str | None = None
+    first_bad_node: tuple[int, int] | None = None  # (level, index) in merkle_nodes
     seconds: float = 0.0
 
     @property
@@ -41,50 +55,118 @@ class Report:
 
 
 async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None) -> Report:
+    """Read the whole log once, in chunks; the hashing runs in a thread, off the event loop."""
     started = time.perf_counter()
     rep = Report()
     async with engine.connect() as conn:
         cps = (await conn.execute(sa.select(checkpoints).order_by(checkpoints.c.size))).mappings().all()
         total = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
-        pending = list(cps)
-        tree = CompactRange()
-        expected = 1
+        sealed = cps[-1]["size"] if cps else 0  # the sealer stored the nodes of entries 1..sealed
+        state = _Walk(tree=CompactRange(), pending=list(cps))
         last_seq = 0
         while True:
             rows = (await conn.execute(sa.select(records).where(records.c.seq > last_seq)
                                        .order_by(records.c.seq).limit(CHUNK))).mappings().all()
             if not rows:
                 break
-            for r in rows:
-                seq = r["seq"]
-                if seq != expected:
-                    rep.problem(f"entry {expected} is missing: the log jumps from {expected - 1} to {seq} (deleted?)")
-                    rep.first_bad_entry = rep.first_bad_entry or expected
-                    while expected < seq:  # keep positions aligned; the missing leaves change every root after
-                        tree.append(b"\x00" * 32)
-                        expected += 1
-                leaf = entry_leaf(seq, r["at"], r["event"], r["actor"], r["document_id"], r["sender"], r["sha256"],
-                                  r["reason"], r["message"], r["details"])
-                if leaf.hex() != r["leaf_hash"]:
-                    rep.problem(f"entry {seq} ({r['event']}, {r['document_id'] or '-'}) does not match its leaf hash: "
-                                "it was changed after it was written")
-                    rep.first_bad_entry = rep.first_bad_entry or seq
-                tree.append(leaf)
-                expected += 1
-                rep.entries += 1
-                while pending and pending[0]["size"] == tree.size:
-                    _check_checkpoint(pending.pop(0), tree, cert, rep)
+            before = state.tree.size
+            made = await asyncio.to_thread(_walk_rows, rows, state, cert, rep)
+            stored = await _stored_nodes(conn, before, state.tree.size)
+            await asyncio.to_thread(_check_nodes, made, stored, sealed, rep)
             last_seq = rows[-1]["seq"]
             if progress:
                 progress(rep.entries, total)
-        for c in pending:  # checkpoints beyond the end of the log
+        beyond = await _stored_nodes(conn, state.tree.size, None)
+        _check_nodes([], beyond, sealed, rep)
+        for c in state.pending:  # checkpoints beyond the end of the log
             rep.checkpoints += 1
-            rep.problem(f"checkpoint {c['size']} covers more entries than the log holds ({tree.size}): "
+            rep.problem(f"checkpoint {c['size']} covers more entries than the log holds ({state.tree.size}): "
                         "entries were removed, or the checkpoint is forged")
             rep.first_bad_checkpoint = rep.first_bad_checkpoint or c["size"]
         await _verify_packages(conn, rep)
     rep.seconds = time.perf_counter() - started
     return rep
+
+
+@dataclass
+class _Walk:
+    tree: CompactRange
+    pending: list
+    expected: int = 1
+
+
+def _walk_rows(rows, state: _Walk, cert: x509.Certificate, rep: Report) -> list[tuple[int, int, bytes]]:
+    """Recompute the leaves of ``rows``, fold them in, check the checkpoints they reach; returns
+    the perfect subtrees completed (to compare with the stored ones)."""
+    tree, made = state.tree, []
+    for r in rows:
+        seq = r["seq"]
+        if seq != state.expected:
+            rep.problem(f"entry {state.expected} is missing: the log jumps from {state.expected - 1} to {seq} (deleted?)")
+            rep.first_bad_entry = rep.first_bad_entry or state.expected
+            while state.expected < seq:  # keep positions aligned; the missing leaves change every root after
+                made.extend(tree.append(b"\x00" * 32))
+                state.expected += 1
+        leaf = entry_leaf(seq, r["at"], r["event"], r["actor"], r["document_id"], r["sender"], r["sha256"],
+                          r["reason"], r["message"], r["details"])
+        if leaf.hex() != r["leaf_hash"]:
+            rep.problem(f"entry {seq} ({r['event']}, {r['document_id'] or '-'}) does not match its leaf hash: "
+                        "it was changed after it was written")
+            rep.first_bad_entry = rep.first_bad_entry or seq
+        made.extend(tree.append(leaf))
+        state.expected += 1
+        rep.entries += 1
+        while state.pending and state.pending[0]["size"] == tree.size:
+            _check_checkpoint(state.pending.pop(0), tree, cert, rep)
+    return made
+
+
+async def _stored_nodes(conn, after: int, upto: int | None) -> dict[tuple[int, int], str]:
+    """Stored subtree hashes completed by leaf counts after+1 .. upto (None: any beyond ``after``)."""
+    top = (await conn.execute(sa.select(sa.func.max(merkle_nodes.c.level)))).scalar() or 0
+    conds = []
+    for level in range(1, top + 1):
+        lo = after >> level  # (idx + 1) << level > after
+        cond = merkle_nodes.c.idx >= lo
+        if upto is not None:
+            hi = (upto >> level) - 1  # (idx + 1) << level <= upto
+            if hi < lo:
+                continue
+            cond = sa.and_(cond, merkle_nodes.c.idx <= hi)
+        conds.append(sa.and_(merkle_nodes.c.level == level, cond))
+    if upto is None:
+        conds.append(merkle_nodes.c.level < 1)
+    if not conds:
+        return {}
+    rows = (await conn.execute(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
+                               .where(sa.or_(*conds)))).all()
+    return {(lv, ix): h for lv, ix, h in rows}
+
+
+def _node_name(level: int, idx: int) -> str:
+    return f"subtree node (level {level}, index {idx}: entries {(idx << level) + 1}..{(idx + 1) << level})"
+
+
+def _check_nodes(made, stored: dict[tuple[int, int], str], sealed: int, rep: Report) -> None:
+    """Every node the sealer must have stored (entries 1..sealed) is stored and equal to the
+    recomputed one; no other node is stored."""
+    for level, idx, h in made:
+        key = (level, idx)
+        got = stored.pop(key, None)
+        if (idx + 1) << level > sealed:
+            if got is not None:
+                rep.problem(f"{_node_name(level, idx)} is stored but no checkpoint covers it (forged)")
+                rep.first_bad_node = rep.first_bad_node or key
+        elif got is None:
+            rep.problem(f"{_node_name(level, idx)} is missing from merkle_nodes (deleted?); proofs over it fail")
+            rep.first_bad_node = rep.first_bad_node or key
+        elif got != h.hex():
+            rep.problem(f"{_node_name(level, idx)} does not match the entries it covers: "
+                        "the stored hash was forged or altered")
+            rep.first_bad_node = rep.first_bad_node or key
+    for level, idx in sorted(stored):
+        rep.problem(f"{_node_name(level, idx)} is stored but covers entries the log does not hold (forged)")
+        rep.first_bad_node = rep.first_bad_node or (level, idx)
 
 
 def _check_checkpoint(row, tree: CompactRange, cert: x509.Certificate, rep: Report) -> None:
@@ -128,9 +210,9 @@ async def _verify_packages(conn, rep: Report) -> None:
                                    .limit(PACKAGE_CHUNK))).all()
         if not rows:
             break
-        for sha, size, data in rows:
+        hashed = await asyncio.to_thread(lambda rows=rows: [hashlib.sha256(r[2]).hexdigest() for r in rows])
+        for (sha, size, data), actual in zip(rows, hashed):
             rep.packages += 1
-            actual = hashlib.sha256(data).hexdigest()
             if actual != sha:
                 bad(sha, f"package {sha[:16]}… named by {await named_by(sha)} was changed after it was stored: "
                          f"its bytes now hash to {actual[:16]}…")

@@ -231,10 +231,16 @@ def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | No
                              element="Signature/SignatureValue") from e
     except InvalidCertificate as e:
         raise SignatureError(f"certificate problem: {e}", code="signature.invalid", element="Signature/KeyInfo") from e
+    except etree.DocumentInvalid as e:  # signxml's XML-DSig schema check (raised as lxml's own error)
+        raise SignatureError(f"the Signature element is not valid XML-DSig: {e}", code="signature.invalid",
+                             element="Signature") from e
     except InvalidInput as e:
         msg = str(e)
         code = "signature.weak_algorithm" if "forbidden" in msg else "signature.invalid"
         raise SignatureError(f"signature rejected: {msg}", code=code, element="Signature/SignedInfo") from e
+    except ValueError as e:  # e.g. a DEREncodedKeyValue that is not a key: signxml lets the parser's error out
+        raise SignatureError(f"part of the signature cannot be read: {e}", code="signature.invalid",
+                             element="Signature/KeyInfo") from e
     legacy = sig_alg in SHA1_URIS or dig_alg in SHA1_URIS
     return VerifiedPackage(
         signed_root=result.signed_xml,

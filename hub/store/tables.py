@@ -167,6 +167,13 @@ checkpoints = sa.Table(  # signed tree heads of the audit log (append-only)
 )
 sa.Index("ix_records_event_at", records.c.event, records.c.at)
 
+merkle_nodes = sa.Table(  # perfect subtree hashes of the sealed audit log (append-only, hub.audit.nodes)
+    "merkle_nodes", metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),  # >= 1 (level 0: records.leaf_hash)
+    sa.Column("idx", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),  # hex MTH of leaves idx*2**level .. (idx+1)*2**level - 1
+)
+
 
 # --- HTTP API ---------------------------------------------------------------------------------
 api_users = sa.Table(  # bearer tokens, stored hashed (SHA-256 of a 256-bit random secret)

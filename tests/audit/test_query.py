@@ -277,10 +277,16 @@ async def test_changed_or_missing_leaves_are_refused_or_caught(world):
     async with e.begin() as c:
         await append_rows(c, [record_row("maintenance.note", message="later")])
     c2 = await seal(e, hub)
-    await tamper(e, f"UPDATE records SET leaf_hash = '{'ab' * 32}' WHERE seq = 2")
+    # the proof comes from the stored subtree hashes it needs (hub.audit.nodes), not every leaf:
+    # a changed stored node shows; `hub audit verify` checks every leaf and node
+    (level, idx), *_ = merkle.perfect_parts(*merkle.consistency_ranges(c1.size, c2.size)[-1])
+    assert level > 0
+    from tests.audit.test_nodes import _tamper_nodes
+
+    await _tamper_nodes(e, f"UPDATE merkle_nodes SET hash = '{'ab' * 32}' WHERE level = {level} AND idx = {idx}")
     rep = await query.consistency_report(e, c1.size, c2.size, hub.cert)
-    assert not rep["verified"] and not rep["proof_ok"]  # the proof comes from the changed leaves
-    await tamper(e, "DELETE FROM records WHERE seq = 4")
+    assert not rep["verified"] and not rep["proof_ok"]
+    await tamper(e, "DELETE FROM records WHERE seq = 2")  # the leaf beside entry 1
     with pytest.raises(ConflictError) as err:
         await query.inclusion(e, 1)
-    assert "entry 4 is missing" in str(err.value)
+    assert "entry 2 is missing" in str(err.value)

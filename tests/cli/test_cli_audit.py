@@ -165,6 +165,19 @@ async def test_audit_cli(audited, tmp_path, pki):
         await tamper(e, f"UPDATE records SET leaf_hash = '{leaf}' WHERE seq = 3")
     finally:
         await e.dispose()
+    # the proof comes from the subtree hashes stored when the log was sealed (hub.audit.nodes),
+    # so the two signed trees still prove consistent; a forged stored hash does not
+    await run(cli, "audit", "consistency", first_size, second_size)
+    from hub.audit import merkle
+    from tests.audit.test_nodes import _tamper_nodes
+
+    level, idx = next(p for r in merkle.consistency_ranges(first_size, second_size)
+                      for p in merkle.perfect_parts(*r) if p[0] > 0)
+    e = make_engine(db_url)
+    try:
+        await _tamper_nodes(e, f"UPDATE merkle_nodes SET hash = '{'ab' * 32}' WHERE level = {level} AND idx = {idx}")
+    finally:
+        await e.dispose()
     out, _ = await run(cli, "audit", "consistency", first_size, second_size, rc=1)
     assert "NOT VERIFIED" in out
     out, _ = await run(cli, "audit", "verify", rc=1)

@@ -219,6 +219,17 @@ async def test_outbox_rows_left_unsent_are_republished_identically(env):
         g, h41 = await env.adapter(G22), await env.adapter(H41)
         await g.send_document(make_edoc(G22, (H41,)), [])
         [first] = await drain(h41, 1)
+        # the worker marks the row sent in a stage of its own, after the delivery: wait for it,
+        # else it would mark the row again after the reset below and nothing would be pending
+        for _ in range(400):
+            async with hub.engine.connect() as conn:
+                unsent = (await conn.execute(sa.select(sa.func.count()).select_from(outbox)
+                                             .where(outbox.c.sent_at.is_(None)))).scalar_one()
+            if unsent == 0:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the worker never marked its outbox row sent")
         # pretend the confirm never came back: mark the row unsent and run the relay
         async with hub.engine.begin() as conn:
             await conn.execute(outbox.update().values(sent_at=None))
@@ -229,7 +240,7 @@ async def test_outbox_rows_left_unsent_are_republished_identically(env):
 
 async def _raw_next(adapter):
     """The next raw delivery, bypassing the adapter's once-only filter (which would drop it)."""
-    for _ in range(100):
+    for _ in range(400):
         for q in (adapter._urgent, adapter._normal):  # noqa: SLF001 - test reads the raw queues
             if not q.empty():
                 m = q.get_nowait()

@@ -18,7 +18,11 @@ ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles
 pytestmark = pytest.mark.postgres
 
 
-async def test_runtime_role_appends_but_cannot_rewrite(pg_url):
+async def test_runtime_role_appends_but_cannot_rewrite(pg_url, pki):
+    from hub.audit.sealer import seal
+    from hub.pki.identity import Identity
+    from tests.conftest import HUB
+
     owner = make_engine(pg_url)
     await migrate(owner)
     await owner.dispose()
@@ -38,9 +42,15 @@ async def test_runtime_role_appends_but_cannot_rewrite(pg_url):
                     "INSERT INTO packages (sha256, size, data, stored_at) VALUES ('ab', 1, 'x', now()) "
                     "ON CONFLICT DO NOTHING"))
             assert (await conn.execute(sa.text("SELECT count(*) FROM packages"))).scalar() == 1
+            await append_rows(conn, [record_row("test.appended", actor="role test")])
+        # the sealer runs as the runtime role: it inserts checkpoints and subtree hashes
+        assert (await seal(app, Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert))).size == 2
+        async with app.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM merkle_nodes"))).scalar() == 1
         for stmt in ("UPDATE records SET actor = 'x'", "DELETE FROM records", "TRUNCATE records",
                      "UPDATE checkpoints SET root = 'x'", "DROP TABLE records",
-                     "UPDATE packages SET data = 'y'", "DELETE FROM packages", "TRUNCATE packages"):
+                     "UPDATE packages SET data = 'y'", "DELETE FROM packages", "TRUNCATE packages",
+                     "UPDATE merkle_nodes SET hash = 'x'", "DELETE FROM merkle_nodes", "TRUNCATE merkle_nodes"):
             with pytest.raises(DBAPIError) as e:
                 async with app.begin() as conn:
                     await conn.execute(sa.text(stmt))

@@ -29,7 +29,7 @@ def test_vdxp_systems_cli(tmp_path):
     secret = p.stdout.splitlines()[2]
     assert len(secret) >= 40 and " " not in secret
     assert "service.endpoint=" in p.stdout
-    p = run("vdxp", "add", "vxp.h41", "--agency", H41, rc=1)
+    p = run("vdxp", "add", "vxp.h41", "--agency", H41, rc=2)  # exit 2 for a conflict, as every command
     assert "state.conflict" in p.stderr
     run("vdxp", "add", "vxp.other", "--agency", H41, "--secret", "short", rc=2)
     p = run("vdxp", "add", "vxp.given", "--agency", H41, "--secret", "a-secret-the-client-already-has")

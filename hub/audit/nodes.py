@@ -1,0 +1,109 @@
+"""Stored subtree hashes: proofs from O(log n) rows instead of every leaf.
+
+The sealer (``hub.audit.sealer``) stores, in the same transaction as each checkpoint, the
+hash of every perfect subtree its fold completes (``merkle_nodes``: level >= 1, index; the
+leaves themselves are ``records.leaf_hash``). Every hash an RFC 9162 inclusion or
+consistency proof holds is the fold of at most log2(n) such subtrees
+(``hub.audit.merkle.perfect_parts``), so a proof reads O(log n) rows by primary key, for any
+tree size up to the latest checkpoint, and hashes O(log n) times.
+
+A node that ends beyond the latest checkpoint (entries not sealed yet) is not stored: it is
+hashed from its two halves, recursively, so the cost is bounded by what the sealer has not
+folded yet, not by the size of the log. ``hub audit verify`` recomputes every stored node and names any that differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.audit import merkle
+from hub.audit.merkle import Node
+from hub.errors import ConflictError, UsageError
+from hub.store.tables import merkle_nodes, records
+
+INSERT_CHUNK = 10_000
+
+
+async def store_nodes(conn: AsyncConnection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+    """Insert ``(level, index, hash)`` rows (what ``CompactRange.append`` returns); the sealer only."""
+    for i in range(0, len(nodes), INSERT_CHUNK):
+        await conn.execute(merkle_nodes.insert(), [{"level": lv, "idx": ix, "hash": h.hex()}
+                                                   for lv, ix, h in nodes[i:i + INSERT_CHUNK]])
+
+
+def _damaged(what: str) -> ConflictError:
+    return ConflictError(f"{what}; run `hub audit verify`", code="audit.log_damaged")
+
+
+def _hash(text: str, node: Node) -> bytes:
+    try:
+        h = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        h = b""
+    if len(h) != merkle.HASH_SIZE:
+        raise _damaged(f"the stored hash of {'entry %d' % (node[1] + 1) if node[0] == 0 else 'subtree %r' % (node,)} "
+                       "is malformed")
+    return h
+
+
+async def _within_log(conn: AsyncConnection, size: int) -> None:
+    top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
+    if size > top:
+        raise UsageError(f"the log holds {top} entries, not {size}")
+
+
+async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Node, bytes]:
+    """The hashes of the perfect subtrees ``wanted``: leaves from ``records``, the others from
+    ``merkle_nodes``, and any node not stored (it ends beyond the latest checkpoint) from its
+    two halves, recursively: a few rows per level, however large the node."""
+    wanted = set(wanted)
+    out: dict[Node, bytes] = {}
+    leaves = sorted(ix for lv, ix in wanted if lv == 0)
+    if leaves:
+        rows = (await conn.execute(sa.select(records.c.seq, records.c.leaf_hash)
+                                   .where(records.c.seq.in_([ix + 1 for ix in leaves])))).all()
+        for seq, h in rows:
+            out[(0, seq - 1)] = _hash(h, (0, seq - 1))
+    inner = sorted(n for n in wanted if n[0] > 0)
+    by_level: dict[int, list[int]] = {}
+    for lv, ix in inner:
+        by_level.setdefault(lv, []).append(ix)
+    if by_level:
+        cond = sa.or_(*(sa.and_(merkle_nodes.c.level == lv, merkle_nodes.c.idx.in_(ixs))
+                        for lv, ixs in by_level.items()))
+        for lv, ix, h in (await conn.execute(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
+                                             .where(cond))).all():
+            out[(lv, ix)] = _hash(h, (lv, ix))
+    missing = sorted(wanted - out.keys())
+    for lv, ix in missing:
+        if lv == 0:
+            raise _damaged(f"audit entry {ix + 1} is missing from the log")
+    if missing:  # not sealed yet: hash each from its two halves (the left one is usually stored)
+        halves = await fetch_nodes(conn, {(lv - 1, 2 * ix + side) for lv, ix in missing for side in (0, 1)})
+        for lv, ix in missing:
+            out[(lv, ix)] = merkle.node_hash(halves[(lv - 1, 2 * ix)], halves[(lv - 1, 2 * ix + 1)])
+    return out
+
+
+async def inclusion_proofs(conn: AsyncConnection, indices: Sequence[int], size: int) -> list[list[bytes]]:
+    """RFC 9162 audit paths of leaves ``indices`` (0-based) in the tree of ``size`` leaves."""
+    await _within_log(conn, size)
+    ranges = [merkle.inclusion_ranges(i, size) for i in indices]
+    nodes = await fetch_nodes(conn, merkle.nodes_needed(r for rs in ranges for r in rs))
+    return [merkle.proof_from_nodes(rs, nodes) for rs in ranges]
+
+
+async def consistency_proof(conn: AsyncConnection, old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 consistency proof from the tree of ``old_size`` leaves to ``new_size``."""
+    await _within_log(conn, new_size)
+    ranges = merkle.consistency_ranges(old_size, new_size)
+    nodes = await fetch_nodes(conn, merkle.nodes_needed(ranges))
+    return merkle.proof_from_nodes(ranges, nodes)
+
+
+async def leaf(conn: AsyncConnection, index: int) -> bytes:
+    """The stored leaf hash of leaf ``index`` (entry index + 1)."""
+    return (await fetch_nodes(conn, [(0, index)]))[(0, index)]
