@@ -6,6 +6,8 @@ hash of every perfect subtree the fold completed (``merkle_nodes``, ``hub.audit.
 proofs read O(log n) rows; it is the only writer of that table. Only one sealer runs at a time, however many
 workers: on PostgreSQL a transaction-scoped try-lock, on SQLite the database write lock;
 and the checkpoint's size is its primary key, so two racing sealers cannot both write one.
+Across several hub processes the :class:`Sealer` loop itself runs only in the elected leader
+(``hub.store.leader``); the others wait to take over.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hub.audit import checkpoint as cp
 from hub.audit import nodes
 from hub.audit.merkle import CompactRange
 from hub.pki.identity import Identity
+from hub.store import leader
 from hub.store.tables import checkpoints, records
 
 log = logging.getLogger("hub.audit.sealer")
@@ -92,6 +95,7 @@ class Sealer:
         self.every_seconds = every_seconds
         self.poll = poll
         self.sealed = 0
+        self.leadership = leader.Leadership(engine, leader.SEALER, "audit sealer")
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -104,6 +108,7 @@ class Sealer:
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        await self.leadership.release()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -111,6 +116,9 @@ class Sealer:
         while True:
             await asyncio.sleep(self.poll)
             try:
+                if not await self.leadership.lead():
+                    last = loop.time()
+                    continue
                 async with self.engine.connect() as conn:
                     top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
                     latest = await latest_checkpoint(conn)

@@ -40,6 +40,7 @@ from hub.pipeline.runner import CheckRunner
 from hub.pki.identity import Identity
 from hub.registry.store import load_registry, load_trust, registry_version
 from hub.settings import Settings
+from hub.store import leader
 from hub.store.engine import dialect_insert
 from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
@@ -139,6 +140,7 @@ class Worker:
         self._last_reload = 0.0
         self._inboxes: set[str] = set()
         self._in_flight = 0
+        self.sweeper = leader.Leadership(engine, leader.SWEEPER, "outbox sweeper")
         self.gate = IntakeGate(backbone, settings.prefetch, self._take, self._probe_database,
                                held=lambda: self._in_flight)
 
@@ -190,6 +192,7 @@ class Worker:
                 await t
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        await self.sweeper.release()
         log.info("stop: closing the check process(es)")
         self.runner.close()
         s = self.stats
@@ -874,7 +877,8 @@ class Worker:
                 return total
 
     async def _sweep_loop(self) -> None:
-        """Housekeeping: follow the maintenance switch (every 2 s), relay stuck outbox rows (every 15 s)."""
+        """Housekeeping: follow the maintenance switch (every 2 s), relay stuck outbox rows (every 15 s,
+        in the one worker elected sweeper among all the hub's processes)."""
         last_sweep = time.monotonic()
         while True:
             await asyncio.sleep(2)
@@ -885,6 +889,8 @@ class Worker:
             if time.monotonic() - last_sweep >= 15:
                 last_sweep = time.monotonic()
                 try:
+                    if not await self.sweeper.lead():
+                        continue
                     n = await self.relay_pending(older_than=30)
                     if n:
                         log.info("outbox sweeper relayed %d pending message(s)", n)

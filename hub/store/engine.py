@@ -10,11 +10,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from hub.store import dsn
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str, **kw) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An async engine; SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL its
+    connection and statement timeouts and may name several hosts (``hub.store.dsn``)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -34,7 +37,12 @@ def make_engine(url: str, **kw) -> AsyncEngine:
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 10)
     kw.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kw)
+    parsed = sa.engine.make_url(dsn.split_hosts(url))
+    if parsed.get_backend_name() == "postgresql":
+        query, args = dsn.connect_args(parsed.query)
+        parsed = parsed.set(query=query)
+        kw["connect_args"] = {**args, **kw.get("connect_args", {})}
+    return create_async_engine(parsed, **kw)
 
 
 def dialect_insert(conn, table: sa.Table):
@@ -63,5 +71,6 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Serialize concurrent migrations of several workers starting together.
+            await conn.execute(sa.text("SET LOCAL statement_timeout = 0"))  # a migration may take long
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7310021)"))
         await conn.run_sync(_run)
