@@ -26,7 +26,7 @@ PER_TRANSACTION = 5
 WRITER = textwrap.dedent("""
     import asyncio, os, sys, time
     from hub.store.engine import make_engine
-    from hub.store.records import append_rows, record_row
+    from hub.audit.records import append_rows, record_row
 
     async def main(url, name, go, txs, per):
         e = make_engine(url)

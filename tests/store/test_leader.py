@@ -14,7 +14,7 @@ from hub.audit.sealer import Sealer
 from hub.store import leader
 from hub.store.engine import make_engine, migrate
 from hub.store.leader import Leadership
-from hub.store.records import append_rows, record_row
+from hub.audit.records import append_rows, record_row
 from hub.store.tables import checkpoints
 from hub.pki.identity import Identity
 from tests.conftest import HUB
