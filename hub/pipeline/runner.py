@@ -105,6 +105,10 @@ def _check_chunk(items: list[tuple[bytes, str | Connection | None]], at: datetim
     return [_check_one(data, who, _CTX, at) for data, who in items]
 
 
+def _ready() -> None:
+    """A no-op task that makes the executor start a check process."""
+
+
 class CheckRunner:
     def __init__(self, processes: int = 1):
         self.processes = processes
@@ -122,6 +126,10 @@ class CheckRunner:
             old = self._pool
             self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker,
                                              initargs=(_portable(ctx), os.getpid()))
+            # the executor starts its processes on demand: start them now, so the first batch
+            # does not wait for a process to start and load the context
+            for _ in range(self.processes):
+                self._pool.submit(_ready)
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
 

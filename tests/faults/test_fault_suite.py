@@ -104,7 +104,7 @@ async def test_hub_killed_5_times(stream: Stream):
             await stream.until_delivered(progress, timeout=60)  # progress since the last start
             await asyncio.sleep(rng.uniform(0.0, 1.0))
             killed = stream.hub.proc.pid
-            kids = await asyncio.to_thread(stream.hub.wait_children, 1, 30)  # its check process
+            kids = await asyncio.to_thread(stream.hub.wait_children, 1, 90)  # its check process (started with the hub)
             stream.hub.kill9()
             kills += 1
             left = await asyncio.to_thread(stream.hub.orphans, 15.0)
