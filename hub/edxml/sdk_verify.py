@@ -25,35 +25,23 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
-from hub.edxml.dsig_fast import detach
+from hub.edxml import dsig_fast
+from hub.edxml.dsig_fast import _DS, _PARSER, ENVELOPED, detach
 from hub.edxml.sdk_signature import as_xmldsig
 from hub.errors import SignatureError
 from hub.pki.certs import load_der_cached
 from hub.pki.chain import TrustStore
 
 _E = "{" + EDXML_NS + "}"
-_DS = "{" + DSIG_NS + "}"
-ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 # The SDK names exclusive C14N with a URI that is not the W3C one; both mean the same thing.
-EXC_C14N = frozenset({"http://www.w3.org/2001/10/xml-exc-c14n#", "http://www.w3.org/TR/xml-exc-c14n#"})
-SIGNATURE_METHODS = {
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": ("rsa", hashes.SHA1),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": ("rsa", hashes.SHA256),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", hashes.SHA384),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": ("rsa", hashes.SHA512),
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": ("ec", hashes.SHA256),
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": ("ec", hashes.SHA384),
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": ("ec", hashes.SHA512),
-}
-DIGESTS = {
-    "http://www.w3.org/2000/09/xmldsig#sha1": hashlib.sha1,
-    "http://www.w3.org/2001/04/xmlenc#sha256": hashlib.sha256,
-    "http://www.w3.org/2001/04/xmldsig-more#sha384": hashlib.sha384,
-    "http://www.w3.org/2001/04/xmlenc#sha512": hashlib.sha512,
-}
-SHA1_URIS = frozenset({"http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"})
-_PARSER = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True, load_dtd=False)
+EXC_C14N = frozenset({dsig_fast.EXC_C14N, "http://www.w3.org/TR/xml-exc-c14n#"})
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+# The fast path's SHA-256-or-stronger algorithms, plus the SHA-1 the SDK's profile allows (flagged).
+SIGNATURE_METHODS = {RSA_SHA1: ("rsa", hashes.SHA1), **dsig_fast.SIGNATURE_METHODS}
+DIGESTS = {SHA1: hashlib.sha1, **dsig_fast.DIGESTS}
+SHA1_URIS = frozenset({RSA_SHA1, SHA1})
 
 
 def sdk_signature_element(root: etree._Element) -> etree._Element | None:
