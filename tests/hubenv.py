@@ -205,3 +205,15 @@ async def letter_with_statuses(env, *, refused: bool = True):
     await g.send_document(not_competent, [])
     await drain(g, 1)
     return doc, not_competent, adapters
+
+
+async def until(probe, timeout: float = 30.0, every: float = 0.1):
+    """Poll ``probe()`` until it returns something truthy, and return that (fails after ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = await probe()
+        if got:
+            return got
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(every)

@@ -3,7 +3,6 @@ agencies, trust, queues, dead letters, users, maintenance — each change record
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import datetime, timezone
 
@@ -18,7 +17,7 @@ from hub.settings import Settings
 from hub.store.tables import records
 from tests.apienv import api_for
 from tests.conftest import G22, H41, H44, HUB, make_edoc
-from tests.hubenv import drain
+from tests.hubenv import drain, until
 
 ACTOR = "admin:admin"
 H50, H51, H60, H61, H62 = "000.00.00.H50", "000.00.00.H51", "000.00.00.H60", "000.00.00.H61", "000.00.00.H62"
@@ -29,18 +28,6 @@ async def _events(env, prefix: str) -> list[tuple[str, str]]:
     rows = await env.scalar(sa.select(records.c.event, records.c.actor).where(
         records.c.event.like(prefix + "%"), records.c.actor == ACTOR).order_by(records.c.seq))
     return [(e, a) for e, a in rows]
-
-
-async def _until(probe, timeout: float = 15.0, every: float = 0.1):
-    """Poll ``probe()`` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(every)
 
 
 def _pem(cert) -> str:
@@ -228,7 +215,7 @@ async def test_queues_show_intake_dead_and_inboxes(env, pki):
             q = {x["name"]: x for x in body["queues"]}
             return body if q["inbox." + H41]["depth"] == 1 else None
 
-        body = await _until(inbox_has_one, timeout=20, every=0.5)  # the management API refreshes every 5 s
+        body = await until(inbox_has_one, timeout=20, every=0.5)  # the management API refreshes every 5 s
         q = {x["name"]: x for x in body["queues"]}
         names = {C.QUEUE_INTAKE, C.QUEUE_DEAD} | {f"inbox.{c}{u}" for c in (G22, H41, H44, H50)
                                                   for u in ("", ".urgent")}
@@ -279,7 +266,7 @@ async def test_dead_letters_inspect_replay_discard(env):
             assert status == 200, body
             return body if body["total"] == 2 else None
 
-        body = await _until(two_pending)
+        body = await until(two_pending, timeout=15)
         by_reason = {d["reason"]: d for d in body["dead_letters"]}
         good, bad = by_reason["transient.unavailable"], by_reason["parse.not_xml"]
         assert good["state"] == "pending" and good["original_user"] == env.user_of(G22) and good["size"] == len(data)
@@ -364,7 +351,7 @@ async def test_maintenance_stop_drain_resume(env):
 
         status, body = await api.call("POST", "/api/v1/admin/maintenance", "admin", json={"action": "stop"})
         assert status == 200 and body["state"] == "stopped"
-        await _until(lambda: _no_consumer(hub))  # the workers stop consuming hub.intake within ~2 s
+        await until(lambda: _no_consumer(hub), timeout=15)  # the workers stop consuming hub.intake within ~2 s
         doc = make_edoc(G22, (H41,))
         data = g.sign(build_edoc(doc, []))
         status, body = await api.call("POST", "/api/v1/documents", "g22", data=data)
@@ -375,7 +362,7 @@ async def test_maintenance_stop_drain_resume(env):
             body = (await api.call("GET", "/api/v1/admin/maintenance", "admin"))[1]
             return body if body["intake_depth"] == 1 else None
 
-        body = await _until(queued)
+        body = await until(queued, timeout=15)
         assert body["drained"] is False and body["state"] == "stopped"
 
         # drain: the gateway still refuses, the workers finish what is queued
@@ -389,7 +376,7 @@ async def test_maintenance_stop_drain_resume(env):
             body = (await api.call("GET", "/api/v1/admin/maintenance", "admin"))[1]
             return body if body["drained"] else None
 
-        body = await _until(drained)
+        body = await until(drained, timeout=15)
         assert body == {"state": "draining", "intake_depth": 0, "outbox_backlog": 0, "in_flight": 0, "drained": True}
 
         status, body = await api.call("POST", "/api/v1/admin/maintenance", "admin", json={"action": "resume"})

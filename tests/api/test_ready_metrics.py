@@ -14,19 +14,8 @@ from hub.edxml.builder import build_edoc
 from hub.store.engine import make_engine
 from tests.apienv import api_for, free_port
 from tests.conftest import G22, H41, make_edoc
-from tests.hubenv import drain
+from tests.hubenv import drain, until
 from tests.pipeline.test_deadletters import _allow_connections
-
-
-async def _until(probe, timeout: float = 30.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def _metric(text: str, name: str, **labels) -> float:
@@ -65,7 +54,7 @@ async def test_packages_are_counted_when_their_batch_commits(env):
         try:
             await g.send_document(make_edoc(G22, (H41,)), [])
             await g.publish(g.sign(build_edoc(make_edoc(G22, ("000.00.00.H99",)), [])))  # refused
-            await _until(lambda: asyncio.sleep(0, sum(w.stats.retries for w in hub.workers) >= 2))
+            await until(lambda: asyncio.sleep(0, sum(w.stats.retries for w in hub.workers) >= 2))
             _, text = await api.call("GET", "/metrics")
             assert _metric(text, "hub_packages_total", outcome="accepted") == 0, text
             assert _metric(text, "hub_packages_total", outcome="refused") == 0
@@ -102,15 +91,15 @@ async def test_http_requests_are_counted_by_method_route_and_status(env):
 
 async def test_readyz_means_consuming(env):
     async with env.running(), api_for(env) as api:
-        status, body = await _until(lambda: _ready(api, 200))
+        status, body = await until(lambda: _ready(api, 200))
         assert body["checks"]["consuming"]["ok"] is True and body["checks"]["consuming"]["intake_consumers"] >= 1
         status, _ = await api.call("POST", "/api/v1/admin/maintenance", "admin", json={"action": "stop"})
         assert status == 200
-        status, body = await _until(lambda: _ready(api, 503))  # the workers paused: not ready
+        status, body = await until(lambda: _ready(api, 503))  # the workers paused: not ready
         assert body["checks"]["consuming"]["ok"] is False and body["checks"]["database"]["ok"] is True
         assert "hub.intake" in body["checks"]["consuming"]["error"]
         await api.call("POST", "/api/v1/admin/maintenance", "admin", json={"action": "resume"})
-        await _until(lambda: _ready(api, 200))
+        await until(lambda: _ready(api, 200))
 
 
 async def _ready(api, want: int):
@@ -156,11 +145,11 @@ async def test_readyz_never_waits_on_a_dependency(env):
 async def test_readyz_follows_a_database_outage(real_env):
     env = real_env
     async with env.running(), api_for(env) as api:
-        await _until(lambda: _ready(api, 200))
+        await until(lambda: _ready(api, 200))
         await _allow_connections(env.settings.database_url, False)
         try:
-            status, body = await _until(lambda: _ready(api, 503))
+            status, body = await until(lambda: _ready(api, 503))
             assert body["checks"]["database"]["ok"] is False
         finally:
             await _allow_connections(env.settings.database_url, True)
-        await _until(lambda: _ready(api, 200))
+        await until(lambda: _ready(api, 200))

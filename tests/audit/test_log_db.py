@@ -14,24 +14,9 @@ from hub.audit import checkpoint as cp
 from hub.audit.sealer import seal
 from hub.audit.verify import verify_log
 from hub.pki import devpki
-from hub.pki.identity import Identity
-from hub.store.engine import make_engine, migrate
 from hub.audit.records import append_rows, record_row
 from hub.store.tables import checkpoints, records
 from tests.conftest import HUB
-
-
-@pytest.fixture
-async def engine(db_url):
-    e = make_engine(db_url)
-    await migrate(e)
-    yield e
-    await e.dispose()
-
-
-@pytest.fixture
-def hub_id(pki):
-    return Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert)
 
 
 async def fill(engine, n: int, start: int = 0) -> None:

@@ -15,7 +15,6 @@ from hub.audit import merkle, nodes, query
 from hub.audit.sealer import seal
 from hub.audit.verify import verify_log
 from hub.errors import UsageError
-from hub.pki.identity import Identity
 from hub.store.engine import make_engine, migrate
 from hub.store.tables import checkpoints, merkle_nodes, records
 from tests.audit.test_log_db import fill, tamper
@@ -104,19 +103,6 @@ def test_ranges_outside_an_rfc_tree_are_refused():
 
 
 # --- in the database --------------------------------------------------------------------------
-
-@pytest.fixture
-async def engine(db_url):
-    e = make_engine(db_url)
-    await migrate(e)
-    yield e
-    await e.dispose()
-
-
-@pytest.fixture
-def hub_id(pki):
-    return Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert)
-
 
 async def _stored_leaves(engine) -> list[bytes]:
     async with engine.connect() as conn:

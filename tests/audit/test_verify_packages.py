@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 import sqlalchemy as sa
 
 from hub.audit.sealer import seal
 from hub.audit.verify import verify_log
-from hub.pki.identity import Identity
-from hub.store.engine import make_engine, migrate
 from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import packages
-from tests.conftest import G22, HUB
+from tests.conftest import G22
 
 BODIES = [f"<edXML n='{i}'>gói tin {i}</edXML>".encode() for i in range(5)]
-
-
-@pytest.fixture
-async def engine(db_url):
-    e = make_engine(db_url)
-    await migrate(e)
-    yield e
-    await e.dispose()
-
-
-@pytest.fixture
-def hub_id(pki):
-    return Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert)
 
 
 async def _received(engine) -> list[str]:

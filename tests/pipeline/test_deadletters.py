@@ -18,7 +18,7 @@ from hub.pipeline.deadletters import backoff_delay, provenance
 from hub.store.tables import dead_letters, records
 from tests.apienv import api_for
 from tests.conftest import G22, H41, H44, PG_ADMIN_URL, make_edoc
-from tests.hubenv import drain
+from tests.hubenv import drain, until
 
 HUB_USER = "hub"
 
@@ -100,17 +100,6 @@ async def _dead_letter_before_the_hub_runs(env, data: bytes, headers: dict, *, r
         await hub_bb.close()
 
 
-async def _until(probe, timeout: float = 30.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
-
-
 async def test_forged_dead_letter_metadata_frames_nobody(env):
     """H44 sets the hub's dead-letter headers naming G22's adapter; RabbitMQ dead-letters the
     message. The keeper names H44 (its validated user_id), and an admin replay is attributed to
@@ -123,7 +112,7 @@ async def test_forged_dead_letter_metadata_frames_nobody(env):
               C.H_ORIGINAL_EXCHANGE: "framed", C.H_ORIGINAL_ROUTING_KEY: "framed", C.H_KIND: "dead"}
     h44_user = await _dead_letter_before_the_hub_runs(env, framed, forged, requeues=None)
     async with env.running(), api_for(env) as api:
-        [row] = await _until(lambda: env.scalar(sa.select(dead_letters)))
+        [row] = await until(lambda: env.scalar(sa.select(dead_letters)))
         assert row.reason == "broker.rejected", row
         assert row.original_user == h44_user and "G22" not in row.message and row.original_exchange != "framed"
         h41 = await env.adapter(H41)
@@ -143,9 +132,9 @@ async def test_what_rabbitmq_dead_letters_is_recorded_when_kept(env):
     data = h44_signer.sign(build_edoc(make_edoc(H44, (H41,)), []))
     h44_user = await _dead_letter_before_the_hub_runs(env, data, {C.H_REASON: "made.up"}, requeues=6)
     async with env.running():
-        [row] = await _until(lambda: env.scalar(sa.select(dead_letters.c.id, dead_letters.c.reason)))
+        [row] = await until(lambda: env.scalar(sa.select(dead_letters.c.id, dead_letters.c.reason)))
         assert row.reason == "broker.delivery_limit"
-        entries = await _until(lambda: env.scalar(sa.select(records).where(
+        entries = await until(lambda: env.scalar(sa.select(records).where(
             records.c.event == "package.dead_lettered")))
     [e] = entries
     assert e.actor == h44_user and e.reason == "broker.delivery_limit"
@@ -159,7 +148,7 @@ async def test_the_hubs_own_dead_letters_are_recorded_once(env):
         g = await env.adapter(G22)
         await g.publish(b"<not xml")
         await drain(g, 1)  # the refusal
-        [row] = await _until(lambda: env.scalar(sa.select(dead_letters)))
+        [row] = await until(lambda: env.scalar(sa.select(dead_letters)))
         assert row.reason == "parse.not_xml" and row.original_user == env.user_of(G22)
     events = [e for (e,) in await env.scalar(sa.select(records.c.event).where(records.c.event.like("package.dead%")))]
     assert events == ["package.dead"]
@@ -202,7 +191,7 @@ async def test_the_keeper_pauses_while_the_database_is_down(real_env, caplog):
             async def paused():  # no consumer on hub.dead; every letter waits there
                 return await bb.consumers(C.QUEUE_DEAD) == 0 and await bb.depth(C.QUEUE_DEAD) == n
 
-            await _until(paused)
+            await until(paused)
             await asyncio.sleep(2.0)  # the outage goes on: the keeper says nothing more and takes nothing
             assert await paused()
             during = keeper_lines()
@@ -214,9 +203,9 @@ async def test_the_keeper_pauses_while_the_database_is_down(real_env, caplog):
         async def all_kept():
             return len(await env.scalar(sa.select(dead_letters.c.id))) == n
 
-        await _until(all_kept, timeout=60)
+        await until(all_kept, timeout=60)
         assert await bb.depth(C.QUEUE_DEAD) == 0
-        await _until(lambda: bb.consumers(C.QUEUE_DEAD))
+        await until(lambda: bb.consumers(C.QUEUE_DEAD))
         after = [r.getMessage() for r in keeper_lines()]
         assert len(after) == 2 and "again" in after[1], after
-        await _until(lambda: asyncio.sleep(0, hub.keeper.kept == n))  # counted just after each commit
+        await until(lambda: asyncio.sleep(0, hub.keeper.kept == n))  # counted just after each commit
