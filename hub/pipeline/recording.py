@@ -1,9 +1,10 @@
 """One batch's transaction: read what the store holds, let :mod:`hub.pipeline.decide` decide,
-write the plan (documents, deliveries, statuses, outbox, audit entries).
+write the plan (documents, deliveries, statuses, outbox, idempotency rows, audit entries).
 
-An intake message that comes back (a redelivery, or a retry after a commit whose reply was
-lost) finds what it caused (its document, or its refusal in the audit log) and only
-finishes its outbox.
+Exactly-once recording rests on the idempotency table (``intake_seen``: intake digest and
+publisher), written in the same transaction as everything the message caused: an intake
+message that comes back (a redelivery, or a retry after a commit whose reply was lost) finds
+its row and only finishes its outbox, with or without the audit log.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hub.pipeline.statuses import document_keys, is_answer
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
 from hub.store.engine import dialect_insert
-from hub.store.tables import deliveries, documents, outbox, packages, records, status_history
+from hub.store.tables import deliveries, documents, intake_seen, outbox, packages, status_history
 
 
 class Recorder:
@@ -46,7 +47,7 @@ class Recorder:
         p = d.plan
         async with self.engine.begin() as conn:
             view = StoreView(existing=await _existing(conn, verdicts), known=await _known_refs(conn, verdicts),
-                             acts_on=await _acts_on(conn, verdicts), seen=await _seen(conn, items, verdicts, retry))
+                             acts_on=await _acts_on(conn, verdicts), seen=await _seen(conn, items, verdicts))
             statuses = []
             for item, v in zip(items, verdicts):
                 again = retry or item.message.redelivered
@@ -83,6 +84,10 @@ class Recorder:
                 out += [(next(oids) if o.row is not None else None, o.message) for o in p.outbox]
             else:
                 out += [(None, o.message) for o in p.outbox]
+            if p.seen:
+                # a plain INSERT: another worker recording the same message meanwhile makes this
+                # transaction fail with an IntegrityError, and the batch is decided again
+                await conn.execute(intake_seen.insert(), p.seen)
             if self.audit:
                 await append_rows(conn, p.records)
         return out, p
@@ -94,15 +99,14 @@ async def _flush_packages(conn: AsyncConnection, p: Plan) -> None:
         p.packages.clear()
 
 
-async def _seen(conn: AsyncConnection, items: Sequence[Intake], verdicts: Sequence[Verdict],
-                retry: bool) -> set[tuple[str, str]]:
-    """(intake sha256, publisher) of the batch's redelivered (or retried) messages refused before."""
-    keys = {(v.sha256, item.user) for item, v in zip(items, verdicts) if retry or item.message.redelivered}
+async def _seen(conn: AsyncConnection, items: Sequence[Intake], verdicts: Sequence[Verdict]) -> set[tuple[str, str]]:
+    """(intake sha256, publisher) of the batch's messages already recorded (the idempotency table)."""
+    keys = {(v.sha256, item.user) for item, v in zip(items, verdicts)}
     if not keys:
         return set()
-    rows = (await conn.execute(sa.select(records.c.sha256, records.c.actor).where(
-        records.c.sha256.in_([k[0] for k in keys]), records.c.event.in_(["package.refused", "package.dead"])))).all()
-    return {(r[0], r[1] or "") for r in rows} & keys
+    rows = (await conn.execute(sa.select(intake_seen.c.sha256, intake_seen.c.adapter_user).where(
+        sa.tuple_(intake_seen.c.sha256, intake_seen.c.adapter_user).in_(list(keys))))).all()
+    return {(r[0], r[1]) for r in rows}
 
 
 async def _existing(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> dict[tuple[str, str], dict]:
