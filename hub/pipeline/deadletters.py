@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import constants as C
 from hub.backbone.base import DEFAULT_USER, Backbone, Incoming, Message
 from hub.errors import TransientError, UsageError
+from hub.retry import backoff
 from hub.store.engine import dialect_insert
 from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import dead_letters, packages
@@ -112,8 +113,7 @@ def provenance(msg: Message, headers: dict, hub_user: str) -> Provenance:
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, rand=random.random) -> float:
     """Seconds before retry ``attempt`` (1, 2, ...): exponential from ``base``, at most ``cap``,
     with jitter (between half and all of it) so that many keepers do not retry in step."""
-    ceiling = min(cap, base * 2 ** min(max(attempt, 1) - 1, 32))
-    return ceiling / 2 + rand() * ceiling / 2
+    return backoff(attempt, base, cap, jitter=True, rand=rand)
 
 
 class DeadLetterKeeper:

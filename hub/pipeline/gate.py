@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from hub import constants as C
 from hub.backbone.base import Backbone, Consumer, Incoming, bounded
 from hub.pipeline.intake import IntakeMessage
-from hub.pipeline.outage import backoff
+from hub.retry import backoff
 
 log = logging.getLogger("hub.worker")
 

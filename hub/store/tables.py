@@ -138,6 +138,17 @@ outbox = sa.Table(
 )
 sa.Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.id)
 
+# Exactly-once recording: one row per intake message recorded (its digest and the broker user
+# that published it), written in the batch's transaction with everything the message caused.
+# A redelivery, or a retry after a commit whose reply was lost, finds it and only finishes the
+# outbox (hub.pipeline.decide), whether or not the audit log is kept.
+intake_seen = sa.Table(
+    "intake_seen", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),  # SHA-256 of the intake message's body
+    sa.Column("adapter_user", sa.String(128), primary_key=True),  # the publisher as the checks saw it ("" = none)
+    sa.Column("recorded_at", TS, nullable=False),
+)
+
 records = sa.Table(  # the audit log: every decision and change, append-only (hub.audit.log)
     "records", metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),

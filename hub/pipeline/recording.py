@@ -1,0 +1,173 @@
+"""One batch's transaction: read what the store holds, let :mod:`hub.pipeline.decide` decide,
+write the plan (documents, deliveries, statuses, outbox, idempotency rows, audit entries).
+
+Exactly-once recording rests on the idempotency table (``intake_seen``: intake digest and
+publisher), written in the same transaction as everything the message caused: an intake
+message that comes back (a redelivery, or a retry after a commit whose reply was lost) finds
+its row and only finishes its outbox, with or without the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.audit.records import append_rows, utcnow
+from hub.edxml.model import Edoc, StatusPackage
+from hub.pipeline.business import target_ids
+from hub.pipeline.checks import Verdict
+from hub.pipeline.decide import Copies, Decisions, Intake, Plan, StatusView, StoreView
+from hub.pipeline.lifecycle import REVOCATION, UPDATE
+from hub.pipeline.outbox import Relay, Sent
+from hub.pipeline.status_rows import copies
+from hub.pipeline.statuses import document_keys, is_answer
+from hub.pki.identity import Identity
+from hub.registry.model import Registry
+from hub.store.engine import dialect_insert
+from hub.store.tables import deliveries, documents, intake_seen, outbox, packages, status_history
+
+
+class Recorder:
+    """Records batches for one worker. ``audit``: append the audit entries (``HUB_AUDIT``)."""
+
+    def __init__(self, engine: AsyncEngine, relay: Relay, hub: Identity, *, audit: bool = True):
+        self.engine = engine
+        self.relay = relay
+        self.hub = hub
+        self.audit = audit
+
+    async def record(self, items: Sequence[Intake], verdicts: Sequence[Verdict], registry: Registry, *,
+                     retry: bool = False) -> tuple[Sent, Plan]:
+        """Decide and write one batch in one transaction; (what to publish, the plan written).
+        ``retry``: an earlier attempt may have committed; what it recorded is not recorded again."""
+        now = utcnow()
+        d = Decisions(registry, self.hub, self.relay.backbone.user, now)
+        p = d.plan
+        async with self.engine.begin() as conn:
+            view = StoreView(existing=await _existing(conn, verdicts), known=await _known_refs(conn, verdicts),
+                             acts_on=await _acts_on(conn, verdicts), seen=await _seen(conn, items, verdicts))
+            statuses = []
+            for item, v in zip(items, verdicts):
+                again = retry or item.message.redelivered
+                if d.decide(item, v, view, again=again) == "status":
+                    statuses.append((item, v))
+            await _flush_packages(conn, p)
+            if p.documents:
+                ids = (await conn.execute(
+                    documents.insert().returning(documents.c.id, sort_by_parameter_order=True),
+                    p.documents)).scalars().all()
+                d.documents_written(ids, view)
+                await conn.execute(deliveries.insert(), [{"document": ids[i], **row} for i, row in p.deliveries])
+                for o in p.outbox:
+                    if o.new_document is not None:
+                        o.row["document"] = ids[o.new_document]
+            for item, v in statuses:
+                write = d.status(item, v, view, await _status_view(conn, v.package))
+                if write is None:
+                    continue
+                await _flush_packages(conn, p)
+                doc_pk = (await conn.execute(documents.insert().returning(documents.c.id)
+                                             .values(**write.document))).scalar_one()
+                d.status_written(write, doc_pk, view)
+                for delivery, shown in write.shown.items():
+                    await conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(
+                        status=shown, updated_at=now))
+                await conn.execute(status_history.insert(), write.history)
+            await _flush_packages(conn, p)
+            out: Sent = await self.relay.pending(conn, p.pending_for)
+            rows = [o.row for o in p.outbox if o.row is not None]
+            if rows:
+                oids = iter((await conn.execute(outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+                                                rows)).scalars().all())
+                out += [(next(oids) if o.row is not None else None, o.message) for o in p.outbox]
+            else:
+                out += [(None, o.message) for o in p.outbox]
+            if p.seen:
+                # a plain INSERT: another worker recording the same message meanwhile makes this
+                # transaction fail with an IntegrityError, and the batch is decided again
+                await conn.execute(intake_seen.insert(), p.seen)
+            if self.audit:
+                await append_rows(conn, p.records)
+        return out, p
+
+
+async def _flush_packages(conn: AsyncConnection, p: Plan) -> None:
+    if p.packages:
+        await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), list(p.packages.values()))
+        p.packages.clear()
+
+
+async def _seen(conn: AsyncConnection, items: Sequence[Intake], verdicts: Sequence[Verdict]) -> set[tuple[str, str]]:
+    """(intake sha256, publisher) of the batch's messages already recorded (the idempotency table)."""
+    keys = {(v.sha256, item.user) for item, v in zip(items, verdicts)}
+    if not keys:
+        return set()
+    rows = (await conn.execute(sa.select(intake_seen.c.sha256, intake_seen.c.adapter_user).where(
+        sa.tuple_(intake_seen.c.sha256, intake_seen.c.adapter_user).in_(list(keys))))).all()
+    return {(r[0], r[1]) for r in rows}
+
+
+async def _existing(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> dict[tuple[str, str], dict]:
+    keys = {(v.package.sender.organ_id, v.package.document_id) for v in verdicts if v.accepted}
+    if not keys:
+        return {}
+    rows = (await conn.execute(
+        sa.select(documents.c.id, documents.c.sender, documents.c.document_id, documents.c.sha256)
+        .where(sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(keys)))
+    )).mappings().all()
+    return {(r["sender"], r["document_id"]): dict(r) for r in rows}
+
+
+async def _known_refs(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> set[tuple[str, str, str]]:
+    """(sender, DocumentId, who) for each ResponseFor that names a document ``who`` sent or received:
+    a document someone never saw is as unknown to them as one that does not exist."""
+    refs = {(rf.organ_id, rf.document_id, v.package.sender.organ_id) for v in verdicts
+            if v.accepted and isinstance(v.package, Edoc) for rf in v.package.response_for}
+    if not refs:
+        return set()
+    rows = (await conn.execute(sa.select(documents.c.id, documents.c.sender, documents.c.document_id).where(
+        sa.tuple_(documents.c.sender, documents.c.document_id).in_([(o, d) for o, d, _ in refs])))).all()
+    seen_by = {(r.sender, r.document_id): {r.sender} for r in rows}
+    ids = {r.id: (r.sender, r.document_id) for r in rows}
+    if ids:
+        for doc, recipient, system in (await conn.execute(sa.select(
+                deliveries.c.document, deliveries.c.recipient, deliveries.c.system).where(
+                deliveries.c.document.in_(list(ids))))).all():
+            seen_by[ids[doc]] |= {recipient, system}
+    return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
+
+
+async def _acts_on(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> dict[tuple[str, str], int]:
+    """(sender, DocumentId) -> documents.id of the earlier documents the batch's revocations,
+    updates and replacements act on (no query when there are none)."""
+    refs = {(v.package.sender.organ_id, t) for v in verdicts if v.accepted and isinstance(v.package, Edoc)
+            for t in target_ids(v.package)}
+    if not refs:
+        return {}
+    rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
+        sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs)),
+        documents.c.kind == "edoc"))).all()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+async def _status_view(conn: AsyncConnection, st: StatusPackage) -> StatusView:
+    """The document a status is about (read after the batch's earlier writes, so a status sees
+    the documents and statuses recorded before it in the same batch)."""
+    keys = document_keys(st)
+    found = {(r["sender"], r["document_id"]): r for r in (await conn.execute(sa.select(documents).where(
+        documents.c.sender.in_([k[0] for k in keys]), documents.c.document_id == st.response_for.document_id,
+        documents.c.kind == "edoc"))).mappings().all()}
+    orig = next((found[k] for k in keys if k in found), None)
+    if orig is None:
+        return StatusView(None)
+    original = Copies(orig, *await copies(conn, orig["id"]))
+    later: list[Copies] = []
+    if is_answer(st.status_code):
+        for doc in (await conn.execute(sa.select(documents).where(
+                documents.c.refers_to == orig["id"], documents.c.kind == "edoc",
+                documents.c.business_type.in_([REVOCATION, UPDATE])).order_by(documents.c.id.desc()))).mappings().all():
+            later.append(Copies(doc, *await copies(conn, doc["id"])))
+    return StatusView(original, tuple(later))
+
