@@ -37,6 +37,7 @@ from hub.pipeline.status_rows import answered_business, copies
 from hub.pipeline.statuses import decide_status, document_keys, saw_document
 from hub.pipeline.refusal import build_refusal, sha256_hex
 from hub.pipeline.runner import CheckRunner
+from hub.pipeline import submit
 from hub.pki.identity import Identity
 from hub.registry.store import load_registry, load_trust, registry_version
 from hub.settings import Settings
@@ -289,7 +290,9 @@ class Worker:
             await self._checked.put((batch, verdicts))
 
     async def _check(self, batch: list[Incoming]) -> list[Verdict]:
-        items = [(m.message.body, self.adapter_user(m.message)) for m in batch]
+        registry = self.runner.context.registry  # a package an HTTP entry point handed over: its connection
+        items = [(m.message.body, submit.connection_of(m.message, self.backbone.user, registry)
+                  or self.adapter_user(m.message)) for m in batch]
         for attempt in range(1, 4):
             try:
                 return await self.runner.check_many(items)
@@ -489,8 +492,11 @@ class Worker:
                 out += [(next(it) if r is not None else None, o) for r, o in w.outbox]
             else:
                 out += [(None, o) for _, o in w.outbox]
+            decided = submit.decisions(batch, verdicts, w.records, self.adapter_user)
+            await submit.record(conn, decided)  # what the waiting HTTP entry points answer
             if self.settings.audit:
                 await append_rows(conn, w.records)
+        submit.wake(decided)
         return out
 
     async def _flush_packages(self, conn: AsyncConnection, w: _Writes) -> None:
