@@ -91,29 +91,37 @@ def connection_of(msg, hub_user: str, registry: Registry) -> Connection | None:
 
 
 def decisions(batch: list, verdicts: list, records: list[dict], actor) -> dict[str, Decision]:
-    """Submit id -> decision for the handed-over packages of a batch, from the batch's records. Pure.
+    """Submit id -> decision for the handed-over packages of a batch, from the batch's records.
 
     Each package gets exactly one deciding record (accepted, status recorded, duplicate or refused),
     written with its SHA-256 and its publisher as actor; packages of the same bytes from the same
-    publisher are decided in batch order, so the k-th such record is the k-th such package's."""
-    wanted = [(m, v) for m, v in zip(batch, verdicts) if (m.message.headers or {}).get(H_SUBMIT_ID)]
-    if not wanted:
+    publisher are decided in batch order, so the k-th such record is the k-th such package's.
+    The deciding record of a handed-over package also names, in its details, the entry point and
+    the credential that handed it over (``via``, ``via_user``): the audit log keeps which token or
+    VDXP system it came through (the records are appended after this)."""
+    if not any((m.message.headers or {}).get(H_SUBMIT_ID) for m in batch):
         return {}
     found: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r["event"] in DECIDING:
             found[(r["sha256"], r["actor"])].append(r)
+    keys = [(v.sha256, actor(m.message)) for m, v in zip(batch, verdicts)]
+    short = {k for k in set(keys) if keys.count(k) > len(found.get(k, ()))}  # some were recorded before
     out = {}
-    for m, v in wanted:
-        queue = found.get((v.sha256, actor(m.message)))
-        if not queue:
+    for (m, v), key in zip(zip(batch, verdicts), keys):
+        queue = found.get(key)
+        if not queue or (key in short and m.message.redelivered):
             continue  # recorded by an earlier attempt (a redelivery): its decision is stored already
         r = queue.pop(0)
-        details = r.get("details") or {}
+        sid = (m.message.headers or {}).get(H_SUBMIT_ID)
+        if not sid:
+            continue  # an adapter's package: decided, nobody waits
+        h = m.message.headers
+        details = r["details"] = {**(r.get("details") or {}), "via": h.get(H_VIA), "via_user": h.get(H_VIA_USER)}
         pkg = v.package if v.accepted else None
-        out[str(m.message.headers[H_SUBMIT_ID])] = Decision(
-            outcome=DECIDING[r["event"]], sha256=v.sha256, document_id=r.get("document_id") or v.document_id,
-            sender=r.get("sender") or v.sender, kind=pkg.kind if pkg is not None else None,
+        out[str(sid)] = Decision(
+            outcome=DECIDING[r["event"]], sha256=v.sha256, document_id=v.document_id or r.get("document_id"),
+            sender=v.sender or r.get("sender"), kind=pkg.kind if pkg is not None else None,
             status_code=getattr(pkg, "status_code", None),
             recipients=tuple((x.recipient, x.system) for x in v.routes) if pkg is not None else (),
             reason=r.get("reason"), message=r.get("message"), element=details.get("element"),
@@ -177,7 +185,7 @@ async def hand_over(engine, backbone, h: Handover, *, wait: float = 10.0) -> Dec
     event = WAITERS.add(sid)
     try:
         await backbone.publish(C.EXCHANGE_SUBMIT, "", h.data, user_id=backbone.user, headers={
-            **h.headers, C.H_GATEWAY_AGENCY: h.agency, H_VIA: h.via, H_VIA_USER: h.user or "", H_SUBMIT_ID: sid,
+            **h.headers, C.H_GATEWAY_AGENCY: h.agency, H_VIA: h.via, H_VIA_USER: str(h.user or ""), H_SUBMIT_ID: sid,
             C.H_SUBMITTED_AT: time.time()})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
