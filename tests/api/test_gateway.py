@@ -148,3 +148,23 @@ async def test_gateway_refusal_is_recorded_once_and_answered_once(real_env):
         from hub.pipeline.refusal import sha256_hex
 
         assert {r.sha256 for r in rows} == {sha256_hex(d) for _, d in refused.values()}
+
+
+async def test_the_decision_reaches_a_gateway_whose_process_runs_no_worker(real_env, monkeypatch):
+    """Several hub instances share one intake: the worker that decides may run in another process.
+    With no in-process wake-up, the gateway learns the decision from the database alone."""
+    from hub.pipeline import submit
+
+    woken = []
+    monkeypatch.setattr(submit, "wake", woken.append)  # as if the deciding worker ran elsewhere
+    env = real_env
+    async with env.running(), api_for(env) as api:
+        g = await env.adapter(G22, start=False)
+        xml = {"Content-Type": "application/xml"}
+        status, body = await api.call("POST", "/api/v1/documents", "g22",
+                                      data=g.sign(build_edoc(make_edoc(G22, (H41,)), [])), headers=xml)
+        assert status == 202 and body["status"] == "recorded", body
+        status, body = await api.call("POST", "/api/v1/documents", "g22",
+                                      data=g.sign(build_edoc(make_edoc(G22, (H44,), doc_type="9"), [])), headers=xml)
+        assert status == 403 and body["reason"] == "authority.not_competent", body
+        assert sum(len(d) for d in woken) == 2  # the workers decided both (and would have woken a waiter here)
