@@ -27,7 +27,7 @@ SELECT format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', :'hub_role') 
 SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role')
   FROM unnest(ARRAY['agencies', 'agency_certs', 'trust_anchors', 'crls', 'hub_meta', 'documents',
                     'deliveries', 'status_history', 'outbox', 'api_users', 'dead_letters', 'gateway_seen',
-                    'intake_seen']) AS t \gexec
+                    'intake_seen', 'intake_decisions']) AS t \gexec
 
 -- the audit log, its checkpoints, its subtree hashes and the stored packages (the exact signed
 -- bytes the entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes

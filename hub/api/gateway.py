@@ -1,10 +1,14 @@
 """The ministry gateway: an adapter over the SDK for systems that cannot speak AMQP.
 
-POST /api/v1/documents            submit a signed package (202, or 4xx with the reason at once)
+POST /api/v1/documents            submit a signed package (202 once recorded, or 4xx with the reason)
 GET  /api/v1/inbox                pending packages, urgent first, leased until acknowledged
 POST /api/v1/inbox/ack            acknowledge leased packages (each is handed over once)
 GET  /api/v1/documents/{id}       the package and each recipient's status history
 POST /api/v1/documents/{id}/status  a status (01-06, 13, 15, 16), signed by the caller or by the gateway
+
+Submissions take the broker's path (:mod:`hub.pipeline.submit`): the gateway publishes the
+package to ``edxml.submit`` naming the caller's authenticated connection and waits for the
+worker's decision; it runs no check and records no refusal of its own.
 """
 
 from __future__ import annotations
@@ -30,12 +34,11 @@ from hub.backbone.base import Incoming, inbox_queue
 from hub.edxml.builder import build_status, now_local
 from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
-from hub.pipeline.checks import check_package
-from hub.pipeline.connection import Connection
+from hub.pipeline.submit import Decision, Handover, hand_over
 from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
-from hub.audit.records import append_rows, record_row, utcnow
+from hub.audit.records import utcnow
 from hub.store.tables import deliveries, documents, gateway_seen, packages, status_history
 
 api = Endpoints("gateway")
@@ -47,7 +50,8 @@ PACKAGE_BODY = {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 LEASE_SECONDS = 300
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
-_HTTP_FOR_STAGE = {"parse": 400, "schema": 422, "signature": 422, "trust": 422, "authority": 403}
+_HTTP_FOR_STAGE = {"parse": 400, "schema": 422, "signature": 422, "trust": 422, "authority": 403, "state": 409}
+DECISION_WAIT = 10.0  # seconds a submission waits for the worker's decision before it is answered "queued"
 # A package is XML, sent as signed: application/xml or text/xml, or application/octet-stream for
 # clients that upload raw bytes (and what HTTP libraries send for a bytes body without a type).
 # Anything else (form posts, JSON, text/plain...) is refused: such a body was not meant as a package.
@@ -67,36 +71,30 @@ async def _in_maintenance(request: web.Request) -> web.Response | None:
     return None
 
 
-async def _check_and_queue(request: web.Request, data: bytes):
-    """Run the stateless checks as the calling agency; refuse at once (recorded in the audit log)
-    or publish to edxml.submit for the workers. Returns the verdict or the refusal response."""
+async def _hand_over(request: web.Request, data: bytes) -> Decision | web.Response | None:
+    """Hand ``data`` to the intake as the calling agency and wait for the worker's decision: the
+    decision, the refusal as an error response, or None when it is queued undecided."""
     state = request.app[STATE]
     p = principal(request)
-    ctx = await state.check_context()
-    agency = ctx.registry.get(p.agency)
-    # The caller is authenticated (token or pinned TLS client certificate); it vouches for
-    # packages only if it is a connected system.
-    conn = Connection("tls" if p.user_id is None else "gateway",
-                      p.agency if agency is not None and agency.connected else None, p.user_id or p.name)
-    loop = asyncio.get_running_loop()
-    verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, connection=conn))
-    if not verdict.accepted:
-        async with state.engine.begin() as conn:
-            await append_rows(conn, [record_row(
-                "package.refused", actor=f"gateway:{p.agency}", document_id=verdict.document_id,
-                sender=verdict.sender, sha256=verdict.sha256, reason=verdict.reason, message=verdict.message,
-                details={"size": verdict.size, "stage": verdict.stage, "element": verdict.element, "via": "http"})])
-        status = 413 if verdict.reason == "parse.too_large" else _HTTP_FOR_STAGE.get(verdict.stage, 422)
-        return error(status, verdict.reason, verdict.message, element=verdict.element, sha256=verdict.sha256)
-    await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user,
-                                 headers={C.H_GATEWAY_AGENCY: p.agency, C.H_SUBMITTED_AT: time.time()})
-    return verdict
+    # The caller is authenticated (token or pinned TLS client certificate); the worker lets it
+    # vouch for packages only if it is a connected system.
+    decision = await hand_over(state.engine, state.backbone, Handover(
+        data, p.agency, "tls" if p.user_id is None else "gateway", p.user_id or p.name), wait=DECISION_WAIT)
+    if decision is None or decision.accepted:
+        return decision
+    status = 413 if decision.reason == "parse.too_large" else _HTTP_FOR_STAGE.get(decision.stage, 422)
+    return error(status, decision.reason, decision.message or "", element=decision.element, sha256=decision.sha256)
 
 
 @api.endpoint("POST", "/api/v1/documents", "Submit a signed package", roles=("agency",), body=PACKAGE_BODY,
-              response=Reply(SubmitAccepted, "Checked and queued"), status=202, errors=(400, 403, 415, 422, 503),
-              description="Runs every stateless check at once: 400 parse, 413 too large, 422 schema/signature/trust, "
-                          "403 authority; 503 in maintenance.")
+              response=Reply(SubmitAccepted, "Checked and recorded (or queued)"), status=202,
+              errors=(400, 403, 409, 413, 415, 422, 503),
+              description="Hands the package to the hub's workers and answers with their decision: 202 recorded "
+                          "(or duplicate: the same bytes were recorded before); 400 parse, 413 too large, 422 "
+                          "schema/signature/trust, 403 authority, 409 state (a used DocumentId, an unknown "
+                          "ResponseFor); the refusal is recorded once and also sent to the sender's inbox as a "
+                          "status 02. 202 queued when the workers did not decide within 10 s (their decision "
+                          "then reaches the inbox); 503 in maintenance.")
 async def submit(request: web.Request) -> web.Response:
     if request.content_type.lower() not in SUBMIT_MEDIA_TYPES:
         return error(415, "http.unsupported_media_type",
@@ -108,13 +106,19 @@ async def submit(request: web.Request) -> web.Response:
     data = await request.read()
     if not data:
         return error(400, "parse.not_xml", "the request body must be the signed edXML package")
-    verdict = await _check_and_queue(request, data)
-    if isinstance(verdict, web.Response):
-        return verdict
+    decision = await _hand_over(request, data)
+    if isinstance(decision, web.Response):
+        return decision
+    if decision is None:
+        return web.json_response({
+            "document_id": None, "sha256": sha256_hex(data), "kind": None, "recipients": [], "status": "queued",
+            "message": "queued; the hub is busy and has not decided yet: its decision reaches your inbox"},
+            status=202)
     return web.json_response({
-        "document_id": verdict.document_id, "sha256": verdict.sha256, "kind": verdict.package.kind,
-        "recipients": [{"code": r.recipient, "system": r.system} for r in verdict.routes],
-        "status": "queued", "message": "checked and queued; the hub records and delivers it",
+        "document_id": decision.document_id, "sha256": decision.sha256, "kind": decision.kind,
+        "recipients": [{"code": r, "system": s} for r, s in decision.recipients], "status": decision.outcome,
+        "message": "checked and recorded; the hub delivers it" if decision.outcome == "recorded" else
+                   "already recorded: the same package was received before and is not delivered again",
     }, status=202)
 
 
@@ -314,8 +318,8 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/documents/{id:.+}/status", "Send a status for a received document",
-              roles=("agency",), body=StatusRequest, response=Reply(StatusQueued, "Checked and queued"), status=202,
-              errors=(400, 404, 409, 422, 503), params=[DOC_ID, SENDER])
+              roles=("agency",), body=StatusRequest, response=Reply(StatusQueued, "Checked and recorded (or queued)"),
+              status=202, errors=(400, 403, 404, 409, 422, 503), params=[DOC_ID, SENDER])
 async def post_status(request: web.Request, body: StatusRequest) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
@@ -339,12 +343,15 @@ async def post_status(request: web.Request, body: StatusRequest) -> web.Response
         st = StatusPackage(sender=Organization(p.agency), response_for=ResponseFor(doc["sender"], doc["document_id"]),
                            status_code=code, description=reason, timestamp=now_local())
         data = ident.sign(build_status(st))
-    verdict = await _check_and_queue(request, data)
-    if isinstance(verdict, web.Response):
-        return verdict
-    return web.json_response({"document_id": doc["document_id"], "status": verdict.package.status_code,
-                              "queued": True, "message": "queued; the hub checks the transition and delivers it"},
-                             status=202)
+    decision = await _hand_over(request, data)
+    if isinstance(decision, web.Response):
+        return decision
+    if decision is None:
+        return web.json_response({"document_id": doc["document_id"], "status": body.code, "queued": True,
+                                  "message": "queued; the hub has not decided yet: its decision reaches your inbox"},
+                                 status=202)
+    return web.json_response({"document_id": doc["document_id"], "status": decision.status_code, "queued": True,
+                              "message": "checked and recorded; the hub delivers it"}, status=202)
 
 
 def _held_identity(state, code: str):

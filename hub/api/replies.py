@@ -63,11 +63,13 @@ class Recipient(Out):
 
 
 class SubmitAccepted(Out):
-    document_id: str
+    document_id: str | None = Field(description="null only when queued")
     sha256: Hex64
-    kind: Kind
+    kind: Kind | None = Field(description="null only when queued")
     recipients: list[Recipient]
-    status: Literal["queued"]
+    status: Literal["recorded", "duplicate", "queued"] = Field(
+        description="recorded by the hub; duplicate: the same bytes were recorded before (not delivered again); "
+                    "queued: not decided within the wait, the decision reaches the sender's inbox")
     message: str
 
 
@@ -145,7 +147,7 @@ class Document(Out):
 
 class StatusQueued(Out):
     document_id: str
-    status: str
+    status: str | None = Field(description="the status code (null: queued undecided, the package's own)")
     queued: Literal[True]
     message: str
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.audit.records import append_rows, utcnow
 from hub.edxml.model import Edoc, StatusPackage
 from hub.pipeline.business import target_ids
+from hub.pipeline import submit
 from hub.pipeline.checks import Verdict
 from hub.pipeline.decide import Copies, Decisions, Intake, Plan, StatusView, StoreView
 from hub.pipeline.lifecycle import REVOCATION, UPDATE
@@ -88,8 +89,13 @@ class Recorder:
                 # a plain INSERT: another worker recording the same message meanwhile makes this
                 # transaction fail with an IntegrityError, and the batch is decided again
                 await conn.execute(intake_seen.insert(), p.seen)
+            # what the HTTP entry points waiting for these packages answer (hub.pipeline.submit)
+            users = {id(i.message): i.user for i in items}
+            decided = submit.decisions(items, verdicts, p.records, lambda msg: users[id(msg)])
+            await submit.record(conn, decided)
             if self.audit:
                 await append_rows(conn, p.records)
+        submit.wake(decided)
         return out, p
 
 

@@ -1,8 +1,11 @@
 """Run the CPU-bound stateless checks off the event loop.
 
 ``processes=0`` checks inline (tests, tiny deployments); otherwise a process pool whose
-workers hold the current registry/trust snapshot. A new snapshot version restarts the pool
-(registry changes are rare; the snapshot of 100,000 agencies is shipped once per process).
+processes hold the registry/trust snapshot. The whole snapshot (100,000 agencies) is shipped
+once, when the pool starts; a new version then travels as a delta (:mod:`hub.pipeline.snapshot`)
+with the next chunks of work, and each process applies the deltas it has not seen, in order.
+The pool is started again (full snapshot) only when a process died, or when the deltas not yet
+applied by every process carry more agencies than a full snapshot would be worth.
 """
 
 from __future__ import annotations
@@ -18,23 +21,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from concurrent.futures.process import BrokenProcessPool
 
+from hub.pipeline import snapshot
 from hub.pipeline.checks import CheckContext, Verdict, check_package
 from hub.pipeline.connection import Connection
-from hub.pki.chain import TrustStore
 
+# In a check process: its context and the number of the last delta it applied.
 _CTX: CheckContext | None = None
-
-
-def _portable(ctx: CheckContext) -> bytes:
-    trust = (
-        [c.public_bytes(serialization.Encoding.DER) for c in ctx.trust.anchors],
-        [c.public_bytes(serialization.Encoding.DER) for c in ctx.trust.crls],
-    )
-    return pickle.dumps((ctx.registry.agencies, ctx.registry.version, trust, ctx.max_bytes, ctx.allow_sha1,
-                         ctx.relay_id))
+_SEQ = 0
+MAX_PENDING = 64  # deltas not yet applied by every process beyond which the pool starts again
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -78,19 +74,24 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(blob: bytes, parent: int | None = None) -> None:
-    global _CTX
+    global _CTX, _SEQ
     if parent is not None:
         _die_with_parent(parent)
     from hub.context import schema_validator
-    from hub.registry.model import Registry
 
-    agencies, version, (anchors, crls), max_bytes, allow_sha1, relay_id = pickle.loads(blob)
-    trust = TrustStore(
-        anchors=tuple(x509.load_der_x509_certificate(d) for d in anchors),
-        crls=tuple(x509.load_der_x509_crl(d) for d in crls),
-    )
-    _CTX = CheckContext(Registry(agencies, version=version), trust, schema_validator(), max_bytes, allow_sha1,
-                        relay_id)
+    _CTX, _SEQ = snapshot.load_full(blob, schema_validator()), 0
+
+
+def _catch_up(deltas: list[tuple[int, bytes]]) -> None:
+    """Apply, in order, the deltas this process has not applied yet."""
+    global _CTX, _SEQ
+    assert _CTX is not None
+    for seq, blob in deltas:
+        if seq <= _SEQ:
+            continue
+        if seq != _SEQ + 1:  # the parent keeps every delta some process lacks: a gap is a bug
+            raise RuntimeError(f"check process {os.getpid()} at delta {_SEQ} was sent delta {seq}")
+        _CTX, _SEQ = snapshot.apply_delta(_CTX, pickle.loads(blob)), seq
 
 
 def _check_one(data: bytes, who: str | Connection | None, ctx: CheckContext, at: datetime | None) -> Verdict:
@@ -100,9 +101,11 @@ def _check_one(data: bytes, who: str | Connection | None, ctx: CheckContext, at:
     return check_package(data, ctx, adapter_user=who, at=at)
 
 
-def _check_chunk(items: list[tuple[bytes, str | Connection | None]], at: datetime | None) -> list[Verdict]:
-    assert _CTX is not None
-    return [_check_one(data, who, _CTX, at) for data, who in items]
+def _check_chunk(items: list[tuple[bytes, str | Connection | None]], at: datetime | None,
+                 deltas: list[tuple[int, bytes]] = ()) -> tuple[int, int, list[Verdict]]:
+    """Catch up with ``deltas``, then check: (this process's pid, the delta it is at, verdicts)."""
+    _catch_up(deltas)
+    return os.getpid(), _SEQ, [_check_one(data, who, _CTX, at) for data, who in items]
 
 
 def _ready() -> None:
@@ -110,28 +113,61 @@ def _ready() -> None:
 
 
 class CheckRunner:
-    def __init__(self, processes: int = 1):
+    def __init__(self, processes: int = 1, *, max_pending: int = MAX_PENDING):
         self.processes = processes
+        self.max_pending = max_pending
         self._pool: ProcessPoolExecutor | None = None
         self._ctx: CheckContext | None = None
+        self._broken = False
+        self._seq = 0  # deltas sent since the pool started
+        self._deltas: list[tuple[int, bytes, int]] = []  # (seq, pickled delta, agencies it carries)
+        self._applied: dict[int, int] = {}  # pid -> the last delta that process applied
+        self.starts = 0  # pools started (full snapshots shipped)
 
     @property
     def context(self) -> CheckContext:
         assert self._ctx is not None, "set_context() first"
         return self._ctx
 
+    def pids(self) -> set[int]:
+        """The check processes running now."""
+        return set(getattr(self._pool, "_processes", None) or ())
+
     def set_context(self, ctx: CheckContext) -> None:
-        self._ctx = ctx
-        if self.processes > 0:
-            old = self._pool
-            self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker,
-                                             initargs=(_portable(ctx), os.getpid()))
-            # the executor starts its processes on demand: start them now, so the first batch
-            # does not wait for a process to start and load the context
-            for _ in range(self.processes):
-                self._pool.submit(_ready)
-            if old is not None:
-                old.shutdown(wait=False, cancel_futures=False)
+        """Check with ``ctx`` from now on: a delta to the running processes, or a new pool."""
+        old, self._ctx = self._ctx, ctx
+        if self.processes <= 0:
+            return
+        if self._pool is not None and old is not None and not self._broken:
+            delta = snapshot.delta_between(old, ctx)
+            self._seq += 1
+            self._deltas.append((self._seq, pickle.dumps(delta), delta.size))
+            self._prune()
+            if (len(self._deltas) <= self.max_pending
+                    and sum(n for _, _, n in self._deltas) * 2 <= len(ctx.registry.agencies) + 64):
+                return
+        self._start(ctx)
+
+    def _prune(self) -> None:
+        """Forget the deltas every running process has applied."""
+        pids = self.pids()
+        done = min((self._applied.get(pid, 0) for pid in pids), default=0)
+        self._deltas = [d for d in self._deltas if d[0] > done]
+
+    def _start(self, ctx: CheckContext) -> None:
+        """A new pool, loaded with the full snapshot."""
+        self.starts += 1
+        self._broken = False
+        self._seq, self._deltas, self._applied = 0, [], {}
+        old = self._pool
+        self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker,
+                                         initargs=(snapshot.full(ctx), os.getpid()))
+        # the executor starts its processes on demand: start them now, so the first batch
+        # does not wait for a process to start and load the context
+        for _ in range(self.processes):
+            self._pool.submit(_ready)
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=False)
 
     async def check_many(self, items: list[tuple[bytes, str | Connection | None]], at: datetime | None = None) -> list[Verdict]:
         if not items:
@@ -142,8 +178,18 @@ class CheckRunner:
         n = self.processes
         size = max(1, -(-len(items) // n))
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        results = await asyncio.gather(*(loop.run_in_executor(self._pool, _check_chunk, c, at) for c in chunks))
-        return [v for chunk in results for v in chunk]
+        deltas = [(seq, blob) for seq, blob, _ in self._deltas]
+        try:
+            results = await asyncio.gather(*(loop.run_in_executor(self._pool, _check_chunk, c, at, deltas)
+                                             for c in chunks))
+        except BrokenProcessPool:
+            self._broken = True  # the next set_context starts a new pool with the full snapshot
+            raise
+        for pid, seq, _ in results:
+            self._applied[pid] = max(seq, self._applied.get(pid, 0))
+        if self._deltas:
+            self._prune()
+        return [v for _, _, chunk in results for v in chunk]
 
     def close(self) -> None:
         if self._pool is not None:

@@ -34,6 +34,7 @@ from hub.pipeline.intake import IntakeMessage
 from hub.pipeline.outbox import Relay, Sent
 from hub.pipeline.recording import Recorder
 from hub.pipeline.runner import CheckRunner
+from hub.pipeline import submit
 from hub.pipeline.stats import Stats
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
@@ -253,7 +254,9 @@ class Worker:
             await self._checked.put((batch, verdicts))
 
     async def _check(self, batch: list[Incoming]) -> list[Verdict]:
-        items = [(m.message.body, self.adapter_user(m.message)) for m in batch]
+        registry = self.snapshot.checks.registry  # a package an HTTP entry point handed over: its connection
+        items = [(m.message.body, submit.connection_of(m.message, self.backbone.user, registry)
+                  or self.adapter_user(m.message)) for m in batch]
 
         def new_pool(attempt: int, _e: BaseException) -> None:
             # a check process died (OOM killer...): a new pool, same batch

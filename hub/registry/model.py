@@ -53,6 +53,34 @@ class Registry:
         self._by_user = {a.amqp_user or a.code: a.code for a in self.agencies.values() if a.connected}
         self._system_cache: dict[str, str | None] = {}
 
+    def changed(self, upserts, removed, version: int) -> Registry:
+        """A new snapshot with ``upserts`` (added or changed agencies) and without ``removed`` codes.
+
+        The lookup indexes are updated for the agencies that changed, not rebuilt from all of them
+        (a check process applies registry deltas this way, hub.pipeline.snapshot)."""
+        agencies = dict(self.agencies)
+        by_fp, by_user = dict(self._by_fp), dict(self._by_user)
+        for code in [*removed, *(a.code for a in upserts)]:
+            old = agencies.pop(code, None)
+            if old is None:
+                continue
+            for fp in old.fingerprints:
+                if by_fp.get(fp) == code:
+                    del by_fp[fp]
+            user = old.amqp_user or old.code
+            if old.connected and by_user.get(user) == code:
+                del by_user[user]
+        for a in upserts:
+            agencies[a.code] = a
+        for a in upserts:
+            by_fp.update(dict.fromkeys(a.fingerprints, a.code))
+            if a.connected:
+                by_user[a.amqp_user or a.code] = a.code
+        new = Registry.__new__(Registry)
+        new.agencies, new.version = agencies, version
+        new._by_fp, new._by_user, new._system_cache = by_fp, by_user, {}
+        return new
+
     def get(self, code: str) -> Agency | None:
         return self.agencies.get(code)
 

@@ -234,6 +234,13 @@ gateway_seen = sa.Table(  # packages the HTTP gateway handed over (each once per
     sa.Column("at", TS, nullable=False),
 )
 
+intake_decisions = sa.Table(  # the worker's decision on a package an HTTP entry point handed over (hub.pipeline.submit)
+    "intake_decisions", metadata,
+    sa.Column("submit_id", sa.String(64), primary_key=True),  # x-hub-submit-id of the intake message
+    sa.Column("decided_at", TS, nullable=False, index=True),
+    sa.Column("decision", sa.JSON, nullable=False),  # hub.pipeline.submit.Decision.as_json()
+)
+
 # --- VDXP: the national axis's own HTTP protocol (hub/vdxp) ---------------------------------
 vdxp_systems = sa.Table(  # systems that speak VDXP; the HMAC secret is kept encrypted (hub.vdxp.keys)
     "vdxp_systems", metadata,

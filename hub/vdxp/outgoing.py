@@ -1,29 +1,28 @@
 """What a VDXP system sends: ``sendEdoc`` into the hub's intake, ``getSentEdocList`` back out.
 
-``sendEdoc`` goes through the same path as the HTTP gateway: the stateless checks run at
-once with the VDXP system as the connection (``Connection("vdxp", agency, system id)``: under
-the ``sdk`` profile it is what authenticates an unsigned package; a refusal is answered at once
-and recorded in the audit log), then the package is published to ``edxml.submit`` as the hub's
-own broker user naming that agency (``x-hub-gateway-agency``): the workers check it again,
-record it, route it and answer later refusals with a status 02 in the system's status list.
+``sendEdoc`` takes the one path every package takes (:mod:`hub.pipeline.submit`): the package
+is published to ``edxml.submit`` as the hub's own broker user naming the VDXP system's agency
+and connection (``Connection("vdxp", agency, system id)``: under the ``sdk`` profile it is what
+authenticates an unsigned package), and the answer waits for the workers' decision. A refusal
+(by the checks, or by the state: a used DocumentId, a backward status) is recorded once, by the
+worker, answered at once in the envelope and, like any refusal, sent to the system's status list
+as a status 02. An accepted package gets its DocId.
 
-De-duplication: (system, SHA-256 of the file, DocumentId) has one DocId. The SDK retries
-POSTs after I/O errors and the protocol has no nonce, so a repeated ``sendEdoc`` (a retry or
-a replay) is answered with the DocId it already got and is not published again.
+De-duplication: (system, SHA-256 of the file) has one DocId. The SDK retries POSTs after I/O
+errors and the protocol has no nonce, so a repeated ``sendEdoc`` (a retry or a replay) is
+answered with the DocId it already got and is not published again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+import hashlib
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from hub import constants as C
-from hub.pipeline.checks import Verdict, check_package
-from hub.pipeline.connection import Connection
+from hub.pipeline.submit import Handover, hand_over
 from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import deliveries, documents, records, vdxp_inbox, vdxp_sent
 from hub.vdxp.mailbox import iso
@@ -31,6 +30,7 @@ from hub.vdxp.systems import System
 from hub.vdxp.wire import VdxpError
 
 H_VDXP_SYSTEM = "x-hub-vdxp-system"  # the VDXP system that handed the package over (for the records)
+DECISION_WAIT = 10.0  # seconds sendEdoc waits for the workers' decision (the protocol's limit is 50)
 
 
 def claimed_from(registry, system: System, value: str | None) -> None:
@@ -42,86 +42,50 @@ def claimed_from(registry, system: System, value: str | None) -> None:
                         "(signed XroadVnpt-from)", code="authority.impersonation", element="XroadVnpt-from")
 
 
-async def _known(engine, system: System, sha: str) -> str | None:
+async def _known(engine, system: System, sha: str):
     async with engine.connect() as conn:
-        return (await conn.execute(sa.select(vdxp_sent.c.doc_id).where(
-            vdxp_sent.c.system == system.id, vdxp_sent.c.sha256 == sha))).scalar()
+        return (await conn.execute(sa.select(vdxp_sent).where(
+            vdxp_sent.c.system == system.id, vdxp_sent.c.sha256 == sha))).mappings().first()
 
 
 async def send(state, system: System, data: bytes) -> tuple[str, bool]:
-    """Check and queue ``data`` as ``system``. Returns (DocId, whether it was a repeat)."""
+    """Hand ``data`` over as ``system`` and wait for the decision. Returns (DocId, whether it was a repeat)."""
     engine = state.engine
-    ctx = await state.check_context()
-    agency = ctx.registry.get(system.agency)
-    # The system is authenticated (its HMAC); it vouches for packages as its agency's connected system.
-    conn = Connection("vdxp", system.agency if agency is not None and agency.connected and agency.active else None,
-                      system.id)
-    loop = asyncio.get_running_loop()
-    verdict: Verdict = await loop.run_in_executor(None, lambda: check_package(data, ctx, connection=conn))
-    if not verdict.accepted:
-        await _refused(engine, system, verdict)
-        raise VdxpError(verdict.message or verdict.reason, code=verdict.reason, element=verdict.element)
-    sha, package = verdict.sha256, verdict.package
+    sha = hashlib.sha256(data).hexdigest()
+    known = await _known(engine, system, sha)
+    if known is not None:  # the same request again (a retry, or a replay): its DocId, not sent twice
+        await _repeated(engine, system, known)
+        return known["doc_id"], True
+    decision = await hand_over(engine, state.backbone, Handover(
+        data, system.agency, "vdxp", system.id, headers={H_VDXP_SYSTEM: system.id}), wait=DECISION_WAIT)
+    if decision is None:
+        raise VdxpError("the hub has not decided on the package yet (it is busy); send the same request again "
+                        "later: it is not recorded twice", code="vdxp.unavailable")
+    if not decision.accepted:
+        raise VdxpError(decision.message or decision.reason or "refused", code=decision.reason or "hub.error",
+                        element=decision.element)
     doc_id = str(uuid.uuid4())
+    # No audit entry here: the worker recorded the package (package.received, same SHA-256) and
+    # vdxp_sent maps the DocId to it.
     try:
-        # One transaction: look up, remember, publish, commit. If publishing fails nothing is
-        # remembered (the client's retry sends it again); if the commit fails after publishing,
-        # the retry publishes again and the workers take the same bytes as a duplicate. Like the
-        # gateway, no audit entry here on success: the workers record the package
-        # (package.received, same SHA-256) and vdxp_sent maps the DocId to it (an entry here,
-        # under the audit log's lock, cost a third of the sendEdoc rate).
         async with engine.begin() as conn:
-            known = (await conn.execute(sa.select(vdxp_sent.c.doc_id).where(
-                vdxp_sent.c.system == system.id, vdxp_sent.c.sha256 == sha))).scalar()
-            if known is not None:
-                raise _Repeated(known)
-            other = (await conn.execute(sa.select(documents.c.sha256).where(
-                documents.c.sender == package.sender.organ_id,
-                documents.c.document_id == package.document_id))).scalar()
-            if other is not None and other != sha:
-                raise _Conflict()
             await conn.execute(vdxp_sent.insert().values(
-                doc_id=doc_id, system=system.id, agency=system.agency, sha256=sha, document_id=package.document_id,
-                sender=package.sender.organ_id, kind=package.kind,
-                recipients=",".join(r.recipient for r in verdict.routes), sent_at=utcnow()))
-            await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user, headers={
-                C.H_GATEWAY_AGENCY: system.agency, H_VDXP_SYSTEM: system.id, C.H_SUBMITTED_AT: time.time()})
-    except _Repeated as r:  # the same request again (a retry, or a replay): its DocId, not sent twice
-        async with engine.begin() as conn:
-            await append_rows(conn, [record_row("vdxp.repeated", actor=f"vdxp:{system.id}", sha256=sha,
-                                                document_id=package.document_id, sender=package.sender.organ_id,
-                                                details={"docId": r.doc_id, "via": "vdxp"})])
-        return r.doc_id, True
-    except _Conflict:
-        message = (f"DocumentId {package.document_id} of {package.sender.organ_id} was already used for a different "
-                   "package; give a new document a new DocumentId")
-        await _refused(engine, system, verdict, reason="state.duplicate_conflict", message=message)
-        raise VdxpError(message, code="state.duplicate_conflict", element="MessageHeader/DocumentId") from None
+                doc_id=doc_id, system=system.id, agency=system.agency, sha256=sha, document_id=decision.document_id,
+                sender=decision.sender, kind=decision.kind,
+                recipients=",".join(r for r, _ in decision.recipients), sent_at=utcnow()))
     except IntegrityError:  # the same request raced itself: one DocId
-        doc_id = await _known(engine, system, sha)
-        if doc_id is None:
+        known = await _known(engine, system, sha)
+        if known is None:
             raise
-        return doc_id, True
+        return known["doc_id"], True
     return doc_id, False
 
 
-class _Repeated(Exception):
-    def __init__(self, doc_id: str):
-        super().__init__(doc_id)
-        self.doc_id = doc_id
-
-
-class _Conflict(Exception):
-    pass
-
-
-async def _refused(engine, system: System, v: Verdict, *, reason: str | None = None, message: str | None = None):
+async def _repeated(engine, system: System, known) -> None:
     async with engine.begin() as conn:
-        await append_rows(conn, [record_row(
-            "package.refused", actor=f"vdxp:{system.id}", document_id=v.document_id, sender=v.sender,
-            sha256=v.sha256, reason=reason or v.reason, message=message or v.message,
-            details={"size": v.size, "stage": v.stage if reason is None else "state", "element": v.element,
-                     "via": "vdxp"})])
+        await append_rows(conn, [record_row("vdxp.repeated", actor=f"vdxp:{system.id}", sha256=known["sha256"],
+                                            document_id=known["document_id"], sender=known["sender"],
+                                            details={"docId": known["doc_id"], "via": "vdxp"})])
 
 
 async def sent_list(engine, agency: str, kind: str) -> list[dict]:

@@ -106,3 +106,65 @@ async def test_maintenance_refuses_with_503_and_resumes(env):
         assert status == 202, body
         [pkg] = await _inbox(api, "h41", 1)
         assert pkg["sender"] == G22
+
+
+async def test_gateway_refusal_is_recorded_once_and_answered_once(real_env):
+    """On RabbitMQ + PostgreSQL: the gateway takes the broker's path, so each refusal is one
+    ``package.refused`` entry (the worker's) and one status 02 in the sender's inbox, and the HTTP
+    caller gets the worker's reason at once; an accepted package is recorded when 202 comes back."""
+    import sqlalchemy as sa
+
+    from hub.store.tables import documents, records
+    from tests.hubenv import quiet
+
+    env = real_env
+    async with env.running(), api_for(env) as api:
+        g = await env.adapter(G22)  # G22's system: where the hub answers its refusals
+        xml = {"Content-Type": "application/xml"}
+        good = make_edoc(G22, (H41,))
+        good_data = g.sign(build_edoc(good, []))
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=good_data, headers=xml)
+        assert status == 202 and body["status"] == "recorded" and body["recipients"] == [{"code": H41, "system": H41}]
+        assert await env.scalar(sa.select(documents.c.id).where(documents.c.document_id == good.document_id))
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=good_data, headers=xml)
+        assert status == 202 and body["status"] == "duplicate", body
+        refused = {
+            "authority.not_competent": (403, g.sign(build_edoc(make_edoc(G22, (H44,), doc_type="9"), []))),
+            "signature.digest_mismatch": (422, g.sign(build_edoc(make_edoc(G22, (H41,)), [])).replace(
+                b"VPCP", b"VPCX", 1)),
+            "state.duplicate_conflict": (409, g.sign(build_edoc(make_edoc(
+                G22, (H41,), number=int(good.code.number), subject="khác"), []))),
+        }
+        for reason, (code, data) in refused.items():
+            status, body = await api.call("POST", "/api/v1/documents", "g22", data=data, headers=xml)
+            assert status == code and body["reason"] == reason and body["message"], (reason, status, body)
+        answers = await drain(g, len(refused))
+        assert await quiet(g) == []  # one refusal package each, no more
+        assert sorted(a.package().status_code for a in answers) == ["02"] * len(refused)
+        for reason in refused:
+            assert sum(reason in a.package().description for a in answers) == 1, reason
+        rows = await env.scalar(sa.select(records.c.reason, records.c.sha256).where(records.c.event == "package.refused"))
+        assert sorted(r.reason for r in rows) == sorted(refused)  # once each
+        from hub.pipeline.refusal import sha256_hex
+
+        assert {r.sha256 for r in rows} == {sha256_hex(d) for _, d in refused.values()}
+
+
+async def test_the_decision_reaches_a_gateway_whose_process_runs_no_worker(real_env, monkeypatch):
+    """Several hub instances share one intake: the worker that decides may run in another process.
+    With no in-process wake-up, the gateway learns the decision from the database alone."""
+    from hub.pipeline import submit
+
+    woken = []
+    monkeypatch.setattr(submit, "wake", woken.append)  # as if the deciding worker ran elsewhere
+    env = real_env
+    async with env.running(), api_for(env) as api:
+        g = await env.adapter(G22, start=False)
+        xml = {"Content-Type": "application/xml"}
+        status, body = await api.call("POST", "/api/v1/documents", "g22",
+                                      data=g.sign(build_edoc(make_edoc(G22, (H41,)), [])), headers=xml)
+        assert status == 202 and body["status"] == "recorded", body
+        status, body = await api.call("POST", "/api/v1/documents", "g22",
+                                      data=g.sign(build_edoc(make_edoc(G22, (H44,), doc_type="9"), [])), headers=xml)
+        assert status == 403 and body["reason"] == "authority.not_competent", body
+        assert sum(len(d) for d in woken) == 2  # the workers decided both (and would have woken a waiter here)
