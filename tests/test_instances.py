@@ -6,8 +6,9 @@ instance. Nothing a request needs lives in one process:
   (CSRF) to B, signing out on B ends the session on A;
 - HTTP gateway: a package fetched (leased) on A is acknowledged on B, and is gone on both;
 - VDXP: the list read on A, the document fetched and `updateStatus done` on B, gone on both;
-- registry: an agency added through A's admin API; B accepts a package to it within
-  HUB_REGISTRY_POLL_SECONDS (polled with a timeout, no wall-clock assert) and it is delivered.
+- registry and trust: an agency added through A's admin API; B accepts a package to it within
+  HUB_REGISTRY_POLL_SECONDS (polled with a timeout, no wall-clock assert) and it is delivered;
+  a pinned certificate retired through A is refused by B within the poll too.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from hub.pki import devpki
 from hub.store.engine import make_engine
 from hub.vdxp.keys import SecretBox
 from hub.vdxp.systems import add_system
-from tests.conftest import G22, H41, HUB, _pg_create, _pg_drop, _run_in_thread, attachment, make_edoc
+from tests.conftest import G22, H41, H44, HUB, _pg_create, _pg_drop, _run_in_thread, attachment, make_edoc
 from tests.faults.hubproc import HubProcess, free_port
 from tests.hubenv import _make_env, _teardown
 from tests.vdxp.client import VdxpClient
@@ -280,3 +281,27 @@ async def test_agency_added_on_a_is_accepted_by_b_within_the_poll(pair):
 
         [pkg] = await _until(delivered)
         assert pkg["sender"] == G22 and pkg["kind"] == "edoc"
+
+
+async def test_certificate_retired_on_a_is_refused_by_b_within_the_poll(pair):
+    """The other direction: a trust change that narrows what is accepted (a pinned certificate
+    retired through A) is applied by B's immediate checks within the poll as well."""
+    engine = make_engine(pair.env.settings.database_url)
+    try:
+        token = await add_user(engine, "h44", "agency", H44, actor="test")
+    finally:
+        await engine.dispose()
+    async with aiohttp.ClientSession() as http:
+        status, body = await _submit(http, pair.b.base, token, pair.sign(make_edoc(H44, (H41,))))
+        assert status == 202, body
+        status, body = await _call(http, pair.a.base, "PATCH", f"/api/v1/admin/agencies/{H44}", pair.tokens["admin"],
+                                   json={"retire_certificates": [pair.env.pki.ids[H44].fp]})
+        assert status == 200, body
+
+        async def refused():
+            status, body = await _submit(http, pair.b.base, token, pair.sign(make_edoc(H44, (H41,))))
+            assert status in (202, 422), body
+            return status == 422 and body["reason"]
+
+        reason = await _until(refused, timeout=POLL_SECONDS + 30)
+        assert reason.startswith(("signature.", "trust.")), reason
