@@ -57,7 +57,8 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
     try:
         for _ in range(workers):
             bb = await connect(settings.amqp_url, broker=hub.broker) if hub.workers else hub_bb
-            w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size)
+            w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size,
+                       reload_interval=settings.registry_poll_seconds)
             await w.start()
             hub.workers.append(w)
         from hub.pipeline.deadletters import DeadLetterKeeper

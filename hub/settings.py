@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     vdxp_max_failures: int = Field(5, validation_alias="HUB_VDXP_MAX_FAILURES")
     """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
 
+    registry_poll_seconds: float = Field(2.0, gt=0, le=3600, validation_alias="HUB_REGISTRY_POLL_SECONDS")
+    """``HUB_REGISTRY_POLL_SECONDS``: how often an instance reads the registry version (a change made
+    through any instance is used by every other's checks at most this long after it commits)."""
+
     @model_validator(mode="before")
     @classmethod
     def _derived(cls, values: Any) -> Any:

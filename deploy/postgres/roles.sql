@@ -27,12 +27,15 @@ SELECT format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', :'hub_role') 
 SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role')
   FROM unnest(ARRAY['agencies', 'agency_certs', 'trust_anchors', 'crls', 'hub_meta', 'documents',
                     'deliveries', 'status_history', 'outbox', 'api_users', 'dead_letters', 'gateway_seen',
-                    'intake_seen', 'intake_decisions']) AS t \gexec
+                    'intake_seen', 'intake_decisions',
+                    'gateway_leases', 'console_sessions', 'vdxp_systems', 'vdxp_sent', 'vdxp_inbox']) AS t \gexec
 
 -- the audit log, its checkpoints, its subtree hashes and the stored packages (the exact signed
 -- bytes the entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes
 -- every package
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
   FROM unnest(ARRAY['records', 'checkpoints', 'merkle_nodes', 'packages']) AS t \gexec
+-- keys shared by the instances (hub.store.secrets): made once, then only read
+SELECT format('GRANT SELECT, INSERT ON %I TO %I', 'hub_secrets', :'hub_role') \gexec
 SELECT format('GRANT SELECT ON alembic_version TO %I', :'hub_role') \gexec
 SELECT format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', :'hub_role') \gexec

@@ -96,7 +96,7 @@ async def _client_certificate(request: web.Request, state: ApiState) -> Principa
 
 
 def create_app(state: ApiState) -> web.Application:
-    from hub.api import gateway, health, routes
+    from hub.api import health, routes
 
     app = web.Application(
         middlewares=[http_counter, json_errors, authentication],
@@ -107,7 +107,6 @@ def create_app(state: ApiState) -> web.Application:
     from hub.vdxp.server import create_vdxp_app
 
     app.add_subapp("/vdxp", create_vdxp_app(state))  # the national axis's protocol (hub/vdxp)
-    app.cleanup_ctx.append(gateway.inboxes_ctx)
     app.cleanup_ctx.append(health.readiness_ctx)
     return app
 

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import secrets
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 from aiohttp import web
 
 from hub import constants as C
+from hub.api import leases
 from hub.api.endpoint import Endpoints, Reply
+from hub.api.leases import LEASE_SECONDS
 from hub.api.models import AckRequest, StatusRequest
 from hub.api.replies import AckResult, Document, Inbox, StatusQueued, SubmitAccepted
 from hub.api.params import DOC_ID, SENDER, q
 from hub.api.state import STATE, principal
 from hub.api.errors import error
-from hub.backbone.base import Incoming, inbox_queue
 from hub.edxml.builder import build_status, now_local
 from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
@@ -38,8 +37,7 @@ from hub.pipeline.submit import Decision, Handover, hand_over
 from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
-from hub.audit.records import utcnow
-from hub.store.tables import deliveries, documents, gateway_seen, packages, status_history
+from hub.store.tables import deliveries, documents, packages, status_history
 
 api = Endpoints("gateway")
 PACKAGE_BODY = {
@@ -48,7 +46,6 @@ PACKAGE_BODY = {
     "required": True,
     "content": {"application/xml": {"schema": {"type": "string"}}, "text/xml": {"schema": {"type": "string"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
-LEASE_SECONDS = 300
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 _HTTP_FOR_STAGE = {"parse": 400, "schema": 422, "signature": 422, "trust": 422, "authority": 403, "state": 409}
 DECISION_WAIT = 10.0  # seconds a submission waits for the worker's decision before it is answered "queued"
@@ -123,57 +120,7 @@ async def submit(request: web.Request) -> web.Response:
 
 
 # --- inbox --------------------------------------------------------------------------------
-
-@dataclass
-class _Lease:
-    incoming: Incoming
-    agency: str
-    key: str
-    expires: float
-
-
-@dataclass
-class Inboxes:
-    """Packages handed out over HTTP, held unsettled until acknowledged or the lease expires."""
-
-    leases: dict[str, _Lease] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def expire(self) -> None:
-        now = time.monotonic()
-        for lid, lease in list(self.leases.items()):
-            if lease.expires < now:
-                del self.leases[lid]
-                try:
-                    await lease.incoming.reject(requeue=True)  # back to the inbox for the next GET
-                except Exception:  # noqa: BLE001 - connection gone: RabbitMQ requeued it already
-                    pass
-
-
-async def inboxes_ctx(app: web.Application):
-    state = app[STATE]
-    state.gateway = Inboxes()
-
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(5)
-            await state.gateway.expire()
-
-    task = asyncio.create_task(sweep())
-    yield
-    task.cancel()
-    for lease in list(state.gateway.leases.values()):
-        try:
-            await lease.incoming.reject(requeue=True)
-        except Exception:  # noqa: BLE001
-            pass
-    state.gateway.leases.clear()
-
-
-def _key(incoming: Incoming) -> str:
-    h = incoming.message.headers or {}
-    return incoming.message.message_id or f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:{h.get(C.H_DOCUMENT_ID)}"
-
+# Leases live in the database (hub.api.leases): fetch on one instance, acknowledge on another.
 
 @api.endpoint("GET", "/api/v1/inbox", "Pending packages, urgent first, leased until acknowledged",
               roles=("agency",), response=Inbox, errors=(400, 409, 503),
@@ -192,32 +139,14 @@ async def inbox(request: web.Request) -> web.Response:
         return error(409, "gateway.no_inbox", f"{p.agency} has no own system and so no inbox; its packages go to "
                                               f"{ctx.registry.system_of(p.agency) or 'no system'}")
     out = []
-    inboxes: Inboxes = state.gateway
-    async with inboxes.lock:
-        await inboxes.expire()
-        held = {lease.key for lease in inboxes.leases.values() if lease.agency == p.agency}
-        for urgent in (True, False):
-            while len(out) < limit:
-                incoming = await state.backbone.get(inbox_queue(p.agency, urgent))
-                if incoming is None:
-                    break
-                key = _key(incoming)
-                async with state.engine.connect() as conn:
-                    seen = (await conn.execute(sa.select(gateway_seen.c.at).where(
-                        gateway_seen.c.agency == p.agency, gateway_seen.c.message_id == key))).first()
-                if seen is not None or key in held:
-                    await incoming.ack()  # a redelivered copy of something already handed over
-                    continue
-                lid = secrets.token_urlsafe(12)
-                inboxes.leases[lid] = _Lease(incoming, p.agency, key, time.monotonic() + LEASE_SECONDS)
-                h = incoming.message.headers or {}
-                out.append({
-                    "id": lid, "kind": h.get(C.H_KIND), "document_id": h.get(C.H_DOCUMENT_ID),
-                    "sender": h.get(C.H_SENDER), "recipient": h.get(C.H_RECIPIENT), "urgent": urgent,
-                    "reason": h.get(C.H_REASON), "message": h.get(C.H_MESSAGE),
-                    "sha256": sha256_hex(incoming.message.body),
-                    "package": base64.b64encode(incoming.message.body).decode("ascii"),
-                })
+    for item in await leases.hand_out(state.engine, state.backbone, p.agency, limit, LEASE_SECONDS):
+        h = item.headers
+        out.append({
+            "id": item.lease_id, "kind": h.get(C.H_KIND), "document_id": h.get(C.H_DOCUMENT_ID),
+            "sender": h.get(C.H_SENDER), "recipient": h.get(C.H_RECIPIENT), "urgent": item.urgent,
+            "reason": h.get(C.H_REASON), "message": h.get(C.H_MESSAGE), "sha256": sha256_hex(item.data),
+            "package": base64.b64encode(item.data).decode("ascii"),
+        })
     return web.json_response({"packages": out, "lease_seconds": LEASE_SECONDS,
                               "next": "POST /api/v1/inbox/ack with the ids once stored"})
 
@@ -226,25 +155,7 @@ async def inbox(request: web.Request) -> web.Response:
               replies={200: Reply(AckResult, "All acknowledged"),
                        207: Reply(AckResult, "Some ids were unknown or expired")}, errors=(400,))
 async def inbox_ack(request: web.Request, body: AckRequest) -> web.Response:
-    state = request.app[STATE]
-    p = principal(request)
-    ids = body.ids
-    acked, unknown = [], []
-    inboxes: Inboxes = state.gateway
-    async with inboxes.lock:
-        for lid in ids:
-            lease = inboxes.leases.get(lid)
-            if lease is None or lease.agency != p.agency:
-                unknown.append(lid)
-                continue
-            async with state.engine.begin() as conn:
-                exists = (await conn.execute(sa.select(gateway_seen.c.at).where(
-                    gateway_seen.c.agency == p.agency, gateway_seen.c.message_id == lease.key))).first()
-                if exists is None:
-                    await conn.execute(gateway_seen.insert().values(agency=p.agency, message_id=lease.key, at=utcnow()))
-            del inboxes.leases[lid]  # only once it is remembered as handed over
-            await lease.incoming.ack()
-            acked.append(lid)
+    acked, unknown = await leases.settle(request.app[STATE].engine, principal(request).agency, body.ids)
     return web.json_response({"acknowledged": acked, "unknown": unknown},
                              status=200 if not unknown else 207)
 

@@ -31,18 +31,18 @@ class ApiState:
     _ctx: CheckContext | None = None
     _ctx_version: int = -1
     _ctx_checked: float = 0.0
-    gateway: object | None = None  # hub.api.gateway.Inboxes
     vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
     http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
     readiness: object | None = None  # hub.api.health.Readiness: computed in the background
 
     async def check_context(self) -> CheckContext:
-        """The registry/trust snapshot for immediate checks, reloaded when its version changes."""
+        """The registry/trust snapshot for immediate checks, reloaded when its version changes
+        (read at most every ``HUB_REGISTRY_POLL_SECONDS``: the bound on a change made elsewhere)."""
         from hub.context import load_check_context
         from hub.registry.store import registry_version
 
         now = time.monotonic()
-        if self._ctx is None or now - self._ctx_checked > 2.0:
+        if self._ctx is None or now - self._ctx_checked >= self.settings.registry_poll_seconds:
             self._ctx_checked = now
             async with self.engine.connect() as conn:
                 version = await registry_version(conn)

@@ -205,6 +205,20 @@ class Worker:
                 self._inboxes.add(a.code)
         self.snapshot = Snapshot(checks, version)
 
+    async def _registry_moved(self) -> bool:
+        """Reload now if the registry changed since the snapshot (another instance's change may be
+        younger than ``reload_interval``); False when unchanged or unreadable (the commit stage
+        meets the outage)."""
+        try:
+            async with self.engine.connect() as conn:
+                if await registry_version(conn) == self._version:
+                    return False
+            await self.reload(force=True)
+        except Exception as e:  # noqa: BLE001 - keep the verdicts of the snapshot in use
+            log.warning("could not look for a newer registry: %s", _first_line(e))
+            return False
+        return True
+
     # --- stage 1: batch and check ---------------------------------------------------------
 
     def adapter_user(self, msg) -> str:
@@ -244,6 +258,8 @@ class Worker:
             try:
                 t0 = time.perf_counter()
                 verdicts = await self._check(batch)
+                if any(not v.accepted for v in verdicts) and await self._registry_moved():
+                    verdicts = await self._check(batch)  # refuse on the registry as it is now, never an old one
                 self.stats.seconds["check"] += time.perf_counter() - t0
                 for v in verdicts:
                     self.stats.observe_check(v.seconds)

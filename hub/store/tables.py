@@ -241,6 +241,26 @@ intake_decisions = sa.Table(  # the worker's decision on a package an HTTP entry
     sa.Column("decision", sa.JSON, nullable=False),  # hub.pipeline.submit.Decision.as_json()
 )
 
+gateway_leases = sa.Table(  # packages GET /api/v1/inbox handed out, kept until POST /inbox/ack (any instance)
+    "gateway_leases", metadata,
+    sa.Column("agency", Code, primary_key=True),
+    sa.Column("message_key", sa.String(400), primary_key=True),  # as gateway_seen.message_id
+    sa.Column("lease_id", sa.String(32), nullable=False, unique=True),  # new at each hand-out
+    sa.Column("urgent", sa.Boolean, nullable=False),
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("packages.sha256"), nullable=False),  # the delivered copy
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("leased_until", TS, nullable=False),  # past it, the next GET of the agency hands it out again
+)
+sa.Index("ix_gateway_leases_due", gateway_leases.c.agency, gateway_leases.c.urgent, gateway_leases.c.leased_until)
+
+hub_secrets = sa.Table(  # random keys every hub instance shares (e.g. the console's CSRF key: hub.web.auth)
+    "hub_secrets", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
 # --- VDXP: the national axis's own HTTP protocol (hub/vdxp) ---------------------------------
 vdxp_systems = sa.Table(  # systems that speak VDXP; the HMAC secret is kept encrypted (hub.vdxp.keys)
     "vdxp_systems", metadata,

@@ -68,13 +68,13 @@ async def agencies_list(engine: AsyncEngine, registry: Registry) -> list[dict]:
 
 
 async def agencies_qd20(engine: AsyncEngine, level: str | None) -> list[dict]:
-    want = int(level) if level and level.strip().isdigit() else None
+    want = int(level) if level and level.strip().isascii() and level.strip().isdigit() else None
     return [{"id": r["code"], "code": r["code"], "name": r["name"] or "", "mail": "", "code102": r["code"]}
             for r in await _rows(engine, active_only=True) if want is None or level_of(r["code"]) == want]
 
 
 async def synchronize(engine: AsyncEngine, registry: Registry, since: str | None) -> list[dict]:
-    after = int(since) if since and since.strip().isdigit() else None
+    after = int(since) if since and since.strip().isascii() and since.strip().isdigit() else None
     out = []
     for r in await _rows(engine, active_only=False, since=after):
         at = r["updated_at"] if r["updated_at"].tzinfo else r["updated_at"].replace(tzinfo=timezone.utc)

@@ -31,6 +31,9 @@ from hub.audit.records import append_rows, record_row, utcnow
 from hub.store.tables import dead_letters, packages, vdxp_inbox
 
 DRAIN_LIMIT = 1000  # messages moved per list call; the rest come with the next call
+# The list lives in the database, so any hub instance answers any call of a system; the lock
+# below only keeps one process from draining the same inbox twice at once (across instances the
+# broker hands each message to one of them and (owner, message_key) is unique).
 MESSAGE_TYPES = ("edoc", "status")
 LISTED = ("initial", "fetched", "processing", "fail")  # everything not done and not dead
 _locks: dict[str, asyncio.Lock] = {}
@@ -91,8 +94,10 @@ async def _keep(engine: AsyncEngine, owner: str, messages: list, urgent: bool) -
                       "recipient": headers.get(C.H_RECIPIENT), "document_id": headers.get(C.H_DOCUMENT_ID),
                       "sha256": sha, "headers": headers, "state": "initial", "failures": 0, "fetched": False,
                       "created_at": now, "updated_at": now})
+    # Rows in key order: instances draining the same inbox at once lock them in one order (no deadlock).
+    items.sort(key=lambda i: i["message_key"])
     async with engine.begin() as conn:
-        await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), list(pkgs.values()))
+        await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), [pkgs[k] for k in sorted(pkgs)])
         await conn.execute(dialect_insert(conn, vdxp_inbox).on_conflict_do_nothing(), items)
         # A dead letter an admin replayed comes back: list it again, with a clean count.
         await conn.execute(vdxp_inbox.update().where(

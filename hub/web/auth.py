@@ -1,14 +1,19 @@
-"""Console sessions (kept on the server) and CSRF tokens.
+"""Console sessions (kept on the server) and CSRF tokens, the same on every hub instance.
 
 - Signing in with an admin or auditor API token creates a ``console_sessions`` row; the
   ``hub_session`` cookie (HttpOnly, SameSite=Strict, Path=/admin, Secure on https) holds only a
-  random session id, stored hashed. The token itself never leaves the sign-in form. A session
-  ends when it expires (12 hours after sign-in, checked on the server), when its user signs
-  out, or at once when the user's token is revoked.
-- Every POST carries a hidden ``csrf`` field: HMAC-SHA256 of the session id under a random
-  key of this process. The login form (no session yet) uses the same HMAC over a random nonce
-  kept in the ``hub_login`` cookie (double submit), so a foreign site cannot log a browser in.
-  After a restart the key is new: open forms fail their check and are shown again.
+  random session id, stored hashed (SHA-256). The token itself never leaves the sign-in form. A
+  session ends when it expires (12 hours after sign-in, checked on the server), when its user
+  signs out, or at once when the user's token is revoked.
+- Every POST carries a hidden ``csrf`` field: HMAC-SHA256 of the session id under the console's
+  CSRF key. The login form (no session yet) uses the same HMAC over a random nonce kept in the
+  ``hub_login`` cookie (double submit), so a foreign site cannot log a browser in.
+- The CSRF key is derived (HMAC-SHA256 with a fixed label) from a random secret in the
+  database (``hub_secrets``, made by the first instance that needs it), so a form one instance
+  rendered is accepted by any other behind a plain load balancer, and after a restart. The
+  database rather than the data folder: the instances share the database, not a folder, and
+  the key alone forges nothing: a token is bound to the session id, which only the browser
+  holds (the database keeps its hash), or to the login nonce in the browser's cookie.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from urllib.parse import quote, unquote
@@ -23,7 +29,9 @@ from urllib.parse import quote, unquote
 import sqlalchemy as sa
 from aiohttp import web
 
+from hub.api.state import STATE
 from hub.api.users import Principal
+from hub.store.secrets import shared_secret
 from hub.store.tables import api_users, console_sessions
 
 SESSION_COOKIE = "hub_session"
@@ -33,17 +41,49 @@ DASHBOARD_ROLES = ("admin", "auditor")
 SESSION_MAX_AGE = 12 * 3600
 _TOKEN_SHAPE = re.compile(r"^hub_[0-9A-Za-z]{1,64}_[0-9A-Za-z_\-]{1,128}$")
 _SESSION_SHAPE = re.compile(r"^[0-9A-Za-z_\-]{43}$")
-_KEY = secrets.token_bytes(32)  # per process
+CSRF_SECRET = "console"  # the hub_secrets row the CSRF key is derived from
+_CSRF_LABEL = b"edxml-hub console csrf v1"
 
 
-def csrf_for(secret: str, purpose: str = "session") -> str:
-    return hmac.new(_KEY, f"{purpose}\0{secret}".encode(), sha256).hexdigest()
+@dataclass
+class CsrfKey:
+    """The console's CSRF key, read from the database once per application (``load_csrf_key``)."""
+
+    key: bytes | None = None
 
 
-def csrf_ok(secret: str | None, submitted, purpose: str = "session") -> bool:
+CSRF_KEY = web.AppKey("console_csrf_key", CsrfKey)
+
+
+def setup_csrf(app: web.Application) -> None:
+    """Read (or make) the shared key when the application starts: pages render forms synchronously."""
+    app[CSRF_KEY] = CsrfKey()
+
+    async def load(app: web.Application) -> None:
+        app[CSRF_KEY].key = await load_csrf_key(app[STATE].engine)
+
+    app.on_startup.append(load)
+
+
+async def load_csrf_key(engine) -> bytes:
+    return hmac.new(await shared_secret(engine, CSRF_SECRET), _CSRF_LABEL, sha256).digest()
+
+
+def csrf_key(request: web.Request) -> bytes:
+    key = request.app[CSRF_KEY].key
+    if key is None:  # only if the application was started without setup_csrf's startup step
+        raise RuntimeError("the console's CSRF key is not loaded")
+    return key
+
+
+def csrf_for(key: bytes, secret: str, purpose: str = "session") -> str:
+    return hmac.new(key, f"{purpose}\0{secret}".encode(), sha256).hexdigest()
+
+
+def csrf_ok(key: bytes, secret: str | None, submitted, purpose: str = "session") -> bool:
     if not secret or not isinstance(submitted, str) or not submitted:
         return False
-    return hmac.compare_digest(csrf_for(secret, purpose), submitted)
+    return hmac.compare_digest(csrf_for(key, secret, purpose), submitted)
 
 
 def well_formed(token: str | None) -> bool:

@@ -31,10 +31,11 @@ def _login_page(request: web.Request, *, status: int = 200, note: dict | None = 
     state = request.app[STATE]
     probe = web.Response()
     nonce = auth.new_login_nonce(probe, request)
+    login_csrf = auth.csrf_for(auth.csrf_key(request), nonce, "login")
     resp = page_response(request, "login.html", {
         "title": _("Sign in"), "user": None, "flashes": [], "organ_id": state.settings.hub_organ_id,
         "active": "", "path": request.path_qs, "refresh": None, "can_refresh": False,
-        "now": datetime.now(timezone.utc), "note": note, "login_csrf": auth.csrf_for(nonce, "login"),
+        "now": datetime.now(timezone.utc), "note": note, "login_csrf": login_csrf,
         "next": auth.safe_next(nxt)}, status)
     for name, morsel in probe.cookies.items():
         resp.cookies[name] = morsel
@@ -64,7 +65,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     form = await request.post()
     nxt = form.get("next") if isinstance(form.get("next"), str) else None
-    if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE), form.get("csrf"), "login"):
+    nonce = request.cookies.get(auth.LOGIN_COOKIE)
+    if not auth.csrf_ok(auth.csrf_key(request), nonce, form.get("csrf"), "login"):
         return _login_page(request, status=403, nxt=nxt, note=_error(
             _("The sign-in form expired or did not come from this hub: please sign in again.")))
     token = form.get("token")
@@ -98,7 +100,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     language_of(request)
     form = await request.post()
     token = request.cookies.get(auth.SESSION_COOKIE)
-    if token and not auth.csrf_ok(token, form.get("csrf")):
+    if token and not auth.csrf_ok(auth.csrf_key(request), token, form.get("csrf")):
         return message_page(request, None, _("Not allowed"), _error(_(
             "The form's security token is missing or out of date: reload the page and try again.")), 403)
     await auth.end_session(request.app[STATE].engine, token)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.web import agencies, audit, deadletters, documents, followup, login, overview, queues, vdxp
+from hub.web import agencies, audit, auth, deadletters, documents, followup, login, overview, queues, vdxp
 from hub.web.i18n import _
 from hub.web.render import Ctx, redirect, render, setup_templates, view
 
@@ -43,6 +43,7 @@ async def not_found(ctx: Ctx) -> web.Response:
 def setup(app: web.Application) -> None:
     """Templates and every console route (the catch-all last)."""
     setup_templates(app)
+    auth.setup_csrf(app)
     for module in (login, overview, followup, queues, deadletters, audit, agencies, documents, vdxp):
         app.add_routes(module.routes)
     app.add_routes(routes)

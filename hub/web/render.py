@@ -73,7 +73,7 @@ class Ctx:
 
     @property
     def csrf(self) -> str:
-        return auth.csrf_for(self.token)
+        return auth.csrf_for(auth.csrf_key(self.request), self.token)
 
     @property
     def can_write(self) -> bool:
@@ -225,9 +225,9 @@ def view(roles: tuple[str, ...] = READ):
             ctx = Ctx(request, state, user, token)
             if request.method == "POST":
                 ctx.form = await request.post()
-                if not auth.csrf_ok(token, ctx.form.get("csrf")):
-                    return await forbidden(ctx, _("The form's security token is missing or out of date (the hub may "
-                                                  "have restarted): reload the page and try again."))
+                if not auth.csrf_ok(auth.csrf_key(request), token, ctx.form.get("csrf")):
+                    return await forbidden(ctx, _("The form's security token is missing or out of date: reload the "
+                                                  "page and try again."))
             if user.role not in roles:
                 return await forbidden(ctx, _("Your role (%(role)s) is read-only: only admins can do this.",
                                               role=user.role))

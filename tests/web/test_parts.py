@@ -39,14 +39,16 @@ def test_safe_next_stays_on_the_dashboard():
     assert auth.safe_next("/admin/agencies?q=Nghệ An") == "/admin/agencies?q=Ngh%E1%BB%87%20An"
 
 
-def test_csrf_tokens_bind_to_their_secret_and_purpose():
+def test_csrf_tokens_bind_to_their_key_secret_and_purpose():
     token = "hub_0123456789ab_secret"
-    t = auth.csrf_for(token)
-    assert auth.csrf_ok(token, t)
-    assert not auth.csrf_ok(token, t[:-1] + ("0" if t[-1] != "0" else "1"))
-    assert not auth.csrf_ok("hub_0123456789ab_other", t)
-    assert not auth.csrf_ok(token, auth.csrf_for(token, "login"))
-    assert not auth.csrf_ok(token, None) and not auth.csrf_ok(None, t) and not auth.csrf_ok(token, "")
+    key, other_key = b"k" * 32, b"o" * 32
+    t = auth.csrf_for(key, token)
+    assert auth.csrf_ok(key, token, t)
+    assert not auth.csrf_ok(key, token, t[:-1] + ("0" if t[-1] != "0" else "1"))
+    assert not auth.csrf_ok(key, "hub_0123456789ab_other", t)
+    assert not auth.csrf_ok(key, token, auth.csrf_for(key, token, "login"))
+    assert not auth.csrf_ok(other_key, token, t)  # another hub's key
+    assert not auth.csrf_ok(key, token, None) and not auth.csrf_ok(key, None, t) and not auth.csrf_ok(key, token, "")
     assert auth.well_formed(token) and not auth.well_formed("hub_x") and not auth.well_formed("a b")
 
 
