@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
@@ -28,6 +29,7 @@ from hub.backbone.base import Backbone, Incoming, Outgoing, inbox_key
 from hub.edxml.model import Edoc, StatusPackage, format_timestamp, parse_timestamp
 from hub.edxml.parser import parse_xml
 from hub.errors import HubError
+from hub.metrics import check_seconds
 from hub.pipeline.checks import CheckContext, Verdict, relay_copy
 from hub.pipeline.business import EVENTS, business_link, target_ids
 from hub.pipeline.gate import IntakeGate
@@ -62,9 +64,7 @@ class Stats:
     by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
-    check_hist: dict = field(default_factory=lambda: {
-        "bounds": [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, float("inf")],
-        "counts": [0] * 10, "sum": 0.0})
+    check_seconds: Histogram = field(default_factory=check_seconds)  # the hub's, shared by its workers
 
     def outcomes(self) -> tuple:
         """The outcome counters, to take back what a batch counted if its transaction does not commit."""
@@ -74,12 +74,7 @@ class Stats:
         self.accepted, self.refused, self.duplicates, self.dead, self.by_reason, self.by_auth = outcomes
 
     def observe_check(self, seconds: float) -> None:
-        h = self.check_hist
-        h["sum"] += seconds
-        for i, b in enumerate(h["bounds"]):
-            if seconds <= b:
-                h["counts"][i] += 1
-                break
+        self.check_seconds.observe(seconds)
 
 
 @dataclass
