@@ -1,5 +1,7 @@
-"""Assemble and run the hub: engine, backbone, hub identity, workers. Used by `hub serve`,
-`hub demo`, `hub bench` and the tests (``async_run`` needs no signals)."""
+"""Assemble and run the hub: engine, backbone, hub identity, workers (sharing one check-time
+histogram), the dead-letter keeper and the audit sealer (``running_hub``), and the HTTP API
+and console beside them (``running_api``, ``serve``). Used by `hub serve`, `hub demo`,
+`hub bench` and the tests."""
 
 from __future__ import annotations
 
