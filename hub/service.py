@@ -1,5 +1,7 @@
-"""Assemble and run the hub: engine, backbone, hub identity, workers. Used by `hub serve`,
-`hub demo`, `hub bench` and the tests (``async_run`` needs no signals)."""
+"""Assemble and run the hub: engine, backbone, hub identity, workers (sharing one check-time
+histogram), the dead-letter keeper and the audit sealer (``running_hub``), and the HTTP API
+and console beside them (``running_api``, ``serve``). Used by `hub serve`, `hub demo`,
+`hub bench` and the tests."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.backbone.base import Backbone
 from hub.backbone.factory import connect
 from hub.backbone.nodes import describe
+from hub.metrics import check_seconds
 from hub.pipeline.runner import CheckRunner
 from hub.pipeline.worker import Worker
 from hub.pki.identity import Identity
@@ -32,6 +36,7 @@ class Hub:
     broker: object | None = None  # the embedded broker, when HUB_AMQP_URL is unset
     keeper: object | None = None  # the dead-letter keeper
     sealer: object | None = None  # the audit-log sealer
+    check_seconds: Histogram = field(default_factory=check_seconds)  # its workers' checks (GET /metrics)
 
     async def connect_adapter(self, user: str, url: str | None = None) -> Backbone:
         """A backbone connection for an adapter: the embedded broker, or RabbitMQ at ``url``."""
@@ -59,6 +64,7 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
             bb = await connect(settings.amqp_url, broker=hub.broker) if hub.workers else hub_bb
             w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size,
                        reload_interval=settings.registry_poll_seconds)
+            w.stats.check_seconds = hub.check_seconds
             await w.start()
             hub.workers.append(w)
         from hub.pipeline.deadletters import DeadLetterKeeper

@@ -46,11 +46,15 @@ from hub.api.endpoint import Endpoints, Reply, json_type
 from hub.api.models import (
     AgencyInput,
     AgencyPatch,
+    AgencyPath,
     AgencyQuery,
+    AuthReportQuery,
+    DeadLetterPath,
     DeadLetterQuery,
     MaintenanceRequest,
     SettleRequest,
     UserInput,
+    UserPath,
 )
 from hub.api.replies import (
     Agency,
@@ -69,8 +73,7 @@ from hub.api.replies import (
     UserCreated,
     UserList,
 )
-from hub.api import params
-from hub.api.params import CODE, CODE_P, PEM_BODY, p
+from hub.api.params import PEM_BODY
 from hub.api.state import STATE, principal
 from hub.api.users import add_user, list_users, revoke_user
 from hub.backbone.base import inbox_queue
@@ -79,7 +82,6 @@ from hub.errors import ConflictError, HubError, TransientError, UsageError
 from hub.pipeline.deadletters import list_dead, settle_dead
 from hub.pki.certs import fingerprint
 from hub.audit.auth_report import auth_report
-from hub.audit.query import parse_time
 from hub.registry import codes
 from hub.registry.model import PROFILES
 from hub.registry.store import (
@@ -260,10 +262,6 @@ async def _one_agency(engine, code: str) -> dict:
     return view
 
 
-def _path_code(request: web.Request) -> str:
-    return _code(request.match_info["code"], "code")
-
-
 def _actor(request: web.Request) -> str:
     return principal(request).actor
 
@@ -304,10 +302,10 @@ async def _not_connected(engine, search: str | None, limit: int, offset: int) ->
 
 
 @api.endpoint("GET", "/api/v1/admin/agencies/{code}", "One agency with its certificates", roles=READ,
-              response=Agency, errors=(400, 404), params=[CODE_P])
-async def agency_get(request: web.Request) -> web.Response:
+              response=Agency, errors=(400, 404), path_model=AgencyPath)
+async def agency_get(request: web.Request, path: AgencyPath) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(await _one_agency(state.engine, _path_code(request)))
+    return web.json_response(await _one_agency(state.engine, path.code))
 
 
 def _profile(value, field: str = "profile") -> str:
@@ -364,11 +362,11 @@ PATCH_FIELDS = ("name", "accepts", "served_by", "connected", "amqp_user", "add_c
 
 
 @api.endpoint("PATCH", "/api/v1/admin/agencies/{code}", "Change an agency", roles=WRITE, body=AgencyPatch,
-              response=Agency, errors=(400, 404, 409), params=[CODE_P],
+              response=Agency, errors=(400, 404, 409), path_model=AgencyPath,
               description="Absent fields stay; served_by null clears it. 409 for a retired agency unless active is true.")
-async def agency_patch(request: web.Request, model: AgencyPatch) -> web.Response:
+async def agency_patch(request: web.Request, model: AgencyPatch, path: AgencyPath) -> web.Response:
     state = request.app[STATE]
-    code = _path_code(request)
+    code = path.code
     body = model.model_dump(exclude_unset=True)
     if not body:
         raise UsageError(f"send at least one of {', '.join(PATCH_FIELDS)}")
@@ -431,10 +429,10 @@ async def agency_patch(request: web.Request, model: AgencyPatch) -> web.Response
 
 
 @api.endpoint("POST", "/api/v1/admin/agencies/{code}/retire", "Retire an agency", roles=WRITE, response=Agency,
-              errors=(400, 404), params=[CODE_P])
-async def agency_retire(request: web.Request) -> web.Response:
+              errors=(400, 404), path_model=AgencyPath)
+async def agency_retire(request: web.Request, path: AgencyPath) -> web.Response:
     state = request.app[STATE]
-    code = _path_code(request)
+    code = path.code
     if await _exists(state.engine, code) is None:
         raise web.HTTPNotFound(text=f"agency {code} is not registered")
     await retire_agency(state.engine, code, actor=_actor(request))
@@ -442,23 +440,14 @@ async def agency_retire(request: web.Request) -> web.Response:
 
 
 @api.endpoint("GET", "/api/v1/admin/auth-report", "How each agency's packages were authenticated", roles=READ,
-              response=AuthReport, errors=(400,), params=[
-                  params.q("since", {"type": "string"}, "ISO 8601 date or time (UTC if no offset); default: the beginning"),
-                  params.q("until", {"type": "string"}, "ISO 8601, exclusive; default: now"),
-                  params.q("agency", CODE, "only this sender")],
+              response=AuthReport, errors=(400,), query=AuthReportQuery,
               description="Accepted packages per sender: signature, signature-sha1 or connection (unsigned, accepted "
                           "only over the sender's own connection under the sdk profile).")
-async def auth_report_get(request: web.Request) -> web.Response:
+async def auth_report_get(request: web.Request, args: AuthReportQuery) -> web.Response:
     """Per agency, how many accepted packages were authenticated by signature, SHA-1 signature
     or connection alone, over ``since`` .. ``until`` (ISO 8601; default: everything)."""
     state = request.app[STATE]
-    unknown = sorted(set(request.query) - {"since", "until", "agency"})
-    if unknown:
-        raise _bad(unknown[0], "unknown query parameter; use since, until, agency")
-    since = parse_time(request.query.get("since"), "since")
-    until = parse_time(request.query.get("until"), "until")
-    agency = _code(request.query["agency"], "agency") if request.query.get("agency") else None
-    return web.json_response(await auth_report(state.engine, since=since, until=until, agency=agency))
+    return web.json_response(await auth_report(state.engine, since=args.since, until=args.until, agency=args.agency))
 
 
 @api.endpoint("POST", "/api/v1/admin/agencies/import", "Import a directory CSV", roles=WRITE, response=ImportResult,
@@ -725,31 +714,21 @@ def parsed_header(data: bytes, max_bytes: int) -> dict:
     return {"ok": False, "reason": "schema.invalid", "message": "edXMLHeader has neither MessageHeader nor Status"}
 
 
-def _dead_id(raw: str) -> int | None:
-    """The id in the path: 400 if it is not a number, None if it cannot exist."""
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise _bad("id", "must be a whole number (the dead letter id)") from None
-    return value if 1 <= value <= MAX_ID else None
-
-
 @api.endpoint("GET", "/api/v1/admin/dead-letters/{id}", "One dead letter with its body and parsed header",
               roles=READ, response=DeadLetterDetail, errors=(400, 404),
-              params=[p("id", {"type": "integer"}, "dead letter id")])
-async def dead_get(request: web.Request) -> web.Response:
+              path_model=DeadLetterPath)
+async def dead_get(request: web.Request, path: DeadLetterPath) -> web.Response:
     state = request.app[STATE]
-    raw = request.match_info["id"]
-    dead_id = _dead_id(raw)
+    dead_id = path.id
     row, data = None, b""
-    if dead_id is not None:
+    if 1 <= dead_id <= MAX_ID:  # a larger id cannot exist
         async with state.engine.connect() as conn:
             row = (await conn.execute(sa.select(dead_letters).where(dead_letters.c.id == dead_id))).mappings().first()
             if row is not None and row["sha256"]:
                 data = (await conn.execute(sa.select(packages.c.data).where(
                     packages.c.sha256 == row["sha256"]))).scalar() or b""
     if row is None:
-        raise web.HTTPNotFound(text=f"no dead letter {raw}")
+        raise web.HTTPNotFound(text=f"no dead letter {dead_id}")
     return web.json_response({**_dead_view(dict(row)), "package": base64.b64encode(data).decode("ascii"),
                               "parsed": parsed_header(data, state.settings.max_package_bytes)})
 
@@ -821,10 +800,10 @@ async def users_add(request: web.Request, body: UserInput) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/admin/users/{id}/revoke", "Revoke a user's token", roles=WRITE, response=User,
-              errors=(400, 404, 409), params=[p("id", {"type": "string"}, "user id")])
-async def users_revoke(request: web.Request) -> web.Response:
+              errors=(400, 404, 409), path_model=UserPath)
+async def users_revoke(request: web.Request, path: UserPath) -> web.Response:
     state = request.app[STATE]
-    uid = _text(request.match_info["id"], "id", max_len=64)
+    uid = path.id
     async with state.engine.connect() as conn:
         row = (await conn.execute(sa.select(api_users).where(api_users.c.id == uid))).mappings().first()
     if row is None:

@@ -36,9 +36,8 @@ async def http_counter(request: web.Request, handler):
     finally:
         resource = request.match_info.route.resource if request.match_info is not None else None
         route = resource.canonical if resource is not None else "unmatched"
-        key = (request.method if request.method in HTTP_METHODS else "other", route, str(status))
-        counts = request.app[STATE].http_requests
-        counts[key] = counts.get(key, 0) + 1
+        method = request.method if request.method in HTTP_METHODS else "other"
+        request.app[STATE].metrics.http_requests.labels(method, route, str(status)).inc()
 
 
 @web.middleware

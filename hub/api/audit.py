@@ -26,76 +26,29 @@ from aiohttp import web
 
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.replies import AuditEntries, Checkpoints, Consistency, Trail
-from hub.api.models import CheckpointQuery, ConsistencyQuery
-from hub.api.params import DOC_ID, SENDER, STR, q
+from hub.api.models import AuditEntriesQuery, CheckpointQuery, ConsistencyQuery, DocumentPath, SenderQuery
 from hub.api.state import STATE, principal
 from hub.api.errors import error
 from hub.audit import query
 from hub.audit.bundle import export_bundle, log_export, seal_through
 from hub.audit.checkpoint import key_id_for
-from hub.errors import UsageError
 from hub.pki.certs import fingerprint, to_pem
 from hub.registry.store import load_trust
 
 api = Endpoints("audit")
 AUDITORS = ("auditor", "admin")
-ENTRY_PARAMS = [
-    q("document_id", STR, "exact, or a prefix ending in * or ."), q("sender", STR, "agency code"),
-    q("recipient", STR, "agency code"), q("type", STR, "DocumentType/Type"),
-    q("doc_type", STR, "the same as type"), q("event", STR, "event name, or a prefix ending in . or *"),
-    q("reason", STR, "reason code, or a prefix"),
-    q("since", {"type": "string", "example": "2026-11-27T00:00:00Z"}, "ISO 8601 date or time (UTC when bare)"),
-    q("until", {"type": "string", "example": "2026-11-28"}, "ISO 8601 date or time"),
-    q("limit", {"type": "integer", "minimum": 0, "default": 50}, "at most 1000 (JSON) entries"),
-    q("offset", {"type": "integer", "minimum": 0, "default": 0}, "entries to skip"),
-    q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"},
-      "csv: an export, itself recorded as audit.exported"),
-]
-JSON_LIMIT = 1000
-CSV_LIMIT = query.MAX_LIMIT
-
-
-def _q_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip(), 10)
-    except ValueError:
-        raise UsageError(f"{name} must be a whole number from {lo} to {hi}", element=name) from None
-    if not lo <= value <= hi:
-        raise UsageError(f"{name} must be a whole number from {lo} to {hi}", element=name)
-    return value
-
-
-def _filters(request: web.Request) -> dict:
-    q = request.query
-    known = {"document_id", "sender", "recipient", "type", "doc_type", "event", "reason", "since", "until",
-             "limit", "offset", "format"}
-    unknown = sorted(set(q) - known)
-    if unknown:
-        raise UsageError(f"unknown query parameter {unknown[0]}; filters are {', '.join(sorted(known))}",
-                         element=unknown[0])
-    filters = {k: (q.get(k) or "").strip() or None
-               for k in ("document_id", "sender", "recipient", "event", "reason", "since", "until")}
-    filters["doc_type"] = (q.get("type") or q.get("doc_type") or "").strip() or None
-    for name in ("since", "until"):
-        filters[name] = query.parse_time(filters[name], name)
-    return filters
+FILTERS = ("document_id", "sender", "recipient", "event", "reason", "since", "until")
 
 
 @api.endpoint("GET", "/api/v1/audit/entries", "Search the audit log", roles=AUDITORS,
               response=Reply(AuditEntries, "One page of entries (JSON) or the export (CSV)",
-                             also={"text/csv": {"type": "string"}}), errors=(400,), params=ENTRY_PARAMS,
+                             also={"text/csv": {"type": "string"}}), errors=(400,), query=AuditEntriesQuery,
               description="Unknown query parameters are refused (400).")
-async def entries(request: web.Request) -> web.Response:
+async def entries(request: web.Request, args: AuditEntriesQuery) -> web.Response:
     state = request.app[STATE]
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise UsageError("format must be json or csv", element="format")
-    filters = _filters(request)
-    limit = _q_int(request, "limit", 50, 0, CSV_LIMIT if fmt == "csv" else JSON_LIMIT)
-    offset = _q_int(request, "offset", 0, 0, 2**62)
+    fmt, limit, offset = args.format, args.limit, args.offset
+    filters = {k: getattr(args, k) for k in FILTERS}
+    filters["doc_type"] = args.type or args.doc_type
     total, rows = await query.search(state.engine, **filters, limit=limit, offset=offset)
     shown = {k: (query.iso(v) if k in ("since", "until") else v) for k, v in filters.items() if v is not None}
     if fmt == "csv":
@@ -108,20 +61,13 @@ async def entries(request: web.Request) -> web.Response:
                         content_type="application/json")
 
 
-def _doc_id(request: web.Request) -> str:
-    doc_id = request.match_info["id"]
-    if not doc_id or len(doc_id) > 255:
-        raise UsageError("a DocumentId has 1 to 255 characters", element="id")
-    return doc_id
-
-
 @api.endpoint("GET", "/api/v1/audit/documents/{id:.+}/trail",
               "Every event of one document in order, with each recipient's status history", roles=AUDITORS,
-              response=Trail, errors=(400, 404), params=[DOC_ID, SENDER])
-async def trail(request: web.Request) -> web.Response:
+              response=Trail, errors=(400, 404), path_model=DocumentPath, query=SenderQuery)
+async def trail(request: web.Request, args: SenderQuery, path: DocumentPath) -> web.Response:
     state = request.app[STATE]
     try:
-        t = await query.trail(state.engine, _doc_id(request), request.query.get("sender") or None)
+        t = await query.trail(state.engine, path.id, args.sender)
     except query.NotFound as e:
         return error(404, e.code, e.message)
     return web.json_response(t)
@@ -129,13 +75,12 @@ async def trail(request: web.Request) -> web.Response:
 
 @api.endpoint("GET", "/api/v1/audit/documents/{id:.+}/bundle", "The evidence bundle (zip) to check offline",
               roles=AUDITORS, response=Reply({"type": "string", "format": "binary"}, "The bundle", "application/zip"),
-              errors=(400, 404), params=[DOC_ID, SENDER],
+              errors=(400, 404), path_model=DocumentPath, query=SenderQuery,
               description="Recorded as audit.exported with the caller as actor.")
-async def bundle(request: web.Request) -> web.Response:
+async def bundle(request: web.Request, args: SenderQuery, path: DocumentPath) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
-    doc_id = _doc_id(request)
-    sender = request.query.get("sender") or None
+    doc_id, sender = path.id, args.sender
     await seal_through(state.engine, state.identity)  # so the bundle proves every entry it holds
     try:
         data = await export_bundle(state.engine, doc_id, state.identity.cert, await load_trust(state.engine), sender,

@@ -1,13 +1,14 @@
 """Each API operation declared once, on its handler.
 
-``@table.endpoint(method, path, summary, roles=..., body=Model, query=Model, response=..., errors=...)``
-records an ``Endpoint`` in the route module's ``Endpoints`` table and wraps the handler with what
-the declaration promises: the role check (401 without credentials, 403 with the wrong role) and,
-for a JSON body model and a query model, their validation (400 ``usage.invalid`` naming the field
-in ``element``); the handler then receives the validated body model (and the query as ``args``).
-``hub.api.routes`` gathers the tables: the aiohttp
-router and the OpenAPI document (``hub.api.openapi``) are both built from them, and the role-matrix
-test reads ``Endpoint.roles``.
+``@table.endpoint(method, path, summary, roles=..., body=Model, query=Model, path_model=Model,
+response=..., errors=...)`` records an ``Endpoint`` in the route module's ``Endpoints`` table and
+wraps the handler with what the declaration promises: the role check (401 without credentials,
+403 with the wrong role) and the validation of the JSON body, the query parameters and the path
+parameters by their pydantic models (400 ``usage.invalid``, or the reason a validator names,
+with the field in ``element``); the handler then receives the validated body model, the query
+as ``args`` and the path parameters as ``path``. ``hub.api.routes`` gathers the tables: the
+aiohttp router and the OpenAPI document (``hub.api.openapi``) are both built from them, and the
+role-matrix test reads ``Endpoint.roles``. No parameter is declared or parsed anywhere else.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from hub.api.errors import error
+from hub.api.models import Body as _Body
 from hub.api.state import principal
 from hub.errors import UsageError
 
@@ -47,10 +49,10 @@ class Endpoint:
     body: type[BaseModel] | dict | None  # a model: a JSON body; a dict: the OpenAPI requestBody of a raw body
     replies: dict[int, Reply]
     errors: tuple[int, ...]
-    params: tuple[dict, ...]  # hand-declared parameters (path parameters; queries not yet modelled)
     tag: str
     description: str = ""
-    query: type[BaseModel] | None = None  # query parameters, validated into this model
+    query: type[BaseModel] | None = None  # query parameters, validated into this model (``args``)
+    path_model: type[BaseModel] | None = None  # path parameters, validated into this model (``path``)
 
     @property
     def template(self) -> str:
@@ -68,23 +70,27 @@ class Endpoints:
     def endpoint(self, method: str, path: str, summary: str, *, roles: tuple[str, ...] | None = None,
                  body: type[BaseModel] | dict | None = None, response: str | dict | Reply = "",
                  status: int = 200, replies: dict[int, Reply] | None = None, errors: tuple[int, ...] = (),
-                 params: tuple[dict, ...] | list[dict] = (), query: type[BaseModel] | None = None,
+                 query: type[BaseModel] | None = None, path_model: type[BaseModel] | None = None,
                  description: str = "", tag: str | None = None):
+        names = set(re.findall(r"\{(\w+)", path))
+        declared = set(path_model.model_fields) if path_model is not None else set()
+        if names != declared:
+            raise TypeError(f"{method} {path}: path parameters {sorted(names)} but the model declares {sorted(declared)}")
         ok = dict(replies or {})
         if response:
             ok[status] = response if isinstance(response, Reply) else Reply(response)
 
         def register(handler):
-            wrapped = _guarded(handler, roles, body if isinstance(body, type) else None, query)
+            wrapped = _guarded(handler, roles, body if isinstance(body, type) else None, query, path_model)
             self.items.append(Endpoint(method.upper(), path, summary, wrapped, roles, body, ok, tuple(errors),
-                                       tuple(params), tag or self.tag, description, query))
+                                       tag or self.tag, description, query, path_model))
             return wrapped
 
         return register
 
 
 def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | None,
-             query: type[BaseModel] | None):
+             query: type[BaseModel] | None, path_model: type[BaseModel] | None):
     @wraps(handler)
     async def inner(request: web.Request):
         if roles is not None:
@@ -94,6 +100,8 @@ def _guarded(handler, roles: tuple[str, ...] | None, model: type[BaseModel] | No
             if p.role not in roles:
                 return error(403, "auth.forbidden", f"role {p.role} may not do this; it needs {' or '.join(roles)}")
         kw = {}
+        if path_model is not None:
+            kw["path"] = parse(path_model, dict(request.match_info))
         if query is not None:  # a repeated parameter counts once: its first value
             kw["args"] = parse(query, {k: request.query.get(k) for k in request.query.keys()})
         if model is None:
@@ -134,7 +142,14 @@ def parse(model: type[BaseModel], data: dict) -> BaseModel:
         first = e.errors(include_url=False)[0]
         loc = [part for i, part in enumerate(first["loc"]) if i == 0 or not _branch(part)]
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "body"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"].lower()
-        if first["type"] == "extra_forbidden":
-            message += f"; expected {', '.join(model.model_fields)}"
-        raise UsageError(f"{where}: {message}", element=where) from None
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            what = "parameter" if not issubclass(model, _Body) else "field"
+            expected = ", ".join(f.alias or name for name, f in model.model_fields.items())
+            message = f"unknown {what}; expected {expected}"
+        elif "." in kind:  # a validator's own reason code (PydanticCustomError), e.g. usage.agency_code
+            message = first["msg"]
+        else:
+            message = first["msg"].lower()
+        raise UsageError(f"{where}: {message}", code="usage.invalid" if "." not in kind else kind,
+                         element=where) from None

@@ -25,9 +25,8 @@ from hub import constants as C
 from hub.api import leases
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.leases import LEASE_SECONDS
-from hub.api.models import AckRequest, StatusRequest
+from hub.api.models import AckRequest, DocumentPath, InboxQuery, SenderQuery, StatusRequest
 from hub.api.replies import AckResult, Document, Inbox, StatusQueued, SubmitAccepted
-from hub.api.params import DOC_ID, SENDER, q
 from hub.api.state import STATE, principal
 from hub.api.errors import error
 from hub.edxml.builder import build_status, now_local
@@ -124,15 +123,12 @@ async def submit(request: web.Request) -> web.Response:
 
 @api.endpoint("GET", "/api/v1/inbox", "Pending packages, urgent first, leased until acknowledged",
               roles=("agency",), response=Inbox, errors=(400, 409, 503),
-              params=[q("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "at most this many")],
+              query=InboxQuery,
               description="409 when the agency has no own system (its packages go to the system that serves it).")
-async def inbox(request: web.Request) -> web.Response:
+async def inbox(request: web.Request, args: InboxQuery) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
-    try:
-        limit = max(1, min(100, int(request.query.get("limit", "20"))))
-    except ValueError:
-        raise UsageError("limit must be a whole number from 1 to 100") from None
+    limit = args.limit
     ctx = await state.check_context()
     agency = ctx.registry.get(p.agency)
     if agency is None or not agency.connected:
@@ -169,12 +165,11 @@ def iso_utc(value) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
 
 
-async def _find_document(request: web.Request, doc_id: str) -> dict:
+async def _find_document(request: web.Request, doc_id: str, sender: str | None) -> dict:
     """The edoc with this DocumentId that the caller may see (404 otherwise)."""
     state = request.app[STATE]
     p = principal(request)
     q = sa.select(documents).where(documents.c.document_id == doc_id, documents.c.kind == "edoc")
-    sender = request.query.get("sender")
     if sender:
         q = q.where(documents.c.sender == sender)
     async with state.engine.connect() as conn:
@@ -198,11 +193,12 @@ async def _find_document(request: web.Request, doc_id: str) -> dict:
 
 @api.endpoint("GET", "/api/v1/documents/{id:.+}",
               "A document the caller sent or received, with each recipient's status history",
-              roles=("agency", "auditor", "admin"), response=Document, errors=(400, 404), params=[DOC_ID, SENDER],
+              roles=("agency", "auditor", "admin"), response=Document, errors=(400, 404), path_model=DocumentPath,
+              query=SenderQuery,
               description="400 when several senders used the DocumentId (add ?sender=).")
-async def get_document(request: web.Request) -> web.Response:
+async def get_document(request: web.Request, args: SenderQuery, path: DocumentPath) -> web.Response:
     state = request.app[STATE]
-    doc = await _find_document(request, request.match_info["id"])
+    doc = await _find_document(request, path.id, args.sender)
     async with state.engine.connect() as conn:
         data = (await conn.execute(sa.select(packages.c.data).where(packages.c.sha256 == doc["sha256"]))).scalar()
         dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == doc["id"])
@@ -229,15 +225,15 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 @api.endpoint("POST", "/api/v1/documents/{id:.+}/status", "Send a status for a received document",
-              roles=("agency",), body=StatusRequest, response=Reply(StatusQueued, "Checked and recorded (or queued)"),
-              status=202, errors=(400, 403, 404, 409, 422, 503), params=[DOC_ID, SENDER])
-async def post_status(request: web.Request, body: StatusRequest) -> web.Response:
+              roles=("agency",), body=StatusRequest, response=Reply(StatusQueued, "Checked and recorded (or queued)"), status=202,
+              errors=(400, 403, 404, 409, 422, 503), path_model=DocumentPath, query=SenderQuery)
+async def post_status(request: web.Request, body: StatusRequest, args: SenderQuery, path: DocumentPath) -> web.Response:
     state = request.app[STATE]
     p = principal(request)
     refused = await _in_maintenance(request)
     if refused is not None:
         return refused
-    doc = await _find_document(request, request.match_info["id"])
+    doc = await _find_document(request, path.id, args.sender)
     if body.package is not None:
         try:
             data = base64.b64decode(body.package, validate=True)

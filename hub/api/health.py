@@ -1,4 +1,5 @@
-"""Operators' endpoints: /healthz (alive), /readyz (dependencies), /metrics (Prometheus)."""
+"""Operators' endpoints: /healthz (alive), /readyz (dependencies, checked in the background),
+/metrics (Prometheus: values read at scrape time, and the histogram and counters of ``hub.metrics``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from hub import constants as C
 from hub.api.endpoint import Endpoints, Reply
@@ -19,6 +20,7 @@ from hub.api.state import STATE
 from hub.backbone.base import inbox_queue
 from hub.followup.query import overdue_counts
 from hub.followup.rules import VN
+from hub.metrics import check_seconds
 from hub.store.tables import agency_certs, outbox
 
 api = Endpoints("operations")
@@ -133,7 +135,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 class _HubCollector:
-    """Reads the workers' counters and the broker/database at scrape time."""
+    """Values read at scrape time: the workers' outcome counters (a batch whose transaction does not
+    commit takes back what it counted, which a prometheus_client ``Counter`` cannot), queue depths,
+    the outbox, certificates and overdue documents from the broker and the database."""
 
     def __init__(self, state, snapshot: dict):
         self.state = state
@@ -157,11 +161,6 @@ class _HubCollector:
         dl = CounterMetricFamily("hub_delivered_messages", "Messages published after broker confirm")
         dl.add_metric([], s.get("stats", {}).get("delivered", 0))
         yield dl
-        h = HistogramMetricFamily("hub_check_seconds", "Time of the stateless checks per package")
-        buckets = s.get("check_buckets")
-        if buckets:
-            h.add_metric([], buckets["buckets"], buckets["sum"])
-        yield h
         st = CounterMetricFamily("hub_stage_seconds", "Time spent per worker stage", labels=["stage"])
         for stage, sec in s.get("seconds", {}).items():
             st.add_metric([stage], sec)
@@ -173,16 +172,6 @@ class _HubCollector:
         ob = GaugeMetricFamily("hub_outbox_backlog", "Outbox messages not yet confirmed by the broker")
         ob.add_metric([], s.get("outbox", 0))
         yield ob
-        vr = CounterMetricFamily("hub_vdxp_requests", "VDXP requests by operation and outcome (OK or the ErrorCode)",
-                                 labels=["operation", "outcome"])
-        for (op, outcome), n in sorted(s.get("vdxp", {}).items()):
-            vr.add_metric([op, outcome], n)
-        yield vr
-        hr = CounterMetricFamily("hub_http_requests", "HTTP requests answered, by method, route and status",
-                                 labels=["method", "route", "status"])
-        for (method, route, status), n in sorted(s.get("http", {}).items()):
-            hr.add_metric([method, route, status], n)
-        yield hr
         ce = GaugeMetricFamily("hub_certificate_days_to_expiry", "Days until a pinned certificate expires",
                                labels=["agency", "fingerprint"])
         for code, fp, days in s.get("certs", []):
@@ -197,8 +186,7 @@ class _HubCollector:
 
 
 async def _snapshot(state) -> dict:
-    snap: dict = {"stats": {}, "by_reason": {}, "by_auth": {}, "seconds": {}, "queues": {}, "certs": [],
-                  "vdxp": dict(state.vdxp_requests), "http": dict(state.http_requests)}
+    snap: dict = {"stats": {}, "by_reason": {}, "by_auth": {}, "seconds": {}, "queues": {}, "certs": []}
     hub = state.hub
     if hub is not None:
         for w in hub.workers:
@@ -210,15 +198,6 @@ async def _snapshot(state) -> dict:
                 snap["by_auth"][k] = snap["by_auth"].get(k, 0) + v
             for k, v in w.stats.seconds.items():
                 snap["seconds"][k] = snap["seconds"].get(k, 0.0) + v
-        hist = [w.stats.check_hist for w in hub.workers if getattr(w.stats, "check_hist", None)]
-        if hist:
-            bounds = hist[0]["bounds"]
-            counts = [sum(hh["counts"][i] for hh in hist) for i in range(len(bounds))]
-            cum, buckets = 0, []
-            for b, c in zip(bounds, counts):
-                cum += c
-                buckets.append((str(b) if b != float("inf") else "+Inf", cum))
-            snap["check_buckets"] = {"buckets": buckets, "sum": sum(hh["sum"] for hh in hist)}
     ctx = await state.check_context()
     names = [C.QUEUE_INTAKE, C.QUEUE_DEAD] + [inbox_queue(a.code, u) for a in ctx.registry.systems() for u in (False, True)]
     for name in names:
@@ -245,4 +224,8 @@ async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     registry = CollectorRegistry()
     registry.register(_HubCollector(state, await _snapshot(state)))
+    # counted as things happen (hub.metrics); without workers here, an empty histogram
+    registry.register(getattr(state.hub, "check_seconds", None) or check_seconds())
+    for collector in state.metrics.collectors():
+        registry.register(collector)
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

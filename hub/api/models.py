@@ -1,14 +1,22 @@
-"""The API's request bodies as pydantic models: they validate the JSON a caller sends (a wrong
-field becomes 400 ``usage.invalid`` naming it in ``element``) and give the OpenAPI document its
-request schemas (``hub.api.openapi``). Domain rules a schema cannot say (a code is registered,
-a PEM parses, a fingerprint is pinned) stay in the handlers.
+"""The API's request bodies, query parameters and path parameters as pydantic models: they
+validate what a caller sends (a wrong field or parameter becomes 400 ``usage.invalid``, or the
+reason a validator names such as ``usage.agency_code``, naming it in ``element``) and give the
+OpenAPI document its request schemas and parameters (``hub.api.openapi``). Domain rules a schema
+cannot say (a code is registered, a PEM parses, a fingerprint is pinned) stay in the handlers.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, \
+    field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from hub.audit.query import MAX_LIMIT, parse_time
+from hub.errors import UsageError
+from hub.registry import codes
 
 CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
 MAX_IDS = 1000  # dead letters settled in one request
@@ -157,6 +165,136 @@ class VdxpSystemInput(Body):
                         examples=["000.00.00.G22"])
     secret: str | None = Field(None, min_length=16, max_length=200,
                                description="the secret the client already has; omitted: the hub generates one")
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+def _agency_code(value: str) -> str:
+    if not codes.is_valid(value):
+        raise PydanticCustomError("usage.agency_code", "agency code {value!r} is malformed: expected NNN.NN.NN.Xnn, "
+                                  "e.g. 000.00.00.G22", {"value": value})
+    return value
+
+
+AgencyCode = Annotated[str, Field(max_length=64, description="agency code", examples=["000.00.00.G22"],
+                                  json_schema_extra={"pattern": CODE_PATTERN}),
+                       AfterValidator(_agency_code)]
+
+
+def _time(value):
+    """An ISO 8601 date or time (UTC when bare) as aware UTC (``hub.audit.query.parse_time``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_time(value)
+    except UsageError as e:
+        raise PydanticCustomError("usage.invalid", e.message.replace("time ", "", 1)) from None
+
+
+Time = Annotated[datetime | None, BeforeValidator(_time), WithJsonSchema({"type": "string"})]
+
+
+def _day(value):
+    if isinstance(value, str):
+        try:
+            if len(value) == 10 and value.isascii():
+                return date.fromisoformat(value)
+        except ValueError:
+            pass
+        raise PydanticCustomError("usage.invalid", "{value!r} is not a date yyyy-mm-dd", {"value": value})
+    return value
+
+
+Day = Annotated[date | None, BeforeValidator(_day), Field(json_schema_extra={"format": "date"})]
+
+
+class Path(BaseModel):
+    """Path parameters (the router's ``match_info``), strings converted to the field's type."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AgencyPath(Path):
+    code: AgencyCode
+
+
+class DocumentPath(Path):
+    id: str = Field(min_length=1, max_length=255, description="the DocumentId, URL-encoded (it contains slashes)",
+                    examples=["000.00.00.G22,2026/11/27,7816/VPCP-TTĐT"])
+
+
+class DeadLetterPath(Path):
+    id: int = Field(description="dead letter id")
+
+
+class UserPath(Path):
+    id: str = Field(min_length=1, max_length=64, description="user id")
+
+
+class VdxpSystemPath(Path):
+    id: str = Field(min_length=1, max_length=64, description="system id")
+
+
+class SenderQuery(BlankIsAbsent):
+    sender: str | None = Field(None, max_length=64, description="the sender's code, when several senders used "
+                                                                 "this DocumentId")
+
+
+class InboxQuery(Query):
+    limit: int = Field(20, ge=1, le=100, description="at most this many")
+
+
+class AuthReportQuery(BlankIsAbsent):
+    """Unknown parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Time = Field(None, description="ISO 8601 date or time (UTC if no offset); default: the beginning")
+    until: Time = Field(None, description="ISO 8601, exclusive; default: now")
+    agency: AgencyCode | None = Field(None, description="only this sender")
+
+
+class FollowupQuery(BlankIsAbsent):
+    agency: str | None = Field(None, max_length=200, description="recipient: code, or name (accents and case ignored)")
+    sender: str | None = Field(None, max_length=200, description="sender: code, or name (accents and case ignored)")
+    from_: Day = Field(None, alias="from", description="received on or after (Vietnam date)")
+    to: Day = Field(None, description="received on or before (Vietnam date)")
+    type: str | None = Field(None, max_length=8, description="DocumentType/Type")
+    priority: int | None = Field(None, ge=0, le=4, description="0 normal … 4 express at a set time")
+
+
+class OverdueQuery(FollowupQuery):
+    days: int = Field(3, ge=0, le=365, description="also those due within")
+
+
+JSON_LIMIT = 1000  # audit entries in one JSON page; an export (CSV) takes up to MAX_LIMIT
+
+
+class AuditEntriesQuery(BlankIsAbsent):
+    """Unknown parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_id: str | None = Field(None, max_length=255, description="exact, or a prefix ending in * or .")
+    sender: str | None = Field(None, max_length=64, description="agency code")
+    recipient: str | None = Field(None, max_length=64, description="agency code")
+    type: str | None = Field(None, max_length=8, description="DocumentType/Type")
+    doc_type: str | None = Field(None, max_length=8, description="the same as type")
+    event: str | None = Field(None, max_length=128, description="event name, or a prefix ending in . or *")
+    reason: str | None = Field(None, max_length=64, description="reason code, or a prefix")
+    since: Time = Field(None, description="ISO 8601 date or time (UTC when bare)", examples=["2026-11-27T00:00:00Z"])
+    until: Time = Field(None, description="ISO 8601 date or time", examples=["2026-11-28"])
+    format: Literal["json", "csv"] = Field("json", description="csv: an export, itself recorded as audit.exported")
+    limit: int = Field(50, ge=0, le=MAX_LIMIT, description=f"at most {JSON_LIMIT} (JSON) or {MAX_LIMIT} (CSV) entries")
+    offset: int = Field(0, ge=0, le=2**62, description="entries to skip")
+
+    @field_validator("limit")
+    @classmethod
+    def _page(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("format", "json") == "json" and value > JSON_LIMIT:
+            raise PydanticCustomError("usage.invalid", "must be a whole number from 0 to {hi} (JSON; up to {csv} "
+                                      "with format=csv)", {"hi": JSON_LIMIT, "csv": MAX_LIMIT})
+        return value
 
 
 BODIES = (AgencyInput, AgencyPatch, AckRequest, StatusRequest, SettleRequest, UserInput, MaintenanceRequest,

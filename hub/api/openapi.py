@@ -1,7 +1,8 @@
 """The OpenAPI 3.0.3 document at /api/v1/openapi.json, generated from the handlers' declarations.
 
 ``document(endpoints)`` turns the ``Endpoint`` records of ``hub.api.endpoint`` into paths:
-summary, roles (in the description, and ``security: []`` for public routes), parameters, the
+summary, roles (in the description, and ``security: []`` for public routes), the path and query
+parameters (from the endpoint's pydantic models), the
 request body (a pydantic model's JSON schema, or a raw body's media types), the success replies
 and the error responses. Every operation answers 401 (a bad token is refused even on a public
 route), 403 when roles limit it and 413 when it takes a body. Every schema is generated from a
@@ -98,23 +99,28 @@ def operation(e: Endpoint) -> dict:
     elif e.body is not None:
         op["requestBody"] = {"description": "JSON", "required": True,
                              "content": {JSON: {"schema": ref(e.body.__name__)}}}
-    parameters = [*e.params, *(query_parameters(e.query) if e.query is not None else [])]
+    parameters = [*(parameters_of(e.path_model, "path") if e.path_model is not None else []),
+                  *(parameters_of(e.query, "query") if e.query is not None else [])]
     if parameters:
         op["parameters"] = parameters
     return op
 
 
-def query_parameters(model: type[BaseModel]) -> list[dict]:
-    """A query model's fields as OpenAPI query parameters."""
+def parameters_of(model: type[BaseModel], where: str) -> list[dict]:
+    """A path or query model's fields as OpenAPI parameters (``in: path`` ones are always required)."""
     schema = as_openapi30(model.model_json_schema(ref_template="#/components/schemas/{model}"))
     required = set(schema.get("required", []))
     out = []
     for name, prop in schema["properties"].items():
         prop = dict(prop)
         description = prop.pop("description", "")
-        if prop.pop("nullable", None) and prop.get("default", 0) is None:  # a parameter is absent, never null
-            del prop["default"]
-        out.append({"name": name, "in": "query", "required": name in required, "schema": prop,
+        if prop.pop("nullable", None):  # a parameter is absent, never null
+            prop.pop("default", None) if prop.get("default", 0) is None else None
+            if "allOf" in prop and len(prop["allOf"]) == 1:
+                prop = {**prop.pop("allOf")[0], **prop}
+            if prop.get("enum") and None in prop["enum"]:
+                prop["enum"] = [v for v in prop["enum"] if v is not None]
+        out.append({"name": name, "in": where, "required": where == "path" or name in required, "schema": prop,
                     "description": description})
     return out
 

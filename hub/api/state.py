@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.api.users import Principal
 from hub.backbone.base import Backbone
+from hub.metrics import ApiMetrics
 from hub.pipeline.checks import CheckContext
 from hub.pki.identity import Identity
 from hub.settings import Settings
@@ -31,8 +32,7 @@ class ApiState:
     _ctx: CheckContext | None = None
     _ctx_version: int = -1
     _ctx_checked: float = 0.0
-    vdxp_requests: dict = field(default_factory=dict)  # (operation, "OK" or ErrorCode) -> count, for /metrics
-    http_requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (method, route, status) -> n
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)  # HTTP and VDXP requests, for /metrics
     readiness: object | None = None  # hub.api.health.Readiness: computed in the background
 
     async def check_context(self) -> CheckContext:

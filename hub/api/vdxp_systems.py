@@ -12,8 +12,7 @@ from aiohttp import web
 
 from hub.api.admin import _actor, _bad, _code, _iso, _text
 from hub.api.endpoint import Endpoints, Reply
-from hub.api.models import VdxpSystemInput
-from hub.api.params import p
+from hub.api.models import VdxpSystemInput, VdxpSystemPath
 from hub.api.replies import VdxpSystem, VdxpSystemCreated, VdxpSystemList
 from hub.api.state import STATE
 from hub.errors import ConflictError
@@ -59,10 +58,10 @@ async def systems_add(request: web.Request, body: VdxpSystemInput) -> web.Respon
 
 
 @api.endpoint("POST", "/api/v1/admin/vdxp/systems/{id}/revoke", "Revoke a VDXP system: its requests are refused from now on",
-              roles=("admin",), response=VdxpSystem, errors=(400, 404, 409), params=[p("id", {"type": "string"}, "system id")])
-async def systems_revoke(request: web.Request) -> web.Response:
+              roles=("admin",), response=VdxpSystem, errors=(400, 404, 409), path_model=VdxpSystemPath)
+async def systems_revoke(request: web.Request, path: VdxpSystemPath) -> web.Response:
     state = request.app[STATE]
-    system_id = _text(request.match_info["id"], "id", max_len=64)
+    system_id = path.id
     row = await _find(state, system_id)
     if row is None:
         raise web.HTTPNotFound(text=f"no VDXP system {system_id}")

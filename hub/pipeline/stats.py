@@ -1,8 +1,13 @@
-"""The worker's counters: outcomes, stage seconds and the checks' latency histogram."""
+"""The worker's counters: outcomes, stage seconds, and the checks' latency histogram (a
+``prometheus_client.Histogram`` the hub's workers share, :mod:`hub.metrics`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from prometheus_client import Histogram
+
+from hub.metrics import check_seconds
 
 
 @dataclass
@@ -18,9 +23,7 @@ class Stats:
     by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
-    check_hist: dict = field(default_factory=lambda: {
-        "bounds": [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, float("inf")],
-        "counts": [0] * 10, "sum": 0.0})
+    check_seconds: Histogram = field(default_factory=check_seconds)  # the hub's, shared by its workers
 
     def outcomes(self) -> tuple:
         """The outcome counters, to take back what a batch counted if its transaction does not commit."""
@@ -30,9 +33,4 @@ class Stats:
         self.accepted, self.refused, self.duplicates, self.dead, self.by_reason, self.by_auth = outcomes
 
     def observe_check(self, seconds: float) -> None:
-        h = self.check_hist
-        h["sum"] += seconds
-        for i, b in enumerate(h["bounds"]):
-            if seconds <= b:
-                h["counts"][i] += 1
-                break
+        self.check_seconds.observe(seconds)

@@ -1,4 +1,4 @@
-"""The national axis's HTTP protocol (VDXP, ``standards/vdxp/PROTOCOL.md``) under ``/vdxp/``:
+"""The national axis's HTTP protocol (VDXP, the one VNPT's client SDK speaks) under ``/vdxp/``:
 agencies' existing SDK clients talk to the hub by changing their endpoint URL.
 
 ``wire`` (signed headers, hash-file, envelope; pure) · ``keys`` (secrets encrypted at rest) ·

@@ -68,8 +68,7 @@ async def count_requests(request: web.Request, handler):
     op = request.match_info.get("op", "")
     op = op if op in OPERATIONS else "other"
     outcome = response.headers.get(OUTCOME, "OK")
-    counts = request.app[STATE].vdxp_requests
-    counts[(op, outcome)] = counts.get((op, outcome), 0) + 1
+    request.app[STATE].metrics.vdxp_requests.labels(op, outcome).inc()
     response.headers.popall(OUTCOME, None)
     return response
 

@@ -1,7 +1,8 @@
 """The VDXP wire format, pure: the signed ``XroadVnpt-*`` headers, the SDK's ``hash-file``,
 the body of ``sendEdoc`` and the JSON envelope of every answer.
 
-Written from ``standards/vdxp/PROTOCOL.md`` (section 3). No I/O: the server hands in the
+Written from the SDK's bytecode and a wire capture (``tests/vdxp/test_wire.py`` replays the
+capture's headers and HMAC). No I/O: the server hands in the
 raw header lines and the system's secret, and gets back the signed parameters or a
 :class:`VdxpError` with a stable reason code.
 """

@@ -1,22 +1,27 @@
 """The OpenAPI document is generated from the handlers' declarations, and agrees with the router.
 
-Every route, method, role, parameter list and body model in /api/v1/openapi.json comes from an
-``Endpoint`` declared on a handler (``hub.api.routes.endpoints()``); the aiohttp router holds
-exactly the same (method, path) pairs, each calling the declared handler; a body model in the
-document is the pydantic model the handler validates with.
+Every route, method, role, path and query parameter and body model in /api/v1/openapi.json comes
+from an ``Endpoint`` declared on a handler (``hub.api.routes.endpoints()``): each parameter is a
+field of the endpoint's path or query model, with that field's schema, and a body model is the
+pydantic model the handler validates with. The aiohttp router holds exactly the same (method,
+path) pairs, each calling the declared handler; no API module reads a parameter by hand
+(``request.query``, ``match_info``), so what the document says is what is validated.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from hub.api import models, replies
 from hub.api.app import ApiState, create_app
 from hub.api.endpoint import parse
 from hub.api.routes import endpoints, route_defs
-from hub.api.openapi import document
+from hub.api.openapi import as_openapi30, document
 from hub.errors import UsageError
 from hub.settings import Settings
 
@@ -49,10 +54,7 @@ def test_router_and_document_come_from_the_declarations(tmp_path):
         else:
             assert "security" not in op and op["description"].endswith(f"Roles: {', '.join(e.roles)}."), key
             assert "403" in op["responses"], key
-        parameters = op.get("parameters", [])
-        assert parameters[:len(e.params)] == list(e.params), key
-        queried = [(q["name"], q["in"]) for q in parameters[len(e.params):]]
-        assert queried == [(f.alias or name, "query") for name, f in (e.query.model_fields.items() if e.query else ())]
+        assert op.get("parameters", []) == _parameters_of(e), key
         replies = {int(c) for c, r in op["responses"].items() if "$ref" not in r}
         errors = {int(c) for c, r in op["responses"].items() if "$ref" in r}
         assert replies == set(e.replies) and errors >= set(e.errors) | {401}, key
@@ -123,3 +125,89 @@ def test_every_schema_is_a_model():
     for r in refs:
         kind, name = r.split("/")[-2:]
         assert name in doc["components"][kind], r
+
+
+def _fields(model) -> list[tuple[str, dict, bool]]:
+    """(name as sent, schema, required) of each field of a path or query model, from pydantic."""
+    if model is None:
+        return []
+    schema = as_openapi30(model.model_json_schema())
+    return [(f.alias or name, schema["properties"][f.alias or name], f.is_required())
+            for name, f in model.model_fields.items()]
+
+
+def _parameters_of(e) -> list[dict]:
+    out = []
+    for where, model in (("path", e.path_model), ("query", e.query)):
+        for name, prop, required in _fields(model):
+            prop = dict(prop)
+            description = prop.pop("description", "")
+            if prop.pop("nullable", None):
+                if prop.get("default", 0) is None:
+                    del prop["default"]
+                if "allOf" in prop:
+                    prop = {**prop.pop("allOf")[0], **prop}
+                if None in prop.get("enum", []):
+                    prop["enum"] = [v for v in prop["enum"] if v is not None]
+            out.append({"name": name, "in": where, "required": where == "path" or required, "schema": prop,
+                        "description": description})
+    return out
+
+
+def test_every_path_parameter_is_declared_by_a_model():
+    """Each ``{name}`` of a route's path is a field of its path model, and nothing else is."""
+    import re
+
+    for e in endpoints():
+        names = re.findall(r"\{(\w+)", e.path)
+        assert names == list(e.path_model.model_fields if e.path_model else []), (e.method, e.path)
+
+
+def test_the_document_lists_every_parameter_a_handler_takes():
+    doc = document(endpoints())
+    listed = {(path, m.upper(), p["in"], p["name"]) for path, item in doc["paths"].items() for m, op in item.items()
+              for p in op.get("parameters", [])}
+    declared = {(e.template, e.method, where, name) for e in endpoints()
+                for where, model in (("path", e.path_model), ("query", e.query))
+                for name, _, _ in _fields(model)}
+    assert listed == declared and ("/api/v1/audit/entries", "GET", "query", "format") in listed
+    assert ("/api/v1/admin/followup/report", "GET", "query", "from") in listed  # the alias, as sent
+
+
+API = Path(__file__).resolve().parents[2] / "hub" / "api"
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in API.glob("*.py")))
+def test_no_handler_reads_a_parameter_by_hand(module):
+    """``request.query`` and ``request.match_info`` are read in one place: the endpoint wrapper,
+    which validates them with the declared models (the request counter reads the matched route)."""
+    allowed = {"endpoint.py": {"query", "match_info"}, "app.py": {"match_info", "query_string"}}
+    tree = ast.parse((API / module).read_text(encoding="utf-8"))
+    read = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in (
+        "query", "match_info", "query_string", "rel_url") and isinstance(n.value, ast.Name) and n.value.id == "request"}
+    assert read <= allowed.get(module, set()), f"{module} reads request.{', request.'.join(sorted(read))}"
+
+
+def test_a_bad_parameter_is_refused_naming_it():
+    from hub.api.models import AgencyPath, AuditEntriesQuery, DeadLetterPath, InboxQuery, OverdueQuery
+
+    cases = [
+        (AgencyPath, {"code": "nonsense"}, "code", "usage.agency_code"),
+        (DeadLetterPath, {"id": "abc"}, "id", "usage.invalid"),
+        (InboxQuery, {"limit": "0"}, "limit", "usage.invalid"),
+        (InboxQuery, {"limit": "many"}, "limit", "usage.invalid"),
+        (OverdueQuery, {"days": "366"}, "days", "usage.invalid"),
+        (OverdueQuery, {"from": "01/10/2026"}, "from", "usage.invalid"),
+        (AuditEntriesQuery, {"since": "yesterday"}, "since", "usage.invalid"),
+        (AuditEntriesQuery, {"limit": "5000"}, "limit", "usage.invalid"),  # JSON pages hold at most 1000
+        (AuditEntriesQuery, {"colour": "red"}, "colour", "usage.invalid"),
+    ]
+    for model, data, element, reason in cases:
+        try:
+            parse(model, data)
+        except UsageError as e:
+            assert (e.code, e.element) == (reason, element) and e.message.startswith(f"{element}: "), (data, e)
+        else:
+            raise AssertionError(f"{model.__name__} accepted {data}")
+    assert parse(AuditEntriesQuery, {"limit": "5000", "format": "csv"}).limit == 5000
+    assert parse(OverdueQuery, {"days": "", "priority": " 2 "}).days == 3

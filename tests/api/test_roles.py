@@ -13,7 +13,8 @@ fails here. Callers:
   resources, a document only G22 and H44 exchanged)
 - ``admin``, ``auditor``
 
-Runs on the embedded broker + SQLite only (it is about the API's rules, not the broker).
+Runs on real RabbitMQ + PostgreSQL and on the embedded broker + SQLite (``env``): the rules are
+the API's, but what a route answers also depends on the broker and the database behind it.
 """
 
 from __future__ import annotations
@@ -170,8 +171,7 @@ def _fill(value, ids: dict):
     return value
 
 
-async def test_every_route_every_role(embedded_env, pki):
-    env = embedded_env
+async def test_every_route_every_role(env, pki):
     extra_ca, _ = devpki.make_ca("role test extra root")
     rows = table(devpki.cert_pem(extra_ca).decode(), _crl_pem(pki))
     async with env.running() as hub, api_for(env) as api:
