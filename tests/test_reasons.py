@@ -50,10 +50,11 @@ def _value(node, constants: dict[str, str]) -> str | None:
     return value if value is not None and CODE.match(value) else None
 
 
-def codes_in(source: str) -> dict[str, set[str]]:
-    """{"raised": …, "class defaults": …, "parameter defaults": …} found in one module's source."""
+def codes_in(source: str, shared: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """{"raised": …, "class defaults": …, "parameter defaults": …} found in one module's source.
+    ``shared``: the other modules' constants, for a name imported from where it is defined."""
     tree = ast.parse(source)
-    constants = _constants(tree)
+    constants = {**(shared or {}), **_constants(tree)}
     found = {"raised": set(), "class defaults": set(), "parameter defaults": set()}
 
     def add(kind, node):
@@ -87,10 +88,12 @@ def codes_in(source: str) -> dict[str, set[str]]:
 
 def _scan() -> dict[str, set[str]]:
     total = {"raised": set(), "class defaults": set(), "parameter defaults": set()}
-    for path in (ROOT / "hub").rglob("*.py"):
-        if "migrations" in path.parts:
-            continue
-        for kind, codes in codes_in(path.read_text(encoding="utf-8")).items():
+    paths = [p for p in (ROOT / "hub").rglob("*.py") if "migrations" not in p.parts]
+    shared: dict[str, str] = {}  # constants defined in one module and imported by another
+    for path in paths:
+        shared.update(_constants(ast.parse(path.read_text(encoding="utf-8"))))
+    for path in paths:
+        for kind, codes in codes_in(path.read_text(encoding="utf-8"), shared).items():
             total[kind] |= codes
     return total
 
