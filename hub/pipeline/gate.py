@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from hub import constants as C
 from hub.backbone.base import Backbone, Consumer, Incoming, bounded
 from hub.pipeline.intake import IntakeMessage
-from hub.retry import backoff
+from hub.retry import backoff, retry
 
 log = logging.getLogger("hub.worker")
 
@@ -119,18 +119,22 @@ class IntakeGate:
                 await self.apply()
             except Exception as e:  # noqa: BLE001 - the broker may be down too; retried on resume
                 log.warning("pausing intake: %s", e)
-            attempt = 0
-            while not self.stopping:
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
-                try:
-                    async with asyncio.timeout(PROBE_TIMEOUT):
-                        await self._probe()
-                    break
-                except Exception as e:  # noqa: BLE001 - still down (or a probe timeout)
-                    if attempt in (1, 5) or attempt % 20 == 0:
-                        log.info("database still unavailable after %.0f s (%s)", time.monotonic() - failed_at,
-                                 type(e).__name__)
+            async def probe() -> None:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await self._probe()
+
+            def still_down(attempt: int, e: BaseException) -> None:
+                if attempt in (1, 5) or attempt % 20 == 0:
+                    log.info("database still unavailable after %.0f s (%s)", time.monotonic() - failed_at,
+                             type(e).__name__)
+
+            if not self.stopping:
+                await asyncio.sleep(backoff(1))
+                try:  # any failure of the probe means "still down" (or a probe timeout)
+                    await retry(probe, transient=lambda _e: True, first=backoff(2), stop=lambda: self.stopping,
+                                on_retry=still_down)
+                except Exception:  # noqa: BLE001 - stopping while still down
+                    pass
             self.paused = False
             self._healthy_at = time.monotonic()
             while not self.stopping:
