@@ -1,5 +1,5 @@
 """Fixtures of the fault tests: a PostgreSQL server and a 3-node RabbitMQ cluster of their own
-(free ports, temp dirs, its own EPMD), which the tests stop, restart, kill and partition; a
+(free ports, temp dirs, its own EPMD), which the tests stop, restart and kill; a
 primary/standby pair for the failover. The shared services are never
 touched. Starting fails (never skips) when the server binaries are missing."""
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.cluster import Postgres, PostgresPair, RabbitCluster
+from tests.faults.stream import Broker
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +52,15 @@ def pg_pair():
 
 @pytest.fixture(scope="session")
 def rabbit_cluster(tmp_path_factory):
-    """Node 0 (every client's first) is the one a partition can cut off (``cluster.cut()``)."""
-    cluster = RabbitCluster(tmp_path_factory.mktemp("rmq"), nodes=3, splittable=0)
+    cluster = RabbitCluster(tmp_path_factory.mktemp("rmq"), nodes=3)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def broker(rabbit_cluster):
+    """The streams' vhost and agency users on the cluster (rabbitmqctl is slow: made once)."""
+    return Broker.make(rabbit_cluster)
