@@ -52,7 +52,7 @@ async def main_async(args) -> int:
             lambda: [signed(pki, G22, (H41, H44) if i % 3 == 0 else (H41,)) for i in range(args.n)])
         print(f"cluster up and {args.n:,} packages signed in {time.monotonic() - t:.0f} s", flush=True)
         for name in args.only:
-            tmp = root / name
+            tmp = root / f"scenario-{name}"
             tmp.mkdir()
             t = time.monotonic()
             print(f"\n[{name}]", flush=True)

@@ -18,6 +18,7 @@ import asyncio
 import pickle
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -162,6 +163,11 @@ def main() -> int:
     ap.add_argument("--routes", type=int, default=100_000, help="recipients routed (default 100,000)")
     ap.add_argument("--fill", type=int, default=20, help="10 KB messages put in each inbox queue (default 20)")
     args = ap.parse_args()
+
+    def _stop(*_):  # SIGTERM: clean up like Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         return asyncio.run(main_async(args))
     except KeyboardInterrupt:
