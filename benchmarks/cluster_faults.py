@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import sys
 import tempfile
@@ -100,6 +101,10 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=5000, help="packages per scenario (default 5,000)")
     ap.add_argument("--only", default=",".join(ALL), help=f"scenarios, comma-separated (default {','.join(ALL)})")
     args = ap.parse_args()
+    # the adapters' client library logs each connection a fault closes, with a traceback; the
+    # counts say what matters
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     args.only = [x for x in args.only.split(",") if x]
     if not set(args.only) <= set(ALL):
         ap.error(f"--only takes {', '.join(ALL)}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import signal
 import statistics
@@ -234,6 +235,10 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=3000, help="packages of the saturation burst (default 3000)")
     ap.add_argument("--rate", type=float, default=0.0, help="packages/s instead of half the measured saturation")
     args = ap.parse_args()
+    # the adapters' client library logs each connection a fault closes, with a traceback; the
+    # counts say what matters
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
     def _stop(*_):  # SIGTERM: clean up like Ctrl-C does
         raise KeyboardInterrupt
