@@ -466,9 +466,31 @@ class Postgres:
         self.init()
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
 
-    def stop(self, mode: str = "fast") -> None:
-        """``fast`` (clients disconnected, clean shutdown) or ``immediate`` (like a crash)."""
-        self._pg("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        """``fast`` (clients disconnected, clean shutdown) or ``immediate`` (like a crash).
+
+        By the postmaster's pid and a signal, as pg_ctl does, but from this process: pg_ctl runs
+        as ``postgres``, which may no longer reach the data directory (pytest makes its temp
+        root 0700 again at every session start, and other sessions start while a cluster runs)."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return  # not running
+        if b"postgres" not in cmdline or str(self.data).encode() not in cmdline:
+            return  # a stale pid file: that pid is someone else now
+        os.kill(pid, {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode])
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists():
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except OSError:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
 
     @property
     def running(self) -> bool:

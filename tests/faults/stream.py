@@ -94,8 +94,8 @@ class Stream:
     time to recover is the longest the recipients then waited for a delivery (from the fault to
     the first one, or between two)."""
 
-    def __init__(self, broker: Broker, pg: Postgres | PostgresPair, pki, tmp: Path, packages: list[tuple[str, tuple[str, ...], bytes]],
-                 *, hubs: int = 1):
+    def __init__(self, broker: Broker, pg: Postgres | PostgresPair, pki, tmp: Path,
+                 packages: list[tuple[str, tuple[str, ...], bytes]], *, hubs: int = 1):
         self.broker, self.pg, self.pki, self.tmp = broker, pg, pki, tmp
         self.packages = packages  # (DocumentId, recipients, signed bytes)
         self.counts = Counts()

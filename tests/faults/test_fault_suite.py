@@ -63,6 +63,7 @@ async def _run(s: Stream, fault) -> None:
     await s.start_receivers()
     pub = s.stream()
     await s.until_confirmed(N // 4)
+    s.fault()  # the time to recover runs from here
     await fault()
     await asyncio.wait_for(pub, 300)
     await s.until_delivered()
