@@ -329,9 +329,10 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
         existing = set(stored)
         systems = {c for c, connected in stored.items() if connected} - set(rows)
         systems |= {c for c, row in rows.items() if row["connected"]}
+        known = existing | set(rows)  # once: per row it made an import with served_by quadratic
         for code, row in list(rows.items()):
             sb = row["served_by"]
-            if sb and sb not in existing | set(rows):
+            if sb and sb not in known:
                 result.errors.append((0, f"{code}: served_by {sb} is not registered; imported without it"))
                 row["served_by"] = None
             elif sb and sb not in systems:

@@ -8,6 +8,8 @@ rewrites the libpq form into that one.
 
 Timeouts, from the URL or the defaults below: ``connect_timeout`` (seconds per host, as in
 libpq) and ``statement_timeout`` (milliseconds, PostgreSQL's setting; 0 turns it off).
+``application_name`` (as in libpq) names the process in ``pg_stat_activity``: which instance
+holds the sealer's or the sweeper's lock shows there.
 """
 
 from __future__ import annotations
@@ -54,4 +56,7 @@ def connect_args(query: dict) -> tuple[dict, dict]:
     except (TypeError, ValueError):
         raise UsageError("HUB_DATABASE_URL: connect_timeout (seconds) and statement_timeout (milliseconds) "
                          "must be numbers") from None
-    return query, {"timeout": connect, "server_settings": {"statement_timeout": str(statement)}}
+    settings = {"statement_timeout": str(statement)}
+    if query.get("application_name"):
+        settings["application_name"] = str(query.pop("application_name"))
+    return query, {"timeout": connect, "server_settings": settings}

@@ -1,5 +1,6 @@
 """Fixtures of the fault tests: a PostgreSQL server and a 3-node RabbitMQ cluster of their own
-(free ports, temp dirs), which the tests stop, restart and kill. The shared services are never
+(free ports, temp dirs, its own EPMD), which the tests stop, restart and kill; a
+primary/standby pair for the failover. The shared services are never
 touched. Starting fails (never skips) when the server binaries are missing."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.cluster import Postgres, RabbitCluster
+from tests.faults.cluster import Postgres, PostgresPair, RabbitCluster
+from tests.faults.stream import Broker
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +37,19 @@ def own_pg_url(own_pg):
     return own_pg.create_database(f"hub_fault_{uuid.uuid4().hex[:10]}")
 
 
+@pytest.fixture
+def pg_pair():
+    """A PostgreSQL primary with a synchronous streaming standby of its own (promotion is one-way)."""
+    root = Path(tempfile.mkdtemp(prefix="hub-fault-pair-"))
+    pair = PostgresPair(root)
+    try:
+        pair.start()
+        yield pair
+    finally:
+        pair.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def rabbit_cluster(tmp_path_factory):
     cluster = RabbitCluster(tmp_path_factory.mktemp("rmq"), nodes=3)
@@ -43,3 +58,9 @@ def rabbit_cluster(tmp_path_factory):
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def broker(rabbit_cluster):
+    """The streams' vhost and agency users on the cluster (rabbitmqctl is slow: made once)."""
+    return Broker.make(rabbit_cluster)

@@ -19,15 +19,25 @@ from hub import constants as C
 from hub.backbone.base import inbox_queue
 from hub.backbone.factory import connect
 from hub.backbone.users import agency_permissions
+from hub.edxml.builder import build_edoc
+from hub.edxml.signature import sign_package
 from hub.errors import HubError
 from hub.registry.store import add_agency, add_trust_anchor
+from hub.store import leader
 from hub.store.engine import make_engine, migrate
 from hub.store.tables import dead_letters, documents, records
-from tests.conftest import G22, H41, H44, HUB
-from tests.faults.cluster import Postgres, RabbitCluster
+from tests.conftest import G22, H41, H44, HUB, make_edoc
+from tests.faults.cluster import Postgres, PostgresPair, RabbitCluster
 from tests.faults.hubproc import HubProcess
 
 AGENCIES = (G22, H41, H44)
+
+
+def signed(pki, sender: str, to: tuple[str, ...]) -> tuple[str, tuple[str, ...], bytes]:
+    """A signed package from ``sender`` to ``to``: (DocumentId, recipients, bytes)."""
+    d = make_edoc(sender, to)
+    ident = pki.ids[sender]
+    return d.document_id, to, sign_package(build_edoc(d, []), ident.key, ident.cert)
 
 
 @dataclass
@@ -41,11 +51,15 @@ class Counts:
     dead: int = 0  # dead-lettered (hub.dead queue + kept dead letters + package.dead records)
     twice: int = 0  # DocumentIds recorded (accepted) more than once
     orphans: list[int] = field(default_factory=list)
+    recovered: float | None = None  # s: the longest time without a delivery, from the fault on
+    seconds: float = 0.0  # the whole stream, first publish to last delivery
 
     def line(self, name: str) -> str:
+        rec = "n/a" if self.recovered is None else f"{self.recovered:.1f}s"
         return (f"{name}: published={self.published} confirmed={self.confirmed} expected={self.expected} "
                 f"delivered={self.delivered} duplicates={self.duplicates} lost={self.lost} dead={self.dead} "
-                f"recorded_twice={self.twice} orphans={len(self.orphans)}")
+                f"recorded_twice={self.twice} orphans={len(self.orphans)} recovered_in={rec} "
+                f"stream={self.seconds:.0f}s")
 
 
 @dataclass
@@ -74,9 +88,14 @@ class Broker:
 
 
 class Stream:
-    """One scenario: a fresh database, `hub serve` (restartable), a publisher and two receivers."""
+    """One scenario: a fresh database, ``hubs`` × `hub serve` (restartable), a publisher and two
+    receivers. ``pg`` is a :class:`Postgres` or a :class:`PostgresPair` (anything with
+    ``create_database`` returning the URL). :meth:`fault` marks the moment a fault starts: the
+    time to recover is the longest the recipients then waited for a delivery (from the fault to
+    the first one, or between two)."""
 
-    def __init__(self, broker: Broker, pg: Postgres, pki, tmp: Path, packages: list[tuple[str, tuple[str, ...], bytes]]):
+    def __init__(self, broker: Broker, pg: Postgres | PostgresPair, pki, tmp: Path,
+                 packages: list[tuple[str, tuple[str, ...], bytes]], *, hubs: int = 1):
         self.broker, self.pg, self.pki, self.tmp = broker, pg, pki, tmp
         self.packages = packages  # (DocumentId, recipients, signed bytes)
         self.counts = Counts()
@@ -85,8 +104,16 @@ class Stream:
         self.raw = 0
         self.adapters: dict[str, Adapter] = {}
         self.tasks: list[asyncio.Task] = []
-        self.hub: HubProcess | None = None
+        self.n_hubs = hubs
+        self.hubs: list[HubProcess] = []
+        self.hub: HubProcess | None = None  # the first
         self.db_url = ""
+        self.fault_at: float | None = None
+        self.gap = 0.0  # the longest wait for a delivery since the fault
+        self.started_at = self.last_delivery = 0.0
+
+    def fault(self) -> None:
+        self.fault_at = time.monotonic()
 
     async def setup(self) -> None:
         self.db_url = await asyncio.to_thread(self.pg.create_database, f"hub_fault_{uuid.uuid4().hex[:10]}")
@@ -101,10 +128,13 @@ class Stream:
         finally:
             await engine.dispose()
         kp, cp = self.pki.write(self.pki.ids[HUB], self.tmp)
-        self.hub = HubProcess({
-            "HUB_DATA_DIR": str(self.tmp / "data"), "HUB_DATABASE_URL": self.db_url, "HUB_AMQP_URL": self.broker.url(),
-            "HUB_ORGAN_ID": HUB, "HUB_KEY_FILE": str(kp), "HUB_CERT_FILE": str(cp), "HUB_PREFETCH": "200",
-        }, self.tmp / "hub.log")
+        for k in range(self.n_hubs):  # each names itself to PostgreSQL (pg_stat_activity.application_name)
+            url = f"{self.db_url}{'&' if '?' in self.db_url else '?'}application_name=hub-{k}"
+            self.hubs.append(HubProcess({
+                "HUB_DATA_DIR": str(self.tmp / f"data{k}"), "HUB_DATABASE_URL": url, "HUB_AMQP_URL": self.broker.url(),
+                "HUB_ORGAN_ID": HUB, "HUB_KEY_FILE": str(kp), "HUB_CERT_FILE": str(cp), "HUB_PREFETCH": "200",
+            }, self.tmp / ("hub.log" if k == 0 else f"hub{k}.log")))
+        self.hub = self.hubs[0]
         # a previous scenario's leftovers (there should be none) must not count here
         admin = await connect(self.broker.url())
         try:
@@ -120,23 +150,57 @@ class Stream:
         finally:
             await admin.close()
 
-    async def start_hub(self) -> None:
-        self.hub.start()
+    def live_hubs(self) -> list[HubProcess]:
+        return [h for h in self.hubs if h.proc is not None and h.proc.poll() is None]
+
+    async def start_hub(self, *which: int) -> None:
+        """Start hub(s) ``which`` (default: the first; after a kill, that one again) and wait until
+        every live hub consumes ``hub.intake``."""
+        for k in which or (0,):
+            self.hubs[k].start()
         deadline = time.monotonic() + 90
         admin = await connect(self.broker.url())
         try:
             while True:  # the hub declares the inboxes when it has started
+                live = self.live_hubs()
                 try:
-                    if await admin.consumers(C.QUEUE_INTAKE) > 0:
+                    if await admin.consumers(C.QUEUE_INTAKE) >= len(live):
                         await admin.depth(inbox_queue(H44, True))
                         return
                 except HubError:
                     pass
-                assert self.hub.proc.poll() is None, f"the hub exited: {self.hub.log()[-3000:]}"
-                assert time.monotonic() < deadline, f"the hub did not start: {self.hub.log()[-3000:]}"
+                for k in which or (0,):
+                    h = self.hubs[k]
+                    assert h.proc.poll() is None, f"the hub exited: {h.log()[-3000:]}"
+                    assert time.monotonic() < deadline, f"the hub did not start: {h.log()[-3000:]}"
                 await asyncio.sleep(0.3)
         finally:
             await admin.close()
+
+    async def leaders(self) -> dict[str, str]:
+        """Which hub holds which role now, from PostgreSQL: {"sealer": "hub-0", "sweeper": …}."""
+        roles = {leader.SEALER: "sealer", leader.SWEEPER: "sweeper"}
+        engine = make_engine(self.db_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(sa.text(
+                    "SELECT l.objid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid IN (:a, :b) "
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                    {"a": leader.SEALER, "b": leader.SWEEPER})).all()
+        finally:
+            await engine.dispose()
+        return {roles[int(k)]: name for k, name in rows}
+
+    async def until_leaders(self, want: dict[str, str], timeout: float = 60) -> float:
+        """Wait until the roles are held as ``want`` says; the seconds it took."""
+        t0 = time.monotonic()
+        while True:
+            now = await self.leaders()
+            if all(now.get(r) == h for r, h in want.items()):
+                return time.monotonic() - t0
+            assert time.monotonic() - t0 < timeout, f"roles {now} after {timeout:.0f} s, wanted {want}"
+            await asyncio.sleep(0.2)
 
     async def adapter(self, code: str) -> Adapter:
         bb = await connect(self.broker.url(code))
@@ -156,6 +220,10 @@ class Stream:
                 r = await ad.receive(timeout=None)
                 self.raw += 1
                 self.got.add((r.document_id, r.headers.get(C.H_RECIPIENT)))
+                now = time.monotonic()
+                if self.fault_at is not None:
+                    self.gap = max(self.gap, now - max(self.last_delivery, self.fault_at))
+                self.last_delivery = now
                 await r.done()
             except HubError:  # the broker went away under the ack: it redelivers, the SDK filters
                 await asyncio.sleep(0.2)
@@ -186,6 +254,7 @@ class Stream:
             await asyncio.sleep(pause)
 
     def stream(self) -> asyncio.Task:
+        self.started_at = time.monotonic()
         return asyncio.create_task(self.publish_all([data for _, _, data in self.packages]))
 
     async def until_confirmed(self, n: int, timeout: float = 120) -> None:
@@ -212,14 +281,20 @@ class Stream:
         c.delivered = len(self.got & self.expected)
         c.lost = len(self.expected - self.got)
         c.duplicates = sum(a.duplicates_skipped for a in self.adapters.values())
+        if self.fault_at is not None:
+            c.recovered = self.gap
+        if self.started_at and self.last_delivery:
+            c.seconds = self.last_delivery - self.started_at
         admin = await connect(self.broker.url())
         try:
             c.dead = await admin.depth(C.QUEUE_DEAD)
         finally:
             await admin.close()
-        code = await asyncio.to_thread(self.hub.terminate, 60)
-        assert code is not None, f"`hub serve` did not stop on SIGTERM: {self.hub.log()[-3000:]}"
-        c.orphans = await asyncio.to_thread(self.hub.orphans, 15.0)
+        for h in self.hubs:
+            code = await asyncio.to_thread(h.terminate, 60)
+            assert code is not None, f"`hub serve` did not stop on SIGTERM: {h.log()[-3000:]}"
+        for h in self.hubs:
+            c.orphans += await asyncio.to_thread(h.orphans, 15.0)
         for ad in self.adapters.values():
             try:
                 await ad.stop()
@@ -250,8 +325,8 @@ class Stream:
     def cleanup(self) -> None:
         for t in self.tasks:
             t.cancel()
-        if self.hub is not None:
-            self.hub.cleanup()
+        for h in self.hubs:
+            h.cleanup()
 
 
 def assert_clean(s: Stream, c: Counts, documents: int) -> None:

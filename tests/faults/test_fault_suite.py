@@ -20,7 +20,7 @@ from hub.edxml.builder import build_edoc
 from hub.edxml.signature import sign_package
 from tests.conftest import G22, H41, H44, make_edoc
 from tests.faults.hubproc import alive
-from tests.faults.stream import Broker, Stream, assert_clean
+from tests.faults.stream import Stream, assert_clean
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -45,11 +45,6 @@ def flood_packages(pki):
     return [_signed(pki, H44, (H41,)) for _ in range(300)]
 
 
-@pytest.fixture(scope="module")
-def broker(rabbit_cluster):
-    return Broker.make(rabbit_cluster)
-
-
 @pytest.fixture
 async def stream(broker, own_pg, pki, tmp_path, stream_packages):
     if not own_pg.running:
@@ -68,6 +63,7 @@ async def _run(s: Stream, fault) -> None:
     await s.start_receivers()
     pub = s.stream()
     await s.until_confirmed(N // 4)
+    s.fault()  # the time to recover runs from here
     await fault()
     await asyncio.wait_for(pub, 300)
     await s.until_delivered()

@@ -31,6 +31,9 @@ def test_timeouts_come_from_the_url_or_the_defaults():
                                        "server_settings": {"statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS)}}
     with pytest.raises(UsageError, match="must be numbers"):
         dsn.connect_args({"connect_timeout": "soon"})
+    q, args = dsn.connect_args({"application_name": "hub-b", "target_session_attrs": "read-write"})
+    assert q == {"target_session_attrs": "read-write"}
+    assert args["server_settings"]["application_name"] == "hub-b"  # pg_stat_activity names the instance
 
 
 def _closed_port() -> int:
@@ -45,13 +48,14 @@ def _closed_port() -> int:
 async def test_first_host_down_the_second_answers_with_the_timeouts_set(pg_url):
     name = pg_url.rsplit("/", 1)[1]
     url = (f"postgresql://postgres@127.0.0.1:{_closed_port()},127.0.0.1:5432/{name}"
-           "?target_session_attrs=read-write&connect_timeout=5&statement_timeout=2500")
+           "?target_session_attrs=read-write&connect_timeout=5&statement_timeout=2500&application_name=hub-a")
     engine = make_engine(Settings.from_env({"HUB_DATABASE_URL": url, "HUB_DATA_DIR": "/nonexistent"}).database_url)
     try:
         await migrate(engine)  # migrations run without the statement timeout
         async with engine.connect() as conn:
             assert (await conn.execute(sa.text("SELECT current_database()"))).scalar() == name
             assert (await conn.execute(sa.text("SHOW statement_timeout"))).scalar() == "2500ms"
+            assert (await conn.execute(sa.text("SHOW application_name"))).scalar() == "hub-a"
             assert not (await conn.execute(sa.text("SELECT pg_is_in_recovery()"))).scalar()  # the writable one
             with pytest.raises(sa.exc.DBAPIError, match="statement timeout"):
                 await conn.execute(sa.text("SELECT pg_sleep(5)"))
