@@ -229,10 +229,10 @@ async def cmd_bench(args, settings: Settings) -> int:
     if any(x <= 0 for x in large):
         raise UsageError("--large: sizes in MB, e.g. 50,200")
     skip = frozenset(x.strip() for x in (args.skip or "").split(",") if x.strip())
-    unknown = skip - {"relay", "hub", "paced", "checks", "large"}
+    unknown = skip - {"relay", "hub", "off", "paced", "checks", "large"}
     if unknown:
         raise UsageError(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; "
-                         "choose from relay, hub, paced, checks, large")
+                         "choose from relay, hub, off, paced, checks, large")
     if not large:
         skip |= {"large"}
     return await run_bench(settings, n=args.n, size=args.size, workers=args.workers, processes=args.processes,
@@ -304,10 +304,12 @@ def register(sub) -> None:
     x.add_argument("--check-n", type=int, default=2000, help="checks timed for check/s on one core (default: 2000)")
     x.add_argument("--paced-n", type=int, default=None,
                    help="packages of the half-load latency run (default: n/10, at least 200)")
-    x.add_argument("--skip", metavar="SECTIONS", help="leave out sections, comma-separated: relay, hub, paced, checks, large (default: none)")
+    x.add_argument("--skip", metavar="SECTIONS", help="leave out sections, comma-separated: relay, hub, off (the audit-off arm), paced, "
+                        "checks, large (default: none)")
     x.add_argument("--hub-env", action="append", metavar="HUB_X=V", help="a setting for every `hub serve` run (repeatable; default: none)")
     x.add_argument("--ab", action="append", metavar="HUB_X=V",
                    help="add an arm B each round: the hub, audit log on, with this setting (a lever's A/B; "
+                        "HUB_BENCH_PROCESSES=N runs B as N hub processes; "
                         "repeatable; default: no arm B)")
     x.add_argument("--json", action="store_true", help="all figures as one JSON document (the last line)")
     x.set_defaults(func=cmd_bench)
