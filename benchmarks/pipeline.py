@@ -349,10 +349,19 @@ class Bench:
 
     # --- the runs -----------------------------------------------------------------------------
 
+    async def purge(self, *queues: str) -> None:
+        """Empty the queues a run counts from: nothing a previous run left may count in this one."""
+        conn = await aio_pika.connect_robust(self.hub_url)
+        async with conn:
+            ch = await conn.channel()
+            for q in queues:
+                await (await ch.get_queue(q)).purge()
+
     async def relay(self, bodies: list[bytes], label: str) -> Run:
         """The bare ceiling: the same bodies, same broker, an aio-pika relay process, no checks."""
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         n = len(bodies)
+        await self.purge("bench.in", "bench.out")
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.relay", self.hub_url, "bench.in", "",
                                  "bench.out", str(n)], env=env)
         try:
@@ -422,6 +431,8 @@ class Bench:
                   extra_env: dict[str, str] | None = None) -> Run:
         """`hub serve` on a fresh database; push ``bodies`` as G22, receive them all at H41."""
         db_url = await self.fresh_database(label.split()[0].replace("-", "_")[:12])
+        await self.purge(C.QUEUE_INTAKE, inbox_queue(H41), inbox_queue(H41, True), inbox_queue(G22),
+                         inbox_queue(G22, True))
         procs, log_path = self._start_hub(label, db_url, audit, extra_env or {})
         try:
             await self._wait_consumers(procs, log_path)
@@ -454,6 +465,8 @@ class Bench:
         data = await asyncio.to_thread(make_large_package, ident, size)
         out["bytes"] = len(data)
         db_url = await self.fresh_database("large")
+        await self.purge(C.QUEUE_INTAKE, inbox_queue(H41), inbox_queue(H41, True), inbox_queue(G22),
+                         inbox_queue(G22, True))
         procs, log_path = self._start_hub(f"large-{size // MB}mb", db_url, True,
                                           {"HUB_MAX_PACKAGE_BYTES": str(len(data) + MB)})
         sender = receiver = None
