@@ -68,7 +68,7 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     """A progress line (stderr, so that stdout stays the results)."""
     print(text, file=sys.stderr, flush=True)
 
@@ -78,7 +78,7 @@ def _spread(xs: list[float]) -> dict:
             "max": max(xs, default=0.0), "runs": xs}
 
 
-def _edoc(i: int, tag: str) -> Edoc:
+def bench_edoc(i: int, tag: str) -> Edoc:
     from datetime import date, datetime
 
     return Edoc(
@@ -97,24 +97,12 @@ def make_packages(ident: Identity, n: int, size: int) -> list[bytes]:
     blob = (b"%PDF-1.4 benchmark " * (att // 19 + 1))[:att]
     last = time.monotonic()
     for i in range(n):
-        out.append(ident.sign(build_edoc(_edoc(i, "BENCH"), [AttachmentFile("a.pdf", blob, "application/pdf")]
+        out.append(ident.sign(build_edoc(bench_edoc(i, "BENCH"), [AttachmentFile("a.pdf", blob, "application/pdf")]
                                          if att else [])))
         if time.monotonic() - last > 2 or i + 1 == n:
             last = time.monotonic()
-            _say(f"  signing packages: {i + 1:,}/{n:,}")
+            say(f"  signing packages: {i + 1:,}/{n:,}")
     return out
-
-
-def make_large_package(ident: Identity, size: int) -> bytes:
-    """One signed package of about ``size`` bytes, nearly all of it one attachment."""
-    from hub.edxml.parser import parse_xml
-    from hub.edxml.signature import sign_package
-
-    att = max(0, (size - 6000) * 3 // 4)
-    blob = (b"%PDF-1.4 large benchmark attachment " * (att // 36 + 1))[:att]
-    raw = build_edoc(_edoc(0, "LARGE"), [AttachmentFile("ho-so.pdf", blob, "application/pdf")])
-    del blob
-    return sign_package(parse_xml(raw, max_bytes=len(raw) + MB), ident.key, ident.cert)
 
 
 @dataclass
@@ -124,7 +112,7 @@ class Received:
     last: float = 0.0
 
 
-async def _receive_all(url: str, queues: list[str], n: int, label: str, *, idle: float = IDLE_TIMEOUT,
+async def receive_all(url: str, queues: list[str], n: int, label: str, *, idle: float = IDLE_TIMEOUT,
                        where: str = "") -> Received:
     """Consume until ``n`` messages arrived (every delivery counts; the latency only of those that carry
     ``x-hub-submitted-at``). BenchError when nothing arrived for ``idle`` seconds."""
@@ -159,14 +147,14 @@ async def _receive_all(url: str, queues: list[str], n: int, label: str, *, idle:
                 pass
             if got.count != seen:
                 seen, since = got.count, time.monotonic()
-                _say(f"  {label}: received {got.count:,}/{n:,}")
+                say(f"  {label}: received {got.count:,}/{n:,}")
             elif time.monotonic() - since > idle:
                 raise BenchError(f"{label}: stuck: received {got.count:,} of {n:,} and nothing for {idle:.0f} s"
                                  + (f" ({where})" if where else ""))
     return got
 
 
-async def _publish_all(url: str, exchange: str, key: str, bodies: list[bytes], user_id: str | None,
+async def publish_all(url: str, exchange: str, key: str, bodies: list[bytes], user_id: str | None,
                        pace: float | None = None) -> float:
     """Publish with confirms, 200 in flight (or ``pace`` messages/s, one by one); returns the start time.
     The submit time travels as a decimal string: pamqp would send a float as a 32-bit float."""
@@ -192,7 +180,7 @@ async def _publish_all(url: str, exchange: str, key: str, bodies: list[bytes], u
     return t0
 
 
-def _status_kb(pid: int, field_name: str) -> float:
+def status_mb(pid: int, field_name: str) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field_name + ":"):
@@ -202,7 +190,7 @@ def _status_kb(pid: int, field_name: str) -> float:
     return float("nan")
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     out: list[int] = []
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -212,9 +200,9 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _peak_mb(pid: int) -> float:
+def peak_mb(pid: int) -> float:
     """Peak RSS (VmHWM) of a process, in MB."""
-    return _status_kb(pid, "VmHWM")
+    return status_mb(pid, "VmHWM")
 
 
 async def _register(db_url: str, pki, vhost: str, hub_code: str) -> None:
@@ -366,10 +354,10 @@ class Bench:
                                  "bench.out", str(n)], env=env)
         try:
             await asyncio.sleep(1.0)
-            recv = asyncio.create_task(_receive_all(self.hub_url, ["bench.out"], n, label))
-            t0 = await _publish_all(self.hub_url, "", "bench.in", bodies, None)
+            recv = asyncio.create_task(receive_all(self.hub_url, ["bench.out"], n, label))
+            t0 = await publish_all(self.hub_url, "", "bench.in", bodies, None)
             got = await recv
-            rss = _peak_mb(proc.pid)
+            rss = peak_mb(proc.pid)
             proc.wait(30)
         finally:
             if proc.poll() is None:
@@ -377,7 +365,7 @@ class Bench:
                 proc.wait()
         return Run(got.count / (got.last - t0) if got.count else 0.0, got, rss)
 
-    def _start_hub(self, label: str, db_url: str, audit: bool, extra_env: dict[str, str]):
+    def start_hub(self, label: str, db_url: str, audit: bool, extra_env: dict[str, str]):
         s = self.settings
         henv = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         henv.update({"HUB_DATA_DIR": str(self.tmp), "HUB_DATABASE_URL": db_url, "HUB_AMQP_URL": self.hub_url,
@@ -400,7 +388,7 @@ class Bench:
         log.close()
         return procs, log_path
 
-    async def _wait_consumers(self, procs, log_path: Path) -> None:
+    async def wait_consumers(self, procs, log_path: Path) -> None:
         probe = await connect(self.hub_url)
         try:
             want = self.workers * len(procs)
@@ -416,7 +404,7 @@ class Bench:
             await probe.close()
 
     @staticmethod
-    def _stop(procs) -> None:
+    def stop_hub(procs) -> None:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -433,99 +421,27 @@ class Bench:
         db_url = await self.fresh_database(label.split()[0].replace("-", "_")[:12])
         await self.purge(C.QUEUE_INTAKE, inbox_queue(H41), inbox_queue(H41, True), inbox_queue(G22),
                          inbox_queue(G22, True))
-        procs, log_path = self._start_hub(label, db_url, audit, extra_env or {})
+        procs, log_path = self.start_hub(label, db_url, audit, extra_env or {})
         try:
-            await self._wait_consumers(procs, log_path)
-            recv = asyncio.create_task(_receive_all(
+            await self.wait_consumers(procs, log_path)
+            recv = asyncio.create_task(receive_all(
                 self.hub_url, [inbox_queue(H41), inbox_queue(H41, True)], len(bodies), label,
                 where=f"hub log {log_path}"))
             try:
-                t0 = await _publish_all(self.agency_url(G22), C.EXCHANGE_SUBMIT, "", bodies, f"{G22}@{self.vhost}",
+                t0 = await publish_all(self.agency_url(G22), C.EXCHANGE_SUBMIT, "", bodies, f"{G22}@{self.vhost}",
                                         pace=pace)
             except BaseException:
                 recv.cancel()
                 raise
             got = await recv
-            rss = max(_peak_mb(p.pid) for p in procs)
-            kids = max((_peak_mb(c) for p in procs for c in _children(p.pid)), default=float("nan"))
+            rss = max(peak_mb(p.pid) for p in procs)
+            kids = max((peak_mb(c) for p in procs for c in child_pids(p.pid)), default=float("nan"))
         finally:
-            self._stop(procs)
+            self.stop_hub(procs)
         await self.drop_database(db_url)
         run = Run(got.count / (got.last - t0) if got.count else 0.0, got, rss, kids,
                   _stage_seconds(log_path.read_text(errors="replace")))
         return run
-
-    async def large(self, size: int, ident: Identity) -> dict:
-        """One package of ``size`` bytes end to end: time to the inbox and the hub's peak RSS."""
-        from adapters.sdk import Adapter
-
-        out: dict = {"mb": size / MB, "bytes": None, "status": "refused", "reason": None, "seconds": None,
-                     "hub_peak_rss_mb": None, "hub_idle_rss_mb": None, "check_process_peak_rss_mb": None}
-        _say(f"  large package: building and signing {size / MB:.0f} MB…")
-        data = await asyncio.to_thread(make_large_package, ident, size)
-        out["bytes"] = len(data)
-        db_url = await self.fresh_database("large")
-        await self.purge(C.QUEUE_INTAKE, inbox_queue(H41), inbox_queue(H41, True), inbox_queue(G22),
-                         inbox_queue(G22, True))
-        procs, log_path = self._start_hub(f"large-{size // MB}mb", db_url, True,
-                                          {"HUB_MAX_PACKAGE_BYTES": str(len(data) + MB)})
-        sender = receiver = None
-        from hub.pki.chain import TrustStore
-
-        trust = TrustStore(anchors=(load_cert(self.pki.ca_cert),))
-        try:
-            await self._wait_consumers(procs, log_path)
-            out["hub_idle_rss_mb"] = _status_kb(procs[0].pid, "VmRSS")
-            sender = await connect(self.agency_url(G22))
-            receiver = await connect(self.agency_url(H41))
-            g, h = Adapter(sender, G22), Adapter(receiver, H41)
-            await g.start(prefetch=1)
-            await h.start(prefetch=1)
-            _say(f"  large package: sending {len(data) / MB:.0f} MB…")
-            t0 = time.monotonic()
-            try:
-                await g.publish(data)
-            except Exception as e:  # noqa: BLE001 - whatever stops it is the figure: one line
-                out["reason"] = f"publishing failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-                return out
-            deadline = t0 + max(120.0, size / MB * 3)
-            while time.monotonic() < deadline:
-                for who, ad in (("H41", h), ("G22", g)):
-                    r = await ad.receive(timeout=0.2)
-                    if r is None:
-                        continue
-                    await r.done()
-                    if who == "H41" and r.kind != "status":
-                        out["seconds"] = time.monotonic() - t0
-                        out["status"] = "delivered"
-                        try:  # the sender's signature covers the attachment: it verifies only if intact
-                            await asyncio.to_thread(r.verify, trust, {self.settings.hub_organ_id})
-                        except Exception as e:  # noqa: BLE001 - reported, not raised
-                            out["status"] = "refused"
-                            out["reason"] = f"delivered ({len(r.body):,} bytes) but its signature does not " \
-                                            f"verify: {type(e).__name__}: {str(e)[:200]}"
-                        return out
-                    if who == "G22" and r.headers.get(C.H_REASON):
-                        out["seconds"] = time.monotonic() - t0
-                        out["reason"] = f"the hub refused it: {r.headers.get(C.H_REASON)}: " \
-                                        f"{str(r.headers.get(C.H_MESSAGE, ''))[:300]}"
-                        return out
-                if any(p.poll() is not None for p in procs):
-                    out["reason"] = f"`hub serve` exited with status {procs[0].poll()} (log {log_path})"
-                    return out
-            out["reason"] = f"not delivered within {deadline - t0:.0f} s (log {log_path})"
-            return out
-        finally:
-            if procs[0].poll() is None:
-                out["hub_peak_rss_mb"] = max(_peak_mb(p.pid) for p in procs)
-                out["check_process_peak_rss_mb"] = max(
-                    (_peak_mb(c) for p in procs for c in _children(p.pid)), default=None)
-            for bb in (sender, receiver):
-                if bb is not None:
-                    await bb.close()
-            self._stop(procs)
-            await self.drop_database(db_url)
-
 
 def _check_rate(n: int) -> dict:
     """Full checks per second on one core, in its own (pinned) process."""
@@ -607,14 +523,14 @@ async def run_bench(settings: Settings, *, n: int = 5000, size: int = 10_000, wo
             for arm, audit in arms:
                 tag = f"round {r + 1}/{repeat}"
                 if arm == "relay":
-                    _say(f"{tag}: bare relay…")
+                    say(f"{tag}: bare relay…")
                     run = await bench.relay(bodies, f"{tag} relay")
                     relay.append(run)
                     print(_line(f"bare relay (no checks) #{r + 1}", run.rate, run.got.lat, "msg/s"), flush=True)
                     ok &= run.got.count == n
                     continue
                 label = {"on": "audit on", "off": "audit off", "B": "audit on, B"}[arm]
-                _say(f"{tag}: full hub, {label}…")
+                say(f"{tag}: full hub, {label}…")
                 run = await bench.hub(f"{arm} {tag}", bodies, audit=bool(audit),
                                       extra_env=b_env if arm == "B" else None)
                 {"on": on, "off": off, "B": arm_b}[arm].append(run)
@@ -660,7 +576,7 @@ async def run_bench(settings: Settings, *, n: int = 5000, size: int = 10_000, wo
         if "paced" not in skip:
             rate = result["hub_audit_on"]["median"] if on else 200.0
             pace = max(rate / 2, 20.0)
-            _say(f"latency at half the saturated rate ({pace:.0f} pkg/s, {paced_n:,} packages)…")
+            say(f"latency at half the saturated rate ({pace:.0f} pkg/s, {paced_n:,} packages)…")
             pbodies = (bodies * (paced_n // max(1, len(bodies)) + 1))[:paced_n] if bodies else []
             run = await bench.hub("paced", pbodies, audit=True, pace=pace)
             ok &= run.got.count == paced_n
@@ -668,7 +584,7 @@ async def run_bench(settings: Settings, *, n: int = 5000, size: int = 10_000, wo
                                            **_lat(run.got.lat)}
             print(_line(f"latency at {pace:.0f} pkg/s", pace, run.got.lat) + "  (target p99 ≤ 50 ms)", flush=True)
         if "checks" not in skip:
-            _say(f"full checks on one core ({check_n:,})…")
+            say(f"full checks on one core ({check_n:,})…")
             cr = await asyncio.to_thread(_check_rate, check_n)
             result["checks"] = cr
             if "error" in cr:
@@ -678,9 +594,11 @@ async def run_bench(settings: Settings, *, n: int = 5000, size: int = 10_000, wo
                 print(f"  {'full checks, one core':<30}{cr['per_s']:8.0f} /s     mean {cr['mean_us']:.0f} µs "
                       f"(target ≥ 6,000/s)", flush=True)
         if "large" not in skip:
+            from benchmarks.large import large_package
+
             result["large"] = []
             for mb in large:
-                x = await bench.large(int(mb * MB), ident)
+                x = await large_package(bench, int(mb * MB), ident)
                 result["large"].append(x)
                 if x["status"] == "delivered":
                     budget = 100 + 1.5 * x["bytes"] / MB

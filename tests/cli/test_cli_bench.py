@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from benchmarks.pipeline import BenchError, _receive_all
+from benchmarks.pipeline import BenchError, receive_all
 from hub import constants as C
 from hub.backbone.management import Management
 from tests.conftest import AMQP_URL, PG_ADMIN_URL
@@ -100,7 +100,7 @@ async def test_a_stuck_run_stops_with_a_clear_message():
                 headers = {C.H_SUBMITTED_AT: "1732950000.5"} if i == 0 else {}
                 await ch.default_exchange.publish(aio_pika.Message(b"x", headers=headers), routing_key=q.name)
         with pytest.raises(BenchError, match=r"received 3 of 5 and nothing for 1 s"):
-            await _receive_all(url, ["bench.out"], 5, "stuck run", idle=1.0)
+            await receive_all(url, ["bench.out"], 5, "stuck run", idle=1.0)
     finally:
         async with Management(MGMT, "guest", "guest") as m:
             await m.delete_vhost(vhost)
