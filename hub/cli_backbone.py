@@ -225,7 +225,19 @@ async def cmd_status(args, settings: Settings) -> int:
 async def cmd_bench(args, settings: Settings) -> int:
     from benchmarks.pipeline import run_bench
 
-    return await run_bench(settings, n=args.n, size=args.size, workers=args.workers, json_out=args.json)
+    large = [float(x) for x in args.large.split(",") if x.strip()] if args.large else []
+    if any(x <= 0 for x in large):
+        raise UsageError("--large: sizes in MB, e.g. 50,200")
+    skip = frozenset(x.strip() for x in (args.skip or "").split(",") if x.strip())
+    unknown = skip - {"relay", "hub", "off", "paced", "checks", "large"}
+    if unknown:
+        raise UsageError(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; "
+                         "choose from relay, hub, off, paced, checks, large")
+    if not large:
+        skip |= {"large"}
+    return await run_bench(settings, n=args.n, size=args.size, workers=args.workers, processes=args.processes,
+                           repeat=args.repeat, large=large, check_n=args.check_n, paced_n=args.paced_n, skip=skip,
+                           hub_env=args.hub_env or [], ab=args.ab or [], json_out=args.json)
 
 
 def register(sub) -> None:
@@ -281,6 +293,23 @@ def register(sub) -> None:
     x = sub.add_parser("bench", help="packages through the full pipeline vs a bare relay on the same broker")
     x.add_argument("--n", type=int, default=5000, help="packages per run (default: 5000)")
     x.add_argument("--size", type=int, default=10_000, help="package size in bytes (default: 10000)")
-    x.add_argument("--workers", type=int, default=1, help="hub workers (default: 1)")
-    x.add_argument("--json", action="store_true", help="the figures as JSON")
+    x.add_argument("--workers", type=int, default=1, help="worker connections per hub process (default: 1)")
+    x.add_argument("--processes", type=int, default=1,
+                   help="`hub serve` processes sharing hub.intake (default: 1)")
+    x.add_argument("--repeat", type=int, default=3,
+                   help="rounds of relay, hub with audit log on and off, alternating (default: 3); medians and "
+                        "the min–max spread are printed")
+    x.add_argument("--large", default="50,200", metavar="MB,MB",
+                   help="sizes of the single large packages to send, in MB, '' for none (default: 50,200)")
+    x.add_argument("--check-n", type=int, default=2000, help="checks timed for check/s on one core (default: 2000)")
+    x.add_argument("--paced-n", type=int, default=None,
+                   help="packages of the half-load latency run (default: n/10, at least 200)")
+    x.add_argument("--skip", metavar="SECTIONS", help="leave out sections, comma-separated: relay, hub, off (the audit-off arm), paced, "
+                        "checks, large (default: none)")
+    x.add_argument("--hub-env", action="append", metavar="HUB_X=V", help="a setting for every `hub serve` run (repeatable; default: none)")
+    x.add_argument("--ab", action="append", metavar="HUB_X=V",
+                   help="add an arm B each round: the hub, audit log on, with this setting (a lever's A/B; "
+                        "HUB_BENCH_PROCESSES=N runs B as N hub processes; "
+                        "repeatable; default: no arm B)")
+    x.add_argument("--json", action="store_true", help="all figures as one JSON document (the last line)")
     x.set_defaults(func=cmd_bench)

@@ -5,13 +5,14 @@ carry the hub's own word (the gateway's calling agency, an admin's replay, reaso
 they are believed only from the hub's own broker user, which no adapter can publish as
 (RabbitMQ checks ``user_id``). From anyone else every ``x-hub-*`` header is dropped, except
 ``x-hub-submitted-at`` when it is what it claims to be: the publish time as epoch seconds
-(a finite number, which the hub carries on for latency). Nothing an adapter sets can then
+(a finite number, or a plain decimal string of one, which the hub carries on for latency). Nothing an adapter sets can then
 reach the hub's records, outbox or outgoing copies, so no header can fail a batch.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,8 +40,18 @@ def trusted_headers(headers: dict[str, Any] | None, *, from_hub: bool) -> dict[s
     return out
 
 
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")  # epoch seconds as a plain decimal string
+
+
 def submitted_at(value: Any) -> float | None:
-    """Epoch seconds from an ``x-hub-submitted-at`` value, or None when it is not a plain finite number."""
+    """Epoch seconds from an ``x-hub-submitted-at`` value, or None when it is not a plain finite number.
+
+    A decimal string (``"1732950000.123456"``) counts too: pamqp sends a Python float as a
+    32-bit float, which loses the seconds, so publishers send ``repr(time.time())`` as text."""
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            return None
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     seconds = float(value)

@@ -20,7 +20,7 @@ from tests.hubenv import drain
 
 # every value RabbitMQ carries (a NaN double makes RabbitMQ close the publisher's connection)
 POISON = [datetime(2026, 11, 30, tzinfo=timezone.utc), b"\x00\xff bytes", Decimal("17329500.5"), "yesterday",
-          True, [1, 2], {"a": 1}, -(2**63), 1e300, -5]
+          True, [1, 2], {"a": 1}, -(2**63), 1e300, -5, "1e300", "-5", "NaN"]
 
 
 def test_only_the_hub_user_may_set_x_hub_headers():
@@ -31,6 +31,15 @@ def test_only_the_hub_user_may_set_x_hub_headers():
     for value in [*POISON, float("nan"), float("inf")]:
         assert C.H_SUBMITTED_AT not in trusted_headers({C.H_SUBMITTED_AT: value}, from_hub=True), value
     assert trusted_headers({C.H_SUBMITTED_AT: 1732950000}, from_hub=False) == {C.H_SUBMITTED_AT: 1732950000.0}
+
+
+def test_a_decimal_string_counts_as_the_submit_time():
+    """pamqp sends floats as float32, so publishers (`hub bench`) send repr(time.time()) as text."""
+    for text, seconds in [("1732950000.123456", 1732950000.123456), ("1732950000", 1732950000.0), ("0.5", 0.5)]:
+        assert trusted_headers({C.H_SUBMITTED_AT: text}, from_hub=False) == {C.H_SUBMITTED_AT: seconds}
+    for text in ["", " 1732950000", "1732950000 ", "-5", "+5", "1e9", "1e300", "nan", "inf", "Infinity",
+                 "1_732_950_000", "0x10", "1.", ".5", "99999999999999", "1732950000.5.5", "١٧٣٢٩٥٠٠٠٠"]:
+        assert C.H_SUBMITTED_AT not in trusted_headers({C.H_SUBMITTED_AT: text}, from_hub=True), text
 
 
 async def _dead(env) -> int:

@@ -1,0 +1,41 @@
+"""Full stateless checks per second on ONE core, as one JSON line: the `check/s` figure of
+`hub bench` (``benchmarks/check_throughput.py`` has the per-stage breakdown).
+
+    .venv/bin/python -m benchmarks.check_rate [--n 2000] [--warmup 100]
+
+Same package and context as check_throughput (≈10 KB, one attachment, RSA-2048), the process
+pinned to one CPU; run as its own process by `hub bench` so the pinning stays here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.check_throughput import make_bench, pin_one_cpu, timed
+from hub.pipeline.checks import check_package
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=2000, help="timed checks (default 2000)")
+    p.add_argument("--warmup", type=int, default=100)
+    args = p.parse_args(argv)
+    pinned = pin_one_cpu(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        b = make_bench(None, Path(tmp))
+        v = check_package(b.data, b.ctx)
+        if not v.accepted:
+            print(json.dumps({"error": f"the benchmark package is refused: {v.reason}: {v.message}"}))
+            return 1
+        s = timed("full check_package", lambda: check_package(b.data, b.ctx), args.n, args.warmup)
+    print(json.dumps({"n": args.n, "per_s": s.per_s, "mean_us": s.mean_us, "p99_us": s.pct_us(99),
+                      "package_bytes": len(b.data), "pinned": pinned}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
