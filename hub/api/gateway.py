@@ -32,6 +32,8 @@ from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.checks import check_package
 from hub.pipeline.connection import Connection
+from hub.store import blobs
+from hub.store.blobs import BlobRef
 from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
@@ -88,8 +90,12 @@ async def _check_and_queue(request: web.Request, data: bytes):
                 details={"size": verdict.size, "stage": verdict.stage, "element": verdict.element, "via": "http"})])
         status = 413 if verdict.reason == "parse.too_large" else _HTTP_FOR_STAGE.get(verdict.stage, 422)
         return error(status, verdict.reason, verdict.message, element=verdict.element, sha256=verdict.sha256)
-    await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user,
-                                 headers={C.H_GATEWAY_AGENCY: p.agency, C.H_SUBMITTED_AT: time.time()})
+    headers = {C.H_GATEWAY_AGENCY: p.agency, C.H_SUBMITTED_AT: time.time()}
+    if len(data) > state.settings.by_reference_bytes:  # over the broker's limit, or simply large: by reference
+        async with state.engine.begin() as conn:
+            ref = await blobs.put_pieces(conn, [memoryview(data)], verdict.sha256, len(data))
+        data, headers = b"", {**headers, **ref.headers()}
+    await state.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=state.backbone.user, headers=headers)
     return verdict
 
 
@@ -207,12 +213,15 @@ async def inbox(request: web.Request) -> web.Response:
                 lid = secrets.token_urlsafe(12)
                 inboxes.leases[lid] = _Lease(incoming, p.agency, key, time.monotonic() + LEASE_SECONDS)
                 h = incoming.message.headers or {}
+                ref = BlobRef.of(h)  # a large package: its bytes at GET /api/v1/blobs/{sha256}
                 out.append({
                     "id": lid, "kind": h.get(C.H_KIND), "document_id": h.get(C.H_DOCUMENT_ID),
                     "sender": h.get(C.H_SENDER), "recipient": h.get(C.H_RECIPIENT), "urgent": urgent,
                     "reason": h.get(C.H_REASON), "message": h.get(C.H_MESSAGE),
-                    "sha256": sha256_hex(incoming.message.body),
+                    "sha256": ref.sha256 if ref else sha256_hex(incoming.message.body),
                     "package": base64.b64encode(incoming.message.body).decode("ascii"),
+                    **({"blob": {"sha256": ref.sha256, "size": ref.size, "href": f"/api/v1/blobs/{ref.sha256}"}}
+                       if ref else {}),
                 })
     return web.json_response({"packages": out, "lease_seconds": LEASE_SECONDS,
                               "next": "POST /api/v1/inbox/ack with the ids once stored"})

@@ -89,9 +89,33 @@ class Lifted:
         self.used = True
         return h.digest()
 
+    def derived(self, small: bytes) -> Relayed:
+        """``small`` (derived from the small document) as a :class:`Relayed` of this package."""
+        return Relayed(small, tuple((r.token, r.start, r.end) for r in self.runs))
+
     def expand(self, small: bytes) -> bytes:
         """The full bytes of a document derived from the small one (one copy of the package)."""
         return b"".join(self.pieces(small))
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """A derived copy of a lifted package (the relayed copy with the hub's TraceHeader) kept small:
+    ``small`` with its tokens standing for ``data[start:end]`` of the original package. Small to
+    pickle between processes; :meth:`pieces` gives the full bytes against the original, uncopied."""
+
+    small: bytes
+    runs: tuple[tuple[bytes, int, int], ...]
+
+    def pieces(self, data: bytes | bytearray) -> Iterator[memoryview]:
+        lifted = Lifted(data, b"", [Run(t, s, e, 0) for t, s, e in self.runs])
+        return lifted.pieces(self.small)
+
+    def size(self) -> int:
+        return len(self.small) + sum(e - s - len(t) for t, s, e in self.runs)
+
+    def expand(self, data: bytes | bytearray) -> bytes:
+        return b"".join(self.pieces(data))
 
 
 _CURRENT: ContextVar[Lifted | None] = ContextVar("hub_lifted", default=None)
@@ -140,10 +164,10 @@ def _count_ws(data, start: int, end: int) -> int:
     return sum(data.count(c, start, end) for c in (b" ", b"\t", b"\n"))
 
 
-def lift(data: bytes, *, min_run: int | None = None) -> Lifted | None:
+def lift(data: bytes | bytearray, *, min_run: int | None = None) -> Lifted | None:
     """The package with its long base64 runs lifted out, or None (take the ordinary path)."""
     min_run = MIN_RUN if min_run is None else min_run
-    if not isinstance(data, bytes):
+    if not isinstance(data, (bytes, bytearray)):
         return None
     runs: list[tuple[int, int, int]] = []  # (start, split, end): data[start:split] lifted
     pos = 0

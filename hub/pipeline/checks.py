@@ -58,7 +58,8 @@ class Verdict:
     # Best effort, from the raw (unverified) tree: only to address a refusal, never to trust.
     claimed_sender: str | None = None
     claimed_document_id: str | None = None
-    relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
+    # the package with the relay's TraceHeader (of a large package: its small form, hub.edxml.large)
+    relayed: bytes | large.Relayed | None = field(default=None, repr=False)
     relayed_at: datetime | None = None  # the time written in that TraceHeader
     seconds: float = 0.0  # time the checks took
     # The signature as written (read after the schema stage; None if it was not reached):
@@ -187,8 +188,8 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
         # Done here, in the check process, where the tree is already parsed.
         relayed_at = datetime.now().replace(microsecond=0)
         relayed = relay_copy(root, ctx.relay_id, relayed_at)
-        if lifted:
-            relayed = lifted.expand(relayed)
+        if lifted:  # kept small: the worker streams it from the original bytes (hub.pipeline.large)
+            relayed = lifted.derived(relayed)
     return Verdict(
         accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
         signer_fingerprint=signer_fp, legacy_sha1=auth.method == "signature-sha1", authenticated_by=auth.method,

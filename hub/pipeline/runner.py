@@ -26,6 +26,10 @@ from hub.pipeline.connection import Connection
 from hub.pki.chain import TrustStore
 
 _CTX: CheckContext | None = None
+# Packages from this size are checked in a thread of the hub's own process: their check holds
+# no tree of their attachments (hub.edxml.large), and pickling one to a check process and its
+# relayed copy back would cost two more copies of it.
+LARGE_INLINE = 4 * 1024 * 1024
 
 
 def _portable(ctx: CheckContext) -> bytes:
@@ -138,6 +142,13 @@ class CheckRunner:
             return []
         if self._pool is None:
             return [_check_one(d, u, self.context, at) for d, u in items]
+        big = [i for i, (d, _) in enumerate(items) if len(d) >= LARGE_INLINE]
+        if big:  # shipping a large package to a check process would copy it twice (pickles both ways)
+            done = dict(zip(big, await asyncio.gather(*(
+                asyncio.to_thread(_check_one, items[i][0], items[i][1], self.context, at) for i in big))))
+            rest = await self.check_many([x for i, x in enumerate(items) if i not in done], at)
+            it = iter(rest)
+            return [done[i] if i in done else next(it) for i in range(len(items))]
         loop = asyncio.get_running_loop()
         n = self.processes
         size = max(1, -(-len(items) // n))

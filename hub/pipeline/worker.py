@@ -32,6 +32,8 @@ from hub.pipeline.checks import CheckContext, Verdict, relay_copy
 from hub.pipeline.business import EVENTS, business_link, target_ids
 from hub.pipeline.gate import IntakeGate
 from hub.pipeline.intake import IntakeMessage
+from hub.pipeline import large
+from hub.store.blobs import BlobRef
 from hub.pipeline.outage import backoff, is_transient
 from hub.pipeline.status_rows import answered_business, copies
 from hub.pipeline.statuses import decide_status, document_keys, saw_document
@@ -90,6 +92,7 @@ class _Writes:
     outbox: list[tuple[dict, Outgoing]] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
     pending: list[tuple[int, Outgoing]] = field(default_factory=list)  # earlier outbox rows to finish
+    blobs: large.ByReference | None = None  # large outgoing bodies, stored by reference
 
     def package(self, data: bytes, sha: str, now: datetime) -> None:
         if sha not in self.packages:
@@ -289,6 +292,7 @@ class Worker:
             await self._checked.put((batch, verdicts))
 
     async def _check(self, batch: list[Incoming]) -> list[Verdict]:
+        await large.resolve_intake(self.engine, batch)  # by-reference packages get their bytes
         items = [(m.message.body, self.adapter_user(m.message)) for m in batch]
         for attempt in range(1, 4):
             try:
@@ -445,7 +449,7 @@ class Worker:
 
     async def _record_batch(self, batch: list[Incoming], verdicts: list[Verdict], *,
                             retry: bool = False) -> list[tuple[int | None, Outgoing]]:
-        w = _Writes()
+        w = _Writes(blobs=large.ByReference(self.settings.by_reference_bytes))
         now = utcnow()
         async with self.engine.begin() as conn:
             existing = await self._existing(conn, verdicts)
@@ -482,6 +486,7 @@ class Worker:
                 await self._pending(conn, outbox.c.intake_sha256.in_(pending_for), w)
             out: list[tuple[int | None, Outgoing]] = list(w.pending)
             rows = [r for r, _ in w.outbox if r is not None]
+            await w.blobs.flush(conn)
             if rows:
                 oids = (await conn.execute(outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
                                            rows)).scalars().all()
@@ -495,6 +500,7 @@ class Worker:
 
     async def _flush_packages(self, conn: AsyncConnection, w: _Writes) -> None:
         if w.packages:
+            await large.store_packages(conn, w.packages.values(), self.settings.by_reference_bytes)
             await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), list(w.packages.values()))
             w.packages.clear()
 
@@ -561,9 +567,11 @@ class Worker:
 
     def _queue_out(self, w: _Writes, *, document: int | None, exchange: str, routing_key: str, body: bytes,
                    body_sha: str, intake_sha: str, headers: dict, priority: int, now: datetime,
-                   store: bool = True) -> None:
+                   store: bool = True, source: bytes | None = None) -> None:
         if store:
             w.package(body, body_sha, now)
+        if w.blobs is not None:  # a large body goes by reference (``source``: the original of a relayed copy)
+            body, headers = w.blobs.outgoing(body, source, headers, routing_key)
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": now}
         w.outbox.append((row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
@@ -632,7 +640,7 @@ class Worker:
                 self._queue_out(w, document=doc_id, exchange=C.EXCHANGE_DELIVER,
                                 routing_key=inbox_key(r.system, doc.priority >= 1), body=body, body_sha=v.sha256,
                                 intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), now=now,
-                                store=False)
+                                store=False, source=m.message.body)
 
     def _seen_before(self, m: Incoming, v: Verdict, existing: dict, w: _Writes, now: datetime, conflict: str,
                      element: str) -> bool:
@@ -802,7 +810,9 @@ class Worker:
         """An outbox row as a message again (after a crash): re-derive the relayed copy."""
         h = dict(r["headers"] or {})
         body = r["data"]
-        if h.get(C.H_TRACE_AT):
+        if BlobRef.of(h) is not None:  # delivered by reference: the stored blob is the copy
+            body = b""
+        elif h.get(C.H_TRACE_AT):
             # No size cap here: these bytes were checked when they arrived (the cap may have changed).
             body = relay_copy(parse_xml(body, max_bytes=len(body)), self.hub.organ_id,
                               parse_timestamp(h[C.H_TRACE_AT]))
