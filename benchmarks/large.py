@@ -15,6 +15,7 @@ in the same run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -143,14 +144,184 @@ def measure_check(f: Fixture) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# --- the pipeline: hub serve in a child process, a package through the gateway and back ------------
+
+HUB = "000.00.99.G22"
+PG_ADMIN = os.environ.get("HUB_TEST_PG_ADMIN", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+AMQP = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MGMT = os.environ.get("HUB_TEST_AMQP_MANAGEMENT", "http://127.0.0.1:15672")
+
+
+async def _pg(sql: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    eng = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        async with eng.connect() as c:
+            await c.execute(sa.text(sql))
+    finally:
+        await eng.dispose()
+
+
+async def _measure_pipeline(sizes_mb: list[int], workdir: Path, by_reference: int,
+                            hub_src: str | None = None) -> list[dict]:
+    """The hub (workers + HTTP API, HUB_CHECK_PROCESSES=1) in a child process on the shared RabbitMQ
+    and PostgreSQL (its own vhost and database, removed after); each package POSTed to the gateway
+    (streamed from a file), fetched by its recipient from the inbox and GET /api/v1/blobs (hashed as it
+    streams); the child's peak RSS (VmHWM, reset before each size) and the time submit -> fetched."""
+    import hashlib
+    import signal
+    import uuid
+    from urllib.parse import quote
+
+    import aiohttp
+
+    from hub.api.users import add_user
+    from hub.backbone.management import Management
+    from hub.pki.identity import Identity
+    from hub.registry.store import add_agency, add_trust_anchor
+    from hub.store.engine import make_engine, migrate
+
+    name = f"hub_large_{uuid.uuid4().hex[:10]}"
+    vhost = f"hub-large-{uuid.uuid4().hex[:10]}"
+    db_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    ca_cert, ca_key = devpki.make_ca("large-package bench root (DEVELOPMENT ONLY)")
+    ids = {c: Identity(c, *reversed(devpki.issue(ca_cert, ca_key, f"{c} bench"))) for c in (SENDER, RECIPIENT, HUB)}
+    (workdir / "hub.key").write_bytes(devpki.key_pem(ids[HUB].key))
+    (workdir / "hub.pem").write_bytes(devpki.cert_pem(ids[HUB].cert))
+    await _pg(f'CREATE DATABASE "{name}"')
+    async with Management(MGMT, "guest", "guest") as m:
+        await m.put_vhost(vhost)
+        await m.set_permissions(vhost, "guest", configure=".*", write=".*", read=".*")
+    proc = None
+    results = []
+    try:
+        engine = make_engine(db_url)
+        await migrate(engine)
+        await add_trust_anchor(engine, ca_cert)
+        await add_agency(engine, HUB, name="hub", certs=[ids[HUB].cert], connected=False, accepts="0")
+        for code in (SENDER, RECIPIENT):
+            await add_agency(engine, code, name=code, certs=[ids[code].cert], connected=True, amqp_user=code)
+        tokens = {c: await add_user(engine, f"bench {c}", "agency", c, actor="bench") for c in (SENDER, RECIPIENT)}
+        await engine.dispose()
+        port = _free_port()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
+               "HUB_DATA_DIR": str(workdir / "data"), "HUB_DATABASE_URL": db_url,
+               "HUB_AMQP_URL": AMQP.rstrip("/") + "/" + quote(vhost, safe=""), "HUB_ORGAN_ID": HUB,
+               "HUB_KEY_FILE": str(workdir / "hub.key"), "HUB_CERT_FILE": str(workdir / "hub.pem"),
+               "HUB_HTTP_PORT": str(port), "HUB_MAX_PACKAGE_BYTES": str(max(sizes_mb) * MB + 16 * MB),
+               "HUB_BY_REFERENCE_BYTES": str(by_reference), "HUB_CHECK_PROCESSES": "1"}
+        python = str(Path(hub_src) / ".venv" / "bin" / "python") if hub_src else sys.executable
+        proc = subprocess.Popen([python, "-m", "hub.cli", "serve"], env=env, cwd=hub_src, stdout=subprocess.DEVNULL,
+                                stderr=open(workdir / "serve.log", "wb"))
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+            for _ in range(300):
+                try:
+                    async with http.get(base + "/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError("hub serve did not become ready: " + (workdir / "serve.log").read_text()[-2000:])
+            idle = peak_rss_mb(proc.pid)
+            for n, mb in enumerate(sizes_mb, start=1):
+                f = workdir / f"p{mb}.edxml"
+                f.write_bytes(make_large_package(mb * MB, ids[SENDER].key, ids[SENDER].cert,
+                                                 edoc=large_edoc(SENDER, RECIPIENT, 100 + n)))
+                Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+                before = peak_rss_mb(proc.pid)
+                t0 = time.perf_counter()
+                with f.open("rb") as body:
+                    async with http.post(base + "/api/v1/documents", data=body, headers={
+                            "Authorization": f"Bearer {tokens[SENDER]}", "Content-Type": "application/xml"}) as r:
+                        reply = await r.json()
+                        assert r.status == 202, reply
+                entry = await _poll_inbox(http, base, tokens[RECIPIENT])
+                h = hashlib.sha256()
+                got = 0
+                href = entry["blob"]["href"] if entry.get("blob") else None
+                if href:
+                    async with http.get(base + href, headers={"Authorization": f"Bearer {tokens[RECIPIENT]}"}) as r:
+                        async for chunk in r.content.iter_chunked(1 << 20):
+                            h.update(chunk)
+                            got += len(chunk)
+                else:  # under HUB_BY_REFERENCE_BYTES: in the inbox entry itself
+                    import base64
+
+                    h.update(base64.b64decode(entry["package"]))
+                seconds = time.perf_counter() - t0
+                async with http.post(base + "/api/v1/inbox/ack", json={"ids": [entry["id"]]},
+                                     headers={"Authorization": f"Bearer {tokens[RECIPIENT]}"}) as r:
+                    assert r.status == 200
+                size = f.stat().st_size
+                f.unlink()
+                peak = peak_rss_mb(proc.pid)
+                results.append({"package_mb": round(size / MB, 1), "by_reference": bool(href),
+                                "delivered_ok": h.hexdigest() == entry["sha256"],
+                                "seconds": round(seconds, 2), "hub_idle_mb": round(idle, 1),
+                                "hub_rss_before_mb": round(before, 1), "hub_peak_rss_mb": round(peak, 1),
+                                "budget_mb": round(100 + 1.5 * size / MB, 1)})
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        async with Management(MGMT, "guest", "guest") as m:
+            await m.delete_vhost(vhost)
+        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return results
+
+
+async def _poll_inbox(http, base: str, token: str, timeout: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with http.get(base + "/api/v1/inbox", headers={"Authorization": f"Bearer {token}"}) as r:
+            body = await r.json()
+        if body.get("packages"):
+            return body["packages"][0]
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the package did not reach the recipient's inbox")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10,50,200", help="package sizes in MB, comma-separated")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also run the hub (hub serve, real RabbitMQ + PostgreSQL) and send each size through it")
+    ap.add_argument("--by-reference", type=int, default=16 * MB, help="HUB_BY_REFERENCE_BYTES for --pipeline")
+    ap.add_argument("--hub-src", help="run the hub of this checkout (with its .venv) instead, e.g. /work/main for before/after")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child_check(*args.child)
+        return 0
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.pipeline:
+        with tempfile.TemporaryDirectory(prefix="hub-large-") as tmp:
+            pipe = asyncio.run(_measure_pipeline(sizes, Path(tmp), args.by_reference, args.hub_src))
+        for r in pipe:
+            if not args.json:
+                print(f"hub  {r['package_mb']:>7.1f} MB: hub peak RSS {r['hub_peak_rss_mb']:>7.1f} MB "
+                      f"(idle {r['hub_idle_mb']} MB; budget 100 + 1.5x = {r['budget_mb']} MB), submit -> fetched "
+                      f"{r['seconds']} s, by reference={r['by_reference']}, bytes ok={r['delivered_ok']}", flush=True)
+        if args.json:
+            print(json.dumps({"pipeline": pipe}, indent=2))
         return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="hub-large-") as tmp:

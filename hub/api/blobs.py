@@ -1,4 +1,4 @@
-"""Large packages by reference over HTTP: a recipient fetches the delivered copy.
+"""Large packages over HTTP: uploads read in one buffer, deliveries by reference fetched in chunks.
 
 GET /api/v1/blobs/{sha256}   the bytes of a package delivered by reference (``x-hub-blob-sha256``)
 
@@ -19,6 +19,27 @@ from hub.api.state import STATE, principal
 from hub.store import blobs
 
 api = Endpoints("gateway")
+UPLOAD_CHUNK = 1024 * 1024
+
+
+async def read_package_body(request: web.Request, limit: int) -> bytes | bytearray:
+    """The request body. One of a declared length over a megabyte is read straight into a buffer of
+    that length (aiohttp's ``read()`` would hold it twice: its bytearray and the bytes made of it)."""
+    size = request.content_length
+    if size is None or size <= UPLOAD_CHUNK:
+        return await request.read()
+    if size > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+    buf = bytearray(size)
+    at = 0
+    async for chunk in request.content.iter_chunked(UPLOAD_CHUNK):
+        if at + len(chunk) > size:
+            raise web.HTTPBadRequest(text="the body is longer than its Content-Length")
+        buf[at:at + len(chunk)] = chunk
+        at += len(chunk)
+    if at != size:
+        raise web.HTTPBadRequest(text="the body is shorter than its Content-Length")
+    return buf
 SHA = p("sha256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "the blob's SHA-256 (the inbox entry's blob.sha256)")
 
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from hub import constants as C
+from hub.api.blobs import read_package_body
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.models import AckRequest, StatusRequest
 from hub.api.replies import AckResult, Document, Inbox, StatusQueued, SubmitAccepted
@@ -111,7 +112,7 @@ async def submit(request: web.Request) -> web.Response:
     refused = await _in_maintenance(request)
     if refused is not None:
         return refused
-    data = await request.read()
+    data = await read_package_body(request, request.app[STATE].settings.max_package_bytes + 64 * 1024)
     if not data:
         return error(400, "parse.not_xml", "the request body must be the signed edXML package")
     verdict = await _check_and_queue(request, data)

@@ -25,6 +25,7 @@ from hub.store.engine import dialect_insert
 from hub.store.tables import blob_chunks, blob_grants, blobs
 
 CHUNK = 1024 * 1024
+ROWS_PER_INSERT = 8  # chunks per round trip when storing (8 MB in flight at most)
 H_BLOB_SHA256 = "x-hub-blob-sha256"  # the message's package is this blob (body empty)
 H_BLOB_SIZE = "x-hub-blob-size"  # its size in bytes
 
@@ -79,12 +80,17 @@ async def put_pieces(conn: AsyncConnection, pieces: Iterable[bytes | memoryview]
     await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == sha256))  # an earlier, unfinished try
     h = hashlib.sha256()
     buf = bytearray()
+    rows: list[dict] = []
     n = total = 0
 
-    async def flush(data: bytes) -> None:
+    async def flush(data: bytes | None, last: bool = False) -> None:
         nonlocal n
-        await conn.execute(blob_chunks.insert().values(sha256=sha256, n=n, data=data))
-        n += 1
+        if data is not None:
+            rows.append({"sha256": sha256, "n": n, "data": data})
+            n += 1
+        if rows and (last or len(rows) == ROWS_PER_INSERT):
+            await conn.execute(blob_chunks.insert(), rows)
+            rows.clear()
 
     for piece in pieces:
         view = memoryview(piece)
@@ -97,8 +103,7 @@ async def put_pieces(conn: AsyncConnection, pieces: Iterable[bytes | memoryview]
             if len(buf) == CHUNK:
                 await flush(bytes(buf))
                 buf.clear()
-    if buf or n == 0:
-        await flush(bytes(buf))
+    await flush(bytes(buf) if buf or n == 0 else None, last=True)
     if h.hexdigest() != sha256 or total != size:
         raise BlobCorrupt(f"the bytes given for blob {sha256[:16]}… hash to {h.hexdigest()[:16]}… ({total} bytes)")
     await conn.execute(dialect_insert(conn, blobs).on_conflict_do_nothing().values(
@@ -118,14 +123,15 @@ async def chunks(engine: AsyncEngine, sha256: str) -> AsyncIterator[bytes]:
     if row is None:
         raise BlobMissing(f"no blob {sha256}")
     h = hashlib.sha256()
-    for n in range(row.chunks):
-        async with engine.connect() as conn:
-            data = (await conn.execute(sa.select(blob_chunks.c.data).where(
-                blob_chunks.c.sha256 == sha256, blob_chunks.c.n == n))).scalar()
-        if data is None:
-            raise BlobCorrupt(f"blob {sha256[:16]}… lacks chunk {n}")
-        h.update(data)
-        yield data
+    for first in range(0, row.chunks, 16):
+        async with engine.connect() as conn:  # a few chunks per connection: never held long by a slow reader
+            for n in range(first, min(first + 16, row.chunks)):
+                data = (await conn.execute(sa.select(blob_chunks.c.data).where(
+                    blob_chunks.c.sha256 == sha256, blob_chunks.c.n == n))).scalar()
+                if data is None:
+                    raise BlobCorrupt(f"blob {sha256[:16]}… lacks chunk {n}")
+                h.update(data)
+                yield data
     if h.hexdigest() != sha256:
         raise BlobCorrupt(f"blob {sha256[:16]}… does not hash to its name")
 
