@@ -198,7 +198,14 @@ async def _measure_pipeline(sizes_mb: list[int], workdir: Path, by_reference: in
     results = []
     try:
         engine = make_engine(db_url)
-        await migrate(engine)
+        if hub_src:  # that checkout's schema (it refuses a database migrated past its own head)
+            subprocess.run([str(Path(hub_src) / ".venv" / "bin" / "python"), "-c",
+                            "import asyncio, sys; from hub.store.engine import make_engine, migrate\n"
+                            "async def m():\n e = make_engine(sys.argv[1]); await migrate(e); await e.dispose()\n"
+                            "asyncio.run(m())", db_url],
+                           cwd=hub_src, check=True)
+        else:
+            await migrate(engine)
         await add_trust_anchor(engine, ca_cert)
         await add_agency(engine, HUB, name="hub", certs=[ids[HUB].cert], connected=False, accepts="0")
         for code in (SENDER, RECIPIENT):

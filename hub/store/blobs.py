@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.backbone.blobref import H_BLOB_SHA256, H_BLOB_SIZE, BlobRef  # noqa: F401 - re-exported
 from hub.store.engine import dialect_insert
 from hub.store.tables import blob_chunks, blob_grants, blobs
 
 CHUNK = 1024 * 1024
 ROWS_PER_INSERT = 8  # chunks per round trip when storing (8 MB in flight at most)
-H_BLOB_SHA256 = "x-hub-blob-sha256"  # the message's package is this blob (body empty)
-H_BLOB_SIZE = "x-hub-blob-size"  # its size in bytes
 
 
 class BlobMissing(LookupError):
@@ -36,24 +33,6 @@ class BlobMissing(LookupError):
 
 class BlobCorrupt(ValueError):
     """A blob's stored bytes do not hash to its name."""
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    sha256: str
-    size: int
-
-    def headers(self) -> dict[str, Any]:
-        return {H_BLOB_SHA256: self.sha256, H_BLOB_SIZE: self.size}
-
-    @classmethod
-    def of(cls, headers: dict[str, Any] | None) -> BlobRef | None:
-        """The reference in a message's headers, or None (the package is the body)."""
-        h = headers or {}
-        sha, size = h.get(H_BLOB_SHA256), h.get(H_BLOB_SIZE)
-        if not isinstance(sha, str) or len(sha) != 64 or isinstance(size, bool) or not isinstance(size, int):
-            return None
-        return cls(sha.lower(), size)
 
 
 def _now() -> datetime:

@@ -11,12 +11,14 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
+from adapters.sdk import http_fetch
 from benchmarks.large import large_edoc, make_large_package
 from hub import constants as C
 from hub.audit.verify import verify_log
 from hub.edxml.parser import parse_xml
 from hub.edxml.signature import verify_package
 from hub.edxml.trace import strip_relay_trace
+from hub.errors import UsageError
 from hub.store.engine import make_engine
 from hub.store.tables import blobs, documents, packages
 from tests.apienv import api_for
@@ -126,3 +128,29 @@ async def test_tampered_blob_is_found_by_audit_verify(real_env):
     finally:
         await engine.dispose()
     assert not report.ok and report.first_bad_package == sha
+
+
+async def test_amqp_recipient_fetches_by_reference_with_the_sdk(real_env):
+    """An AMQP adapter with http_fetch gets the bytes in Received.body; without one it sees the reference."""
+    env = real_env
+    env.settings = env.settings.replace(by_reference_bytes=64 * 1024)
+    data = make_large_package(300_000, env.pki.ids[G22].key, env.pki.ids[G22].cert, edoc=large_edoc(G22, H41, 14))
+    async with env.running():
+        async with api_for(env) as api:
+            h41 = await env.adapter(H41)
+            await (await env.adapter(G22)).publish(data)
+            r = await h41.receive(timeout=30)
+            assert r is not None and r.body == b"" and r.blob is not None  # no fetch configured
+            await r._incoming.reject(requeue=True)
+            h41.fetch = http_fetch(api.base, api.tokens["h41"])
+            r = await h41.receive(timeout=30)
+            assert r is not None and r.blob is not None
+            assert hashlib.sha256(r.body).hexdigest() == r.blob.sha256 and len(r.body) == r.blob.size
+            v = r.verify(env.pki.trust(), {HUB})
+            assert v.certificate == env.pki.ids[G22].cert
+            await r.done()
+            h41.fetch = http_fetch(api.base, api.tokens["h44"])  # not a recipient: 404, nothing handed over
+            await (await env.adapter(G22)).publish(make_large_package(
+                300_000, env.pki.ids[G22].key, env.pki.ids[G22].cert, edoc=large_edoc(G22, H41, 15)))
+            with pytest.raises(UsageError, match="404"):
+                await h41.receive(timeout=30)
