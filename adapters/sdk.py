@@ -34,6 +34,7 @@ from hub.errors import TransientError, UsageError
 from hub.pki.identity import Identity
 
 Fetch = Callable[[BlobRef], Awaitable[bytes | bytearray]]
+BROKER_MAX_MESSAGE = 128 * 1024 * 1024  # RabbitMQ's default max_message_size
 
 
 def http_fetch(base_url: str, token: str, *, timeout: float = 600.0) -> Fetch:
@@ -151,6 +152,7 @@ class Adapter:
                  seen: SeenStore | None = None, fetch: Fetch | None = None):
         self.backbone = backbone
         self.fetch = fetch  # for packages delivered by reference
+        self.max_message = BROKER_MAX_MESSAGE  # RabbitMQ would close the channel on a larger one
         self.code = code
         self.identity = identity
         self.seen = seen or SeenStore()
@@ -169,6 +171,11 @@ class Adapter:
 
     async def publish(self, data: bytes) -> None:
         """Publish an already signed package; returns once RabbitMQ confirmed it."""
+        if len(data) > self.max_message:
+            raise UsageError(
+                f"the package is {len(data):,} bytes, over the broker's {self.max_message:,}-byte message limit; "
+                "send it through the hub's HTTP gateway (POST /api/v1/documents), which stores it and passes it on "
+                "by reference")
         await self.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=self.backbone.user,
                                     headers={C.H_SUBMITTED_AT: time.time()})
 

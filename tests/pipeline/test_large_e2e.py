@@ -154,3 +154,13 @@ async def test_amqp_recipient_fetches_by_reference_with_the_sdk(real_env):
                 300_000, env.pki.ids[G22].key, env.pki.ids[G22].cert, edoc=large_edoc(G22, H41, 15)))
             with pytest.raises(UsageError, match="404"):
                 await h41.receive(timeout=30)
+
+
+async def test_adapter_refuses_a_package_over_the_brokers_message_limit():
+    """Over RabbitMQ's max_message_size the broker would close the channel: the SDK says where to send it."""
+    from adapters.sdk import Adapter
+
+    ad = Adapter(None, G22)  # never reaches the backbone
+    ad.max_message = 1000
+    with pytest.raises(UsageError, match="POST /api/v1/documents"):
+        await ad.publish(b"x" * 1001)
