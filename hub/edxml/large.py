@@ -65,7 +65,7 @@ class Lifted:
     data: bytes | bytearray | memoryview  # the original package
     small: bytes
     runs: list[Run]
-    used: bool = field(default=False)  # set when the fast verifier computed the digest through us
+    used: bool = field(default=False)  # set when the fast verifier matched the digest computed through us
 
     def pieces(self, small: bytes) -> Iterator[memoryview]:
         """``small`` (bytes derived from the small document: its C14N, a relayed copy) with every
@@ -86,7 +86,6 @@ class Lifted:
         h = hash_factory()
         for piece in self.pieces(small_c14n):
             h.update(piece)
-        self.used = True
         return h.digest()
 
     def derived(self, small: bytes) -> Relayed:
