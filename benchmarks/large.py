@@ -1,6 +1,7 @@
 """Large packages: build one, and measure the peak memory of checking it.
 
     .venv/bin/python -m benchmarks.large [--sizes 10,50,200] [--json]
+    .venv/bin/python -m benchmarks.large --pipeline [--sizes 50,200] [--hub-src /work/main]
 
 :func:`make_large_package` builds a signed edoc with one big attachment (a synthetic PDF,
 base64 in ``AttachmentEncoded``), about ``size_bytes`` long in total, with the project's own
@@ -10,6 +11,10 @@ The measurement runs ``check_package`` (what ``hub check`` and the hub's check p
 in a fresh child process per size and reads the child's peak RSS (``VmHWM``), so one size's
 garbage never counts towards the next. Figures are noisy on a shared machine: compare A/B
 in the same run.
+
+``--pipeline`` (:func:`measure_pipeline`): ``hub serve`` in a child process, each package POSTed
+to the gateway and fetched by its recipient (by reference over ``HUB_BY_REFERENCE_BYTES``), the
+child's peak RSS and the time submit -> fetched.
 """
 
 from __future__ import annotations
@@ -164,7 +169,7 @@ async def _pg(sql: str) -> None:
         await eng.dispose()
 
 
-async def _measure_pipeline(sizes_mb: list[int], workdir: Path, by_reference: int,
+async def measure_pipeline(sizes_mb: list[int], workdir: Path, by_reference: int,
                             hub_src: str | None = None) -> list[dict]:
     """The hub (workers + HTTP API, HUB_CHECK_PROCESSES=1) in a child process on the shared RabbitMQ
     and PostgreSQL (its own vhost and database, removed after); each package POSTed to the gateway
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10,50,200", help="package sizes in MB, comma-separated")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--pipeline", action="store_true",
-                    help="also run the hub (hub serve, real RabbitMQ + PostgreSQL) and send each size through it")
+                    help="instead: run the hub (hub serve on real RabbitMQ + PostgreSQL) and send each size through it")
     ap.add_argument("--by-reference", type=int, default=16 * MB, help="HUB_BY_REFERENCE_BYTES for --pipeline")
     ap.add_argument("--hub-src", help="run the hub of this checkout (with its .venv) instead, e.g. /work/main for before/after")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.pipeline:
         with tempfile.TemporaryDirectory(prefix="hub-large-") as tmp:
-            pipe = asyncio.run(_measure_pipeline(sizes, Path(tmp), args.by_reference, args.hub_src))
+            pipe = asyncio.run(measure_pipeline(sizes, Path(tmp), args.by_reference, args.hub_src))
         for r in pipe:
             if not args.json:
                 print(f"hub  {r['package_mb']:>7.1f} MB: hub peak RSS {r['hub_peak_rss_mb']:>7.1f} MB "
