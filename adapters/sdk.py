@@ -6,22 +6,67 @@ urgent first, each DocumentId once however often RabbitMQ redelivers.
 
 Its broker URL (``hub.backbone.connect``) may name several RabbitMQ nodes separated by commas;
 the connection moves to a surviving node when its node is lost.
+
+A package over the hub's ``HUB_BY_REFERENCE_BYTES`` arrives as a reference (empty body, its
+SHA-256 and size in headers): give the adapter a ``fetch`` (:func:`http_fetch`: the hub's
+``GET /api/v1/blobs/{sha256}`` with the agency's API token) and :meth:`Adapter.receive` hands it
+over with its bytes, checked against the reference; without one, :attr:`Received.blob` says
+where they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, inbox_queue
+from hub.backbone.blobref import BlobRef
 from hub.edxml.builder import AttachmentFile, build_edoc, build_status, now_local
 from hub.edxml.model import Edoc, Organization, ResponseFor, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
+from hub.errors import TransientError, UsageError
 from hub.pki.identity import Identity
+
+Fetch = Callable[[BlobRef], Awaitable[bytes | bytearray]]
+BROKER_MAX_MESSAGE = 128 * 1024 * 1024  # RabbitMQ's default max_message_size
+
+
+def http_fetch(base_url: str, token: str, *, timeout: float = 600.0) -> Fetch:
+    """Fetch packages delivered by reference from the hub's HTTP API (the agency's own token);
+    read into one buffer of the announced size and checked against the SHA-256."""
+    import aiohttp
+
+    async def fetch(ref: BlobRef) -> bytearray:
+        url = f"{base_url.rstrip('/')}/api/v1/blobs/{ref.sha256}"
+        buf = bytearray(ref.size)
+        at = 0
+        h = hashlib.sha256()
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
+                async with s.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+                    if r.status != 200:
+                        raise UsageError(f"GET {url} answered {r.status}: {(await r.text())[:300]}")
+                    async for chunk in r.content.iter_chunked(1 << 20):
+                        if at + len(chunk) > ref.size:
+                            raise TransientError(f"{url} sent more than the {ref.size:,} bytes announced",
+                                                 code="backbone.unavailable")
+                        buf[at:at + len(chunk)] = chunk
+                        h.update(chunk)
+                        at += len(chunk)
+        except aiohttp.ClientError as e:
+            raise TransientError(f"cannot fetch {url}: {e}", code="backbone.unavailable") from e
+        if at != ref.size or h.hexdigest() != ref.sha256:
+            raise TransientError(f"{url} sent {at:,} bytes that do not hash to the reference",
+                                 code="backbone.unavailable")
+        return buf
+
+    return fetch
 
 
 class SeenStore:
@@ -73,6 +118,12 @@ class Received:
         return self.headers.get(C.H_SENDER, "")
 
     @property
+    def blob(self) -> BlobRef | None:
+        """Where the bytes are when the package came by reference (``body`` is then empty unless the
+        adapter has a ``fetch``, which filled it)."""
+        return BlobRef.of(self.headers)
+
+    @property
     def key(self) -> str:
         return self._incoming.message.message_id or f"{self.kind}:{self.sender}:{self.document_id}"
 
@@ -98,8 +149,10 @@ class Adapter:
     """One agency's connection to the hub."""
 
     def __init__(self, backbone: Backbone, code: str, identity: Identity | None = None,
-                 seen: SeenStore | None = None):
+                 seen: SeenStore | None = None, fetch: Fetch | None = None):
         self.backbone = backbone
+        self.fetch = fetch  # for packages delivered by reference
+        self.max_message = BROKER_MAX_MESSAGE  # RabbitMQ would close the channel on a larger one
         self.code = code
         self.identity = identity
         self.seen = seen or SeenStore()
@@ -118,6 +171,11 @@ class Adapter:
 
     async def publish(self, data: bytes) -> None:
         """Publish an already signed package; returns once RabbitMQ confirmed it."""
+        if len(data) > self.max_message:
+            raise UsageError(
+                f"the package is {len(data):,} bytes, over the broker's {self.max_message:,}-byte message limit; "
+                "send it through the hub's HTTP gateway (POST /api/v1/documents), which stores it and passes it on "
+                "by reference")
         await self.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=self.backbone.user,
                                     headers={C.H_SUBMITTED_AT: time.time()})
 
@@ -166,6 +224,13 @@ class Adapter:
                         self.duplicates_skipped += 1
                         await m.ack()
                         continue
+                    ref = r.blob
+                    if ref is not None and not r.body and self.fetch is not None:
+                        try:
+                            r.body = await self.fetch(ref)
+                        except BaseException:
+                            await m.reject(requeue=True)  # not handed over: it comes again
+                            raise
                     return r
             if self._urgent.empty() and self._normal.empty():
                 self._arrived.clear()

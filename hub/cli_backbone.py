@@ -145,14 +145,18 @@ async def cmd_send(args, settings: Settings) -> int:
 
 
 async def cmd_inbox(args, settings: Settings) -> int:
-    from adapters.sdk import Adapter, SeenStore
+    import os
+
+    from adapters.sdk import Adapter, SeenStore, http_fetch
     from hub.registry import codes
 
     code = codes.check(args.code)
     bb = await _adapter_backbone(args, settings)
     out = Path(args.out or settings.data_dir / "inbox" / code)
     out.mkdir(parents=True, exist_ok=True)
-    ad = Adapter(bb, code, None, SeenStore(settings.data_dir / "adapters" / f"{code}.seen"))
+    api, token = args.api or os.environ.get("HUB_API_URL"), os.environ.get("HUB_API_TOKEN")
+    fetch = http_fetch(api, token) if api and token else None  # packages delivered by reference
+    ad = Adapter(bb, code, None, SeenStore(settings.data_dir / "adapters" / f"{code}.seen"), fetch=fetch)
     n = 0
     try:
         await ad.start()
@@ -163,6 +167,11 @@ async def cmd_inbox(args, settings: Settings) -> int:
                 if args.follow:
                     continue
                 break
+            if r.blob is not None and not r.body:
+                await r._incoming.reject(requeue=True)  # left in the inbox for a run that can fetch it
+                raise UsageError(f"{r.kind} {r.document_id} from {r.sender} came by reference ({r.blob.size:,} bytes, "
+                                 "over the hub's HUB_BY_REFERENCE_BYTES): give --api URL (or HUB_API_URL) and "
+                                 "HUB_API_TOKEN, the agency's API token, to fetch it")
             safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in r.key)[:150]
             path = out / f"{safe}.edxml"
             path.write_bytes(r.body)
@@ -274,6 +283,8 @@ def register(sub) -> None:
     x.add_argument("code", help="the agency whose inbox to read (its adapter's user)")
     x.add_argument("--follow", action="store_true", help="keep waiting for packages (default: stop when idle)")
     x.add_argument("--out", metavar="DIR", help="folder to write packages to (default: $HUB_DATA_DIR/inbox/CODE)")
+    x.add_argument("--api", metavar="URL", help="the hub's HTTP API (default $HUB_API_URL), with $HUB_API_TOKEN: "
+                                                "fetch packages delivered by reference (over HUB_BY_REFERENCE_BYTES)")
     x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)
     x.set_defaults(func=cmd_inbox)
 

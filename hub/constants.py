@@ -33,6 +33,8 @@ H_SUBMITTED_AT = "x-hub-submitted-at"  # adapter's publish time (epoch seconds, 
 H_GATEWAY_AGENCY = "x-hub-gateway-agency"  # set by the HTTP gateway (hub's own user): the calling agency
 H_REPLAYED_BY = "x-hub-replayed-by"  # an admin replayed this dead letter
 H_TRACE_AT = "x-hub-trace-at"  # time of the hub's TraceHeader in this copy (yyyy/MM/dd HH:mm:ss)
+H_BLOB_SHA256 = "x-hub-blob-sha256"  # a large package by reference: the SHA-256 of its stored bytes (body empty)
+H_BLOB_SIZE = "x-hub-blob-size"  # ... and their size in bytes (hub.backbone.blobref, hub.store.blobs)
 
 # --- hub_meta keys ------------------------------------------------------------------------
 META_MAINTENANCE = "maintenance"  # running | stopped | draining

@@ -49,6 +49,9 @@ class Hub:
 async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batch_size: int = 200,
                       check_processes: int | None = None):
     """Start the hub's workers; stop them gracefully on exit."""
+    from hub.pipeline.large import return_large_buffers_to_the_os
+
+    return_large_buffers_to_the_os()  # large packages: bounded peak memory (see its docstring)
     engine = make_engine(settings.database_url)
     await migrate(engine)
     identity = Identity.load(settings.hub_organ_id, settings.key_file, settings.cert_file)

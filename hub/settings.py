@@ -55,8 +55,14 @@ class Settings(BaseSettings):
     adapter_amqp_url: str | None = Field(None, validation_alias="HUB_ADAPTER_AMQP_URL")
     """``HUB_ADAPTER_AMQP_URL``: the agency adapter's own RabbitMQ URL (`hub send/inbox/status`)."""
 
-    max_package_bytes: int = Field(50 * 1024 * 1024, ge=1, validation_alias="HUB_MAX_PACKAGE_BYTES")
-    """``HUB_MAX_PACKAGE_BYTES``: size cap applied before parsing."""
+    max_package_bytes: int = Field(50 * 1024 * 1024, ge=1, le=4 * 1024 ** 3, validation_alias="HUB_MAX_PACKAGE_BYTES")
+    """``HUB_MAX_PACKAGE_BYTES``: size cap applied before parsing (up to 4 GiB; scanned dossiers of
+    several hundred MB are fine: packages over ``HUB_BY_REFERENCE_BYTES`` never travel in a message)."""
+
+    by_reference_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="HUB_BY_REFERENCE_BYTES")
+    """``HUB_BY_REFERENCE_BYTES``: a package (or delivered copy) larger than this travels by reference:
+    its bytes are stored in the database (``hub.store.blobs``) and the message carries their SHA-256.
+    Keep it well under RabbitMQ's ``max_message_size`` (128 MB by default)."""
 
     allow_sha1: bool = Field(False, validation_alias="HUB_ALLOW_SHA1")
     """``HUB_ALLOW_SHA1``: legacy allowance for RSA-SHA1 signatures; each acceptance is flagged."""

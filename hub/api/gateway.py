@@ -23,6 +23,7 @@ from aiohttp import web
 
 from hub import constants as C
 from hub.api import leases
+from hub.api.blobs import read_package_body
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.leases import LEASE_SECONDS
 from hub.api.models import AckRequest, DocumentPath, InboxQuery, SenderQuery, StatusRequest
@@ -33,6 +34,8 @@ from hub.edxml.builder import build_status, now_local
 from hub.edxml.model import Organization, ResponseFor, StatusPackage
 from hub.errors import UsageError
 from hub.pipeline.submit import Decision, Handover, hand_over
+from hub.store import blobs
+from hub.store.blobs import BlobRef
 from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
@@ -74,8 +77,14 @@ async def _hand_over(request: web.Request, data: bytes) -> Decision | web.Respon
     p = principal(request)
     # The caller is authenticated (token or pinned TLS client certificate); the worker lets it
     # vouch for packages only if it is a connected system.
+    more: dict = {}
+    if len(data) > state.settings.by_reference_bytes:  # over the broker's limit, or simply large: by reference
+        async with state.engine.begin() as conn:
+            ref = await blobs.put_pieces(conn, [memoryview(data)], sha256_hex(data), len(data))
+        data, more = b"", ref.headers()
     decision = await hand_over(state.engine, state.backbone, Handover(
-        data, p.agency, "tls" if p.user_id is None else "gateway", p.user_id or p.name), wait=DECISION_WAIT)
+        data, p.agency, "tls" if p.user_id is None else "gateway", p.user_id or p.name, headers=more),
+        wait=DECISION_WAIT)
     if decision is None or decision.accepted:
         return decision
     status = 413 if decision.reason == "parse.too_large" else _HTTP_FOR_STAGE.get(decision.stage, 422)
@@ -99,7 +108,7 @@ async def submit(request: web.Request) -> web.Response:
     refused = await _in_maintenance(request)
     if refused is not None:
         return refused
-    data = await request.read()
+    data = await read_package_body(request, request.app[STATE].settings.max_package_bytes + 64 * 1024)
     if not data:
         return error(400, "parse.not_xml", "the request body must be the signed edXML package")
     decision = await _hand_over(request, data)
@@ -137,11 +146,15 @@ async def inbox(request: web.Request, args: InboxQuery) -> web.Response:
     out = []
     for item in await leases.hand_out(state.engine, state.backbone, p.agency, limit, LEASE_SECONDS):
         h = item.headers
+        ref = BlobRef.of(h)  # a large package: its bytes at GET /api/v1/blobs/{sha256}
         out.append({
             "id": item.lease_id, "kind": h.get(C.H_KIND), "document_id": h.get(C.H_DOCUMENT_ID),
             "sender": h.get(C.H_SENDER), "recipient": h.get(C.H_RECIPIENT), "urgent": item.urgent,
-            "reason": h.get(C.H_REASON), "message": h.get(C.H_MESSAGE), "sha256": sha256_hex(item.data),
+            "reason": h.get(C.H_REASON), "message": h.get(C.H_MESSAGE),
+            "sha256": ref.sha256 if ref else sha256_hex(item.data),
             "package": base64.b64encode(item.data).decode("ascii"),
+            **({"blob": {"sha256": ref.sha256, "size": ref.size, "href": f"/api/v1/blobs/{ref.sha256}"}}
+               if ref else {}),
         })
     return web.json_response({"packages": out, "lease_seconds": LEASE_SECONDS,
                               "next": "POST /api/v1/inbox/ack with the ids once stored"})

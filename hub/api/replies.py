@@ -73,6 +73,12 @@ class SubmitAccepted(Out):
     message: str
 
 
+class BlobLink(Out):
+    sha256: Hex64
+    size: int
+    href: str = Field(description="GET it (same credentials): the package as delivered")
+
+
 class InboxPackage(Out):
     id: str = Field(description="lease id: acknowledge it with POST /api/v1/inbox/ack")
     kind: str | None
@@ -83,7 +89,8 @@ class InboxPackage(Out):
     reason: str | None
     message: str | None
     sha256: Hex64
-    package: Base64 = Field(description="the signed package, base64")
+    package: Base64 = Field(description="the signed package, base64 (empty when it comes by reference: see blob)")
+    blob: BlobLink | None = Field(None, description="a package over HUB_BY_REFERENCE_BYTES: fetch its bytes at href")
 
 
 class Inbox(Out):

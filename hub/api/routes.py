@@ -9,7 +9,7 @@ from functools import cache
 
 from aiohttp import web
 
-from hub.api import admin, audit, followup, gateway, health, vdxp_systems
+from hub.api import admin, audit, blobs, followup, gateway, health, vdxp_systems
 from hub.api.endpoint import Endpoint, Endpoints
 from hub.api.openapi import document
 
@@ -21,7 +21,7 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.Response(body=_document_bytes(), content_type="application/json", charset="utf-8")
 
 
-TABLES = (health.api, meta, gateway.api, admin.api, followup.api, vdxp_systems.api, audit.api)
+TABLES = (health.api, meta, gateway.api, blobs.api, admin.api, followup.api, vdxp_systems.api, audit.api)
 
 
 def endpoints() -> list[Endpoint]:

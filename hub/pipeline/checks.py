@@ -13,6 +13,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from hub.edxml import large
 from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
@@ -57,7 +58,8 @@ class Verdict:
     # Best effort, from the raw (unverified) tree: only to address a refusal, never to trust.
     claimed_sender: str | None = None
     claimed_document_id: str | None = None
-    relayed: bytes | None = field(default=None, repr=False)  # the package with the relay's TraceHeader
+    # the package with the relay's TraceHeader (of a large package: its small form, hub.edxml.large)
+    relayed: bytes | large.Relayed | None = field(default=None, repr=False)
     relayed_at: datetime | None = None  # the time written in that TraceHeader
     seconds: float = 0.0  # time the checks took
     # The signature as written (read after the schema stage; None if it was not reached):
@@ -124,27 +126,44 @@ def check_package(data: bytes, ctx: CheckContext, *, at: datetime | None = None,
     started = time.perf_counter()
     if connection is None:
         connection = from_adapter_user(adapter_user, ctx.registry)
-    verdict = _check(data, ctx, at, connection)
+    verdict = None
+    if large.LEAN_FROM <= len(data) <= ctx.max_bytes:
+        lifted = large.lift(data)
+        if lifted is not None:
+            with large.checking(lifted):
+                verdict = _check(data, ctx, at, connection, lifted)
+    if verdict is None:
+        verdict = _check(data, ctx, at, connection)
     object.__setattr__(verdict, "seconds", time.perf_counter() - started)
     return verdict
 
 
-def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Connection | None) -> Verdict:
+def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Connection | None,
+           lifted: large.Lifted | None = None) -> Verdict | None:
+    """The checks; with ``lifted`` (a large package, :mod:`hub.edxml.large`) None unless accepted."""
     digest = hashlib.sha256(data).hexdigest()
     root = None
     signer_fp = None
     sig_info = None
     try:
-        root = parse_xml(data, max_bytes=ctx.max_bytes)
+        root = parse_xml(lifted.small if lifted else data, max_bytes=ctx.max_bytes)
+        if lifted and not large.confirm(lifted, root):
+            return None
         ctx.validator.validate(root)
         sig_info = inspect_signature(root)
         claimed = ctx.registry.get(_claimed(root)[0] or "")
         auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
                             allow_sha1=ctx.allow_sha1, info=sig_info)
         signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
+        if lifted and not lifted.used:
+            return None  # verified by another path than the one that hashes the lifted runs
         package = read_package(auth.signed_root)
+        if lifted:
+            package = large.with_attachment_sizes(package, auth.signed_root, lifted)
         routes = authorize(package, auth, ctx.registry, connection)
     except HubError as e:
+        if lifted:
+            return None  # every refusal is decided, and worded, on the ordinary path
         sender, doc_id = _claimed(root)
         return Verdict(
             accepted=False, sha256=digest, size=len(data), reason=e.code, message=e.message, element=e.element,
@@ -152,6 +171,8 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
             claimed_sender=sender, claimed_document_id=doc_id, signature=sig_info,
         )
     except Exception as e:  # noqa: BLE001 - hostile input must be refused, never crash the batch
+        if lifted:
+            return None
         # The checks are pure: anything they raise comes from the input (a malformed certificate
         # extension, an unreadable value). Refuse it with what was found; never retry it.
         sender, doc_id = _claimed(root)
@@ -167,6 +188,8 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
         # Done here, in the check process, where the tree is already parsed.
         relayed_at = datetime.now().replace(microsecond=0)
         relayed = relay_copy(root, ctx.relay_id, relayed_at)
+        if lifted:  # kept small: the worker streams it from the original bytes (hub.pipeline.large)
+            relayed = lifted.derived(relayed)
     return Verdict(
         accepted=True, sha256=digest, size=len(data), package=package, routes=routes,
         signer_fingerprint=signer_fp, legacy_sha1=auth.method == "signature-sha1", authenticated_by=auth.method,

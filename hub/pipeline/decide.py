@@ -65,6 +65,7 @@ class OutboxItem:
     row: dict | None
     message: Outgoing
     new_document: int | None = None
+    source: bytes | None = None  # the original bytes a relayed copy derives from (hub.pipeline.large)
 
 
 @dataclass
@@ -259,7 +260,8 @@ class Decisions:
                 headers[C.H_TRACE_AT] = format_timestamp(v.relayed_at)
             self._queue_out(document=None, new_document=index, exchange=C.EXCHANGE_DELIVER,
                             routing_key=inbox_key(r.system, doc.priority >= 1), body=body, body_sha=v.sha256,
-                            intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), store=False)
+                            intake_sha=v.sha256, headers=headers, priority=min(doc.priority, 9), store=False,
+                            source=item.body)
         return "accepted"
 
     def documents_written(self, ids: Sequence[int], view: StoreView) -> None:
@@ -440,13 +442,14 @@ class Decisions:
 
     def _item(self, *, document: int | None, exchange: str, routing_key: str, body: bytes, body_sha: str,
               intake_sha: str, headers: dict, priority: int, store: bool = True,
-              new_document: int | None = None) -> OutboxItem:
+              new_document: int | None = None, source: bytes | None = None) -> OutboxItem:
         if store:
             self.plan.package(body, body_sha, self.now)
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": self.now}
         return OutboxItem(row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
-                                        message_id=message_id(headers), user_id=self.hub_user), new_document)
+                                        message_id=message_id(headers), user_id=self.hub_user), new_document,
+                          source)
 
     def _queue_out(self, **kw) -> None:
         self.plan.outbox.append(self._item(**kw))

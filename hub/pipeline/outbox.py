@@ -23,6 +23,7 @@ from hub.backbone.base import Backbone, Outgoing
 from hub.edxml.model import parse_timestamp
 from hub.edxml.parser import parse_xml
 from hub.pipeline.checks import relay_copy
+from hub.store.blobs import BlobRef
 from hub.pipeline.decide import message_id
 from hub.retry import is_transient, retry
 from hub.store.tables import outbox, packages
@@ -47,7 +48,9 @@ class Relay:
         """An outbox row as a message again (after a crash): re-derive the relayed copy."""
         h = dict(r["headers"] or {})
         body = r["data"]
-        if h.get(C.H_TRACE_AT):
+        if BlobRef.of(h) is not None:  # delivered by reference: the stored blob is the copy
+            body = b""
+        elif h.get(C.H_TRACE_AT):
             # No size cap here: these bytes were checked when they arrived (the cap may have changed).
             body = relay_copy(parse_xml(body, max_bytes=len(body)), self.relay_id, parse_timestamp(h[C.H_TRACE_AT]))
         return Outgoing(r["exchange"], r["routing_key"], body, headers=h, priority=r["priority"],

@@ -10,6 +10,7 @@ its row and only finishes its outbox, with or without the audit log.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.audit.records import append_rows, utcnow
 from hub.edxml.model import Edoc, StatusPackage
 from hub.pipeline.business import target_ids
-from hub.pipeline import submit
+from hub.pipeline import large, submit
 from hub.pipeline.checks import Verdict
 from hub.pipeline.decide import Copies, Decisions, Intake, Plan, StatusView, StoreView
 from hub.pipeline.lifecycle import REVOCATION, UPDATE
@@ -33,11 +34,14 @@ from hub.store.tables import deliveries, documents, intake_seen, outbox, package
 class Recorder:
     """Records batches for one worker. ``audit``: append the audit entries (``HUB_AUDIT``)."""
 
-    def __init__(self, engine: AsyncEngine, relay: Relay, hub: Identity, *, audit: bool = True):
+    def __init__(self, engine: AsyncEngine, relay: Relay, hub: Identity, *, audit: bool = True,
+                 by_reference_bytes: int | None = None):
         self.engine = engine
         self.relay = relay
         self.hub = hub
         self.audit = audit
+        # bodies over this travel by reference to stored bytes (hub.pipeline.large); None: never
+        self.by_reference_bytes = by_reference_bytes
 
     async def record(self, items: Sequence[Intake], verdicts: Sequence[Verdict], registry: Registry, *,
                      retry: bool = False) -> tuple[Sent, Plan]:
@@ -54,7 +58,7 @@ class Recorder:
                 again = retry or item.message.redelivered
                 if d.decide(item, v, view, again=again) == "status":
                     statuses.append((item, v))
-            await _flush_packages(conn, p)
+            await _flush_packages(conn, p, self.by_reference_bytes)
             if p.documents:
                 ids = (await conn.execute(
                     documents.insert().returning(documents.c.id, sort_by_parameter_order=True),
@@ -68,7 +72,7 @@ class Recorder:
                 write = d.status(item, v, view, await _status_view(conn, v.package))
                 if write is None:
                     continue
-                await _flush_packages(conn, p)
+                await _flush_packages(conn, p, self.by_reference_bytes)
                 doc_pk = (await conn.execute(documents.insert().returning(documents.c.id)
                                              .values(**write.document))).scalar_one()
                 d.status_written(write, doc_pk, view)
@@ -76,8 +80,9 @@ class Recorder:
                     await conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(
                         status=shown, updated_at=now))
                 await conn.execute(status_history.insert(), write.history)
-            await _flush_packages(conn, p)
+            await _flush_packages(conn, p, self.by_reference_bytes)
             out: Sent = await self.relay.pending(conn, p.pending_for)
+            await self._by_reference(conn, p)
             rows = [o.row for o in p.outbox if o.row is not None]
             if rows:
                 oids = iter((await conn.execute(outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
@@ -98,9 +103,25 @@ class Recorder:
         submit.wake(decided)
         return out, p
 
+    async def _by_reference(self, conn: AsyncConnection, p: Plan) -> None:
+        """Outgoing bodies over the threshold go as an empty body naming a stored blob (written
+        here, in the batch's transaction); smaller ones as they are (a lean relayed copy expanded)."""
+        if self.by_reference_bytes is None:
+            return
+        blobs = large.ByReference(self.by_reference_bytes)
+        for o in p.outbox:
+            if o.row is None:
+                continue
+            body, headers = blobs.outgoing(o.message.body, o.source, o.row["headers"], o.message.routing_key)
+            o.row["headers"] = headers
+            o.message = replace(o.message, body=body, headers=headers)
+        await blobs.flush(conn)
 
-async def _flush_packages(conn: AsyncConnection, p: Plan) -> None:
+
+async def _flush_packages(conn: AsyncConnection, p: Plan, by_reference_bytes: int | None) -> None:
     if p.packages:
+        if by_reference_bytes is not None:  # large packages: their bytes in a blob, the row without them
+            await large.store_packages(conn, p.packages.values(), by_reference_bytes)
         await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), list(p.packages.values()))
         p.packages.clear()
 

@@ -31,6 +31,10 @@ from hub.pipeline.connection import Connection
 _CTX: CheckContext | None = None
 _SEQ = 0
 MAX_PENDING = 64  # deltas not yet applied by every process beyond which the pool starts again
+# Packages from this size are checked in a thread of the hub's own process: their check holds
+# no tree of their attachments (hub.edxml.large), and pickling one to a check process and its
+# relayed copy back would cost two more copies of it.
+LARGE_INLINE = 4 * 1024 * 1024
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -174,6 +178,13 @@ class CheckRunner:
             return []
         if self._pool is None:
             return [_check_one(d, u, self.context, at) for d, u in items]
+        big = [i for i, (d, _) in enumerate(items) if len(d) >= LARGE_INLINE]
+        if big:  # shipping a large package to a check process would copy it twice (pickles both ways)
+            done = dict(zip(big, await asyncio.gather(*(
+                asyncio.to_thread(_check_one, items[i][0], items[i][1], self.context, at) for i in big))))
+            rest = await self.check_many([x for i, x in enumerate(items) if i not in done], at)
+            it = iter(rest)
+            return [done[i] if i in done else next(it) for i in range(len(items))]
         loop = asyncio.get_running_loop()
         n = self.processes
         size = max(1, -(-len(items) // n))

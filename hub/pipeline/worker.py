@@ -29,6 +29,7 @@ from hub import constants as C
 from hub.backbone.base import Backbone, Incoming, Outgoing
 from hub.pipeline.checks import CheckContext, Verdict
 from hub.pipeline.decide import UNRECORDABLE, Intake, Plan
+from hub.pipeline import large
 from hub.pipeline.gate import IntakeGate
 from hub.pipeline.intake import IntakeMessage
 from hub.pipeline.outbox import Relay, Sent
@@ -90,7 +91,8 @@ class Worker:
         self.stats = Stats()
         self.snapshot: Snapshot | None = None  # the registry and trust the worker decides with
         self.relay = Relay(engine, backbone, hub.organ_id, audit=settings.audit)
-        self.recorder = Recorder(engine, self.relay, hub, audit=settings.audit)
+        self.recorder = Recorder(engine, self.relay, hub, audit=settings.audit,
+                                 by_reference_bytes=settings.by_reference_bytes)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._checked: asyncio.Queue[tuple[list[Incoming], list[Verdict]]] = asyncio.Queue(maxsize=1)
         self._sent: asyncio.Queue[Sent] = asyncio.Queue()
@@ -270,6 +272,7 @@ class Worker:
             await self._checked.put((batch, verdicts))
 
     async def _check(self, batch: list[Incoming]) -> list[Verdict]:
+        await large.resolve_intake(self.engine, batch)  # by-reference packages get their bytes
         registry = self.snapshot.checks.registry  # a package an HTTP entry point handed over: its connection
         items = [(m.message.body, submit.connection_of(m.message, self.backbone.user, registry)
                   or self.adapter_user(m.message)) for m in batch]

@@ -307,3 +307,25 @@ vdxp_inbox = sa.Table(  # what arrived in a VDXP system's inbox, listed until ac
     sa.UniqueConstraint("owner", "message_key", name="uq_vdxp_inbox_key"),
 )
 sa.Index("ix_vdxp_inbox_list", vdxp_inbox.c.owner, vdxp_inbox.c.kind, vdxp_inbox.c.state)
+
+# --- large packages by reference (revision 0024, hub.store.blobs) --------------------------
+blobs = sa.Table(  # one row per complete blob, written after its chunks
+    "blobs", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("stored_at", TS, nullable=False),
+)
+
+blob_chunks = sa.Table(
+    "blob_chunks", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+blob_grants = sa.Table(  # who may fetch a blob over HTTP: the recipients it was delivered to
+    "blob_grants", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("agency", Code, primary_key=True),
+)

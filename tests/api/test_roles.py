@@ -79,6 +79,7 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
             {"data": "{package}", "headers": xml}, scoped=dict(h41=403)),  # h41 may not send G22's package
         Row("GET", "/api/v1/inbox", "/api/v1/inbox"),
         Row("POST", "/api/v1/inbox/ack", "/api/v1/inbox/ack", kw={"json": {"ids": []}}),
+        Row("GET", "/api/v1/blobs/{sha256}", "/api/v1/blobs/" + "0" * 64, 404),  # granted to no one
         Row("GET", "/api/v1/documents/{id}", "/api/v1/documents/{doc}", scoped=dict(h41=404)),
         Row("POST", "/api/v1/documents/{id}/status", "/api/v1/documents/{doc}/status", 202,
             {"json": {"code": "01"}}, scoped=dict(h41=404)),
@@ -276,7 +277,7 @@ def test_declared_roles_follow_the_policy():
             assert set(roles) == {"admin", "auditor"}, where
         elif template == "/api/v1/documents/{id}" and method == "GET":
             assert set(roles) == {"agency", "admin", "auditor"}, where
-        elif template.startswith(("/api/v1/documents", "/api/v1/inbox")):
+        elif template.startswith(("/api/v1/documents", "/api/v1/inbox", "/api/v1/blobs")):
             assert roles == ("agency",), where
         else:
             assert roles is None and template in ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"), where

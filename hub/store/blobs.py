@@ -1,0 +1,159 @@
+"""Content-addressed blobs in the database: the bytes of packages too large for a message.
+
+A blob is stored in :data:`CHUNK`-byte rows of ``blob_chunks`` and then one ``blobs`` row (its
+commit marker: a blob without one is incomplete and never read). Its name is the SHA-256 of
+its bytes, so storing the same bytes twice stores them once and a reader checks what it got.
+Every query moves one chunk, so memory stays bounded however large the blob.
+
+The reference a message carries instead of the bytes (:class:`BlobRef`) is two headers:
+``x-hub-blob-sha256`` and ``x-hub-blob-size``; only the hub's own broker user can publish
+them (``hub.pipeline.intake``), so an adapter cannot point the hub at someone else's bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.backbone.blobref import H_BLOB_SHA256, H_BLOB_SIZE, BlobRef  # noqa: F401 - re-exported
+from hub.store.engine import dialect_insert
+from hub.store.tables import blob_chunks, blob_grants, blobs
+
+CHUNK = 1024 * 1024
+ROWS_PER_INSERT = 8  # chunks per round trip when storing (8 MB in flight at most)
+
+
+class BlobMissing(LookupError):
+    """No complete blob with this SHA-256."""
+
+
+class BlobCorrupt(ValueError):
+    """A blob's stored bytes do not hash to its name."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def size_of(conn: AsyncConnection, sha256: str) -> int | None:
+    """The size of the complete blob ``sha256``, or None."""
+    return (await conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256))).scalar()
+
+
+async def exists(conn: AsyncConnection, sha256: str) -> bool:
+    return await size_of(conn, sha256) is not None
+
+
+async def put_pieces(conn: AsyncConnection, pieces: Iterable[bytes | memoryview], sha256: str, size: int) -> BlobRef:
+    """Store a blob whose SHA-256 and size the caller computed (inside the caller's transaction).
+
+    ``pieces`` are consecutive parts of the bytes, of any sizes (memoryviews are not copied
+    beyond one chunk); the hash is checked as they go and a mismatch stores nothing."""
+    ref = BlobRef(sha256, size)
+    if await exists(conn, sha256):
+        return ref
+    await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == sha256))  # an earlier, unfinished try
+    h = hashlib.sha256()
+    buf = bytearray()
+    rows: list[dict] = []
+    n = total = 0
+
+    async def flush(data: bytes | None, last: bool = False) -> None:
+        nonlocal n
+        if data is not None:
+            rows.append({"sha256": sha256, "n": n, "data": data})
+            n += 1
+        if rows and (last or len(rows) == ROWS_PER_INSERT):
+            await conn.execute(blob_chunks.insert(), rows)
+            rows.clear()
+
+    for piece in pieces:
+        view = memoryview(piece)
+        h.update(view)
+        total += len(view)
+        while len(view):
+            take = CHUNK - len(buf)
+            buf += view[:take]
+            view = view[take:]
+            if len(buf) == CHUNK:
+                await flush(bytes(buf))
+                buf.clear()
+    await flush(bytes(buf) if buf or n == 0 else None, last=True)
+    if h.hexdigest() != sha256 or total != size:
+        raise BlobCorrupt(f"the bytes given for blob {sha256[:16]}… hash to {h.hexdigest()[:16]}… ({total} bytes)")
+    await conn.execute(dialect_insert(conn, blobs).on_conflict_do_nothing().values(
+        sha256=sha256, size=size, chunks=n, stored_at=_now()))
+    return ref
+
+
+async def put(conn: AsyncConnection, data: bytes | memoryview) -> BlobRef:
+    """Store ``data`` (inside the caller's transaction); returns its reference."""
+    return await put_pieces(conn, [data], hashlib.sha256(data).hexdigest(), len(data))
+
+
+async def chunks(engine: AsyncEngine, sha256: str) -> AsyncIterator[bytes]:
+    """The blob's bytes chunk by chunk (one query each), checked against its name at the end."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(blobs.c.chunks, blobs.c.size).where(blobs.c.sha256 == sha256))).first()
+    if row is None:
+        raise BlobMissing(f"no blob {sha256}")
+    h = hashlib.sha256()
+    for first in range(0, row.chunks, 16):
+        async with engine.connect() as conn:  # a few chunks per connection: never held long by a slow reader
+            for n in range(first, min(first + 16, row.chunks)):
+                data = (await conn.execute(sa.select(blob_chunks.c.data).where(
+                    blob_chunks.c.sha256 == sha256, blob_chunks.c.n == n))).scalar()
+                if data is None:
+                    raise BlobCorrupt(f"blob {sha256[:16]}… lacks chunk {n}")
+                h.update(data)
+                yield data
+    if h.hexdigest() != sha256:
+        raise BlobCorrupt(f"blob {sha256[:16]}… does not hash to its name")
+
+
+async def read(engine: AsyncEngine, sha256: str) -> bytearray:
+    """The whole blob in one preallocated buffer (one copy of it in memory, never two)."""
+    async with engine.connect() as conn:
+        size = (await conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256))).scalar()
+    if size is None:
+        raise BlobMissing(f"no blob {sha256}")
+    buf = bytearray(size)
+    at = 0
+    async for data in chunks(engine, sha256):
+        if at + len(data) > size:
+            raise BlobCorrupt(f"blob {sha256[:16]}… is longer than its size")
+        buf[at:at + len(data)] = data
+        at += len(data)
+    if at != size:
+        raise BlobCorrupt(f"blob {sha256[:16]}… is shorter than its size")
+    return buf
+
+
+async def grant(conn: AsyncConnection, sha256: str, agencies: Iterable[str]) -> None:
+    rows = [{"sha256": sha256, "agency": a} for a in sorted(set(agencies))]
+    if rows:
+        await conn.execute(dialect_insert(conn, blob_grants).on_conflict_do_nothing(), rows)
+
+
+async def granted(conn: AsyncConnection, sha256: str, agency: str) -> bool:
+    return (await conn.execute(sa.select(blob_grants.c.agency).where(
+        blob_grants.c.sha256 == sha256, blob_grants.c.agency == agency))).first() is not None
+
+
+async def rehash(conn: AsyncConnection, sha256: str) -> tuple[str, int] | None:
+    """(SHA-256, size) of a complete blob's stored chunks, read one at a time; None when there is no such blob."""
+    count = (await conn.execute(sa.select(blobs.c.chunks).where(blobs.c.sha256 == sha256))).scalar()
+    if count is None:
+        return None
+    h = hashlib.sha256()
+    size = 0
+    for n in range(count):
+        data = (await conn.execute(sa.select(blob_chunks.c.data).where(
+            blob_chunks.c.sha256 == sha256, blob_chunks.c.n == n))).scalar() or b""
+        h.update(data)
+        size += len(data)
+    return h.hexdigest(), size
