@@ -35,6 +35,11 @@ SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role'
 -- every package
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
   FROM unnest(ARRAY['records', 'checkpoints', 'merkle_nodes', 'packages']) AS t \gexec
+-- large packages' bytes (hub.store.blobs): a blob row, once written, is only read; its chunks may
+-- be deleted only by a retry of an unfinished write (`hub audit verify` re-hashes every blob)
+SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
+  FROM unnest(ARRAY['blobs', 'blob_grants']) AS t \gexec
+SELECT format('GRANT SELECT, INSERT, DELETE ON %I TO %I', 'blob_chunks', :'hub_role') \gexec
 -- keys shared by the instances (hub.store.secrets): made once, then only read
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', 'hub_secrets', :'hub_role') \gexec
 SELECT format('GRANT SELECT ON alembic_version TO %I', :'hub_role') \gexec
