@@ -223,6 +223,10 @@ class DocumentPath(Path):
                     examples=["000.00.00.G22,2026/11/27,7816/VPCP-TTĐT"])
 
 
+class BlobPath(Path):
+    sha256: str = Field(pattern="^[0-9a-fA-F]{64}$", description="the blob's SHA-256 (the inbox entry's blob.sha256)")
+
+
 class DeadLetterPath(Path):
     id: int = Field(description="dead letter id")
 
