@@ -6,10 +6,11 @@ Builds a ~10 KB edoc package with one attachment (hub.edxml.builder), signs it w
 development PKI made in-process (hub.edxml.signature.sign_package), and times:
 
 * the full ``check_package`` (what ``hub check`` and the intake workers run), N times;
-* each stage function on its own, over the same N: parse, schema, signature+trust
-  (``verify_package``, with its parts: strict profile, leaf_first, chain, signxml), read model,
-  authorize (fingerprint + ``authorize``); and the same stages "in context", one clock between
-  stages inside the accepting path, which sums to the whole check;
+* each stage function on its own, over the same N: parse, schema, signature inspection and
+  the claimed sender, signature+trust (``verify_package``, with its parts: strict profile,
+  leaf_first, chain, ``dsig_fast.verify_fast``), read model, authorize (fingerprint +
+  ``authorize``); and the same stages "in context", one clock between stages inside the
+  accepting path, which sums to the whole check;
 * for comparison, signxml's "naive route": ``XMLVerifier().verify(raw bytes, ca_pem_file=...,
   expect_config=SignatureConfiguration(location=...))`` with no hub checks at all.
 
@@ -41,9 +42,11 @@ from hub.edxml.builder import AttachmentFile, build_edoc
 from hub.edxml.model import Code, DocumentType, Edoc, Organization, TraceHeader, read_package
 from hub.edxml.parser import parse_xml
 from hub.edxml.schema import SchemaValidator
-from hub.edxml.signature import _STRONG_DIGEST, _STRONG_SIG, _leaf_first, _strict_profile, sign_package, verify_package
+from hub.edxml.signature import _leaf_first, _strict_profile, sign_package, verify_package
 from hub.pipeline.authentication import Authenticated
-from hub.pipeline.checks import CheckContext, Verdict, authorize, check_package
+from hub.edxml.dsig_fast import verify_fast
+from hub.edxml.sdk_signature import inspect_signature
+from hub.pipeline.checks import CheckContext, Verdict, _claimed, authorize, check_package
 from hub.pki import devpki
 from hub.pki.certs import fingerprint
 from hub.pki.chain import TrustStore
@@ -165,16 +168,8 @@ HEAD = f"  {'':<30} {'rate':>11} {'mean µs':>9} {'p50 µs':>9} {'p99 µs':>9}"
 
 # --- the benchmark --------------------------------------------------------------------------------
 
-def _signxml_config(when: datetime) -> SignatureConfiguration:
-    """The SignatureConfiguration verify_package builds (allow_sha1=False)."""
-    return SignatureConfiguration(
-        require_x509=True, location=LOCATION, expect_references=1, signature_methods=_STRONG_SIG,
-        digest_algorithms=_STRONG_DIGEST, verification_time=when, ignore_ambiguous_key_info=False,
-    )
-
-
-STAGES = ["parse", "schema", "signature+trust", "  strict profile", "  leaf_first", "  chain (TrustStore, cached)",
-          "  signxml XMLVerifier.verify", "read model", "authorize (+fingerprint)"]
+STAGES = ["parse", "schema", "inspect + claimed sender", "signature+trust", "  strict profile", "  leaf_first",
+          "  chain (TrustStore, cached)", "  dsig_fast verify_fast", "read model", "authorize (+fingerprint)"]
 
 
 def stage_functions(b: Bench):
@@ -197,12 +192,12 @@ def stage_functions(b: Bench):
     return {
         "parse": lambda: parse_xml(b.data, max_bytes=ctx.max_bytes),
         "schema": lambda: ctx.validator.validate(root),
+        "inspect + claimed sender": lambda: (inspect_signature(root), _claimed(root)),
         "signature+trust": lambda: verify_package(root, ctx.trust),
         "  strict profile": lambda: _strict_profile(root, False),
         "  leaf_first": leaf_first,  # minus strict profile, below
         "  chain (TrustStore, cached)": lambda: ctx.trust.verify(ordered[0], ordered[1:]),
-        "  signxml XMLVerifier.verify": lambda: XMLVerifier().verify(
-            root, x509_cert=chain[0], expect_config=_signxml_config(datetime.now(timezone.utc))),
+        "  dsig_fast verify_fast": lambda: verify_fast(root, _sig, chain[0]),
         "read model": lambda: read_package(verified.signed_root),
         "authorize (+fingerprint)": lambda: authorize(
             package, Authenticated("signature", verified.signed_root, verified.certificate), ctx.registry, None),
@@ -223,6 +218,9 @@ def in_context(b: Bench, n: int, warmup: int) -> dict[str, float]:
         root = parse_xml(b.data, max_bytes=ctx.max_bytes)
         t1 = clock()
         ctx.validator.validate(root)
+        t2a = clock()
+        inspect_signature(root)
+        _claimed(root)
         t2 = clock()
         when = datetime.now(timezone.utc)
         _sig, certs, _sa, _da = _strict_profile(root, False)
@@ -231,17 +229,18 @@ def in_context(b: Bench, n: int, warmup: int) -> dict[str, float]:
         t4 = clock()
         chain = ctx.trust.verify(ordered[0], ordered[1:], when)
         t5 = clock()
-        result = XMLVerifier().verify(root, x509_cert=chain[0], expect_config=_signxml_config(when))
+        _signed_bytes, signed_root, _sm, _dm = verify_fast(root, _sig, chain[0])
         t6 = clock()
-        package = read_package(result.signed_xml)
+        package = read_package(signed_root)
         t7 = clock()
-        routes = authorize(package, Authenticated("signature", result.signed_xml, chain[0]), ctx.registry, None)
+        routes = authorize(package, Authenticated("signature", signed_root, chain[0]), ctx.registry, None)
         t8 = clock()
         Verdict(accepted=True, sha256=digest, size=len(b.data), package=package, routes=routes)
         t9 = clock()
-        for name, dt in (("parse", t1 - t0), ("schema", t2 - t1), ("  strict profile", t3 - t2),
+        for name, dt in (("parse", t1 - t0), ("schema", t2a - t1), ("inspect + claimed sender", t2 - t2a),
+                         ("  strict profile", t3 - t2),
                          ("  leaf_first", t4 - t3), ("  chain (TrustStore, cached)", t5 - t4),
-                         ("  signxml XMLVerifier.verify", t6 - t5), ("signature+trust", t6 - t2),
+                         ("  dsig_fast verify_fast", t6 - t5), ("signature+trust", t6 - t2),
                          ("read model", t7 - t6), ("authorize (+fingerprint)", t8 - t7), ("sha256 + Verdict", t9 - t8)):
             acc[name] += dt
     return {k: v / n / 1000 for k, v in acc.items()}
@@ -310,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
               f"   (full check_package mean {full.mean_us:.1f})")
         sig = ctx_means["signature+trust"]
         print(f"  signature+trust is {100 * sig / total_ctx:.0f}% of the check in context; "
-              f"signxml alone {100 * ctx_means['  signxml XMLVerifier.verify'] / total_ctx:.0f}%")
+              f"dsig_fast alone {100 * ctx_means['  dsig_fast verify_fast'] / total_ctx:.0f}%")
         print()
         print("  comparison: signxml alone on the raw bytes, no hub checks (ca_pem_file chain, location):")
         print(row(naive))

@@ -36,6 +36,8 @@ from signxml.verifier import XMLVerifier
 
 from hub.constants import DSIG_NS
 from hub.edxml import large
+from hub.edxml.paths import find_all, find_first
+from hub.pki.certs import public_key_cached
 
 _DS = "{" + DSIG_NS + "}"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
@@ -55,6 +57,9 @@ DIGESTS = {
 }
 _DSIG_SCHEMA = XMLVerifier.schemas()[0]  # signxml's compiled xmldsig1-schema.xsd
 _PARSER = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True, load_dtd=False)
+
+
+_KEY_VALUES = (_DS + "KeyValue", "{http://www.w3.org/2009/xmldsig11#}DEREncodedKeyValue")
 
 
 class Fallback(Exception):
@@ -93,7 +98,8 @@ detach = _detach  # also used by hub.edxml.sdk_signature
 
 
 def _only(el: etree._Element, tag: str) -> etree._Element:
-    found = el.findall(_DS + tag)
+    tag = _DS + tag
+    found = [c for c in el if c.tag == tag]
     if len(found) != 1:
         raise Fallback(tag)
     return found[0]
@@ -103,9 +109,8 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
     """Return (signed bytes, signed root, signature method, digest method) or raise Fallback."""
     if not _DSIG_SCHEMA.validate(sig):
         raise Fallback("Signature not schema-valid")
-    ki = sig.find(_DS + "KeyInfo")
-    if ki is not None and (ki.find(_DS + "KeyValue") is not None
-                           or ki.find("{http://www.w3.org/2009/xmldsig11#}DEREncodedKeyValue") is not None):
+    ki = find_first(sig, _DS + "KeyInfo")
+    if ki is not None and any(c.tag in _KEY_VALUES for c in ki):
         raise Fallback("KeyValue present")
     si = _only(sig, "SignedInfo")
     cm = _only(si, "CanonicalizationMethod")
@@ -115,7 +120,7 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
     if sm_uri not in SIGNATURE_METHODS:
         raise Fallback("signature method")
     kind, hash_cls = SIGNATURE_METHODS[sm_uri]
-    key = leaf.public_key()
+    key = public_key_cached(leaf)
     signed_info_c14n = _c14n(si)
     try:
         raw = b64decode(_only(sig, "SignatureValue").text or "")
@@ -138,7 +143,7 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
     ref = _only(vsi, "Reference")
     if ref.get("URI") != "":
         raise Fallback("reference URI")
-    transforms = _only(ref, "Transforms").findall(_DS + "Transform")
+    transforms = find_all(_only(ref, "Transforms"), _DS + "Transform")
     if [t.get("Algorithm") for t in transforms] != [ENVELOPED, EXC_C14N] or len(transforms[1]):
         raise Fallback("transforms")
     dm_uri = _only(ref, "DigestMethod").get("Algorithm")

@@ -8,7 +8,36 @@ from __future__ import annotations
 
 from lxml import etree
 
-__all__ = ["local_name", "readable_path", "short_path"]
+__all__ = ["find_all", "find_first", "local_name", "readable_path", "short_path"]
+
+
+def find_first(el: etree._Element | None, *tags: str) -> etree._Element | None:
+    """``el.find("T1/T2/…")`` for Clark-notation tags: the first match in document order.
+
+    A plain loop over the children: ElementPath's ``find`` (and ``iterchildren(tag)``, which
+    sets up a tag matcher per call) cost about twice as many instructions per step, which adds
+    up on the checks' hot path (callgrind)."""
+    if el is None:
+        return None
+    tag, rest = tags[0], tags[1:]
+    for child in el:
+        if child.tag == tag:
+            if not rest:
+                return child
+            found = find_first(child, *rest)
+            if found is not None:
+                return found
+    return None
+
+
+def find_all(el: etree._Element | None, *tags: str) -> list[etree._Element]:
+    """``el.findall("T1/T2/…")`` for Clark-notation tags, in document order."""
+    if el is None:
+        return []
+    found = [el]
+    for tag in tags:
+        found = [c for parent in found for c in parent if c.tag == tag]
+    return found
 
 
 def local_name(el: etree._Element) -> str:

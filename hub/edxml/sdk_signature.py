@@ -28,7 +28,8 @@ from cryptography import x509
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
-from hub.pki.certs import load_der_cached
+from hub.edxml.paths import find_all, find_first
+from hub.pki.certs import load_b64_cached, load_der_cached
 
 __all__ = ["KIND_NONE", "KIND_SDK", "KIND_SKELETON", "KIND_XMLDSIG", "SignatureInfo", "as_xmldsig", "inspect_signature"]
 
@@ -98,26 +99,27 @@ class SignatureInfo:
         return f"{what}, with values that may verify ({algs})"
 
 
-def _text(el: etree._Element | None, path: str) -> str:
-    if el is None:
-        return ""
-    found = el.find(path)
+def _text(el: etree._Element | None, tag: str) -> str:
+    found = find_first(el, tag)
     return "".join((found.text or "").split()) if found is not None else ""
 
 
-def _attr(el: etree._Element | None, path: str) -> str:
-    if el is None:
-        return ""
-    found = el.find(path)
+def _attr(el: etree._Element | None, tag: str) -> str:
+    found = find_first(el, tag)
     return (found.get("Algorithm") or "") if found is not None else ""
 
 
 def _header(root: etree._Element) -> etree._Element | None:
-    return root.find(f"{_E}edXMLEnvelope/{_E}edXMLHeader")
+    return find_first(root, _E + "edXMLEnvelope", _E + "edXMLHeader")
 
 
 def _signatures(header: etree._Element) -> list[etree._Element]:
     return [c for c in header if c.tag in (_DS + "Signature", _E + "Signature")]
+
+
+def _subject_name(sig: etree._Element, ns: str) -> str:
+    found = find_first(sig, ns + "KeyInfo", ns + "X509Data", ns + "X509SubjectName")
+    return (found.text or "").strip() if found is not None else ""
 
 
 def inspect_signature(root: etree._Element) -> SignatureInfo:
@@ -128,15 +130,14 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
         return SignatureInfo(KIND_NONE)
     sig = next((s for s in sigs if s.tag == _DS + "Signature"), sigs[0])
     ns = _DS if sig.tag == _DS + "Signature" else _E
-    signed_info = sig.find(ns + "SignedInfo")
-    ref = signed_info.find(ns + "Reference") if signed_info is not None else None
+    signed_info = find_first(sig, ns + "SignedInfo")
+    ref = find_first(signed_info, ns + "Reference")
     certs: list[bytes] = []
     cert_problems: list[str] = []
-    cert_els = sig.findall(f"{ns}KeyInfo/{ns}X509Data/{ns}X509Certificate")
+    cert_els = find_all(sig, ns + "KeyInfo", ns + "X509Data", ns + "X509Certificate")
     for el in cert_els:
         try:
-            der = base64.b64decode("".join((el.text or "").split()), validate=True)
-            load_der_cached(der)
+            der = load_b64_cached("".join((el.text or "").split()))[0]
         except (ValueError, binascii.Error):
             cert_problems.append("its X509Certificate is not a whole certificate")
         else:
@@ -149,7 +150,7 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
         digest_value=_text(ref, ns + "DigestValue"),
         signature_value=_text(sig, ns + "SignatureValue"),
         certificates_der=tuple(certs),
-        subject_name=(sig.findtext(f"{ns}KeyInfo/{ns}X509Data/{ns}X509SubjectName") or "").strip(),
+        subject_name=_subject_name(sig, ns),
     )
     if ns == _DS:
         return SignatureInfo(KIND_XMLDSIG, **info)

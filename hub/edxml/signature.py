@@ -14,7 +14,6 @@ signature wrapping.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,9 +26,10 @@ from signxml.verifier import SignatureConfiguration
 
 from hub.constants import DSIG_NS, EDXML_NS
 from hub.edxml.dsig_fast import Fallback, verify_fast
-from hub.edxml.model import NS, header_of
+from hub.edxml.model import header_of
+from hub.edxml.paths import find_all, find_first
 from hub.errors import SignatureError
-from hub.pki.certs import load_der_cached
+from hub.pki.certs import load_b64_cached
 from hub.pki.chain import TrustStore
 
 _DS = "{" + DSIG_NS + "}"
@@ -53,6 +53,7 @@ _STRONG_SIG = frozenset(
 _STRONG_DIGEST = frozenset(d for d in DigestAlgorithm if "SHA1" not in d.name and "SHA224" not in d.name)
 _LEGACY_SIG = _STRONG_SIG | {SignatureMethod.RSA_SHA1}
 _LEGACY_DIGEST = _STRONG_DIGEST | {DigestAlgorithm.SHA1}
+_ENVELOPE, _HEADER = f"{{{EDXML_NS}}}edXMLEnvelope", f"{{{EDXML_NS}}}edXMLHeader"
 _LOCATION = f"./{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader/"
 
 
@@ -127,7 +128,7 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             element="edXMLHeader/Signature",
         )
     sig = sigs[0]
-    header = root.find("e:edXMLEnvelope/e:edXMLHeader", NS)
+    header = find_first(root, _ENVELOPE, _HEADER)
     if sig.getparent() is not header or sig.getnext() is not None and any(
         isinstance(s.tag, str) for s in sig.itersiblings()
     ):
@@ -136,7 +137,7 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             code="signature.misplaced",
             element="edXMLHeader/Signature",
         )
-    refs = sig.findall(f"{_DS}SignedInfo/{_DS}Reference")
+    refs = find_all(sig, _DS + "SignedInfo", _DS + "Reference")
     if len(refs) != 1 or refs[0].get("URI") != "":
         uris = ", ".join(repr(r.get("URI")) for r in refs) or "none"
         raise SignatureError(
@@ -144,15 +145,15 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             code="signature.reference",
             element="Signature/SignedInfo/Reference",
         )
-    transforms = [t.get("Algorithm") for t in refs[0].findall(f"{_DS}Transforms/{_DS}Transform")]
+    transforms = [t.get("Algorithm") for t in find_all(refs[0], _DS + "Transforms", _DS + "Transform")]
     if not transforms or transforms[0] != ENVELOPED or any(t not in C14N_TRANSFORMS for t in transforms[1:]) or len(transforms) > 2:
         raise SignatureError(
             f"Reference transforms must be enveloped-signature then a C14N method, found {transforms}",
             code="signature.reference",
             element="Signature/SignedInfo/Reference/Transforms",
         )
-    sm = sig.find(f"{_DS}SignedInfo/{_DS}SignatureMethod")
-    dm = refs[0].find(f"{_DS}DigestMethod")
+    sm = find_first(sig, _DS + "SignedInfo", _DS + "SignatureMethod")
+    dm = find_first(refs[0], _DS + "DigestMethod")
     sig_alg = sm.get("Algorithm", "") if sm is not None else ""
     dig_alg = dm.get("Algorithm", "") if dm is not None else ""
     if not allow_sha1 and (sig_alg in SHA1_URIS or dig_alg in SHA1_URIS):
@@ -163,9 +164,9 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             element="Signature/SignedInfo/SignatureMethod",
         )
     certs: list[x509.Certificate] = []
-    for el in sig.findall(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"):
+    for el in find_all(sig, _DS + "KeyInfo", _DS + "X509Data", _DS + "X509Certificate"):
         try:
-            certs.append(load_der_cached(base64.b64decode("".join((el.text or "").split()), validate=True)))
+            certs.append(load_b64_cached("".join((el.text or "").split()))[1])
         except (ValueError, binascii.Error) as e:
             raise SignatureError(
                 f"KeyInfo/X509Data/X509Certificate is not a valid certificate: {e}",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from hub.edxml.model import is_empty, is_status_header, q
-from hub.edxml.paths import local_name, readable_path, short_path
+from hub.edxml.paths import find_first, local_name, readable_path, short_path
 
 __all__ = ["EDOC_HEADER", "STATUS_HEADER", "Problem", "problems"]
 
@@ -125,13 +125,13 @@ def _status_extras(root: etree._Element, envelope: etree._Element, header: etree
 
 def problems(root: etree._Element) -> list[Problem]:
     """Every structural rule ``root`` (an XSD-valid ``edXML`` tree) breaks, in document order."""
-    envelope = root.find(_ENVELOPE)
-    header = envelope.find(_HEADER) if envelope is not None else None
+    envelope = find_first(root, _ENVELOPE)
+    header = find_first(envelope, _HEADER)
     if header is None:
         return []  # the XSD says so
     out: list[Problem] = []
-    status = header.find(_STATUS)
-    mh = header.find(_MESSAGE_HEADER)
+    status = find_first(header, _STATUS)
+    mh = find_first(header, _MESSAGE_HEADER)
     if status is not None:
         out += _response_for_all(status, in_status=True)
         out += _status_extras(root, envelope, header)
@@ -152,7 +152,7 @@ def problems(root: etree._Element) -> list[Problem]:
         out += _cardinality(mh, EDOC_HEADER, "an edoc's MessageHeader", counts)
         if _RESPONSE_FOR in counts:
             out += _response_for_all(mh, in_status=False)
-        thl = header.find(_TRACE_LIST)
+        thl = find_first(header, _TRACE_LIST)
         if thl is None:
             out.append(Problem(header, f"{short_path(header)} is missing TraceHeaderList "
                                        "(an edoc needs one after MessageHeader; it may be empty)"))

@@ -14,8 +14,10 @@ from datetime import datetime
 from lxml import etree
 
 from hub.edxml import large
-from hub.edxml.model import NS, Edoc, Package, StatusPackage, read_package
+from hub.constants import EDXML_NS
+from hub.edxml.model import Edoc, Package, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
+from hub.edxml.paths import find_first
 from hub.edxml.schema import SchemaValidator
 from hub.edxml.sdk_signature import SignatureInfo, inspect_signature
 from hub.edxml.trace import append_trace
@@ -103,13 +105,23 @@ _STAGE = {"parse": "parse", "schema": "schema", "signature": "signature", "trust
           "authority": "authority", "state": "state", "usage": "usage"}
 
 
+_E = "{" + EDXML_NS + "}"
+_ENVELOPE, _HEADER, _MESSAGE_HEADER, _STATUS, _FROM, _ORGAN_ID, _DOCUMENT_ID = (
+    _E + n for n in ("edXMLEnvelope", "edXMLHeader", "MessageHeader", "Status", "From", "OrganId", "DocumentId"))
+
+
+def _found_text(el: etree._Element | None) -> str | None:
+    """``findtext`` of a match: its text ("" when it has none), None when nothing matched."""
+    return None if el is None else (el.text or "")
+
+
 def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
     if root is None:
         return None, None
-    sender = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:From/e:OrganId", None, NS) or \
-        root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:Status/e:From/e:OrganId", None, NS)
+    sender = _found_text(find_first(root, _ENVELOPE, _HEADER, _MESSAGE_HEADER, _FROM, _ORGAN_ID)) or \
+        _found_text(find_first(root, _ENVELOPE, _HEADER, _STATUS, _FROM, _ORGAN_ID))
     # An edoc's own DocumentId (a status in the SDK's MessageHeader form has none).
-    doc_id = root.findtext("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:DocumentId", None, NS)
+    doc_id = _found_text(find_first(root, _ENVELOPE, _HEADER, _MESSAGE_HEADER, _DOCUMENT_ID))
     return (sender.strip() if sender else None), (doc_id.strip() if doc_id else None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 from cryptography import x509
@@ -32,6 +33,40 @@ def load_der_cached(der: bytes) -> x509.Certificate:
             _DER_CACHE.clear()
         cert = _DER_CACHE[der] = x509.load_der_x509_certificate(der)
     return cert
+
+
+_B64_CACHE: dict[str, tuple[bytes, x509.Certificate]] = {}
+
+
+def load_b64_cached(b64: str) -> tuple[bytes, x509.Certificate]:
+    """(DER, certificate) of a base64 certificate (whitespace already removed), decoded and
+    parsed once per distinct text: a package carries its signing certificate, read twice per
+    check (signature inspection, then verification). Raises as ``b64decode(validate=True)``
+    and :func:`load_der_cached` do."""
+    hit = _B64_CACHE.get(b64)
+    if hit is None:
+        der = base64.b64decode(b64, validate=True)
+        hit = (der, load_der_cached(der))
+        if len(_B64_CACHE) > 4096:
+            _B64_CACHE.clear()
+        _B64_CACHE[b64] = hit
+    return hit
+
+
+_KEY_CACHE: dict[int, tuple[x509.Certificate, object]] = {}
+
+
+def public_key_cached(cert: x509.Certificate):
+    """``cert.public_key()``, built once per certificate object (certificates come from
+    :func:`load_der_cached`, so the same signer's is the same object)."""
+    hit = _KEY_CACHE.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    key = cert.public_key()
+    if len(_KEY_CACHE) > 4096:
+        _KEY_CACHE.clear()
+    _KEY_CACHE[id(cert)] = (cert, key)  # holds the cert, so its id cannot be reused meanwhile
+    return key
 
 
 def load_pem_certs(data: bytes) -> list[x509.Certificate]:
