@@ -66,6 +66,8 @@ class OutboxItem:
     message: Outgoing
     new_document: int | None = None
     source: bytes | None = None  # the original bytes a relayed copy derives from (hub.pipeline.large)
+    lean: object | None = None  # a large relayed copy not yet made (hub.pipeline.large.Relayed): the
+    # recorder expands it or, over the threshold, sends it by reference; ``message`` has an empty body meanwhile
 
 
 @dataclass
@@ -445,11 +447,14 @@ class Decisions:
               new_document: int | None = None, source: bytes | None = None) -> OutboxItem:
         if store:
             self.plan.package(body, body_sha, self.now)
+        lean = None
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            lean, body = body, b""
         row = {"document": document, "exchange": exchange, "routing_key": routing_key, "sha256": body_sha,
                "intake_sha256": intake_sha, "headers": headers, "priority": priority, "created_at": self.now}
         return OutboxItem(row, Outgoing(exchange, routing_key, body, headers=headers, priority=priority,
                                         message_id=message_id(headers), user_id=self.hub_user), new_document,
-                          source)
+                          source, lean)
 
     def _queue_out(self, **kw) -> None:
         self.plan.outbox.append(self._item(**kw))

@@ -106,13 +106,12 @@ class Recorder:
     async def _by_reference(self, conn: AsyncConnection, p: Plan) -> None:
         """Outgoing bodies over the threshold go as an empty body naming a stored blob (written
         here, in the batch's transaction); smaller ones as they are (a lean relayed copy expanded)."""
-        if self.by_reference_bytes is None:
-            return
-        blobs = large.ByReference(self.by_reference_bytes)
+        blobs = large.ByReference(self.by_reference_bytes if self.by_reference_bytes is not None else 1 << 62)
         for o in p.outbox:
             if o.row is None:
                 continue
-            body, headers = blobs.outgoing(o.message.body, o.source, o.row["headers"], o.message.routing_key)
+            body = o.lean if o.lean is not None else o.message.body
+            body, headers = blobs.outgoing(body, o.source, o.row["headers"], o.message.routing_key)
             o.row["headers"] = headers
             o.message = replace(o.message, body=body, headers=headers)
         await blobs.flush(conn)
