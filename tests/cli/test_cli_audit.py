@@ -57,6 +57,7 @@ async def count_checkpoints(db_url: str) -> int:
         await e.dispose()
 
 
+@pytest.mark.timeout(300)  # some 25 `hub` processes one after another: a bound for a hang, not a speed test
 async def test_audit_cli(audited, tmp_path, pki):
     cli, doc_id, db_url = audited
 
