@@ -11,10 +11,11 @@ to may fetch it; any other caller gets 404, as for a blob that does not exist.
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import Field
 
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.errors import error
-from hub.api.params import p
+from hub.api.models import Path
 from hub.api.state import STATE, principal
 from hub.store import blobs
 
@@ -40,16 +41,20 @@ async def read_package_body(request: web.Request, limit: int) -> bytes | bytearr
     if at != size:
         raise web.HTTPBadRequest(text="the body is shorter than its Content-Length")
     return buf
-SHA = p("sha256", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "the blob's SHA-256 (the inbox entry's blob.sha256)")
+
+
+class BlobPath(Path):
+    sha256: str = Field(max_length=128, description="the blob's SHA-256 (the inbox entry's blob.sha256)",
+                        examples=["0" * 64])
 
 
 @api.endpoint("GET", "/api/v1/blobs/{sha256}", "The bytes of a package delivered by reference",
-              roles=("agency",), params=[SHA], errors=(404,),
+              roles=("agency",), path_model=BlobPath, errors=(404,),
               response=Reply({"type": "string", "format": "binary"}, "The package as delivered", "application/xml"),
               description="Streamed; the SHA-256 of the body is the one in the path.")
-async def blob(request: web.Request) -> web.StreamResponse:
+async def blob(request: web.Request, path: BlobPath) -> web.StreamResponse:
     state = request.app[STATE]
-    sha = request.match_info["sha256"].lower()
+    sha = path.sha256.lower()
     agency = principal(request).agency
     async with state.engine.connect() as conn:
         allowed = len(sha) == 64 and agency is not None and await blobs.granted(conn, sha, agency)
