@@ -591,7 +591,7 @@ async def explain(engine, f: Filler, label: str) -> None:
     captured: list[tuple[str, object]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "pg_" not in statement:
+        if statement.lstrip().upper().startswith("SELECT") and " FROM " in statement.upper() and "pg_" not in statement:
             captured.append((statement, parameters))
 
     sync = engine.sync_engine
