@@ -79,6 +79,7 @@ BEFORE = "0024_blobs"  # the head before this issue's indexes
 ENTRIES, DOCUMENTS = 10_000_000, 1_000_000
 AGENCIES, SYSTEMS = 600, 100
 DAYS = 60
+ONLY: str | None = None  # --only: measure the requests whose name holds one of these words
 MIN_REQUESTS, BUDGET = 10, 30.0  # each measured request: at least 10 times, more while under 30 s in all
 CHUNK = 50_000  # entries per COPY, and a signed checkpoint after each (the sealer's own chunk)
 FILLED = ("records", "merkle_nodes", "checkpoints", "documents", "deliveries", "status_history", "packages",
@@ -536,8 +537,10 @@ async def measure(engine, f: Filler, base: str, token: str, requests: int, label
             aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as console:
         await sign_in(console, base, token)
         b = Bench(base, token, session, console, requests)
+        only = [w.strip() for w in (ONLY or "").split(",") if w.strip()]
         for name, target, path, is_console in cases(f, today):
-            await b.time(name, target, path, console=is_console)
+            if not only or any(w in name for w in only):
+                await b.time(name, target, path, console=is_console)
         size = f.counts["records"]
         rng = random.Random(7)
 
@@ -702,7 +705,8 @@ async def run(args) -> int:
         if not args.no_upgrade:
             fq.items = items_before  # the follow-up query as it was, with the schema as it was
         try:
-            await explain(engine, f, f"schema {BEFORE}, follow-up query before issue 15")
+            if not args.no_explain:
+                await explain(engine, f, f"schema {BEFORE}, follow-up query before issue 15")
             before = await measure(engine, f, base, token, args.requests,
                                    f"before: schema {BEFORE}, follow-up query before issue 15")
         finally:
@@ -718,7 +722,8 @@ async def run(args) -> int:
                 await raw.execute("ANALYZE")
                 await raw.close()
                 log(f"\n== upgraded to {head} (+ ANALYZE) in {time.perf_counter() - t:.0f} s ==")
-                await explain(engine, f, f"schema {head}, follow-up query of issue 15")
+                if not args.no_explain:
+                    await explain(engine, f, f"schema {head}, follow-up query of issue 15")
                 after = await measure(engine, f, base, token, args.requests,
                                       f"after: schema {head}, follow-up query of issue 15")
         summary(before, after)
@@ -746,11 +751,15 @@ def main() -> int:
                     help="an admin connection that may CREATE/DROP DATABASE")
     ap.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     ap.add_argument("--db", help="measure a database an earlier --keep run filled (kept afterwards)")
+    ap.add_argument("--only", help="comma-separated words: measure only the requests whose name holds one")
+    ap.add_argument("--no-explain", action="store_true", help="skip the query plans")
     ap.add_argument("--verify", action="store_true", help="also run hub audit verify's full check of the log")
     ap.add_argument("--no-upgrade", action="store_true", help="measure at 0024 only (no before/after)")
     args = ap.parse_args()
     if not 0 < args.scale <= 10:
         ap.error("--scale must be in (0, 10]")
+    global ONLY
+    ONLY = args.only
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return asyncio.run(run(args))
