@@ -97,6 +97,8 @@ documents = sa.Table(
 )
 sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.received_at)
 sa.Index("ix_documents_due_date", documents.c.due_date)
+sa.Index("ix_documents_received_at", documents.c.received_at)  # 0027: the follow-up report's period
+sa.Index("ix_documents_document_id", documents.c.document_id)  # 0027: a document by its DocumentId alone
 
 sa.Index("ix_documents_refers_to", documents.c.refers_to)
 
