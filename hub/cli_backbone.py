@@ -154,7 +154,7 @@ async def cmd_inbox(args, settings: Settings) -> int:
     bb = await _adapter_backbone(args, settings)
     out = Path(args.out or settings.data_dir / "inbox" / code)
     out.mkdir(parents=True, exist_ok=True)
-    api, token = args.api or os.environ.get("HUB_API_URL"), os.environ.get("HUB_API_TOKEN")
+    api, token = args.api or settings.api_url, settings.api_token
     fetch = http_fetch(api, token) if api and token else None  # packages delivered by reference
     ad = Adapter(bb, code, None, SeenStore(settings.data_dir / "adapters" / f"{code}.seen"), fetch=fetch)
     n = 0

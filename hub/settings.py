@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     vdxp_max_failures: int = Field(5, validation_alias="HUB_VDXP_MAX_FAILURES")
     """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
 
+    api_url: str | None = Field(None, validation_alias="HUB_API_URL")
+    """``HUB_API_URL``: for ``hub inbox``, an adapter's command: the hub's HTTP API, where packages
+    delivered by reference are fetched (``GET /api/v1/blobs/{sha256}``)."""
+
+    api_token: str | None = Field(None, repr=False, validation_alias="HUB_API_TOKEN")
+    """``HUB_API_TOKEN``: for ``hub inbox``: the agency's API token for that fetch (never printed)."""
+
     registry_poll_seconds: float = Field(2.0, gt=0, le=3600, validation_alias="HUB_REGISTRY_POLL_SECONDS")
     """``HUB_REGISTRY_POLL_SECONDS``: how often an instance reads the registry version (a change made
     through any instance is used by every other's checks at most this long after it commits)."""
