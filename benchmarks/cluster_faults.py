@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.soak import make_pki  # noqa: E402
 from tests.conftest import G22, H41, H44  # noqa: E402
 from tests.faults import scenarios  # noqa: E402
-from tests.faults.cluster import Postgres, PostgresPair, RabbitCluster  # noqa: E402
+from tests.faults.cluster import Postgres, PostgresPair, RabbitCluster, run_interruptible  # noqa: E402
 from tests.faults.stream import Broker, signed  # noqa: E402
 
 ALL = ("hub", "pg", "cut", "node")
@@ -101,18 +100,10 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=5000, help="packages per scenario (default 5,000)")
     ap.add_argument("--only", default=",".join(ALL), help=f"scenarios, comma-separated (default {','.join(ALL)})")
     args = ap.parse_args()
-    # the adapters' client library logs each connection a fault closes, with a traceback; the
-    # counts say what matters
-    for name in ("aiormq", "aio_pika"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     args.only = [x for x in args.only.split(",") if x]
     if not set(args.only) <= set(ALL):
         ap.error(f"--only takes {', '.join(ALL)}")
-    try:
-        return asyncio.run(main_async(args))
-    except KeyboardInterrupt:
-        print("interrupted; cluster stopped", file=sys.stderr)
-        return 130
+    return run_interruptible(lambda: main_async(args), quiet_amqp=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import asyncio
 import pickle
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from hub.backbone.base import Outgoing, inbox_key  # noqa: E402
 from hub.backbone.factory import connect  # noqa: E402
 from hub.registry.store import import_csv, load_registry  # noqa: E402
 from hub.store.engine import make_engine, migrate  # noqa: E402
-from tests.faults.cluster import Postgres, RabbitCluster  # noqa: E402
+from tests.faults.cluster import Postgres, RabbitCluster, run_interruptible  # noqa: E402
 
 
 def directory(codes: int, systems: int) -> tuple[str, list[str], list[str]]:
@@ -163,16 +162,7 @@ def main() -> int:
     ap.add_argument("--routes", type=int, default=100_000, help="recipients routed (default 100,000)")
     ap.add_argument("--fill", type=int, default=20, help="10 KB messages put in each inbox queue (default 20)")
     args = ap.parse_args()
-
-    def _stop(*_):  # SIGTERM: clean up like Ctrl-C does
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        return asyncio.run(main_async(args))
-    except KeyboardInterrupt:
-        print("interrupted; cluster stopped", file=sys.stderr)
-        return 130
+    return run_interruptible(lambda: main_async(args))
 
 
 if __name__ == "__main__":

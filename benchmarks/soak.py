@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -39,7 +37,7 @@ from hub.backbone.base import inbox_queue  # noqa: E402
 from hub.backbone.factory import connect  # noqa: E402
 from hub.pki import devpki  # noqa: E402
 from tests.conftest import G22, H41, H44, HUB, Pki  # noqa: E402
-from tests.faults.cluster import Postgres, RabbitCluster  # noqa: E402
+from tests.faults.cluster import Postgres, RabbitCluster, run_interruptible  # noqa: E402
 from tests.faults.hubproc import group_members  # noqa: E402
 from tests.faults.stream import Broker, Stream, signed  # noqa: E402
 
@@ -235,20 +233,7 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=3000, help="packages of the saturation burst (default 3000)")
     ap.add_argument("--rate", type=float, default=0.0, help="packages/s instead of half the measured saturation")
     args = ap.parse_args()
-    # the adapters' client library logs each connection a fault closes, with a traceback; the
-    # counts say what matters
-    for name in ("aiormq", "aio_pika"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-    def _stop(*_):  # SIGTERM: clean up like Ctrl-C does
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        return asyncio.run(main_async(args))
-    except KeyboardInterrupt:
-        print("interrupted; cluster stopped", file=sys.stderr)
-        return 130
+    return run_interruptible(lambda: main_async(args), quiet_amqp=True)
 
 
 if __name__ == "__main__":
