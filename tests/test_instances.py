@@ -36,7 +36,7 @@ from hub.vdxp.keys import SecretBox
 from hub.vdxp.systems import add_system
 from tests.conftest import G22, H41, H44, HUB, _pg_create, _pg_drop, _run_in_thread, attachment, make_edoc
 from tests.faults.hubproc import HubProcess, free_port
-from tests.hubenv import _make_env, _teardown
+from tests.hubenv import _make_env, _teardown, until
 from tests.vdxp.client import VdxpClient
 from tests.web.dash import CSRF, Dash
 
@@ -154,15 +154,8 @@ async def _call(session, base: str, method: str, path: str, token: str, **kw) ->
         return r.status, (await r.json() if "json" in r.headers.get("Content-Type", "") else await r.text())
 
 
-async def _until(probe, timeout: float = 30.0, every: float = 0.2):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = await probe()
-        if got:
-            return got
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(every)
+async def _until(probe, timeout: float = 30.0):
+    return await until(probe, timeout=timeout, every=0.2)
 
 
 async def _submit(session, base: str, token: str, data: bytes) -> tuple[int, object]:

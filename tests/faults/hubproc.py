@@ -18,9 +18,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc)."""
-    out = []
+def _stats():
+    """(pid, the fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, …) of every process."""
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -28,9 +27,12 @@ def children(pid: int) -> list[int]:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            out.append(int(d.name))
-    return out
+        yield int(d.name), fields
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    return [p for p, fields in _stats() if int(fields[1]) == pid]
 
 
 def alive(pid: int) -> bool:
@@ -46,18 +48,9 @@ def alive(pid: int) -> bool:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live processes of process group ``pgid`` (a hub started in its own session)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == pgid and fields[0] != "Z":
-            out.append(int(d.name))
-    return out
+    """Live processes of process group ``pgid`` (a hub started in its own session, so its session
+    id, the field compared here, is its group's id)."""
+    return [p for p, fields in _stats() if int(fields[3]) == pgid and fields[0] != "Z"]
 
 
 class HubProcess:
