@@ -25,12 +25,5 @@ class Stats:
         ("check", "record", "publish", "mark_sent", "ack"), 0.0))
     check_seconds: Histogram = field(default_factory=check_seconds)  # the hub's, shared by its workers
 
-    def outcomes(self) -> tuple:
-        """The outcome counters, to take back what a batch counted if its transaction does not commit."""
-        return self.accepted, self.refused, self.duplicates, self.dead, dict(self.by_reason), dict(self.by_auth)
-
-    def restore(self, outcomes: tuple) -> None:
-        self.accepted, self.refused, self.duplicates, self.dead, self.by_reason, self.by_auth = outcomes
-
     def observe_check(self, seconds: float) -> None:
         self.check_seconds.observe(seconds)
