@@ -25,7 +25,7 @@ from hub.store.engine import dialect_insert
 from hub.store.tables import blob_chunks, blob_grants, blobs
 
 CHUNK = 1024 * 1024
-ROWS_PER_INSERT = 8  # chunks per round trip when storing (8 MB in flight at most)
+ROWS_PER_INSERT = 2  # chunks per round trip when storing (2 MB in flight at most, and its copy in the driver)
 UPLOAD_PREFIX = "upload:"  # chunks of an upload still arriving (never a SHA-256: no reader finds them)
 
 
