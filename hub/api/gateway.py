@@ -115,11 +115,11 @@ async def submit(request: web.Request) -> web.Response:
     data = await receive_package(request, settings.max_package_bytes + 64 * 1024, settings.by_reference_bytes)
     if not data:
         return error(400, "parse.not_xml", "the request body must be the signed edXML package")
-    sha256 = data.sha256 if isinstance(data, BlobRef) else sha256_hex(data)
     decision = await _hand_over(request, data)
     if isinstance(decision, web.Response):
         return decision
     if decision is None:
+        sha256 = data.sha256 if isinstance(data, BlobRef) else sha256_hex(data)
         return web.json_response({
             "document_id": None, "sha256": sha256, "kind": None, "recipients": [], "status": "queued",
             "message": "queued; the hub is busy and has not decided yet: its decision reaches your inbox"},
