@@ -1,4 +1,4 @@
-"""Large packages over HTTP: uploads read in one buffer, deliveries by reference fetched in chunks.
+"""Large packages over HTTP: uploads streamed to the blob store, deliveries by reference fetched in chunks.
 
 GET /api/v1/blobs/{sha256}   the bytes of a package delivered by reference (``x-hub-blob-sha256``)
 
@@ -6,9 +6,15 @@ A package over ``HUB_BY_REFERENCE_BYTES`` reaches its recipients' inboxes as a r
 inbox entry's ``blob``); its bytes are streamed from the database chunk by chunk, so neither
 the hub nor the message broker holds them whole. Only the agencies the hub delivered the copy
 to may fetch it; any other caller gets 404, as for a blob that does not exist.
+
+An upload over ``HUB_BY_REFERENCE_BYTES`` goes the other way (:func:`receive_package`): written to
+the blob store as it arrives, hashed on the way, never held whole (its intake message carries
+the reference).
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -17,6 +23,7 @@ from hub.api.errors import error
 from hub.api.models import BlobPath
 from hub.api.state import STATE, principal
 from hub.store import blobs
+from hub.store.blobs import BlobRef
 
 api = Endpoints("gateway")
 UPLOAD_CHUNK = 1024 * 1024
@@ -40,6 +47,42 @@ async def read_package_body(request: web.Request, limit: int) -> bytes | bytearr
     if at != size:
         raise web.HTTPBadRequest(text="the body is shorter than its Content-Length")
     return buf
+
+
+async def receive_package(request: web.Request, limit: int, threshold: int) -> bytes | bytearray | BlobRef:
+    """The request body: its bytes when it is at most ``threshold`` long, else the reference of the
+    blob it was streamed into (in :data:`UPLOAD_CHUNK` reads, inside one transaction: a client
+    that goes away half way leaves nothing). A body without a Content-Length is read up to the
+    threshold and streamed on from there if it is longer. Over ``limit``: 413."""
+    size = request.content_length
+    if size is not None and size > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+    if size is not None and size <= threshold:
+        return await read_package_body(request, limit)
+    head = bytearray()
+    if size is None:  # chunked: in memory while it stays small
+        async for chunk in request.content.iter_chunked(UPLOAD_CHUNK):
+            head += chunk
+            if len(head) > threshold:
+                break
+        else:
+            return head
+
+    async def body() -> AsyncIterator[bytes]:
+        if head:
+            yield bytes(head)
+            head.clear()
+        async for chunk in request.content.iter_chunked(UPLOAD_CHUNK):
+            yield chunk
+
+    try:
+        async with request.app[STATE].engine.begin() as conn:
+            ref = await blobs.put_stream(conn, body(), limit=limit)
+            if size is not None and ref.size != size:  # raised inside: nothing of it is kept
+                raise web.HTTPBadRequest(text="the body is not as long as its Content-Length")
+    except blobs.TooLarge:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size or limit + 1) from None
+    return ref
 
 
 @api.endpoint("GET", "/api/v1/blobs/{sha256}", "The bytes of a package delivered by reference",

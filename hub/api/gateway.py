@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hub import constants as C
 from hub.api import leases
-from hub.api.blobs import read_package_body
+from hub.api.blobs import receive_package
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.leases import LEASE_SECONDS
 from hub.api.models import AckRequest, DocumentPath, InboxQuery, SenderQuery, StatusRequest
@@ -70,15 +70,18 @@ async def _in_maintenance(request: web.Request) -> web.Response | None:
     return None
 
 
-async def _hand_over(request: web.Request, data: bytes) -> Decision | web.Response | None:
-    """Hand ``data`` to the intake as the calling agency and wait for the worker's decision: the
-    decision, the refusal as an error response, or None when it is queued undecided."""
+async def _hand_over(request: web.Request, data: bytes | bytearray | BlobRef) -> Decision | web.Response | None:
+    """Hand ``data`` (or the blob an upload was streamed into) to the intake as the calling agency
+    and wait for the worker's decision: the decision, the refusal as an error response, or None
+    when it is queued undecided."""
     state = request.app[STATE]
     p = principal(request)
     # The caller is authenticated (token or pinned TLS client certificate); the worker lets it
     # vouch for packages only if it is a connected system.
     more: dict = {}
-    if len(data) > state.settings.by_reference_bytes:  # over the broker's limit, or simply large: by reference
+    if isinstance(data, BlobRef):  # streamed to the blob store on arrival (hub.api.blobs.receive_package)
+        data, more = b"", data.headers()
+    elif len(data) > state.settings.by_reference_bytes:  # over the broker's limit, or simply large: by reference
         async with state.engine.begin() as conn:
             ref = await blobs.put_pieces(conn, [memoryview(data)], sha256_hex(data), len(data))
         data, more = b"", ref.headers()
@@ -108,15 +111,17 @@ async def submit(request: web.Request) -> web.Response:
     refused = await _in_maintenance(request)
     if refused is not None:
         return refused
-    data = await read_package_body(request, request.app[STATE].settings.max_package_bytes + 64 * 1024)
+    settings = request.app[STATE].settings
+    data = await receive_package(request, settings.max_package_bytes + 64 * 1024, settings.by_reference_bytes)
     if not data:
         return error(400, "parse.not_xml", "the request body must be the signed edXML package")
     decision = await _hand_over(request, data)
     if isinstance(decision, web.Response):
         return decision
     if decision is None:
+        sha256 = data.sha256 if isinstance(data, BlobRef) else sha256_hex(data)
         return web.json_response({
-            "document_id": None, "sha256": sha256_hex(data), "kind": None, "recipients": [], "status": "queued",
+            "document_id": None, "sha256": sha256, "kind": None, "recipients": [], "status": "queued",
             "message": "queued; the hub is busy and has not decided yet: its decision reaches your inbox"},
             status=202)
     return web.json_response({

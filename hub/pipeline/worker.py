@@ -270,6 +270,8 @@ class Worker:
                 await self._requeue(batch)
                 continue
             await self._checked.put((batch, verdicts))
+            # not held while the next batch is awaited: a large package's bytes would stay alive idle
+            batch = verdicts = None  # type: ignore[assignment]
 
     async def _check(self, batch: list[Incoming]) -> list[Verdict]:
         await large.resolve_intake(self.engine, batch)  # by-reference packages get their bytes
@@ -298,6 +300,7 @@ class Worker:
             except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
                 log.exception("batch of %d failed; requeueing", len(batch))
                 await self._requeue(batch)
+            batch = verdicts = None  # type: ignore[assignment]  # as in _check_stage
 
     async def commit(self, batch: list[Incoming], verdicts: list[Verdict]) -> None:
         """Record (one transaction), publish (confirmed), ack.
@@ -460,6 +463,7 @@ class Worker:
                 log.exception("marking %d outbox rows sent failed", len(sent))
             finally:
                 self._marking = False
+                sent = None  # type: ignore[assignment]  # its messages' bodies, not kept till the next
 
     async def relay_pending(self, older_than: float = 30.0, limit: int = 1000) -> int:
         """Publish outbox rows left unsent (a worker died between commit and confirm)."""

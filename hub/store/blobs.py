@@ -13,7 +13,8 @@ them (``hub.pipeline.intake``), so an adapter cannot point the hub at someone el
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -24,7 +25,8 @@ from hub.store.engine import dialect_insert
 from hub.store.tables import blob_chunks, blob_grants, blobs
 
 CHUNK = 1024 * 1024
-ROWS_PER_INSERT = 8  # chunks per round trip when storing (8 MB in flight at most)
+ROWS_PER_INSERT = 2  # chunks per round trip when storing (2 MB in flight at most, and its copy in the driver)
+UPLOAD_PREFIX = "upload:"  # chunks of an upload still arriving (never a SHA-256: no reader finds them)
 
 
 class BlobMissing(LookupError):
@@ -48,6 +50,49 @@ async def exists(conn: AsyncConnection, sha256: str) -> bool:
     return await size_of(conn, sha256) is not None
 
 
+class _Writer:
+    """Cuts consecutive pieces of bytes into :data:`CHUNK`-byte ``blob_chunks`` rows under ``name``,
+    hashing them on the way; at most :data:`ROWS_PER_INSERT` chunks (and one partial) held at once."""
+
+    def __init__(self, conn: AsyncConnection, name: str):
+        self.conn, self.name = conn, name
+        self.hash = hashlib.sha256()
+        self.buf = bytearray()
+        self.rows: list[dict] = []
+        self.n = self.total = 0
+
+    async def write(self, piece: bytes | bytearray | memoryview) -> None:
+        view = memoryview(piece)
+        self.hash.update(view)
+        self.total += len(view)
+        while len(view):
+            take = CHUNK - len(self.buf)
+            self.buf += view[:take]
+            view = view[take:]
+            if len(self.buf) == CHUNK:
+                await self._row(bytes(self.buf))
+                self.buf.clear()
+
+    async def _row(self, data: bytes | None, last: bool = False) -> None:
+        if data is not None:
+            self.rows.append({"sha256": self.name, "n": self.n, "data": data})
+            self.n += 1
+        if self.rows and (last or len(self.rows) == ROWS_PER_INSERT):
+            await self.conn.execute(blob_chunks.insert(), self.rows)
+            self.rows.clear()
+
+    async def close(self) -> str:
+        """Write what is left; the SHA-256 of everything written."""
+        await self._row(bytes(self.buf) if self.buf or self.n == 0 else None, last=True)
+        self.buf.clear()
+        return self.hash.hexdigest()
+
+    async def commit_marker(self, sha256: str) -> BlobRef:
+        await self.conn.execute(dialect_insert(self.conn, blobs).on_conflict_do_nothing().values(
+            sha256=sha256, size=self.total, chunks=self.n, stored_at=_now()))
+        return BlobRef(sha256, self.total)
+
+
 async def put_pieces(conn: AsyncConnection, pieces: Iterable[bytes | memoryview], sha256: str, size: int) -> BlobRef:
     """Store a blob whose SHA-256 and size the caller computed (inside the caller's transaction).
 
@@ -57,37 +102,41 @@ async def put_pieces(conn: AsyncConnection, pieces: Iterable[bytes | memoryview]
     if await exists(conn, sha256):
         return ref
     await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == sha256))  # an earlier, unfinished try
-    h = hashlib.sha256()
-    buf = bytearray()
-    rows: list[dict] = []
-    n = total = 0
-
-    async def flush(data: bytes | None, last: bool = False) -> None:
-        nonlocal n
-        if data is not None:
-            rows.append({"sha256": sha256, "n": n, "data": data})
-            n += 1
-        if rows and (last or len(rows) == ROWS_PER_INSERT):
-            await conn.execute(blob_chunks.insert(), rows)
-            rows.clear()
-
+    w = _Writer(conn, sha256)
     for piece in pieces:
-        view = memoryview(piece)
-        h.update(view)
-        total += len(view)
-        while len(view):
-            take = CHUNK - len(buf)
-            buf += view[:take]
-            view = view[take:]
-            if len(buf) == CHUNK:
-                await flush(bytes(buf))
-                buf.clear()
-    await flush(bytes(buf) if buf or n == 0 else None, last=True)
-    if h.hexdigest() != sha256 or total != size:
-        raise BlobCorrupt(f"the bytes given for blob {sha256[:16]}… hash to {h.hexdigest()[:16]}… ({total} bytes)")
-    await conn.execute(dialect_insert(conn, blobs).on_conflict_do_nothing().values(
-        sha256=sha256, size=size, chunks=n, stored_at=_now()))
-    return ref
+        await w.write(piece)
+    got = await w.close()
+    if got != sha256 or w.total != size:
+        raise BlobCorrupt(f"the bytes given for blob {sha256[:16]}… hash to {got[:16]}… ({w.total} bytes)")
+    return await w.commit_marker(sha256)
+
+
+class TooLarge(ValueError):
+    """A streamed blob went over the size it was allowed."""
+
+
+async def put_stream(conn: AsyncConnection, stream: AsyncIterable[bytes | bytearray | memoryview], *,
+                     limit: int) -> BlobRef:
+    """Store bytes as they arrive (an upload), inside the caller's transaction; their reference.
+
+    The name (SHA-256) is known only at the end, so the chunks are written under a provisional
+    name no reader looks up (readers need a ``blobs`` row), hashed on the way, and renamed at the
+    end; bytes already stored under that name are kept and the new chunks dropped. Nothing is
+    held but the chunks of one insert. Over ``limit`` bytes: :class:`TooLarge`. Whatever stops
+    the stream half way (a client gone, the limit) rolls back with the caller's transaction, so
+    a half-written upload is never visible as a blob."""
+    w = _Writer(conn, UPLOAD_PREFIX + uuid.uuid4().hex)
+    async for piece in stream:
+        if w.total + len(piece) > limit:
+            raise TooLarge(f"the upload is over {limit} bytes")
+        await w.write(piece)
+    sha256 = await w.close()
+    if await exists(conn, sha256):
+        await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == w.name))
+        return BlobRef(sha256, w.total)
+    await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == sha256))  # an earlier, unfinished try
+    await conn.execute(blob_chunks.update().where(blob_chunks.c.sha256 == w.name).values(sha256=sha256))
+    return await w.commit_marker(sha256)
 
 
 async def put(conn: AsyncConnection, data: bytes | memoryview) -> BlobRef:

@@ -12,9 +12,6 @@ import io
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 from hub.web.i18n import fmt_date, fmt_num, fmt_time, vn
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -43,6 +40,10 @@ def to_csv(header: Sequence[str], rows: Sequence[Sequence]) -> bytes:
 
 
 def to_xlsx(title: str, header: Sequence[str], rows: Sequence[Sequence], heading: Sequence[str] = ()) -> bytes:
+    # imported on the first export, not at start: openpyxl is ~175 modules (~5 MB of every hub serve)
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     wb = Workbook()
     ws = wb.active
     ws.title = title[:31]

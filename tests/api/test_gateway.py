@@ -168,3 +168,64 @@ async def test_the_decision_reaches_a_gateway_whose_process_runs_no_worker(real_
                                       data=g.sign(build_edoc(make_edoc(G22, (H44,), doc_type="9"), [])), headers=xml)
         assert status == 403 and body["reason"] == "authority.not_competent", body
         assert sum(len(d) for d in woken) == 2  # the workers decided both (and would have woken a waiter here)
+
+
+async def test_a_large_upload_is_streamed_to_a_blob_and_a_cut_one_leaves_nothing(env, monkeypatch):
+    """Over HUB_BY_REFERENCE_BYTES the gateway writes the upload to the blob store as it arrives
+    (chunked, without a Content-Length here); an upload cut half way stores nothing."""
+    import hashlib
+    from urllib.parse import urlsplit
+
+    import sqlalchemy as sa
+
+    from benchmarks.large import large_edoc, make_large_package
+    from hub.store import blobs
+    from hub.store.tables import blob_chunks
+    from hub.store.tables import blobs as blobs_table
+
+    monkeypatch.setattr(blobs, "CHUNK", 16 * 1024)  # rows reach the database while the upload arrives
+    monkeypatch.setattr(blobs, "ROWS_PER_INSERT", 2)
+    streamed: list[int] = []  # the pieces put_stream was handed, by size
+    put_stream = blobs.put_stream
+
+    async def spy(conn, stream, **kw):
+        async def counted():
+            async for piece in stream:
+                streamed.append(len(piece))
+                yield piece
+        return await put_stream(conn, counted(), **kw)
+
+    monkeypatch.setattr(blobs, "put_stream", spy)
+    env.settings = env.settings.replace(by_reference_bytes=64 * 1024)
+    data = make_large_package(300_000, env.pki.ids[G22].key, env.pki.ids[G22].cert, edoc=large_edoc(G22, H41, 21))
+    sha = hashlib.sha256(data).hexdigest()
+    async with env.running(), api_for(env) as api:
+        url = urlsplit(api.base)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        writer.write(f"POST /api/v1/documents HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/xml\r\n"
+                     f"Authorization: Bearer {api.tokens['g22']}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                     + data[:len(data) // 2])
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()  # the client goes away half way
+        await asyncio.sleep(0.2)
+        streamed.clear()
+
+        async def chunked():
+            for at in range(0, len(data), 10_000):
+                yield data[at:at + 10_000]
+
+        status, body = await api.call("POST", "/api/v1/documents", "g22", data=chunked(),
+                                      headers={"Content-Type": "application/xml"})
+        assert status == 202 and body["status"] == "recorded" and body["sha256"] == sha, body
+        assert sum(streamed) == len(data)  # the upload went to the blob store through put_stream
+        [pkg] = await _inbox(api, "h41", 1)
+        async with api.session.get(api.base + pkg["blob"]["href"], headers=api.headers("h41")) as r:
+            assert r.status == 200
+            got = await r.read()
+        assert hashlib.sha256(got).hexdigest() == pkg["blob"]["sha256"] != sha  # the delivered copy, by reference
+    rows = await env.scalar(sa.select(blobs_table.c.sha256, blobs_table.c.chunks))
+    assert sorted(rows) == sorted([(sha, -(-len(data) // (16 * 1024))), (pkg["blob"]["sha256"], -(-len(got) // (16 * 1024)))])
+    provisional = await env.scalar(sa.select(sa.func.count()).select_from(blob_chunks).where(
+        blob_chunks.c.sha256.like(blobs.UPLOAD_PREFIX + "%")))
+    assert provisional == [(0,)]

@@ -78,3 +78,71 @@ def test_reference_headers_are_read_strictly():
     assert BlobRef.of({}) is None
     assert BlobRef.of({blobs.H_BLOB_SHA256: "ab" * 32, blobs.H_BLOB_SIZE: True}) is None
     assert BlobRef.of({blobs.H_BLOB_SHA256: "short", blobs.H_BLOB_SIZE: 5}) is None
+
+
+async def _provisional(conn) -> int:
+    return (await conn.execute(sa.select(sa.func.count()).select_from(blob_chunks).where(
+        blob_chunks.c.sha256.like(blobs.UPLOAD_PREFIX + "%")))).scalar()
+
+
+async def test_an_upload_is_written_in_chunks_as_it_arrives(migrated_engine, monkeypatch):
+    """put_stream: rows go to the database while the stream is still arriving (under a provisional
+    name no reader finds), then are renamed to the SHA-256 of what came."""
+    monkeypatch.setattr(blobs, "CHUNK", 1000)
+    monkeypatch.setattr(blobs, "ROWS_PER_INSERT", 2)
+    data = _bytes(10_500)
+    seen: list[tuple[int, int]] = []  # (chunk rows written so far, complete blobs) before each piece
+
+    async with migrated_engine.begin() as conn:
+        async def arriving():
+            for at in range(0, len(data), 700):
+                seen.append((await _provisional(conn),
+                             (await conn.execute(sa.select(sa.func.count()).select_from(blobs_table))).scalar()))
+                yield data[at:at + 700]
+
+        ref = await blobs.put_stream(conn, arriving(), limit=len(data))
+        assert await _provisional(conn) == 0
+    assert ref == BlobRef(hashlib.sha256(data).hexdigest(), len(data))
+    assert seen[0] == (0, 0) and seen[-1][1] == 0  # no blob before the last byte
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen) and seen[-1][0] == 8  # rows written 2 by 2 on the way
+    assert bytes(await blobs.read(migrated_engine, ref.sha256)) == data
+    async with migrated_engine.connect() as conn:
+        assert await blobs.rehash(conn, ref.sha256) == (ref.sha256, len(data))
+
+
+async def test_an_upload_that_fails_half_way_leaves_no_blob(migrated_engine, monkeypatch):
+    monkeypatch.setattr(blobs, "CHUNK", 1000)
+    data = _bytes(9000)
+
+    async def broken():
+        yield data[:5000]
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        async with migrated_engine.begin() as conn:
+            await blobs.put_stream(conn, broken(), limit=len(data))
+    with pytest.raises(blobs.TooLarge):
+        async with migrated_engine.begin() as conn:
+            await blobs.put_stream(conn, _stream(data), limit=len(data) - 1)
+    async with migrated_engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(blob_chunks))).scalar() == 0
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(blobs_table))).scalar() == 0
+
+
+async def test_the_same_upload_twice_is_stored_once(migrated_engine, monkeypatch):
+    monkeypatch.setattr(blobs, "CHUNK", 1000)
+    data = _bytes(4200)
+    async with migrated_engine.begin() as conn:
+        first = await blobs.put(conn, data)
+    async with migrated_engine.begin() as conn:
+        again = await blobs.put_stream(conn, _stream(data), limit=len(data))
+    assert again == first
+    async with migrated_engine.connect() as conn:
+        assert await _provisional(conn) == 0
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(blob_chunks))).scalar() == 5
+    assert bytes(await blobs.read(migrated_engine, first.sha256)) == data
+
+
+async def _stream(data: bytes, piece: int = 333):
+    for at in range(0, len(data), piece):
+        yield data[at:at + piece]
