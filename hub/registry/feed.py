@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.pki.chain import TrustStore
 from hub.registry import changes
-from hub.registry.model import Agency, Registry
+from hub.registry.model import Registry
 from hub.registry.read import TrustItems, read_agencies, read_trust_items, registry_version, trust_store
 
 log = logging.getLogger("hub.registry")
@@ -38,8 +38,6 @@ class Loaded:
     trust: TrustStore
     version: int
     how: str  # "full" (everything read) | "delta" (the items the log names re-read)
-    upserts: tuple[Agency, ...] = ()  # delta: the agencies added or changed since the previous version
-    removed: tuple[str, ...] = ()  # delta: the codes no longer registered
 
 
 class RegistryFeed:
@@ -104,7 +102,7 @@ class RegistryFeed:
             self._anchors = _merged(self._anchors, items[changes.ANCHOR], anchors)
             self._crls = _merged(self._crls, items[changes.CRL], crl_items)
             trust = trust_store(self._anchors, self._crls)
-        return Loaded(registry, trust, version, "delta", upserts, removed)
+        return Loaded(registry, trust, version, "delta")
 
     async def _maybe_prune(self, engine: AsyncEngine) -> None:
         if self.keep_hours is None or time.monotonic() - self._pruned < self.prune_every:
