@@ -2,9 +2,8 @@
 
 Every change of agencies or trust bumps ``registry_version``, logs what it touched
 (``hub.registry.changes``: instances re-read only that) and appends an audit record, in the
-same transaction. Also reads the registry into a
-:class:`hub.registry.model.Registry` and a :class:`hub.pki.chain.TrustStore`, lists and
-searches agencies, imports the national directory CSV, and keeps the small ``settings_kv``
+same transaction. Re-exports the readers of :mod:`hub.registry.read` (``load_registry``,
+``load_trust``, ``registry_version``), lists and searches agencies, imports the national directory CSV, and keeps the small ``settings_kv``
 values (``read_meta`` / ``write_meta``, e.g. maintenance mode; their callers record them).
 """
 
@@ -23,17 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.errors import UsageError
 from hub.pki.certs import describe, fingerprint, to_pem
-from hub.pki.chain import TrustStore
 from hub.registry import changes, codes
 from hub.registry.fold import fold
 from hub.registry.model import PROFILES, Agency
-from hub.registry.read import load_registry, load_trust, parse_accepts, registry_version
+from hub.registry.read import load_registry, load_trust, parse_accepts, registry_version  # noqa: F401 - re-exported
 from hub.audit import records as rec
 from hub.store.engine import dialect_insert
 from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
 
 VERSION_KEY = changes.VERSION_KEY
-__all__ = ["load_registry", "load_trust", "parse_accepts", "registry_version"]  # and the writers below
 
 
 async def read_meta(conn: AsyncConnection, key: str) -> str | None:
