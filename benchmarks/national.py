@@ -8,7 +8,10 @@ Prints: the directory import; the registry load (what every hub does at start an
 registry change) and its shipping to the check processes (pickled once per reload); routing
 cost per recipient and per package (111,000 codes, most served through an ancestor, a cold and
 a warm route cache); RabbitMQ memory of the 200 quorum inbox queues (3 replicas each), empty
-and with --fill messages of 10 KB in each.
+and with --fill messages of 10 KB in each; then the time from one `hub agency add` commit on
+instance A to instance B's checks accepting a package to that agency (B: a real Worker with a
+check process, on this database), B reloading everything (before the change log) and B applying
+the change log's delta (now), alternated over --change-rounds rounds each.
 """
 
 from __future__ import annotations
@@ -60,6 +63,67 @@ def directory(codes: int, systems: int) -> tuple[str, list[str], list[str]]:
             if made >= per or len(every) >= codes:
                 break
     return "\n".join(lines) + "\n", tops, every
+
+
+async def change_to_another_instance(engine, tops: list[str], rounds: int) -> None:
+    """Instance A adds an agency (what `hub agency add` commits); instance B (a Worker with one
+    check process and its own registry feed) takes it up as its check stage does at its next poll
+    (``Worker.reload``) and checks a package to it in its check process. Full (B reloads
+    everything, as before the change log) and delta (B applies the log) alternate."""
+    from hub.backbone.embedded import EmbeddedBroker
+    from hub.edxml.builder import build_edoc
+    from hub.edxml.signature import sign_package
+    from hub.pipeline.runner import CheckRunner
+    from hub.pipeline.worker import Worker
+    from hub.pki import devpki
+    from hub.pki.identity import Identity
+    from hub.registry.feed import RegistryFeed
+    from hub.registry.store import add_agency, add_trust_anchor
+    from hub.settings import Settings
+    from tests.conftest import make_edoc
+
+    ca, ca_key = devpki.make_ca("national bench CA")
+    sender = tops[0]
+    cert, key = devpki.issue(ca, ca_key, f"{sender} bench")
+    hub_cert, hub_key = devpki.issue(ca, ca_key, "hub bench")
+    await add_trust_anchor(engine, ca, actor="bench")
+    await add_agency(engine, sender, certs=[cert], actor="bench")
+    settings = Settings.from_env({}, data_dir=Path(tempfile.gettempdir()), database_url="sqlite+aiosqlite://")
+    bb = await connect(None, broker=EmbeddedBroker())  # B's broker does not matter here: its registry does
+    await bb.declare_topology()
+    feed = RegistryFeed()
+    worker = Worker(settings, engine, bb, Identity("000.00.99.G22", hub_key, hub_cert), runner=CheckRunner(1),
+                    feed=feed)
+    t = time.perf_counter()
+    await worker.reload(force=True)  # B starts: a full load, shipped to its check process
+    print(f"instance B started (full load and its check process loaded) in {time.perf_counter() - t:.1f} s",
+          flush=True)
+    times: dict[str, list[tuple[float, float]]] = {"full": [], "delta": []}
+    try:
+        for r in range(rounds * 2):
+            way = ("full", "delta")[(r + r // 2) % 2]  # full, delta, delta, full, full, delta, ...
+            new = f"000.00.00.A{r + 1:02d}"
+            data = sign_package(build_edoc(make_edoc(sender, (new,)), []), key, cert)
+            [v] = await worker.runner.check_many([(data, sender)])
+            assert v.reason == "authority.recipient_unknown", v.reason
+            feed.deltas = way == "delta"
+            await add_agency(engine, new, name=f"Bench {new}", actor="bench")  # A's commit returns here
+            t, cpu = time.perf_counter(), time.process_time()
+            await worker.reload(force=True)  # B's check stage at its next poll
+            [v] = await worker.runner.check_many([(data, sender)])
+            times[way].append((time.perf_counter() - t, time.process_time() - cpu))
+            assert v.accepted, v.reason
+    finally:
+        worker.runner.close()
+        await bb.close()
+    print(f"a `hub agency add` on A to B's checks using it (plus up to HUB_REGISTRY_POLL_SECONDS, 2 s, "
+          f"until B's next look), {rounds} rounds each, alternated; B's loads {feed.loads}:", flush=True)
+    for way, label in (("full", "before (B reloads everything)"), ("delta", "now (B applies the change log)")):
+        wall = [w for w, _ in times[way]]
+        cpu = [c for _, c in times[way]]
+        print(f"  {label}: median {statistics.median(wall) * 1000:,.0f} ms (min {min(wall) * 1000:,.0f}, "
+              f"max {max(wall) * 1000:,.0f}); CPU of B's main process median {statistics.median(cpu) * 1000:,.0f} ms",
+              flush=True)
 
 
 def node_memory_mb(rmq: RabbitCluster) -> list[float]:
@@ -148,6 +212,7 @@ async def main_async(args) -> int:
               f"{sum(filled):.0f} MB with {args.fill} messages of 10 KB in each "
               f"({n_q * args.fill:,} messages, published in {filled_in:.1f} s); per node "
               f"{', '.join(f'{m:.0f}' for m in filled)} MB", flush=True)
+        await change_to_another_instance(engine, tops, args.change_rounds)
         return 0
     finally:
         rmq.close()
@@ -161,6 +226,8 @@ def main() -> int:
     ap.add_argument("--systems", type=int, default=100, help="of which run their own system (default 100)")
     ap.add_argument("--routes", type=int, default=100_000, help="recipients routed (default 100,000)")
     ap.add_argument("--fill", type=int, default=20, help="10 KB messages put in each inbox queue (default 20)")
+    ap.add_argument("--change-rounds", type=int, default=3,
+                    help="rounds of each way of taking up a registry change on another instance (default 3)")
     args = ap.parse_args()
     return run_interruptible(lambda: main_async(args))
 

@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.edxml.schema import SchemaValidator
 from hub.pipeline.checks import CheckContext
+from hub.pki.chain import TrustStore
+from hub.registry.model import Registry
 from hub.registry.store import load_registry, load_trust
 from hub.settings import Settings
 from hub.store.engine import make_engine, migrate
@@ -32,8 +34,10 @@ async def open_engine(settings: Settings):
 
 
 async def load_check_context(engine: AsyncEngine, settings: Settings) -> CheckContext:
-    registry = await load_registry(engine)
-    trust = await load_trust(engine)
+    return check_context_of(await load_registry(engine), await load_trust(engine), settings)
+
+
+def check_context_of(registry: Registry, trust: TrustStore, settings: Settings) -> CheckContext:
     return CheckContext(
         registry=registry, trust=trust, validator=schema_validator(),
         max_bytes=settings.max_package_bytes, allow_sha1=settings.allow_sha1,

@@ -20,6 +20,7 @@ from hub.metrics import check_seconds
 from hub.pipeline.runner import CheckRunner
 from hub.pipeline.worker import Worker
 from hub.pki.identity import Identity
+from hub.registry.feed import RegistryFeed
 from hub.settings import Settings
 from hub.store.engine import make_engine, migrate
 
@@ -37,6 +38,7 @@ class Hub:
     keeper: object | None = None  # the dead-letter keeper
     sealer: object | None = None  # the audit-log sealer
     check_seconds: Histogram = field(default_factory=check_seconds)  # its workers' checks (GET /metrics)
+    feed: RegistryFeed | None = None  # the registry and trust its workers and its API check with
 
     async def connect_adapter(self, user: str, url: str | None = None) -> Backbone:
         """A backbone connection for an adapter: the embedded broker, or RabbitMQ at ``url``."""
@@ -60,13 +62,14 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
 
         broker = EmbeddedBroker()
     hub_bb = await connect(settings.amqp_url, broker=broker if not settings.amqp_url else None)
-    hub = Hub(settings, engine, hub_bb, identity, broker=broker if not settings.amqp_url else None)
+    hub = Hub(settings, engine, hub_bb, identity, broker=broker if not settings.amqp_url else None,
+              feed=RegistryFeed(keep_hours=settings.registry_log_hours))
     procs = settings.check_processes if check_processes is None else check_processes
     try:
         for _ in range(workers):
             bb = await connect(settings.amqp_url, broker=hub.broker) if hub.workers else hub_bb
             w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size,
-                       reload_interval=settings.registry_poll_seconds)
+                       reload_interval=settings.registry_poll_seconds, feed=hub.feed)
             w.stats.check_seconds = hub.check_seconds
             await w.start()
             hub.workers.append(w)
@@ -116,7 +119,7 @@ async def running_api(hub: Hub, host: str = "127.0.0.1", port: int = 8080, ssl_c
     from hub.api.app import ApiState, create_app, start_site
     from hub.web import pages
 
-    state = ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub)
+    state = ApiState(hub.settings, hub.engine, hub.backbone, hub.identity, hub=hub, feed=hub.feed)
     app = create_app(state)
     pages.setup(app)  # the console under /admin (it reads the API's state; the API knows nothing of it)
     runner = await start_site(app, host, port, ssl_context)

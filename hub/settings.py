@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     """``HUB_REGISTRY_POLL_SECONDS``: how often an instance reads the registry version (a change made
     through any instance is used by every other's checks at most this long after it commits)."""
 
+    registry_log_hours: float = Field(24.0, gt=0, le=8760, validation_alias="HUB_REGISTRY_LOG_HOURS")
+    """``HUB_REGISTRY_LOG_HOURS``: how long the registry change log keeps a change (table
+    ``registry_changes``): an instance whose registry is older than the log loads it whole again."""
+
     @model_validator(mode="before")
     @classmethod
     def _derived(cls, values: Any) -> Any:

@@ -28,7 +28,8 @@ SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role'
   FROM unnest(ARRAY['agencies', 'agency_certs', 'trust_anchors', 'crls', 'hub_meta', 'documents',
                     'deliveries', 'status_history', 'outbox', 'api_users', 'dead_letters', 'gateway_seen',
                     'intake_seen', 'intake_decisions',
-                    'gateway_leases', 'console_sessions', 'vdxp_systems', 'vdxp_sent', 'vdxp_inbox']) AS t \gexec
+                    'gateway_leases', 'console_sessions', 'vdxp_systems', 'vdxp_sent', 'vdxp_inbox',
+                    'registry_changes']) AS t \gexec
 
 -- the audit log, its checkpoints, its subtree hashes and the stored packages (the exact signed
 -- bytes the entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes

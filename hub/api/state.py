@@ -34,21 +34,24 @@ class ApiState:
     _ctx_checked: float = 0.0
     metrics: ApiMetrics = field(default_factory=ApiMetrics)  # HTTP and VDXP requests, for /metrics
     readiness: object | None = None  # hub.api.health.Readiness: computed in the background
+    feed: object | None = None  # hub.registry.feed.RegistryFeed (the workers' when they run here)
 
     async def check_context(self) -> CheckContext:
-        """The registry/trust snapshot for immediate checks, reloaded when its version changes
-        (read at most every ``HUB_REGISTRY_POLL_SECONDS``: the bound on a change made elsewhere)."""
-        from hub.context import load_check_context
-        from hub.registry.store import registry_version
+        """The registry/trust snapshot for immediate checks, brought up to date from the change log
+        when its version changes (read at most every ``HUB_REGISTRY_POLL_SECONDS``: the bound on a
+        change made elsewhere)."""
+        from hub.context import check_context_of
+        from hub.registry.feed import RegistryFeed
 
         now = time.monotonic()
         if self._ctx is None or now - self._ctx_checked >= self.settings.registry_poll_seconds:
             self._ctx_checked = now
-            async with self.engine.connect() as conn:
-                version = await registry_version(conn)
-            if version != self._ctx_version or self._ctx is None:
-                self._ctx = await load_check_context(self.engine, self.settings)
-                self._ctx_version = version
+            if self.feed is None:
+                self.feed = RegistryFeed(keep_hours=self.settings.registry_log_hours)
+            loaded = await self.feed.refresh(self.engine)
+            if loaded.version != self._ctx_version or self._ctx is None:
+                self._ctx = check_context_of(loaded.registry, loaded.trust, self.settings)
+                self._ctx_version = loaded.version
         return self._ctx
 
 

@@ -38,8 +38,9 @@ from hub.pipeline.runner import CheckRunner
 from hub.pipeline import submit
 from hub.pipeline.stats import Stats
 from hub.pki.identity import Identity
+from hub.registry.feed import RegistryFeed
 from hub.registry.model import Registry
-from hub.registry.store import load_registry, load_trust, registry_version
+from hub.registry.store import registry_version
 from hub.retry import is_conflict, is_transient, retry
 from hub.settings import Settings
 from hub.store import leader
@@ -79,7 +80,7 @@ class Worker:
 
     def __init__(self, settings: Settings, engine: AsyncEngine, backbone: Backbone, hub: Identity, *,
                  runner: CheckRunner | None = None, batch_size: int = 200, batch_wait: float = 0.005,
-                 reload_interval: float = 2.0):
+                 reload_interval: float = 2.0, feed: RegistryFeed | None = None):
         self.settings = settings
         self.engine = engine
         self.backbone = backbone
@@ -88,6 +89,8 @@ class Worker:
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         self.reload_interval = reload_interval
+        # the registry and trust from the change log (an instance's workers and API share one)
+        self.feed = feed or RegistryFeed(keep_hours=settings.registry_log_hours)
         self.stats = Stats()
         self.snapshot: Snapshot | None = None  # the registry and trust the worker decides with
         self.relay = Relay(engine, backbone, hub.organ_id, audit=settings.audit)
@@ -185,27 +188,26 @@ class Worker:
             log.exception("registry reload failed; checking with the snapshot of version %d", self._version)
 
     async def reload(self, force: bool = False) -> None:
-        """Reload the registry/trust snapshot when its version changed; declare new inboxes."""
+        """Bring the registry/trust snapshot up to the database's version (the feed applies the
+        change log's deltas, or loads everything); declare new inboxes. ``force``: now, whatever
+        the time since the last look."""
         now = time.monotonic()
         if not force and now - self._last_reload < self.reload_interval:
             return
         self._last_reload = now
-        async with self.engine.connect() as conn:
-            version = await registry_version(conn)
-        if version == self._version and not force:
+        loaded = await self.feed.refresh(self.engine)
+        if self.snapshot is not None and loaded.version == self._version:
             return
         from hub.context import schema_validator
 
-        registry = await load_registry(self.engine)
-        trust = await load_trust(self.engine)
-        checks = CheckContext(registry, trust, schema_validator(), self.settings.max_package_bytes,
+        checks = CheckContext(loaded.registry, loaded.trust, schema_validator(), self.settings.max_package_bytes,
                               self.settings.allow_sha1, relay_id=self.hub.organ_id)
         self.runner.set_context(checks)
-        for a in registry.systems():
+        for a in loaded.registry.systems():
             if a.code not in self._inboxes:
                 await self.backbone.declare_inbox(a.code)
                 self._inboxes.add(a.code)
-        self.snapshot = Snapshot(checks, version)
+        self.snapshot = Snapshot(checks, loaded.version)
 
     async def _registry_moved(self) -> bool:
         """Reload now if the registry changed since the snapshot (another instance's change may be

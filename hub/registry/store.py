@@ -1,9 +1,9 @@
 """Registry and trust persistence: agencies, pinned certificates, trust anchors and CRLs.
 
-Every change of agencies or trust bumps ``registry_version`` (so workers reload) and appends
-an audit record in the same transaction. Also reads the registry into a
-:class:`hub.registry.model.Registry` and a :class:`hub.pki.chain.TrustStore`, lists and
-searches agencies, imports the national directory CSV, and keeps the small ``settings_kv``
+Every change of agencies or trust bumps ``registry_version``, logs what it touched
+(``hub.registry.changes``: instances re-read only that) and appends an audit record, in the
+same transaction. Re-exports the readers of :mod:`hub.registry.read` (``load_registry``,
+``load_trust``, ``registry_version``), lists and searches agencies, imports the national directory CSV, and keeps the small ``settings_kv``
 values (``read_meta`` / ``write_meta``, e.g. maintenance mode; their callers record them).
 """
 
@@ -22,25 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.errors import UsageError
 from hub.pki.certs import describe, fingerprint, to_pem
-from hub.pki.chain import TrustStore
-from hub.registry import codes
+from hub.registry import changes, codes
 from hub.registry.fold import fold
-from hub.registry.model import PROFILES, Agency, Registry
+from hub.registry.model import PROFILES, Agency
+from hub.registry.read import load_registry, load_trust, parse_accepts, registry_version  # noqa: F401 - re-exported
 from hub.audit import records as rec
 from hub.store.engine import dialect_insert
 from hub.store.tables import agencies, agency_certs, crls, settings_kv, trust_anchors
 
-VERSION_KEY = "registry_version"
-
-
-
-
-async def bump_version(conn: AsyncConnection) -> None:
-    stmt = dialect_insert(conn, settings_kv).values(key=VERSION_KEY, value="1")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["key"], set_={"value": sa.cast(sa.cast(settings_kv.c.value, sa.Integer) + 1, sa.Text)}
-    )
-    await conn.execute(stmt)
+VERSION_KEY = changes.VERSION_KEY
 
 
 async def read_meta(conn: AsyncConnection, key: str) -> str | None:
@@ -57,21 +47,6 @@ async def maintenance_mode(conn: AsyncConnection) -> str:
 async def write_meta(conn: AsyncConnection, key: str, value: str) -> None:
     stmt = dialect_insert(conn, settings_kv).values(key=key, value=value)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
-
-
-async def registry_version(conn: AsyncConnection) -> int:
-    v = (await conn.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == VERSION_KEY))).scalar()
-    return int(v or 0)
-
-
-def parse_accepts(value: str | None) -> frozenset[str] | None:
-    if value is None or value.strip() in ("", "*", "all"):
-        return None
-    items = frozenset(x.strip() for x in value.split(",") if x.strip())
-    for t in items:
-        if not t.isdigit() or len(t) > 3:
-            raise UsageError(f"document type {t!r} in --accepts is not a DocumentType/Type code (1-3 digits)")
-    return items
 
 
 def parse_profile(value: str | None) -> str | None:
@@ -167,7 +142,7 @@ async def add_agency(
                     not_after=cert.not_valid_after_utc, added_at=now,
                 ))
             pinned.append(fp)
-        await bump_version(conn)
+        await changes.record(conn, [(changes.AGENCY, code, "add" if existing is None else "update")])
         await rec.append(conn, event, actor=actor, details={
             "code": code, "name": name, "pinned": pinned, "accepts": accepts, "served_by": served_by,
             "connected": connected, "amqp_user": amqp_user, "profile": profile,
@@ -182,7 +157,7 @@ async def retire_agency(engine: AsyncEngine, code: str, actor: str = "admin") ->
         res = await conn.execute(agencies.update().where(agencies.c.code == code).values(active=False, updated_at=rec.utcnow()))
         if res.rowcount == 0:
             raise UsageError(f"agency {code} is not registered")
-        await bump_version(conn)
+        await changes.record(conn, [(changes.AGENCY, code, "retire")])
         await rec.append(conn, "agency.retired", actor=actor, details={"code": code})
 
 
@@ -195,31 +170,8 @@ async def unpin_certificate(engine: AsyncEngine, code: str, fp: str, actor: str 
         )
         if res.rowcount == 0:
             raise UsageError(f"no certificate {fp} is pinned to {code}")
-        await bump_version(conn)
+        await changes.record(conn, [(changes.AGENCY, code, "unpin")])
         await rec.append(conn, "agency.cert_retired", actor=actor, details={"code": code, "fingerprint": fp})
-
-
-async def load_registry(engine: AsyncEngine, only: list[str] | None = None) -> Registry:
-    """Read the whole registry (or some codes) into an immutable snapshot."""
-    async with engine.connect() as conn:
-        version = await registry_version(conn)
-        q = sa.select(agencies)
-        cq = sa.select(agency_certs.c.code, agency_certs.c.fingerprint).where(agency_certs.c.retired_at.is_(None))
-        if only:
-            q = q.where(agencies.c.code.in_(only))
-            cq = cq.where(agency_certs.c.code.in_(only))
-        pins: dict[str, set[str]] = {}
-        for code, fp in (await conn.execute(cq)).all():
-            pins.setdefault(code, set()).add(fp)
-        result = {}
-        for r in (await conn.execute(q)).mappings():
-            result[r["code"]] = Agency(
-                code=r["code"], name=r["name"], active=r["active"], connected=r["connected"],
-                served_by=r["served_by"], accepts=parse_accepts(r["accepts"]),
-                fingerprints=frozenset(pins.get(r["code"], ())), amqp_user=r["amqp_user"],
-                profile=r["profile"],
-            )
-    return Registry(result, version=version)
 
 
 async def agency_details(engine: AsyncEngine, code: str) -> dict:
@@ -353,7 +305,8 @@ async def import_csv(engine: AsyncEngine, data: bytes | str | Path, actor: str =
                 progress(min(i + batch, len(items)), len(items))
         result.updated = sum(1 for c in rows if c in existing)
         result.added = len(rows) - result.updated
-        await bump_version(conn)
+        await changes.record(conn, [(changes.AGENCY, c, "import") for c in rows]
+                             if len(rows) <= changes.IMPORT_LOGGED_MAX else [(changes.RELOAD, "", "import")])
         await rec.append(conn, "agency.imported", actor=actor, details={
             "added": result.added, "updated": result.updated, "errors": len(result.errors),
         })
@@ -376,7 +329,7 @@ async def add_trust_anchor(engine: AsyncEngine, cert: x509.Certificate, actor: s
                 fingerprint=fp, pem=to_pem(cert), subject=cert.subject.rfc4514_string(),
                 not_after=cert.not_valid_after_utc, added_at=rec.utcnow(),
             ))
-        await bump_version(conn)
+        await changes.record(conn, [(changes.ANCHOR, fp, "add")])
         await rec.append(conn, "trust.anchor_added", actor=actor, details={"fingerprint": fp, "subject": describe(cert)})
     return fp
 
@@ -397,18 +350,11 @@ async def add_crl(engine: AsyncEngine, crl: x509.CertificateRevocationList, acto
                 fingerprint=fp, issuer=crl.issuer.rfc4514_string(), pem=pem, this_update=crl.last_update_utc,
                 next_update=crl.next_update_utc, added_at=rec.utcnow(),
             ))
-        await bump_version(conn)
+        await changes.record(conn, [(changes.CRL, fp, "add")])
         await rec.append(conn, "trust.crl_added", actor=actor, details={
             "fingerprint": fp, "issuer": crl.issuer.rfc4514_string(), "revoked": len(crl),
         })
     return fp
-
-
-async def load_trust(engine: AsyncEngine) -> TrustStore:
-    async with engine.connect() as conn:
-        anchors = tuple(x509.load_pem_x509_certificate(p.encode()) for (p,) in (await conn.execute(sa.select(trust_anchors.c.pem))).all())
-        crl_list = tuple(x509.load_pem_x509_crl(p.encode()) for (p,) in (await conn.execute(sa.select(crls.c.pem))).all())
-    return TrustStore(anchors=anchors, crls=crl_list)
 
 
 async def list_trust(engine: AsyncEngine) -> tuple[list[dict], list[dict]]:

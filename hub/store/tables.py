@@ -55,6 +55,21 @@ crls = sa.Table(
     sa.Column("added_at", TS, nullable=False),
 )
 
+# Every registry or trust change, one row per agency or trust item it touched, written in the
+# transaction that bumps ``registry_version`` (``version`` = the value it bumped it to): an
+# instance at an older version reads the rows after it and re-reads only those items
+# (hub.registry.feed). ``kind``: agency (item = its code) | anchor | crl (item = the SHA-256) |
+# reload (a bulk import: re-read everything). Pruned after HUB_REGISTRY_LOG_HOURS.
+registry_changes = sa.Table(
+    "registry_changes", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("version", sa.BigInteger, nullable=False, index=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("item", sa.String(64), nullable=False, server_default=""),
+    sa.Column("op", sa.String(16), nullable=False),
+    sa.Column("at", TS, nullable=False),
+)
+
 # A counter bumped by every registry or trust change, so workers know to reload.
 settings_kv = sa.Table(
     "hub_meta", metadata,

@@ -141,3 +141,47 @@ def test_a_broken_pool_or_a_directory_sized_change_starts_a_new_pool(ctx, pki, s
             runner.close()
 
     asyncio.run(run())
+
+
+async def test_a_change_committed_elsewhere_reaches_the_workers_check_processes_from_the_log(
+        db_url, tmp_path, pki, signed):
+    """The worker's reload (its check stage, at each poll) takes a change another instance
+    committed from the change log (one agency re-read, not the directory) and hands it to the
+    same check processes as a delta; a package to the new agency is then accepted there."""
+    from hub.backbone.embedded import EmbeddedBroker
+    from hub.backbone.factory import connect
+    from hub.pki.identity import Identity
+    from hub.pipeline.worker import Worker
+    from hub.registry.store import add_agency, add_trust_anchor, retire_agency
+    from hub.settings import Settings
+    from hub.store.engine import make_engine, migrate
+    from tests.conftest import HUB
+
+    a, b = make_engine(db_url), make_engine(db_url)  # A writes; B is the worker's instance
+    await migrate(a)
+    await add_trust_anchor(a, pki.ca_cert, actor="test")
+    await add_agency(a, G22, name="VPCP", certs=[pki.ids[G22].cert], actor="test")
+    bb = await connect(None, broker=EmbeddedBroker())
+    await bb.declare_topology()
+    worker = Worker(Settings.from_env({}, data_dir=tmp_path, database_url=db_url), b, bb,
+                    Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert), runner=CheckRunner(processes=2))
+    try:
+        await worker.reload(force=True)
+        to_new = [(signed(to=(NEW,)), G22)] * 4
+        assert {v.reason for v in await worker.runner.check_many(to_new)} == {"authority.recipient_unknown"}
+        pids = worker.runner.pids()
+
+        await add_agency(a, NEW, name="Tỉnh mới", actor="test")
+        await worker.reload(force=True)
+        assert all(v.accepted for v in await worker.runner.check_many(to_new))
+        await retire_agency(a, NEW, actor="test")
+        await worker.reload(force=True)
+        assert {v.reason for v in await worker.runner.check_many(to_new)} == {"authority.recipient_inactive"}
+
+        assert worker.feed.loads == {"full": 1, "delta": 2}
+        assert worker.runner.starts == 1 and worker.runner.pids() == pids
+    finally:
+        worker.runner.close()
+        await bb.close()
+        await a.dispose()
+        await b.dispose()

@@ -47,6 +47,12 @@ async def test_runtime_role_appends_but_cannot_rewrite(pg_url, pki):
         assert (await seal(app, Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert))).size == 2
         async with app.connect() as conn:
             assert (await conn.execute(sa.text("SELECT count(*) FROM merkle_nodes"))).scalar() == 1
+        # a registry change and the pruning of its log (hub.registry.changes) run as the runtime role
+        from hub.registry import changes
+        from hub.registry.store import add_agency
+
+        await add_agency(app, "000.00.00.H77", name="role test", actor="role test")
+        assert await changes.prune(app, keep_hours=0) == 1
         for stmt in ("UPDATE records SET actor = 'x'", "DELETE FROM records", "TRUNCATE records",
                      "UPDATE checkpoints SET root = 'x'", "DROP TABLE records",
                      "UPDATE packages SET data = 'y'", "DELETE FROM packages", "TRUNCATE packages",
