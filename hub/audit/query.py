@@ -229,10 +229,26 @@ async def search(engine: AsyncEngine, *, document_id: str | None = None, sender:
         # they find: bounded by the matches, not by the size of the log.
         newest = (records.c.seq + 0).desc()
     async with engine.connect() as conn:
-        total = (await conn.execute(sa.select(sa.func.count()).select_from(records).where(*where))).scalar_one()
-        rows = (await conn.execute(sa.select(records).where(*where).order_by(newest)
-                                   .limit(limit).offset(offset))).mappings().all() if limit else []
+        total, rows = await page(conn, list(records.c), where, newest, limit, offset, one_pass=bool(recipient))
     return total, [entry_dict(r) for r in rows]
+
+
+async def page(conn: AsyncConnection, columns: list, where: list, order, limit: int, offset: int, *,
+               one_pass: bool = False) -> tuple[int, list]:
+    """``(total, rows)`` of ``records`` matching ``where``: one page in ``order`` and the count.
+
+    ``one_pass``: the page and the count from one query (``count(*) OVER ()``) when the matches
+    are costly to find (a recipient's entries, found through joins) and all of them are read to
+    sort them anyway; a separate count only for a page past the end."""
+    if one_pass and limit:
+        found = (await conn.execute(sa.select(*columns, sa.func.count().over().label("_total")).where(*where)
+                                    .order_by(order).limit(limit).offset(offset))).mappings().all()
+        if found or not offset:
+            return (found[0]["_total"] if found else 0), found
+    total = (await conn.execute(sa.select(sa.func.count()).select_from(records).where(*where))).scalar_one()
+    rows = (await conn.execute(sa.select(*columns).where(*where).order_by(order)
+                               .limit(limit).offset(offset))).mappings().all() if limit else []
+    return total, rows
 
 
 # --- renderers --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from hub.audit import query
 from hub.audit.records import append_rows, record_row
+from hub.web import audit as web_audit
 from hub.store.tables import deliveries, documents, packages, records
 from tests.audit.test_query import world  # noqa: F401  (the fixture: entries the real pipeline wrote)
 from tests.conftest import G22, H41, H44
@@ -145,3 +146,9 @@ async def test_same_entries_as_before_on_a_seeded_log(migrated_engine):
     new, _ = await both(migrated_engine, AGENCIES[1])
     _, page = await query.search(migrated_engine, recipient=AGENCIES[1], limit=7, offset=7)
     assert [r["seq"] for r in page] == new[7:14]
+    assert await query.search(migrated_engine, recipient=AGENCIES[1], limit=5, offset=len(new)) == (len(new), [])
+    assert (await query.search(migrated_engine, recipient=AGENCIES[1], limit=0))[0] == len(new)
+    # the console's search: the same entries, its own page and count
+    total, rows = await web_audit.search(migrated_engine, {"recipient": AGENCIES[1]}, 7, 7)
+    assert total == len(new) and [r["seq"] for r in rows] == new[7:14]
+    assert set(rows[0]) == {"seq", "at", "event", "actor", "sender", "document_id", "reason", "message"}
