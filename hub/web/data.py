@@ -2,9 +2,9 @@
 
 Counters come from the audit log and the state tables (the same for every process and across
 restarts), never from one worker's memory; the whole log's are kept as rows are written
-(``hub.store.counts``), so the overview does not count 10 million entries per view. The SQL runs unchanged on PostgreSQL and SQLite:
-the only dialect-specific piece is how a timestamp is cut to its minute (``date_trunc`` on
-PostgreSQL, ``strftime`` on SQLite).
+(``hub.store.counts``), so the overview does not count 10 million entries per view. The SQL
+runs unchanged on PostgreSQL and SQLite: the only dialect-specific piece is how a timestamp is
+cut to its minute (``date_trunc`` on PostgreSQL, ``strftime`` on SQLite).
 """
 
 from __future__ import annotations

@@ -143,7 +143,8 @@ WRITER = textwrap.dedent("""
                              "sha256": f"{name}-{t}-{i}".encode().hex().ljust(64, "0")[:64], "received_at": base,
                              "legacy_sha1": rnd.random() < 0.3,
                              "authenticated_by": rnd.choice(["signature", "connection", None])} for i in range(n)]
-                    await conn.execute(packages.insert(), [{"sha256": d["sha256"], "size": 1, "data": b"", "stored_at": base}
+                    await conn.execute(packages.insert(), [{"sha256": d["sha256"], "size": 1, "data": b"",
+                                                            "stored_at": base}
                                                            for d in docs])
                     await conn.execute(documents.insert(), docs)
                     await count_documents(conn, docs)

@@ -60,7 +60,8 @@ async def both(engine, recipient: str, **filters) -> tuple[list[int], list[int]]
     total, rows = await query.search(engine, recipient=recipient, limit=query.MAX_LIMIT, **filters)
     where = query.search_conditions(**filters) + [old_to_recipient(recipient)]
     async with engine.connect() as conn:
-        old = (await conn.execute(sa.select(records.c.seq).where(*where).order_by(records.c.seq.desc()))).scalars().all()
+        old = (await conn.execute(sa.select(records.c.seq).where(*where)
+                                  .order_by(records.c.seq.desc()))).scalars().all()
     assert total == len(rows)
     return [r["seq"] for r in rows], list(old)
 
