@@ -31,6 +31,10 @@ SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role'
                     'gateway_leases', 'console_sessions', 'vdxp_systems', 'vdxp_sent', 'vdxp_inbox',
                     'registry_changes']) AS t \gexec
 
+-- the overview's counters (hub.store.counts): added to in the writers' transactions
+SELECT format('GRANT SELECT, INSERT, UPDATE ON %I TO %I', t, :'hub_role')
+  FROM unnest(ARRAY['record_counts', 'document_counts']) AS t \gexec
+
 -- the audit log, its checkpoints, its subtree hashes and the stored packages (the exact signed
 -- bytes the entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes
 -- every package

@@ -5,6 +5,7 @@ are gapless and assigned under a lock held until commit, so sequence order is co
 the sealer can fold entries 1..N into the Merkle tree knowing none below N will appear later.
 On PostgreSQL the lock is a transaction-scoped advisory lock; on SQLite, the database's own
 single writer lock (taken by a no-op write before reading the last sequence number).
+The per-event counters (``hub.store.counts``) are added in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.entry import entry_leaf
+from hub.store.counts import count_records
 from hub.store.tables import records, settings_kv
 
 APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
@@ -48,4 +50,5 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> l
                                       row.get("details")).hex()
         out.append(row)
     await conn.execute(records.insert(), out)
+    await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)
     return [r["seq"] for r in out]

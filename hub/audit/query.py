@@ -134,43 +134,38 @@ def _sent_by(sender):
 
 
 def _to_recipient(recipient: str):
-    # Candidate DocumentIds first (deliveries by recipient → documents; status documents whose
-    # original was sent by or to the recipient), so the database drives from
-    # ix_deliveries_recipient into ix_records_document; the exact (DocumentId, sender)
-    # correlation below then runs on those candidates only.
-    d, dl = documents.alias("d"), deliveries.alias("dl")
+    # Driven by the recipient's own rows: its deliveries (ix_deliveries_recipient) give the
+    # documents addressed to it, the status documents sent to it are found from their originals;
+    # each (DocumentId, sender) then reaches its entries through ix_records_document. The
+    # entries' numbers (a few per document) are what the search's other filters and its order
+    # apply to: nothing is evaluated per entry of the whole log.
+    d, dl, r = documents.alias("d"), deliveries.alias("dl"), records.alias("r")
     s, o, odl = documents.alias("s"), documents.alias("o"), deliveries.alias("odl")
-    addressed = sa.or_(  # a status goes to the original sender (from a recipient), or to the recipients (a recall)
-        sa.and_(s.c.sender != o.c.sender, o.c.sender == recipient),
-        sa.and_(s.c.sender == o.c.sender,
-                sa.exists().where(odl.c.document == o.c.id, odl.c.recipient == recipient)),
-    )
-    candidates = sa.union_all(
-        sa.select(d.c.document_id).join(dl, dl.c.document == d.c.id).where(dl.c.recipient == recipient,
-                                                                            d.c.kind == "edoc"),
-        sa.select(s.c.document_id).join(o, o.c.id == s.c.refers_to).where(s.c.kind == "status", addressed),
-    )
-    d2, dl2, s2, o2 = documents.alias("d2"), deliveries.alias("dl2"), documents.alias("s2"), documents.alias("o2")
-    odl2 = deliveries.alias("odl2")
-    edoc = sa.exists().where(dl2.c.recipient == recipient, dl2.c.document == d2.c.id, d2.c.kind == "edoc",
-                             _same_document(d2))
-    addressed2 = sa.or_(
-        sa.and_(s2.c.sender != o2.c.sender, o2.c.sender == recipient),
-        sa.and_(s2.c.sender == o2.c.sender,
-                sa.exists().where(odl2.c.document == o2.c.id, odl2.c.recipient == recipient)),
-    )
-    status = sa.exists().where(s2.c.kind == "status", s2.c.document_id == records.c.document_id,
-                               s2.c.sender == records.c.sender, o2.c.id == s2.c.refers_to, addressed2)
-    details = records.c.details
-    return sa.and_(
-        records.c.document_id.in_(candidates),
-        sa.or_(edoc, status),
-        # of a document's deliveries, the one to this recipient; of its statuses, this
-        # recipient's own and the original sender's (a recall), not the other recipients'
-        sa.or_(records.c.event != "edoc.delivered", details["recipient"].as_string() == recipient),
-        sa.or_(records.c.event != "status.recorded", records.c.sender == recipient,
-               records.c.sender == details["original_sender"].as_string()),
-    )
+    details = r.c.details
+    own = sa.or_(r.c.event != "edoc.delivered", details["recipient"].as_string() == recipient)
+    statuses = sa.or_(r.c.event != "status.recorded", r.c.sender == recipient,
+                      r.c.sender == details["original_sender"].as_string())
+    # a document addressed to it: the sender's entries about it (of its deliveries, the one to
+    # this recipient), and the status.recorded entries filed under its DocumentId naming its
+    # sender (of them, this recipient's own and the original sender's, a recall)
+    edoc = (sa.select(r.c.seq).select_from(dl).join(d, d.c.id == dl.c.document)
+            .join(r, r.c.document_id == d.c.document_id)
+            .where(dl.c.recipient == recipient, d.c.kind == "edoc",
+                   sa.or_(sa.and_(r.c.event != "status.recorded", r.c.sender == d.c.sender, own),
+                          sa.and_(r.c.event == "status.recorded",
+                                  details["original_sender"].as_string() == d.c.sender, statuses))))
+    # a status package addressed to it: from another recipient to it as the original sender,
+    # or a recall (the original sender's own status) to it as a recipient
+    def status_entries(q):
+        return (q.join(s, s.c.refers_to == o.c.id)
+                .join(r, sa.and_(r.c.document_id == s.c.document_id, r.c.sender == s.c.sender))
+                .where(s.c.kind == "status", own, statuses))
+
+    to_sender = status_entries(sa.select(r.c.seq).select_from(o)).where(o.c.sender == recipient,
+                                                                         s.c.sender != o.c.sender)
+    recall = status_entries(sa.select(r.c.seq).select_from(odl).join(o, o.c.id == odl.c.document)).where(
+        odl.c.recipient == recipient, s.c.sender == o.c.sender)
+    return records.c.seq.in_(sa.union_all(edoc, to_sender, recall))
 
 
 def _of_type(doc_type: str):
@@ -234,10 +229,26 @@ async def search(engine: AsyncEngine, *, document_id: str | None = None, sender:
         # they find: bounded by the matches, not by the size of the log.
         newest = (records.c.seq + 0).desc()
     async with engine.connect() as conn:
-        total = (await conn.execute(sa.select(sa.func.count()).select_from(records).where(*where))).scalar_one()
-        rows = (await conn.execute(sa.select(records).where(*where).order_by(newest)
-                                   .limit(limit).offset(offset))).mappings().all() if limit else []
+        total, rows = await page(conn, list(records.c), where, newest, limit, offset, one_pass=bool(recipient))
     return total, [entry_dict(r) for r in rows]
+
+
+async def page(conn: AsyncConnection, columns: list, where: list, order, limit: int, offset: int, *,
+               one_pass: bool = False) -> tuple[int, list]:
+    """``(total, rows)`` of ``records`` matching ``where``: one page in ``order`` and the count.
+
+    ``one_pass``: the page and the count from one query (``count(*) OVER ()``) when the matches
+    are costly to find (a recipient's entries, found through joins) and all of them are read to
+    sort them anyway; a separate count only for a page past the end."""
+    if one_pass and limit:
+        found = (await conn.execute(sa.select(*columns, sa.func.count().over().label("_total")).where(*where)
+                                    .order_by(order).limit(limit).offset(offset))).mappings().all()
+        if found or not offset:
+            return (found[0]["_total"] if found else 0), found
+    total = (await conn.execute(sa.select(sa.func.count()).select_from(records).where(*where))).scalar_one()
+    rows = (await conn.execute(sa.select(*columns).where(*where).order_by(order)
+                               .limit(limit).offset(offset))).mappings().all() if limit else []
+    return total, rows
 
 
 # --- renderers --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from hub.pipeline.status_rows import copies
 from hub.pipeline.statuses import document_keys, is_answer
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
+from hub.store.counts import count_documents
 from hub.store.engine import dialect_insert
 from hub.store.tables import deliveries, documents, intake_seen, outbox, packages, status_history
 
@@ -50,6 +51,7 @@ class Recorder:
         now = utcnow()
         d = Decisions(registry, self.hub, self.relay.backbone.user, now)
         p = d.plan
+        written: list[dict] = []  # documents rows, counted per sender at the end (hub.store.counts)
         async with self.engine.begin() as conn:
             view = StoreView(existing=await _existing(conn, verdicts), known=await _known_refs(conn, verdicts),
                              acts_on=await _acts_on(conn, verdicts), seen=await _seen(conn, items, verdicts))
@@ -63,6 +65,7 @@ class Recorder:
                 ids = (await conn.execute(
                     documents.insert().returning(documents.c.id, sort_by_parameter_order=True),
                     p.documents)).scalars().all()
+                written += p.documents
                 d.documents_written(ids, view)
                 await conn.execute(deliveries.insert(), [{"document": ids[i], **row} for i, row in p.deliveries])
                 for o in p.outbox:
@@ -75,6 +78,7 @@ class Recorder:
                 await _flush_packages(conn, p, self.by_reference_bytes)
                 doc_pk = (await conn.execute(documents.insert().returning(documents.c.id)
                                              .values(**write.document))).scalar_one()
+                written.append(write.document)
                 d.status_written(write, doc_pk, view)
                 for delivery, shown in write.shown.items():
                     await conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(
@@ -98,6 +102,7 @@ class Recorder:
             users = {id(i.message): i.user for i in items}
             decided = submit.decisions(items, verdicts, p.records, lambda msg: users[id(msg)])
             await submit.record(conn, decided)
+            await count_documents(conn, written)
             if self.audit:
                 await append_rows(conn, p.records)
         submit.wake(decided)

@@ -194,6 +194,25 @@ checkpoints = sa.Table(  # signed tree heads of the audit log (append-only)
     sa.Column("frontier", sa.Text, nullable=False),  # CompactRange JSON, to resume sealing
 )
 sa.Index("ix_records_event_at", records.c.event, records.c.at)
+# 0034, PostgreSQL only (pg_trgm): the console's search by part of a DocumentId, lower(document_id) LIKE '%…%'
+sa.Index("ix_records_document_trgm", sa.func.lower(records.c.document_id), postgresql_using="gin",
+         postgresql_ops={"lower_1": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+
+# Counters kept as rows are appended, in the same transaction (hub.store.counts), so that the
+# console's overview never counts the whole log or every document (issue 15, national size).
+record_counts = sa.Table(  # audit entries per event and per hour of their time; hour -1: the whole log
+    "record_counts", metadata,
+    sa.Column("event", sa.String(32), primary_key=True),
+    sa.Column("hour", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+document_counts = sa.Table(  # documents rows per sender, and how they were authenticated
+    "document_counts", metadata,
+    sa.Column("sender", Code, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("sha1", sa.BigInteger, nullable=False),  # legacy_sha1
+    sa.Column("connection", sa.BigInteger, nullable=False),  # authenticated_by = 'connection'
+)
 
 merkle_nodes = sa.Table(  # perfect subtree hashes of the sealed audit log (append-only, hub.audit.nodes)
     "merkle_nodes", metadata,

@@ -1,9 +1,10 @@
 """What the console's pages show, read from the database and the broker.
 
 Counters come from the audit log and the state tables (the same for every process and across
-restarts), never from one worker's memory. The SQL runs unchanged on PostgreSQL and SQLite:
-the only dialect-specific piece is how a timestamp is cut to its minute (``date_trunc`` on
-PostgreSQL, ``strftime`` on SQLite).
+restarts), never from one worker's memory; the whole log's are kept as rows are written
+(``hub.store.counts``), so the overview does not count 10 million entries per view. The SQL
+runs unchanged on PostgreSQL and SQLite: the only dialect-specific piece is how a timestamp is
+cut to its minute (``date_trunc`` on PostgreSQL, ``strftime`` on SQLite).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 from hub.audit.sealer import latest_checkpoint
 from hub.registry.store import maintenance_mode
+from hub.store import counts
 from hub.store.links import business_links
 from hub.followup.rules import aware as utc
 from hub.store.tables import (
@@ -23,6 +25,7 @@ from hub.store.tables import (
     crls,
     dead_letters,
     deliveries,
+    document_counts,
     documents,
     outbox,
     records,
@@ -49,19 +52,35 @@ WINDOWS = (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)), ("7d", time
 
 
 async def counters(engine, now: datetime | None = None) -> dict:
-    """{"total": {counter: n}, "1h"|"24h"|"7d": {counter: n}} from the audit log."""
+    """{"total": {counter: n}, "1h"|"24h"|"7d": {counter: n}} of the audit log.
+
+    From the counters kept as entries are appended (``hub.store.counts``): the whole log's,
+    and each window's whole hours, plus the entries of the window's first, partial hour
+    counted in ``records`` (at most an hour of them) — the same numbers as counting the log."""
     now = now or now_utc()
     event_of = {e: k for k, events in EVENTS.items() for e in events}
-    cols = [records.c.event, sa.func.count()]
-    cols += [sa.func.sum(sa.case((records.c.at >= now - span, 1), else_=0)) for _, span in WINDOWS]
+    events = list(event_of)
     out = {"total": dict.fromkeys(EVENTS, 0), **{w: dict.fromkeys(EVENTS, 0) for w, _ in WINDOWS}}
+    # each window: [start, its first whole hour) counted in records, whole hours from then on
+    edges = {w: (now - span, counts.first_whole_hour(now - span)) for w, span in WINDOWS}
     async with engine.connect() as conn:
-        rows = (await conn.execute(sa.select(*cols).where(records.c.event.in_(list(event_of)))
-                                   .group_by(records.c.event))).all()
-    for event, total, *windows in rows:
-        out["total"][event_of[event]] += total
-        for (w, _), n in zip(WINDOWS, windows):
-            out[w][event_of[event]] += int(n or 0)
+        kept = await counts.event_totals(conn, events, since_hour=min(h for _, h in edges.values()))
+        partial = {}
+        for w, (start, first_hour) in edges.items():
+            partial[w] = (await conn.execute(
+                sa.select(records.c.event, sa.func.count())
+                .where(records.c.event.in_(events), records.c.at >= start,
+                       records.c.at < counts.hour_start(first_hour))
+                .group_by(records.c.event))).all()
+    for (event, hour), n in kept.items():
+        if hour == counts.WHOLE_LOG:
+            out["total"][event_of[event]] += n
+        for w, (_start, first_hour) in edges.items():
+            if hour != counts.WHOLE_LOG and hour >= first_hour:
+                out[w][event_of[event]] += n
+    for w, rows in partial.items():
+        for event, n in rows:
+            out[w][event_of[event]] += n
     return out
 
 
@@ -75,23 +94,16 @@ class AuthRow:
 
 
 async def authentication_by_agency(engine) -> list[AuthRow]:
-    """How each sender's accepted packages were authenticated (``documents.authenticated_by``;
-    packages recorded before it existed count as signed, SHA-1 from ``legacy_sha1``)."""
-    by = getattr(documents.c, "authenticated_by", None)
-    cols = [documents.c.sender, agencies.c.name, sa.func.count().label("n"),
-            sa.func.sum(sa.case((documents.c.legacy_sha1.is_(True), 1), else_=0)).label("sha1")]
-    if by is not None:
-        cols.append(sa.func.sum(sa.case((by == "connection", 1), else_=0)).label("connection"))
+    """How each sender's accepted packages were authenticated (``documents.authenticated_by``,
+    counted per sender as documents are written: ``hub.store.counts``; packages recorded
+    before it existed count as signed, SHA-1 from ``legacy_sha1``)."""
     async with engine.connect() as conn:
         rows = (await conn.execute(
-            sa.select(*cols).select_from(documents.outerjoin(agencies, agencies.c.code == documents.c.sender))
-            .group_by(documents.c.sender, agencies.c.name).order_by(documents.c.sender))).mappings().all()
-    out = []
-    for r in rows:
-        conn_only = int(r["connection"] or 0) if by is not None else None
-        sha1 = int(r["sha1"] or 0)
-        out.append(AuthRow(r["sender"], r["name"] or "", r["n"] - sha1 - (conn_only or 0), sha1, conn_only))
-    return out
+            sa.select(document_counts, agencies.c.name)
+            .select_from(document_counts.outerjoin(agencies, agencies.c.code == document_counts.c.sender))
+            .order_by(document_counts.c.sender))).mappings().all()
+    return [AuthRow(r["sender"], r["name"] or "", r["n"] - r["sha1"] - r["connection"], r["sha1"], r["connection"])
+            for r in rows]
 
 
 async def trust_warnings(engine, days: int = 30, now: datetime | None = None) -> tuple[list[dict], list[dict]]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub.audit import checkpoint as cp
-from hub.audit import merkle, nodes, query
+from hub.audit import log, merkle, nodes, query
 from hub.audit.sealer import seal
 from hub.audit.verify import verify_log
 from hub.errors import UsageError
@@ -212,11 +212,17 @@ async def test_verify_names_a_deleted_and_an_invented_node(engine, hub_id):
     assert "level 4, index 9: entries 145..160) is stored but covers entries the log does not hold" in named
 
 
-async def test_migration_backfills_the_nodes_of_a_log_sealed_before(db_url, hub_id):
+async def _count_nothing(conn, rows) -> None:
+    pass
+
+
+async def test_migration_backfills_the_nodes_of_a_log_sealed_before(db_url, hub_id, monkeypatch):
     engine = make_engine(db_url)
     try:
         await migrate(engine, "0012_followup")
-        await fill(engine, 27)
+        with monkeypatch.context() as m:  # appended as a hub of that version did: no counters (0034) yet
+            m.setattr(log, "count_records", _count_nothing)
+            await fill(engine, 27)
         leaves = await _stored_leaves(engine)
         tree = merkle.CompactRange()
         tree.extend(leaves[:21])

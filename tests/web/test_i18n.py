@@ -65,3 +65,25 @@ def test_vietnam_time_numbers_and_names():
     assert i18n.fmt_time(datetime(2026, 11, 30, 17, 5, tzinfo=timezone.utc)) == "01/12/2026 00:05"
     i18n.set_language("xx")
     assert i18n.language() == "vi"  # unknown: the default
+
+
+def test_whole_numbers_are_written_as_babel_writes_them():
+    """fmt_int's fast path for whole numbers (the overview writes thousands) says what Babel says."""
+    import random
+
+    from babel.numbers import format_decimal
+
+    rnd = random.Random(15)
+    numbers = [0, 1, -1, 999, 1000, -1000, 10**12] + [rnd.randint(-10**10, 10**10) for _ in range(500)]
+    for lang in ("vi", "en"):
+        token = i18n._lang.set(lang)
+        try:
+            assert [i18n.fmt_int(n) for n in numbers] == [format_decimal(n, locale=lang) for n in numbers]
+            assert i18n.fmt_int(None) == "—" and i18n.fmt_int(2.5) == format_decimal(2.5, locale=lang)
+        finally:
+            i18n._lang.reset(token)
+    token = i18n._lang.set("vi")
+    try:
+        assert i18n.fmt_int(1234567) == "1.234.567"
+    finally:
+        i18n._lang.reset(token)

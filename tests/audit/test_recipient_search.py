@@ -1,0 +1,155 @@
+"""Searching the audit log by recipient: the join driven by the recipient's deliveries
+(hub.audit.query._to_recipient) finds exactly the entries the earlier per-entry correlated
+EXISTS found, on the real pipeline's entries and on a seeded log with what the pipeline's
+world lacks (recalls, a DocumentId two senders used, refusals, several statuses)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from hub.audit import query
+from hub.audit.records import append_rows, record_row
+from hub.web import audit as web_audit
+from hub.store.tables import deliveries, documents, packages, records
+from tests.audit.test_query import world  # noqa: F401  (the fixture: entries the real pipeline wrote)
+from tests.conftest import G22, H41, H44
+
+AGENCIES = ["000.00.00.G22", "000.00.00.H41", "000.00.00.H44", "000.00.00.H45", "000.00.00.H46"]
+
+
+def old_to_recipient(recipient: str):
+    """The recipient filter as it was before issue 15 (correlated EXISTS evaluated per entry)."""
+    d, dl = documents.alias("d"), deliveries.alias("dl")
+    s, o, odl = documents.alias("s"), documents.alias("o"), deliveries.alias("odl")
+    addressed = sa.or_(
+        sa.and_(s.c.sender != o.c.sender, o.c.sender == recipient),
+        sa.and_(s.c.sender == o.c.sender,
+                sa.exists().where(odl.c.document == o.c.id, odl.c.recipient == recipient)),
+    )
+    candidates = sa.union_all(
+        sa.select(d.c.document_id).join(dl, dl.c.document == d.c.id).where(dl.c.recipient == recipient,
+                                                                            d.c.kind == "edoc"),
+        sa.select(s.c.document_id).join(o, o.c.id == s.c.refers_to).where(s.c.kind == "status", addressed),
+    )
+    d2, dl2, s2, o2 = documents.alias("d2"), deliveries.alias("dl2"), documents.alias("s2"), documents.alias("o2")
+    odl2 = deliveries.alias("odl2")
+    edoc = sa.exists().where(dl2.c.recipient == recipient, dl2.c.document == d2.c.id, d2.c.kind == "edoc",
+                             query._same_document(d2))
+    addressed2 = sa.or_(
+        sa.and_(s2.c.sender != o2.c.sender, o2.c.sender == recipient),
+        sa.and_(s2.c.sender == o2.c.sender,
+                sa.exists().where(odl2.c.document == o2.c.id, odl2.c.recipient == recipient)),
+    )
+    status = sa.exists().where(s2.c.kind == "status", s2.c.document_id == records.c.document_id,
+                               s2.c.sender == records.c.sender, o2.c.id == s2.c.refers_to, addressed2)
+    details = records.c.details
+    return sa.and_(
+        records.c.document_id.in_(candidates),
+        sa.or_(edoc, status),
+        sa.or_(records.c.event != "edoc.delivered", details["recipient"].as_string() == recipient),
+        sa.or_(records.c.event != "status.recorded", records.c.sender == recipient,
+               records.c.sender == details["original_sender"].as_string()),
+    )
+
+
+async def both(engine, recipient: str, **filters) -> tuple[list[int], list[int]]:
+    """The seqs (newest first) the new search returns, and those the old filter selects."""
+    total, rows = await query.search(engine, recipient=recipient, limit=query.MAX_LIMIT, **filters)
+    where = query.search_conditions(**filters) + [old_to_recipient(recipient)]
+    async with engine.connect() as conn:
+        old = (await conn.execute(sa.select(records.c.seq).where(*where)
+                                  .order_by(records.c.seq.desc()))).scalars().all()
+    assert total == len(rows)
+    return [r["seq"] for r in rows], list(old)
+
+
+async def test_same_entries_as_before_on_the_pipelines_log(world):  # noqa: F811
+    for agency in (G22, H41, H44, "000.00.00.X99"):
+        for filters in ({}, {"event": "status.recorded", "doc_type": "1"}):
+            new, old = await both(world.engine, agency, **filters)
+            assert new == old, (agency, filters)
+    new, _ = await both(world.engine, H41)
+    assert new  # not vacuous
+
+
+async def seed(engine, rnd: random.Random, n: int = 60) -> None:
+    """Documents, deliveries, statuses (answers and recalls) and the entries the pipeline writes for them."""
+    at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rows, shas = [], []
+
+    async def package(conn) -> str:
+        sha = f"{len(shas) + 1:064x}"
+        shas.append(sha)
+        await conn.execute(packages.insert().values(sha256=sha, size=1, data=b"", stored_at=at))
+        return sha
+
+    async with engine.begin() as conn:
+        for i in range(n):
+            sender = rnd.choice(AGENCIES)
+            # a few DocumentIds used by two senders
+            doc_id = f"shared,{i % 5}" if i % 6 == 0 else f"{sender},{i}"
+            to = rnd.sample([a for a in AGENCIES if a != sender], rnd.randint(1, 3))
+            sha = await package(conn)
+            rows.append(record_row("package.received", sender=sender, document_id=doc_id, sha256=sha, at=at))
+            if i % 9 == 4:  # refused: no documents row
+                rows.append(record_row("package.refused", sender=sender, document_id=doc_id, sha256=sha, at=at,
+                                       reason="authority.not_competent", details={"recipients": to}))
+                continue
+            exists = (await conn.execute(sa.select(documents.c.id).where(
+                documents.c.sender == sender, documents.c.document_id == doc_id))).scalar()
+            if exists:
+                rows.append(record_row("package.duplicate", sender=sender, document_id=doc_id, sha256=sha, at=at))
+                continue
+            pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
+                sender=sender, document_id=doc_id, kind="edoc", sha256=sha, doc_type=rnd.choice("12"),
+                received_at=at))).scalar_one()
+            rows.append(record_row("package.accepted", sender=sender, document_id=doc_id, sha256=sha, at=at,
+                                   details={"recipients": to}))
+            for r in to:
+                await conn.execute(deliveries.insert().values(document=pk, recipient=r, system=r, updated_at=at))
+                rows.append(record_row("edoc.delivered", sender=sender, document_id=doc_id, sha256=sha, at=at,
+                                       details={"recipient": r, "inbox": r}))
+            # answers from recipients, and now and then a recall by the sender (to all its recipients)
+            for by in [r for r in to if rnd.random() < 0.6] + ([sender] if rnd.random() < 0.3 else []):
+                code = "13" if by == sender else rnd.choice(["01", "03", "06"])
+                st_id = f"status:{doc_id}:{by}:{code}:{len(shas)}"
+                st_sha = await package(conn)
+                await conn.execute(documents.insert().values(
+                    sender=by, document_id=st_id, kind="status", sha256=st_sha, refers_to=pk, status_code=code,
+                    received_at=at))
+                targets = to if by == sender else [sender]
+                rows.append(record_row("package.received", sender=by, document_id=st_id, sha256=st_sha, at=at))
+                rows.append(record_row("status.recorded", sender=by, document_id=doc_id, sha256=st_sha, at=at,
+                                       details={"status": code, "original_sender": sender, "recipients": targets}))
+                for t in targets:
+                    rows.append(record_row("status.delivered", sender=by, document_id=st_id, sha256=st_sha, at=at,
+                                           details={"recipient": t, "inbox": t}))
+            at += timedelta(seconds=1)
+        rnd.shuffle(rows[len(rows) // 2:])  # not all in document order
+        await append_rows(conn, rows)
+
+
+async def test_same_entries_as_before_on_a_seeded_log(migrated_engine):
+    rnd = random.Random(15)
+    await seed(migrated_engine, rnd)
+    found = 0
+    for agency in AGENCIES + ["000.00.00.X99"]:
+        for filters in ({}, {"event": "status."}, {"doc_type": "2"}, {"sender": AGENCIES[0]},
+                        {"document_id": "shared,1"}):
+            new, old = await both(migrated_engine, agency, **filters)
+            assert new == old, (agency, filters)
+            found += len(new)
+    assert found > 300  # the seeded log really reaches every kind of entry
+    # paging: the same pages as slicing the whole answer
+    new, _ = await both(migrated_engine, AGENCIES[1])
+    _, page = await query.search(migrated_engine, recipient=AGENCIES[1], limit=7, offset=7)
+    assert [r["seq"] for r in page] == new[7:14]
+    assert await query.search(migrated_engine, recipient=AGENCIES[1], limit=5, offset=len(new)) == (len(new), [])
+    assert (await query.search(migrated_engine, recipient=AGENCIES[1], limit=0))[0] == len(new)
+    # the console's search: the same entries, its own page and count
+    total, rows = await web_audit.search(migrated_engine, {"recipient": AGENCIES[1]}, 7, 7)
+    assert total == len(new) and [r["seq"] for r in rows] == new[7:14]
+    assert set(rows[0]) == {"seq", "at", "event", "actor", "sender", "document_id", "reason", "message"}
