@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0034_overview_counters"
-down_revision = "0027_national_indexes"
+down_revision = "0037_registry_changes"
 branch_labels = None
 depends_on = None
 
