@@ -505,6 +505,8 @@ def cases(f: Filler, today: date) -> list[tuple]:
         ("console: Quá hạn (overdue), everyone", 200, lambda k: "/admin/overdue", True),
         ("console: Quá hạn (overdue), one recipient", 200,
          lambda k: f"/admin/overdue?agency={q(some(k)['recipients'][1])}", True),
+        ("console: Quá hạn (overdue), everyone, CSV of every copy (streamed)", 200,
+         lambda k: "/admin/overdue?format=csv", True),
         ("console: follow-up report, one recipient, this month", 200,
          lambda k: f"/admin/report?agency={q(some(k)['recipients'][0])}&{month}", True),
         ("console: follow-up report, everyone, last 7 days", 200, lambda k: f"/admin/report?{week}", True),
@@ -576,13 +578,15 @@ EXPLAINED = [
     ("API search: by document_id", "search.document_id"),
     ("API search: by recipient", "search.recipient"),
     ("API search: event + 24 h", "search.event"),
-    ("Quá hạn: everyone", "followup.overdue"),
+    ("Quá hạn: totals by recipient, everyone", "followup.overdue"),
+    ("Quá hạn: first page, everyone", "followup.overdue_page"),
     ("report: everyone, 7 days", "followup.report"),
 ]
 
 
 async def explain(engine, f: Filler, label: str) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of the main queries behind the pages, captured as they run."""
+    from hub.followup import overdue as od
     from hub.followup import query as fq
     from hub.followup.query import Filters
     from hub.web import audit as web_audit
@@ -610,9 +614,9 @@ async def explain(engine, f: Filler, label: str) -> None:
         "search.recipient": lambda: query.search(engine, recipient=sample["recipients"][0]),
         "search.event": lambda: query.search(engine, event="status.recorded",
                                              since=datetime.now(timezone.utc) - timedelta(days=1)),
-        "followup.overdue": lambda: fq.items(engine, Filters(), open_due_by=today + timedelta(days=3)),
-        "followup.report": lambda: fq.items(engine, Filters(received_from=today - timedelta(days=6),
-                                                         received_until=today), limit=10**9),
+        "followup.overdue": lambda: od.totals(engine, Filters(), today, 3),
+        "followup.overdue_page": lambda: od.page(engine, Filters(), today, 3),
+        "followup.report": lambda: fq.period_report(engine, today - timedelta(days=6), today, today),
     }
     for title, key in EXPLAINED:
         captured.clear()

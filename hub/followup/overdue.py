@@ -81,7 +81,9 @@ def page_query(f: Filters, today: date, within_days: int, cursor: Cursor | None,
          .where(*_scope(f, today, within_days)))
     if cursor is not None:
         at = sa.tuple_(cursor.due, cursor.key)
-        q = q.where(place > at if ascending else place < at)
+        # the row comparison spans two tables: the date alone, repeated, is what an index can seek to
+        q = q.where(place > at if ascending else place < at,
+                    documents.c.due_date >= cursor.due if ascending else documents.c.due_date <= cursor.due)
     if ascending:
         return q.order_by(documents.c.due_date, deliveries.c.id).limit(limit)
     return q.order_by(documents.c.due_date.desc(), deliveries.c.id.desc()).limit(limit)

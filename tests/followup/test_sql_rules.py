@@ -146,3 +146,26 @@ def test_cursor_text():
     assert od.Cursor.parse(c.text()) == c
     for bad in (None, "", "2026-10-03", "2026-13-03.4", "x.4", "2026-10-03.-4", "2026-10-03.4e3"):
         assert od.Cursor.parse(bad) is None, bad
+
+
+def test_the_partial_indexes_hold_the_rules_codes():
+    """0035's predicates are written out in SQL; they must name exactly the rules' codes, or
+    PostgreSQL would stop matching the queries to them (or match them wrongly)."""
+    import re
+
+    from hub.followup.rules import ANSWERS, CLOSED
+    from hub.store import tables
+
+    index = {i.name: i for t in tables.metadata.tables.values() for i in t.indexes}
+
+    def codes(name):
+        where = str(index[name].dialect_options["postgresql"]["where"])
+        assert where == str(index[name].dialect_options["sqlite"]["where"])
+        return set(re.findall(r"'(\d\d)'", where))
+
+    assert codes("ix_deliveries_open") == set(CLOSED)
+    assert codes("ix_status_history_answers") == set(ANSWERS)
+    from importlib import import_module
+
+    m = import_module("hub.store.migrations.versions.0035_followup_indexes")
+    assert set(re.findall(r"'(\d\d)'", m.OPEN)) == set(CLOSED) and set(re.findall(r"'(\d\d)'", m.ANSWERS)) == set(ANSWERS)
