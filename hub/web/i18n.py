@@ -22,7 +22,8 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel import Locale
+from babel.numbers import format_decimal, get_group_symbol
 
 from hub.errors import REASONS
 from hub.followup.rules import VN, aware
@@ -106,14 +107,29 @@ def fmt_clock(value: datetime) -> str:
     return vn(value).strftime("%H:%M:%S")
 
 
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)  # parsed once: Babel parses a locale name on every call (~70 µs)
+
+
+@cache
+def _group(lang: str) -> str:
+    return get_group_symbol(_locale(lang))
+
+
 def fmt_int(n) -> str:
-    return "—" if n is None else format_decimal(n, locale=language())
+    if n is None:
+        return "—"
+    if isinstance(n, int) and not isinstance(n, bool):
+        # the language's grouping, without Babel's pattern machinery: a report page shows thousands
+        return f"{n:,}".replace(",", _group(language()))
+    return format_decimal(n, locale=_locale(language()))
 
 
 def fmt_num(x, digits: int = 1) -> str:
     if x is None:
         return "—"
-    return format_decimal(round(float(x), digits), format="#,##0." + "#" * digits, locale=language())
+    return format_decimal(round(float(x), digits), format="#,##0." + "#" * digits, locale=_locale(language()))
 
 
 def fmt_duration(value: timedelta | float | None) -> str:
