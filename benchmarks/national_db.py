@@ -712,7 +712,8 @@ async def run(args) -> int:
             if not args.no_explain:
                 await explain(engine, f, f"schema {BEFORE}, follow-up query before issue 15")
             before = await measure(engine, f, base, token, args.requests,
-                                   f"before: schema {BEFORE}, follow-up query before issue 15")
+                                   f"before: schema {BEFORE}, follow-up query before issue 15 (API overdue; the "
+                                   f"console's Quá hạn and the report run today's code, without 0035's indexes)")
         finally:
             fq.items = current
         after = None

@@ -62,8 +62,10 @@ class Totals:
 
 def _scope(f: Filters, today: date, within_days: int) -> list:
     cutoff = date.fromordinal(today.toordinal() + within_days)
-    return [*_conditions(f), documents.c.due_date.is_not(None), documents.c.due_date <= cutoff,
-            rule.is_open(deliveries.c.status)]
+    # no "due_date IS NOT NULL": ``<=`` already leaves NULL out, and PostgreSQL would count the
+    # two conditions as independent and expect a hundredth of the rows (107 instead of 9,281 at
+    # --scale 0.1), then hash every due document for one recipient's page
+    return [*_conditions(f), documents.c.due_date <= cutoff, rule.is_open(deliveries.c.status)]
 
 
 def page_query(f: Filters, today: date, within_days: int, cursor: Cursor | None, ascending: bool, limit: int):
