@@ -65,7 +65,14 @@ def _scope(f: Filters, today: date, within_days: int) -> list:
     # no "due_date IS NOT NULL": ``<=`` already leaves NULL out, and PostgreSQL would count the
     # two conditions as independent and expect a hundredth of the rows (107 instead of 9,281 at
     # --scale 0.1), then hash every due document for one recipient's page
-    return [*_conditions(f), documents.c.due_date <= cutoff, rule.is_open(deliveries.c.status)]
+    return [*_conditions(f), documents.c.due_date <= _lit(cutoff, sa.Date), rule.is_open(deliveries.c.status)]
+
+
+def _lit(value, type_):
+    """A value written into the SQL: PostgreSQL then plans each page for its dates (a generic plan,
+    chosen after five runs of a prepared statement, guesses a third of the rows for any date: it
+    read the first page in 196 ms instead of 82 ms at --scale 0.1)."""
+    return sa.literal(value, type_, literal_execute=True)
 
 
 def page_query(f: Filters, today: date, within_days: int, cursor: Cursor | None, ascending: bool, limit: int):
@@ -82,10 +89,11 @@ def page_query(f: Filters, today: date, within_days: int, cursor: Cursor | None,
                       .outerjoin(snd, snd.c.code == documents.c.sender))
          .where(*_scope(f, today, within_days)))
     if cursor is not None:
-        at = sa.tuple_(cursor.due, cursor.key)
+        due = _lit(cursor.due, sa.Date)
+        at = sa.tuple_(due, _lit(cursor.key, sa.BigInteger))
         # the row comparison spans two tables: the date alone, repeated, is what an index can seek to
         q = q.where(place > at if ascending else place < at,
-                    documents.c.due_date >= cursor.due if ascending else documents.c.due_date <= cursor.due)
+                    documents.c.due_date >= due if ascending else documents.c.due_date <= due)
     if ascending:
         return q.order_by(documents.c.due_date, deliveries.c.id).limit(limit)
     return q.order_by(documents.c.due_date.desc(), deliveries.c.id.desc()).limit(limit)
