@@ -17,14 +17,14 @@ The codes in the predicates are the constants of ``hub.followup.rules`` (CLOSED,
 indexes are created too (it has them since 3.8).
 
 Revision ID: 0035_followup_indexes
-Revises: 0027_national_indexes
+Revises: 0037_registry_changes
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0035_followup_indexes"
-down_revision = "0027_national_indexes"
+down_revision = "0037_registry_changes"
 branch_labels = None
 depends_on = None
 
