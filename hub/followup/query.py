@@ -1,25 +1,19 @@
 """Reading follow-up items from the store: deliveries of documents with their due date, current
-status, the time they reached it and their first answer (``status_history``). Same SQL on
+status, the time they reached it and their first answer (``status_history``); the per-agency
+report aggregated in the database (``hub.followup.sql``: the rules as SQL). Same SQL on
 PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.followup.rules import (
-    ANSWERS,
-    CLOSED,
-    Group,
-    Item,
-    ReportRow,
-    overdue_groups,
-    report,
-    vn_day_start,
-)
+from hub.followup import sql as rule
+from hub.followup.rules import Group, Item, ReportRow, overdue_groups, vn_day_start
 from hub.registry.fold import fold
 from hub.store.tables import agencies, deliveries, documents, status_history
 
@@ -43,12 +37,15 @@ def _who(column, text: str):
     if not text:
         return None
     like = "%" + fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    named = sa.select(agencies.c.code).where(agencies.c.name_folded.like(like, escape="\\"))
-    return sa.or_(column == text, column.in_(named))
+    # one IN over (the code typed, the codes of the names that match): a semi-join on the few
+    # agencies that match, so the copies are read through an index on the column
+    named = sa.union(sa.select(sa.literal(text, sa.String).label("code")),
+                     sa.select(agencies.c.code).where(agencies.c.name_folded.like(like, escape="\\")))
+    return column.in_(sa.select(named.subquery().c.code))
 
 
 def _conditions(f: Filters) -> list:
-    where = [documents.c.kind == "edoc"]
+    where = [documents.c.kind == sa.literal("edoc", literal_execute=True)]  # a literal: partial indexes
     for cond in (_who(deliveries.c.recipient, f.agency), _who(documents.c.sender, f.sender)):
         if cond is not None:
             where.append(cond)
@@ -69,12 +66,11 @@ async def items(engine: AsyncEngine, f: Filters, *, open_due_by: date | None = N
     # The first answer of each copy selected, read through the status_history.delivery index:
     # a few rows per copy, rather than grouping the whole history (millions of rows at national
     # size) for every page that lists a few hundred copies.
-    answered = (sa.select(sa.func.min(status_history.c.at))
-                .where(status_history.c.delivery == deliveries.c.id, status_history.c.status_code.in_(ANSWERS))
-                .scalar_subquery())
+    answered = rule.first_answer(status_history, deliveries.c.id)
     rcpt = agencies.alias("rcpt")
     snd = agencies.alias("snd")
-    q = (sa.select(deliveries.c.recipient, deliveries.c.status, deliveries.c.updated_at, documents.c.document_id,
+    q = (sa.select(deliveries.c.id.label("delivery_id"), deliveries.c.recipient, deliveries.c.status,
+                   deliveries.c.updated_at, documents.c.document_id,
                    documents.c.sender, documents.c.received_at, documents.c.due_date, documents.c.subject,
                    documents.c.code, documents.c.doc_type, documents.c.type_name, documents.c.priority,
                    answered.label("answered_at"), rcpt.c.name.label("recipient_name"),
@@ -85,16 +81,20 @@ async def items(engine: AsyncEngine, f: Filters, *, open_due_by: date | None = N
          .where(*_conditions(f)))
     if open_due_by is not None:
         q = q.where(documents.c.due_date.is_not(None), documents.c.due_date <= open_due_by,
-                    sa.or_(deliveries.c.status.is_(None), deliveries.c.status.not_in(CLOSED)))
+                    rule.is_open(deliveries.c.status))
     q = q.order_by(documents.c.due_date, deliveries.c.id).limit(limit)
     async with engine.connect() as conn:
         rows = (await conn.execute(q)).mappings().all()
-    return [Item(recipient=r["recipient"], document_id=r["document_id"], sender=r["sender"],
-                 received_at=r["received_at"], due_date=_date(r["due_date"]), status=r["status"],
-                 status_at=r["updated_at"], answered_at=r["answered_at"], subject=r["subject"] or "",
-                 code=r["code"] or "", doc_type=r["doc_type"] or "", type_name=r["type_name"] or "",
-                 priority=r["priority"] or 0, recipient_name=r["recipient_name"] or "",
-                 sender_name=r["sender_name"] or "") for r in rows]
+    return [item_of(r) for r in rows]
+
+
+def item_of(r) -> Item:
+    return Item(recipient=r["recipient"], document_id=r["document_id"], sender=r["sender"],
+                received_at=r["received_at"], due_date=_date(r["due_date"]), status=r["status"],
+                status_at=r["updated_at"], answered_at=r.get("answered_at"), subject=r["subject"] or "",
+                code=r["code"] or "", doc_type=r["doc_type"] or "", type_name=r["type_name"] or "",
+                priority=r["priority"] or 0, recipient_name=r["recipient_name"] or "",
+                sender_name=r["sender_name"] or "", key=r.get("delivery_id") or 0)
 
 
 def _date(value) -> date | None:
@@ -105,11 +105,79 @@ def _date(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-async def period_report(engine: AsyncEngine, first: date, last: date, today: date,
-                        f: Filters = Filters()) -> list[ReportRow]:
-    """The per-agency report for documents received from ``first`` to ``last`` (Vietnam dates, inclusive)."""
+BY = ("recipient", "type")  # what a report row is: a recipient agency, or a document type
+
+
+def copies(f: Filters):
+    """One row per recipient copy matching ``f``: its group key, name and outcome columns (the rules'
+    terms), each copy's first answer read once (the subquery is fenced with OFFSET 0 so that
+    PostgreSQL does not copy it into every aggregate that uses it)."""
+    rcpt = agencies.alias("rcpt")
+    answered = rule.first_answer(status_history, deliveries.c.id).label("answered_at")
+    return (sa.select(deliveries.c.recipient, rcpt.c.name.label("recipient_name"), documents.c.doc_type,
+                      documents.c.type_name, deliveries.c.status, documents.c.due_date, documents.c.received_at,
+                      answered)
+            .select_from(deliveries.join(documents, documents.c.id == deliveries.c.document)
+                         .outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient))
+            .where(*_conditions(f)).offset(0).subquery("copies"))
+
+
+def _terms(c, today: date, by: str) -> dict:
+    """The rules' outcomes of one copy, as SQL over the columns of ``copies``."""
+    key, name = (c.recipient, c.recipient_name) if by == "recipient" else (c.doc_type, c.type_name)
+    answered = sa.and_(c.answered_at.is_not(None), rule.not_withdrawn(c.status))
+    still_open = sa.and_(c.answered_at.is_(None), rule.not_withdrawn(c.status))
+    return {"key": sa.func.coalesce(key, ""), "name": name, "answered": answered, "still_open": still_open,
+            "on_time": sa.and_(answered, rule.answered_on_time(c.answered_at, c.due_date)),
+            "open_overdue": sa.and_(still_open, c.due_date.is_not(None), c.due_date < today),
+            "withdrawn": rule.is_withdrawn(c.status),
+            "seconds": sa.case((answered, rule.seconds_between(c.answered_at, c.received_at)))}
+
+
+def report_query(f: Filters, today: date, by: str = "recipient", dialect: str = "postgresql"):
+    """``rules.report`` in one GROUP BY: received = on time + late + still open + withdrawn, and
+    the median handling time (PostgreSQL's ``percentile_cont``; on SQLite, which has none, from
+    the middle rows of each group's answered copies numbered by a window function)."""
+    t = _terms(copies(f).c, today, by)
+    pg = dialect == "postgresql"
+    median = sa.func.percentile_cont(0.5).within_group(t["seconds"]) if pg else sa.null()
+    agg = (sa.select(t["key"].label("key"), sa.func.max(t["name"]).label("name"), sa.func.count().label("received"),
+                     *(rule.count_if(t[k]).label(k) for k in ("on_time", "answered", "still_open", "open_overdue",
+                                                              "withdrawn")),
+                     median.label("median_seconds"))
+           .group_by(t["key"]))
+    if pg:
+        return agg.order_by(t["key"])
+    m = _terms(copies(f).c, today, by)
+    ranked = (sa.select(m["key"].label("key"), m["seconds"].label("s"),
+                        sa.func.row_number().over(partition_by=m["key"], order_by=m["seconds"]).label("rn"),
+                        sa.func.count().over(partition_by=m["key"]).label("n"))
+              .where(m["answered"]).subquery("ranked"))
+    middle = (sa.select(ranked.c.key, sa.func.avg(ranked.c.s).label("s"))
+              .where((ranked.c.rn * 2).in_([ranked.c.n, ranked.c.n + 1, ranked.c.n + 2]))
+              .group_by(ranked.c.key).subquery("middle"))
+    a = agg.subquery("agg")
+    return (sa.select(*(col for col in a.c if col.name != "median_seconds"), middle.c.s.label("median_seconds"))
+            .select_from(a.outerjoin(middle, middle.c.key == a.c.key)).order_by(a.c.key))
+
+
+async def report_batches(engine: AsyncEngine, first: date, last: date, today: date, f: Filters = Filters(),
+                         by: str = "recipient", batch: int = 500) -> AsyncIterator[list[ReportRow]]:
+    """The per-agency (or per-type) report for documents received from ``first`` to ``last``
+    (Vietnam dates, inclusive), counted by the database and read ``batch`` rows at a time."""
     scoped = Filters(f.agency, f.sender, first, last, f.doc_type, f.priority)
-    return report(await items(engine, scoped, limit=10**9), today)
+    async with engine.connect() as conn:
+        result = await conn.stream(report_query(scoped, today, by, engine.dialect.name))
+        async for rows in result.mappings().partitions(batch):
+            yield [ReportRow(r["key"], r["name"] or "", r["received"], r["on_time"], r["answered"] - r["on_time"],
+                             r["still_open"], r["open_overdue"], r["withdrawn"],
+                             None if r["median_seconds"] is None else float(r["median_seconds"])) for r in rows]
+
+
+async def period_report(engine: AsyncEngine, first: date, last: date, today: date,
+                        f: Filters = Filters(), by: str = "recipient") -> list[ReportRow]:
+    """All the report's rows (:func:`report_batches`)."""
+    return [r async for rows in report_batches(engine, first, last, today, f, by) for r in rows]
 
 
 async def overdue(engine: AsyncEngine, f: Filters, today: date, within_days: int) -> list[Group]:
@@ -126,6 +194,6 @@ async def overdue_counts(engine: AsyncEngine, today: date) -> dict[str, int]:
             sa.select(deliveries.c.recipient, n)
             .select_from(deliveries.join(documents, documents.c.id == deliveries.c.document))
             .where(documents.c.kind == "edoc", documents.c.due_date.is_not(None), documents.c.due_date < today,
-                   sa.or_(deliveries.c.status.is_(None), deliveries.c.status.not_in(CLOSED)))
+                   rule.is_open(deliveries.c.status))
             .group_by(deliveries.c.recipient))).all()
     return {code: count for code, count in rows}

@@ -55,6 +55,7 @@ class Item:
     priority: int = 0
     recipient_name: str = ""
     sender_name: str = ""
+    key: int = 0  # the copy's row (deliveries.id): with due_date, its place in a paginated list
 
     @property
     def open(self) -> bool:

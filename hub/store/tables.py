@@ -114,6 +114,11 @@ sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.receive
 sa.Index("ix_documents_due_date", documents.c.due_date)
 sa.Index("ix_documents_received_at", documents.c.received_at)  # 0027: the follow-up report's period
 sa.Index("ix_documents_document_id", documents.c.document_id)  # 0027: a document by its DocumentId alone
+sa.Index("ix_documents_edoc_received", documents.c.received_at, postgresql_include=["id", "due_date"],
+         postgresql_where=sa.text("kind = 'edoc'"), sqlite_where=sa.text("kind = 'edoc'"))  # 0035: the report
+_EDOC_DUE = sa.text("kind = 'edoc' AND due_date IS NOT NULL")
+sa.Index("ix_documents_edoc_due", documents.c.due_date, documents.c.id,  # 0035: Quá hạn totals
+         postgresql_where=_EDOC_DUE, sqlite_where=_EDOC_DUE)
 
 sa.Index("ix_documents_refers_to", documents.c.refers_to)
 
@@ -128,6 +133,9 @@ deliveries = sa.Table(
     sa.UniqueConstraint("document", "recipient", name="uq_deliveries_doc_recipient"),
 )
 sa.Index("ix_deliveries_recipient", deliveries.c.recipient)
+_OPEN = sa.text("status IS NULL OR status NOT IN ('06', '02', '13', '15')")  # hub.followup.rules.CLOSED
+sa.Index("ix_deliveries_open", deliveries.c.recipient, deliveries.c.document,  # 0035: Quá hạn
+         postgresql_where=_OPEN, sqlite_where=_OPEN)
 
 status_history = sa.Table(
     "status_history", metadata,
@@ -139,6 +147,9 @@ status_history = sa.Table(
     sa.Column("status_document", sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("documents.id"), nullable=True),
     sa.Column("at", TS, nullable=False),
 )
+_ANSWERS = sa.text("status_code IN ('06', '02')")  # hub.followup.rules.ANSWERS
+sa.Index("ix_status_history_answers", status_history.c.delivery, status_history.c.at,  # 0035: first answers
+         postgresql_where=_ANSWERS, sqlite_where=_ANSWERS)
 
 outbox = sa.Table(
     "outbox", metadata,

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterable, Sequence
 from datetime import date, datetime
+
+from aiohttp import web
 
 from hub.web.i18n import fmt_date, fmt_num, fmt_time, vn
 
+log = logging.getLogger("hub.web")
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -26,17 +30,45 @@ def _text(value) -> str:
         return fmt_date(value)
     if isinstance(value, float):
         return fmt_num(value, 2)
+    if isinstance(value, int):
+        return str(value)  # a number, not a formula, even when negative
     text = str(value)
     return "'" + text if text.startswith(FORMULA) else text
 
 
-def to_csv(header: Sequence[str], rows: Sequence[Sequence]) -> bytes:
+def csv_lines(rows: Sequence[Sequence]) -> bytes:
+    """Rows as CSV lines (the header is a row like any other)."""
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=";", lineterminator="\r\n")
-    w.writerow(header)
     for r in rows:
         w.writerow([_text(v) for v in r])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return buf.getvalue().encode("utf-8")
+
+
+def to_csv(header: Sequence[str], rows: Sequence[Sequence]) -> bytes:
+    return "\ufeff".encode() + csv_lines([header, *rows])
+
+
+async def stream_csv(request: web.Request, response: web.StreamResponse, header: Sequence[str],
+                     batches: AsyncIterable[Sequence[Sequence]]) -> web.StreamResponse:
+    """Send a CSV as it is read, a batch of rows at a time: never the whole file in memory.
+
+    ``response`` carries the headers (type, file name); it is sent before the first row is read,
+    so a failure half-way cannot become an error page any more: it is logged and the connection
+    closed before the chunked body's end, so the browser reports the download as failed rather
+    than keeping a file that looks complete."""
+    await response.prepare(request)
+    try:
+        await response.write("\ufeff".encode() + csv_lines([header]))
+        async for rows in batches:
+            await response.write(csv_lines(rows))
+    except Exception as e:  # noqa: BLE001 - headers are sent: no error page can follow
+        log.error("CSV export %s failed half-way: %s", request.path, e, exc_info=e)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
 
 
 def to_xlsx(title: str, header: Sequence[str], rows: Sequence[Sequence], heading: Sequence[str] = ()) -> bytes:

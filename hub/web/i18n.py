@@ -22,6 +22,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel import Locale
 from babel.numbers import format_decimal, get_group_symbol
 
 from hub.errors import REASONS
@@ -107,10 +108,15 @@ def fmt_clock(value: datetime) -> str:
 
 
 @cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)  # parsed once: Babel parses a locale name on every call (~70 µs)
+
+
+@cache
 def _int_format(locale: str) -> tuple[str, bool]:
     """(the locale's group separator, whether Python's grouping writes a whole number as Babel does)."""
-    group = get_group_symbol(locale)
-    same = all(f"{n:,}".replace(",", group) == format_decimal(n, locale=locale)
+    group = get_group_symbol(_locale(locale))
+    same = all(f"{n:,}".replace(",", group) == format_decimal(n, locale=_locale(locale))
                for n in (0, 7, -7, 999, 1000, -1000, 12345, 1234567, -98765432101))
     return group, same
 
@@ -122,13 +128,13 @@ def fmt_int(n) -> str:
         group, same = _int_format(language())
         if same:
             return f"{n:,}".replace(",", group)
-    return format_decimal(n, locale=language())
+    return format_decimal(n, locale=_locale(language()))
 
 
 def fmt_num(x, digits: int = 1) -> str:
     if x is None:
         return "—"
-    return format_decimal(round(float(x), digits), format="#,##0." + "#" * digits, locale=language())
+    return format_decimal(round(float(x), digits), format="#,##0." + "#" * digits, locale=_locale(language()))
 
 
 def fmt_duration(value: timedelta | float | None) -> str:

@@ -93,3 +93,56 @@ def expected_report(seeded: list[Seeded], year: int, month: int, today: date) ->
         hours = row.pop("hours")
         row["median_handling_hours"] = round(statistics.median(hours), 2) if hours else None
     return out
+
+
+# (label, due date offset from today in days or None, statuses as (code, Vietnam time)) — the
+# borders of the rules: due today, answered at the last instant of the due date and at the first
+# of the next day, returned (02), recalled (13, 15) before or after an answer, a refused recall
+# (16), an answer followed by more statuses, no status at all.
+def _edges(today: date) -> list[tuple[str, int | None, list[tuple[str, datetime]]]]:
+    def at(day_offset: int, h: int = 9, m: int = 0, s: int = 0, us: int = 0) -> datetime:
+        d = today + timedelta(days=day_offset)
+        return datetime(d.year, d.month, d.day, h, m, s, us, tzinfo=VN)
+
+    return [
+        ("open, due today", 0, []),
+        ("received only, due today", 0, [("01", at(-1))]),
+        ("open, due tomorrow", 1, [("01", at(-2))]),
+        ("open, due yesterday", -1, []),
+        ("handled at 23:59:59.999999 on the due date", -3, [("06", at(-3, 23, 59, 59, 999999))]),
+        ("handled at 00:00 the day after", -3, [("06", at(-2, 0, 0, 0))]),
+        ("returned 02 on the due date", -2, [("01", at(-4)), ("02", at(-2, 23, 0))]),
+        ("returned 02 late", -5, [("02", at(-1))]),
+        ("recalled 13, overdue", -6, [("13", at(-5))]),
+        ("recalled and agreed 15 after an answer", -6, [("06", at(-8)), ("13", at(-4)), ("15", at(-3))]),
+        ("recall refused 16, overdue", -4, [("13", at(-6)), ("16", at(-5))]),
+        ("handled then received again", -2, [("06", at(-3)), ("01", at(-1))]),
+        ("no due date, handled", None, [("06", at(-1))]),
+        ("no due date, open", None, []),
+        ("handled before 02 (first answer counts)", -1, [("06", at(-2)), ("02", at(0, 8))]),
+    ]
+
+
+async def seed_edges(engine, today: date, recipient: str = "000.00.00.H44") -> list[Seeded]:
+    """One document per edge case, received 10 days before ``today`` (after seed_month's agencies exist)."""
+    received = datetime(today.year, today.month, today.day, 8, tzinfo=VN) - timedelta(days=10)
+    out = []
+    async with engine.begin() as conn:
+        if (await conn.execute(packages.select().where(packages.c.sha256 == "0" * 64))).first() is None:
+            await conn.execute(packages.insert().values(sha256="0" * 64, size=1, data=b"x", stored_at=received))
+        for i, (label, due_in, statuses) in enumerate(_edges(today)):
+            due = None if due_in is None else today + timedelta(days=due_in)
+            doc_id = f"{SENDER},{received:%Y/%m/%d},E{i}/VPCP"
+            pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
+                sender=SENDER, document_id=doc_id, kind="edoc", sha256="0" * 64, doc_type="2", priority=1,
+                subject=label, received_at=received.astimezone(timezone.utc), due_date=due, code=f"E{i}",
+                type_name="Quyết định"))).scalar_one()
+            did = (await conn.execute(deliveries.insert().returning(deliveries.c.id).values(
+                document=pk, recipient=recipient, system=recipient, status=statuses[-1][0] if statuses else None,
+                updated_at=(statuses[-1][1] if statuses else received).astimezone(timezone.utc)))).scalar_one()
+            for code, when in statuses:
+                await conn.execute(status_history.insert().values(
+                    delivery=did, status_code=code, actor=recipient if code not in ("13", "15") else SENDER,
+                    at=when.astimezone(timezone.utc)))
+            out.append(Seeded(doc_id, recipient, received, due, statuses))
+    return out

@@ -169,11 +169,11 @@ async def test_console_in_chromium(env, tmp_path):
             assert await browser.eval("getComputedStyle(document.querySelector('.nav')).backgroundColor") == \
                 "rgb(13, 59, 102)"
 
-            # Quá hạn: the late document under its recipient, days late, waiting time; the answered one absent
+            # Quá hạn: the late document's copy for its recipient, days late, waiting time; the answered one absent
             await browser.goto(api.base + urls["overdue"])
             text = await _vietnamese_page(browser)
             assert await browser.eval("document.querySelector('h1').textContent") == "Quá hạn"
-            row = f"[data-group='{H41}'] tr[data-doc='{late.document_id}']"
+            row = f"tr[data-doc='{late.document_id}'][data-recipient='{H41}']"
             assert await browser.eval(f"document.querySelector(\"{row}\").dataset.late") == "5"
             cells = await browser.eval(f"document.querySelector(\"{row}\").innerText")
             assert "quá hạn 5 ngày" in cells and (today - timedelta(days=5)).strftime("%d/%m/%Y") in cells

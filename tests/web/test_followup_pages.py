@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from html import unescape
 from datetime import datetime
 
 from openpyxl import load_workbook
@@ -22,7 +23,7 @@ KEYS = ("received", "on_time", "late", "still_open", "open_overdue", "withdrawn"
 async def test_report_page_and_exports_match_the_seeded_month(env):
     engine = make_engine(env.settings.database_url)
     try:
-        seeded = await seed_month(engine, 2026, 10)
+        seeded = await seed_month(engine, 2026, 10, n=150)  # over 50 overdue copies: several pages
     finally:
         await engine.dispose()
     today = datetime.now(VN).date()
@@ -73,3 +74,29 @@ async def test_report_page_and_exports_match_the_seeded_month(env):
         # a filter by recipient name typed without accents
         status, text, _ = await dash.get("/admin/overdue?days=0&agency=lao+cai&" + period)
         assert set(re.findall(r'data-group="([^"]+)"', text)) <= {"000.00.00.H13"}
+        # every overdue copy of the month, 50 a page, following the page's own links; then back
+        total = sum(r["open_overdue"] for r in expected.values())
+        rows, pages, path = [], [], "/admin/overdue?days=0&" + period
+        while path:
+            status, text, _ = await dash.get(path)
+            assert status == 200
+            assert int(re.search(r"data-total-overdue>([\d.]+)<", text).group(1).replace(".", "")) == total
+            page = re.findall(r'<tr data-doc="([^"]+)" data-recipient="([^"]+)" data-late="(-?\d+)"', text)
+            assert 0 < len(page) <= 50
+            pages.append(page)
+            rows += page
+            nxt = re.search(r'<a href="([^"]+)" data-next>', text)
+            path = nxt and unescape(nxt.group(1))
+        assert len(pages) == -(-total // 50) > 1 and len(rows) == len(set(rows)) == total
+        assert [int(late) for *_, late in rows] == sorted((int(late) for *_, late in rows), reverse=True)
+        if len(pages) > 1:
+            prev = unescape(re.search(r'<a href="([^"]+)" data-prev>', text).group(1))
+            status, text, _ = await dash.get(prev)
+            assert re.findall(r'<tr data-doc="([^"]+)" data-recipient="([^"]+)" data-late="(-?\d+)"', text) == \
+                pages[-2]
+        # the CSV export: every copy, streamed
+        status, body, r = await dash.get("/admin/overdue?days=0&format=csv&" + period)
+        assert status == 200 and r.headers["Content-Type"].startswith("text/csv") and "Content-Length" not in r.headers
+        lines = list(csv.reader(io.StringIO(body.lstrip("\ufeff")), delimiter=";"))
+        assert lines[0][:4] == ["Mã cơ quan", "Cơ quan", "Hạn xử lý", "Số ngày quá hạn"]
+        assert sorted((x[4], x[0], x[3]) for x in lines[1:]) == sorted(rows)

@@ -55,6 +55,7 @@ def test_vietnam_time_numbers_and_names():
     assert i18n.fmt_time(datetime(2026, 11, 30, 17, 5)) == "01/12/2026 00:05"  # naive = UTC (SQLite)
     assert i18n.fmt_date(date(2026, 3, 9)) == "09/03/2026"
     assert i18n.fmt_int(1234567) == "1.234.567" and i18n.fmt_num(1234.5) == "1.234,5"
+    assert i18n.fmt_int(-1234) == "-1.234" and i18n.fmt_int(7) == "7" and i18n.fmt_int(2.5) == "2,5"
     assert [i18n.priority_name(p) for p in range(5)] == ["Thường", "Khẩn", "Thượng khẩn", "Hỏa tốc",
                                                          "Hỏa tốc hẹn giờ"]
     assert i18n.doc_type_name("1") == "Công văn" and i18n.doc_type_name("2") == "Quyết định"
