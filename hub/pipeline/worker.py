@@ -330,6 +330,8 @@ class Worker:
                 self._in_flight -= len(batch)
                 continue
             self._recorded.put_nowait((batch, outgoing))
+            # not held while the next batch is awaited: a large package's bytes would stay alive idle
+            batch = verdicts = outgoing = None  # type: ignore[assignment]
 
     async def _deliver_stage(self) -> None:
         """Publish (confirmed) and ack recorded batches, in the order they committed."""
@@ -342,6 +344,7 @@ class Worker:
                 await self._requeue(batch)
             finally:
                 self._depth.release()
+            batch = outgoing = None  # type: ignore[assignment]  # as in _record_stage
 
     async def deliver(self, batch: list[Incoming], outgoing: Sent) -> None:
         """Publish what a committed batch sends (confirmed, retried through a broker outage with the
@@ -360,7 +363,9 @@ class Worker:
         if outgoing:
             # Marking the outbox sent (and logging the deliveries) is off the critical path, in the
             # next batch's transaction: if the worker dies first, the rows are published again.
-            self._to_mark += outgoing
+            # (without their bodies: marking needs the row ids and headers, and a body held here
+            # for MARK_WAIT would keep its bytes alive)
+            self._to_mark += [(i, replace(o, body=b"")) for i, o in outgoing if i is not None]
             self._marks.set()
         sec["publish"] += t3 - t2
         sec["ack"] += t4 - t3
