@@ -151,6 +151,18 @@ class Backbone(ABC):
         delivered: at-least-once, retry the whole batch).
         """
 
+    async def ack_many(self, messages: list[Incoming]) -> None:
+        """Ack every message (a broker may do it in fewer frames); after trying them all, raise the
+        first failure (the broker redelivers what stayed unacked)."""
+        first: BaseException | None = None
+        for m in messages:
+            try:
+                await m.ack()
+            except Exception as e:  # noqa: BLE001 - ack the others
+                first = first or e
+        if first is not None:
+            raise first
+
     @abstractmethod
     async def consume(self, queue: str, callback: Callback, *, prefetch: int = DEFAULT_PREFETCH) -> Consumer:
         """Call ``callback`` for each message of ``queue``; at most ``prefetch`` unsettled at once.

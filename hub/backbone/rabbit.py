@@ -36,6 +36,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
+import hub.backbone.acks as acks
 import hub.backbone.headers as amqp_headers
 import hub.backbone.topology as topology
 from hub.backbone.base import DEFAULT_PREFETCH, Backbone, Callback, Message, Outgoing, bounded, new_message_id
@@ -152,6 +153,7 @@ class RabbitIncoming:
         self._raw = raw
         self._settled = False
         self.message = _message(raw)
+        self._tags = acks.tags_of(raw.channel) if raw.delivery_tag else None  # for acks by runs (hub.backbone.acks)
 
     @property
     def settled(self) -> bool:
@@ -162,15 +164,45 @@ class RabbitIncoming:
             raise UsageError("message already settled", code="backbone.already_settled")
         self._settled = True
 
+    def _done(self) -> None:
+        # only once the frame is written: a concurrent run ack must not cover a tag acked alone after it
+        if self._tags is not None:
+            self._tags.settled((self._raw.delivery_tag,))
+
     async def ack(self) -> None:
         self._settle()
         with _mapped():
             await self._raw.ack()
+        self._done()
 
     async def reject(self, requeue: bool) -> None:
         self._settle()
         with _mapped():
             await self._raw.reject(requeue=requeue)
+        self._done()
+
+
+async def _ack_run(messages: list[RabbitIncoming]) -> None:
+    """Ack deliveries of one channel: one ``basic.ack(multiple=True)`` for the run of tags it may
+    cover (``hub.backbone.acks``), the others one by one."""
+    tags = messages[0]._tags  # noqa: SLF001 - same class
+    by_tag = {m._raw.delivery_tag: m for m in messages}  # noqa: SLF001
+    end, alone = acks.plan(tags, by_tag)
+    if end:
+        for m in messages:
+            m._settle()  # noqa: SLF001
+        covered = [t for t in by_tag if t <= end]
+        with _mapped():
+            await by_tag[end]._raw.ack(multiple=True)  # noqa: SLF001
+        tags.settled(covered)
+        for t in alone:
+            m = by_tag[t]
+            with _mapped():
+                await m._raw.ack()  # noqa: SLF001
+            m._done()  # noqa: SLF001
+        return
+    for t in alone:
+        await by_tag[t].ack()
 
 
 class RabbitConsumer:
@@ -351,6 +383,28 @@ class RabbitBackbone(Backbone):
             elif not isinstance(result, spec.Basic.Ack):
                 errors[i] = aiormq.exceptions.DeliveryError(None, result)
         return errors
+
+    async def ack_many(self, messages: list[RabbitIncoming]) -> None:
+        """Ack with one ``basic.ack(multiple=True)`` per channel where safe (``hub.backbone.acks``)."""
+        runs: dict[int, list[RabbitIncoming]] = {}
+        alone: list[RabbitIncoming] = []
+        for m in messages:
+            if isinstance(m, RabbitIncoming) and m._tags is not None:  # noqa: SLF001
+                runs.setdefault(id(m._tags), []).append(m)  # noqa: SLF001
+            else:
+                alone.append(m)
+        first: BaseException | None = None
+        for run in runs.values():
+            try:
+                await _ack_run(run)
+            except Exception as e:  # noqa: BLE001 - the others' channels may be fine
+                first = first or e
+        try:
+            await super().ack_many(alone)
+        except Exception as e:  # noqa: BLE001
+            first = first or e
+        if first is not None:
+            raise first
 
     # --- consuming --------------------------------------------------------------------------------
 

@@ -95,3 +95,13 @@ class IntakeMessage:
             await self.incoming.reject(requeue)
         finally:
             self._settled()
+
+
+async def ack_all(backbone: Any, messages: list[IntakeMessage]) -> None:
+    """Ack a batch of intake messages through ``backbone.ack_many`` (fewer frames); raises the first
+    failure after trying them all (RabbitMQ redelivers what stayed unacked)."""
+    try:
+        await backbone.ack_many([m.incoming for m in messages])
+    finally:
+        for m in messages:
+            m._settled()  # noqa: SLF001 - same module

@@ -1,7 +1,8 @@
 """The outbox relay: publish what a batch committed, mark it sent, and finish what was left unsent.
 
 Outgoing messages are written as outbox rows in the batch's transaction; the worker publishes
-them (confirmed) after the commit and marks them sent afterwards, off the critical path. A row
+them (confirmed) after the commit and marks them sent afterwards, off the critical path: in
+the next batch's transaction (:meth:`Relay.mark_in`), or alone when no batch follows. A row
 left unsent (the worker died between commit and confirm, or marking failed) is published
 again: by the redelivered package's own batch (:meth:`Relay.pending`), at start-up and by the
 sweeper (:meth:`Relay.relay_pending`). Delivered copies are re-derived from the one stored
@@ -98,26 +99,37 @@ class Relay:
             raise
         return True
 
-    async def mark_sent(self, sent: Sent) -> None:
-        """After the broker confirmed: mark the outbox rows sent and log each delivery."""
+    async def mark_in(self, conn: AsyncConnection, sent: Sent) -> list[dict]:
+        """In the caller's transaction: mark the confirmed outbox rows of ``sent`` sent; returns the
+        audit entries of their deliveries for the caller to append ([] with the audit log off)."""
         ids = [i for i, _ in sent if i is not None]
         if not ids:
-            return
+            return []
         now = utcnow()
+        # only rows still unsent: a transaction redone after a lost COMMIT reply logs no delivery twice
+        marked = set((await conn.execute(outbox.update().where(outbox.c.id.in_(ids), outbox.c.sent_at.is_(None))
+                                         .values(sent_at=now).returning(outbox.c.id))).scalars().all())
+        if not self.audit:
+            return []
         entries = []
-        for _, o in sent:
+        for i, o in sent:
             h = o.headers or {}
-            if o.exchange != C.EXCHANGE_DELIVER:
+            if i not in marked or o.exchange != C.EXCHANGE_DELIVER:
                 continue
+            marked.discard(i)
             event = "refusal.delivered" if h.get(C.H_REASON) else f"{h.get(C.H_KIND, 'package')}.delivered"
             entries.append(record_row(
                 event, actor=self.relay_id, document_id=h.get(C.H_DOCUMENT_ID), sender=h.get(C.H_SENDER),
                 sha256=h.get(C.H_SHA256), reason=h.get(C.H_REASON), at=now,
                 details={"recipient": h.get(C.H_RECIPIENT), "inbox": o.routing_key}))
+        return entries
+
+    async def mark_sent(self, sent: Sent) -> None:
+        """After the broker confirmed: mark the outbox rows sent and log each delivery (its own transaction)."""
+        if not any(i is not None for i, _ in sent):
+            return
         async with self.engine.begin() as conn:
-            await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=now))
-            if self.audit:
-                await append_rows(conn, entries)
+            await append_rows(conn, await self.mark_in(conn, sent))
 
     async def mark_sent_retrying(self, sent: Sent, attempts: int = 3) -> None:
         """:meth:`mark_sent`, retried through short outages (what stays unmarked, the sweeper republishes)."""

@@ -9,7 +9,9 @@ its row and only finishes its outbox, with or without the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import sqlalchemy as sa
@@ -43,16 +45,42 @@ class Recorder:
         self.audit = audit
         # bodies over this travel by reference to stored bytes (hub.pipeline.large); None: never
         self.by_reference_bytes = by_reference_bytes
+        self._conn: AsyncConnection | None = None  # kept between batches (no pool checkout and ping each)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction on the connection the recorder keeps; a failed one drops it (a connection
+        that met an outage is not reused: the next batch checks out a fresh, pinged one)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = await self.engine.connect()
+        try:
+            async with conn.begin():
+                yield conn
+        except BaseException:
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            raise
+
+    async def close(self) -> None:
+        """Give the kept connection back to the pool."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def record(self, items: Sequence[Intake], verdicts: Sequence[Verdict], registry: Registry, *,
-                     retry: bool = False) -> tuple[Sent, Plan]:
+                     retry: bool = False, marks: Sent = ()) -> tuple[Sent, Plan]:
         """Decide and write one batch in one transaction; (what to publish, the plan written).
-        ``retry``: an earlier attempt may have committed; what it recorded is not recorded again."""
+        ``retry``: an earlier attempt may have committed; what it recorded is not recorded again.
+        ``marks``: outbox rows of earlier batches the broker confirmed, marked sent (and their
+        deliveries logged, before this batch's entries) in the same transaction."""
         now = utcnow()
         d = Decisions(registry, self.hub, self.relay.backbone.user, now)
         p = d.plan
         written: list[dict] = []  # documents rows, counted per sender at the end (hub.store.counts)
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             view = StoreView(existing=await _existing(conn, verdicts), known=await _known_refs(conn, verdicts),
                              acts_on=await _acts_on(conn, verdicts), seen=await _seen(conn, items, verdicts))
             statuses = []
@@ -103,8 +131,9 @@ class Recorder:
             decided = submit.decisions(items, verdicts, p.records, lambda msg: users[id(msg)])
             await submit.record(conn, decided)
             await count_documents(conn, written)
+            delivered = await self.relay.mark_in(conn, marks) if marks else []
             if self.audit:
-                await append_rows(conn, p.records)
+                await append_rows(conn, delivered + p.records)
         submit.wake(decided)
         return out, p
 

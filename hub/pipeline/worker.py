@@ -6,8 +6,11 @@ acked only after that commit and after RabbitMQ confirmed every outgoing message
 redelivered package finds its rows and only finishes its outbox.
 
 Messages are processed in batches (one transaction and one round of confirms per batch),
-in two overlapping stages: the checks of batch N+1 run in the check process while batch N
-is recorded, published and acked. That is what makes the hub fast.
+in overlapping stages: the checks of batch N+2 run in the check process while batch N+1 is
+recorded and batch N is published and acked (``HUB_PIPELINE_DEPTH`` batches at most between
+record and ack). Transactions commit one at a time, in order, so the audit log's order is
+the commit order; each batch is still published only after its commit and acked only after
+its confirms.
 
 What a batch records and sends is decided in :mod:`hub.pipeline.decide` (pure), written by
 :mod:`hub.pipeline.recording` and relayed by :mod:`hub.pipeline.outbox`; this module runs
@@ -31,7 +34,7 @@ from hub.pipeline.checks import CheckContext, Verdict
 from hub.pipeline.decide import UNRECORDABLE, Intake, Plan
 from hub.pipeline import large
 from hub.pipeline.gate import IntakeGate
-from hub.pipeline.intake import IntakeMessage
+from hub.pipeline.intake import IntakeMessage, ack_all
 from hub.pipeline.outbox import Relay, Sent
 from hub.pipeline.recording import Recorder
 from hub.pipeline.runner import CheckRunner
@@ -46,6 +49,9 @@ from hub.settings import Settings
 from hub.store import leader
 
 log = logging.getLogger("hub.worker")
+
+MARK_WAIT = 5.0  # seconds confirmed rows wait for the next batch's transaction before stage 4 marks them alone
+MARK_POLL = 0.02  # seconds between stage 4's looks at whether a transaction took them
 
 __all__ = ["UNRECORDABLE", "Snapshot", "Stats", "Worker"]
 
@@ -98,7 +104,11 @@ class Worker:
                                  by_reference_bytes=settings.by_reference_bytes)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._checked: asyncio.Queue[tuple[list[Incoming], list[Verdict]]] = asyncio.Queue(maxsize=1)
-        self._sent: asyncio.Queue[Sent] = asyncio.Queue()
+        self._recorded: asyncio.Queue[tuple[list[Incoming], Sent]] = asyncio.Queue()
+        self._depth = asyncio.Semaphore(settings.pipeline_depth)  # batches recorded, not yet acked
+        self._to_mark: Sent = []  # confirmed outbox rows not marked sent yet (the next transaction takes them)
+        self._marks = asyncio.Event()  # set when _to_mark got rows
+        self._recording = False
         self._marking = False
         self._tasks: list[asyncio.Task] = []
         self._last_reload = 0.0
@@ -125,7 +135,8 @@ class Worker:
         await self.relay_pending(older_than=0)
         self._tasks = [
             asyncio.create_task(self._check_stage(), name="hub-check-stage"),
-            asyncio.create_task(self._commit_stage(), name="hub-commit-stage"),
+            asyncio.create_task(self._record_stage(), name="hub-record-stage"),
+            asyncio.create_task(self._deliver_stage(), name="hub-deliver-stage"),
             asyncio.create_task(self._sent_stage(), name="hub-sent-stage"),
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
@@ -166,6 +177,7 @@ class Worker:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
         await self.sweeper.release()
+        await self.recorder.close()
         log.info("stop: closing the check process(es)")
         self.runner.close()
         s = self.stats
@@ -174,7 +186,7 @@ class Worker:
                  {k: round(v, 2) for k, v in s.seconds.items()})
 
     async def _drain(self) -> None:
-        while self._in_flight > 0 or not self._sent.empty() or self._marking:
+        while self._in_flight > 0 or self._to_mark or self._marking:
             await asyncio.sleep(0.01)
 
     async def _reload_until_done(self) -> None:
@@ -211,7 +223,7 @@ class Worker:
 
     async def _registry_moved(self) -> bool:
         """Reload now if the registry changed since the snapshot (another instance's change may be
-        younger than ``reload_interval``); False when unchanged or unreadable (the commit stage
+        younger than ``reload_interval``); False when unchanged or unreadable (the record stage
         meets the outage)."""
         try:
             async with self.engine.connect() as conn:
@@ -292,48 +304,73 @@ class Worker:
         return await retry(lambda: self.runner.check_many(items), attempts=4,
                            transient=lambda e: isinstance(e, BrokenProcessPool), on_retry=new_pool, wait=no_wait)
 
-    # --- stage 2: record, publish, ack ----------------------------------------------------
+    # --- stage 2: record; stage 3: publish, ack ------------------------------------------
 
-    async def _commit_stage(self) -> None:
-        while True:
-            batch, verdicts = await self._checked.get()
-            try:
-                await self.commit(batch, verdicts)
-            except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
-                log.exception("batch of %d failed; requeueing", len(batch))
-                await self._requeue(batch)
-            batch = verdicts = None  # type: ignore[assignment]  # as in _check_stage
-
-    async def commit(self, batch: list[Incoming], verdicts: list[Verdict]) -> None:
-        """Record (one transaction), publish (confirmed), ack.
+    async def _record_stage(self) -> None:
+        """Record batches one transaction after another, in order; hand each to the deliver stage.
 
         An outage (database or broker) is waited out with the batch held: nothing is requeued,
         so no outage counts towards the delivery limit. A redone transaction first looks for
         what an attempt that may have committed recorded, so nothing is recorded twice. A
         failure that is no outage belongs to a message: the batch is split and that message
         alone is refused (``hub.unrecordable``)."""
+        while True:
+            batch, verdicts = await self._checked.get()
+            await self._depth.acquire()
+            t0 = time.perf_counter()
+            self._recording = True
+            try:
+                outgoing = await self._record_held(batch, verdicts)
+            except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
+                self._depth.release()
+                log.exception("batch of %d failed; requeueing", len(batch))
+                await self._requeue(batch)
+                continue
+            finally:
+                self._recording = False
+            self.stats.seconds["record"] += time.perf_counter() - t0
+            if outgoing is None:  # stopping during an outage: RabbitMQ redelivers what we held
+                self._depth.release()
+                self._in_flight -= len(batch)
+                continue
+            self._recorded.put_nowait((batch, outgoing))
+            # not held while the next batch is awaited: a large package's bytes would stay alive idle
+            batch = verdicts = outgoing = None  # type: ignore[assignment]
+
+    async def _deliver_stage(self) -> None:
+        """Publish (confirmed) and ack recorded batches, in the order they committed."""
+        while True:
+            batch, outgoing = await self._recorded.get()
+            try:
+                await self.deliver(batch, outgoing)
+            except Exception:  # noqa: BLE001 - a bug: the redelivery finds the batch recorded
+                log.exception("publishing a batch of %d failed; requeueing", len(batch))
+                await self._requeue(batch)
+            finally:
+                self._depth.release()
+            batch = outgoing = None  # type: ignore[assignment]  # as in _record_stage
+
+    async def deliver(self, batch: list[Incoming], outgoing: Sent) -> None:
+        """Publish what a committed batch sends (confirmed, retried through a broker outage with the
+        batch held), then ack its intake messages."""
         sec = self.stats.seconds
-        t1 = time.perf_counter()
-        outgoing = await self._record_held(batch, verdicts)
-        if outgoing is None:  # stopping during an outage: RabbitMQ redelivers what we held
-            self._in_flight -= len(batch)
-            return
         t2 = time.perf_counter()
         if outgoing and not await self._publish_held([o for _, o in outgoing]):
             self._in_flight -= len(batch)  # stopping: the redelivery (or the sweeper) finishes the outbox
             return
         t3 = time.perf_counter()
-        for m in batch:
-            try:
-                await m.ack()
-            except Exception as e:  # noqa: BLE001 - the connection is gone: RabbitMQ redelivers, we finish
-                log.warning("ack failed (%s); the redelivery will find the package recorded", e)
+        try:
+            await self._ack(batch)
+        except Exception as e:  # noqa: BLE001 - the connection is gone: RabbitMQ redelivers, we finish
+            log.warning("ack failed (%s); the redelivery will find the package recorded", e)
         t4 = time.perf_counter()
         if outgoing:
-            # Marking the outbox sent (and logging the deliveries) is off the critical path:
-            # if the worker dies first, the rows are simply published again on restart.
-            self._sent.put_nowait(outgoing)
-        sec["record"] += t2 - t1
+            # Marking the outbox sent (and logging the deliveries) is off the critical path, in the
+            # next batch's transaction: if the worker dies first, the rows are published again.
+            # (without their bodies: marking needs the row ids and headers, and a body held here
+            # for MARK_WAIT would keep its bytes alive)
+            self._to_mark += [(i, replace(o, body=b"")) for i, o in outgoing if i is not None]
+            self._marks.set()
         sec["publish"] += t3 - t2
         sec["ack"] += t4 - t3
         self.stats.delivered += len(outgoing)
@@ -416,6 +453,12 @@ class Worker:
 
         return await self.relay.publish(items, stopping=lambda: self.gate.stopping, on_retry=count)
 
+    async def _ack(self, batch: list[Incoming]) -> None:
+        if all(isinstance(m, IntakeMessage) for m in batch):
+            await ack_all(self.backbone, batch)  # one basic.ack(multiple=True) where safe
+            return
+        await self.backbone.ack_many(batch)
+
     async def _requeue(self, batch: list[Incoming]) -> None:
         self.stats.retries += 1
         await asyncio.sleep(1.0)  # back off before the broker redelivers (delivery limit then dead-letters)
@@ -433,7 +476,12 @@ class Worker:
         it committed. ``retry``: an earlier attempt may have committed; what it recorded is not
         recorded again."""
         items = [Intake(m.message, self.adapter_user(m.message)) for m in batch]
-        out, plan = await self.recorder.record(items, verdicts, self.registry, retry=retry)
+        marks, self._to_mark = self._to_mark, []  # confirmed rows of earlier batches: marked in this transaction
+        try:
+            out, plan = await self.recorder.record(items, verdicts, self.registry, retry=retry, marks=marks)
+        except BaseException:
+            self._to_mark = marks + self._to_mark
+            raise
         self._count(plan)
         return out
 
@@ -451,13 +499,20 @@ class Worker:
     # --- stage 3 and housekeeping: the outbox ---------------------------------------------
 
     async def _sent_stage(self) -> None:
-        """Stage 3: mark confirmed outbox rows sent and log the deliveries, several batches at once."""
+        """Stage 4: mark confirmed outbox rows sent and log their deliveries, alone only when no batch's
+        transaction took them within ``MARK_WAIT`` (the next batch's does: one commit less per batch)."""
         while True:
-            sent = await self._sent.get()
+            await self._marks.wait()
+            alone_at = time.monotonic() + MARK_WAIT
+            while self._to_mark and (self._recording or not self._checked.empty()
+                                     or (time.monotonic() < alone_at and not self.gate.stopping)):
+                await asyncio.sleep(MARK_POLL)
+            self._marks.clear()
+            sent, self._to_mark = self._to_mark, []
+            if not sent:
+                continue
             self._marking = True
             try:
-                while not self._sent.empty():
-                    sent += self._sent.get_nowait()
                 t0 = time.perf_counter()
                 await self.relay.mark_sent_retrying(sent)
                 self.stats.seconds["mark_sent"] += time.perf_counter() - t0

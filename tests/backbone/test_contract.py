@@ -491,3 +491,31 @@ async def test_stop_deliveries_keeps_unsettled_settleable(bb: Backbone):
         return await bb.depth(QUEUE_INTAKE) == 3 and await bb.consumers(QUEUE_INTAKE) == 0
 
     await eventually(rest, what="the three never delivered stay ready")
+
+
+async def test_ack_many_acks_only_its_own_messages(env: Env, bb: Backbone):
+    """``ack_many`` may ack a run of tags in one frame (RabbitMQ: ``basic.ack multiple=True``); it must
+    never ack a delivery outside the batch that is still unsettled, before or between its tags."""
+    first = await env.connect()
+    await bb.publish_many([Outgoing(EXCHANGE_SUBMIT, "", f"m{i}".encode()) for i in range(8)])
+    held: list[Incoming] = []
+
+    async def hold(incoming: Incoming) -> None:
+        held.append(incoming)
+
+    await first.consume(QUEUE_INTAKE, hold, prefetch=10)
+    await eventually(lambda: _ready(len(held) == 8), what="eight deliveries")
+    await first.ack_many([held[i] for i in (1, 2, 4)])  # m0 and m3 unsettled before and between
+    await held[0].reject(requeue=False)  # dead-lettered: settled, not acked by anyone's run
+    await first.ack_many([held[i] for i in (5, 6)])  # m3 still held: 5, 6 alone, not a run over 3
+    await first.ack_many([held[3]])
+    assert all(held[i].settled for i in range(7)) and not held[7].settled
+    await first.close()
+
+    async def back() -> bool:
+        return await bb.depth(QUEUE_INTAKE) == 1 and await bb.consumers(QUEUE_INTAKE) == 0
+
+    await eventually(back, what="the requeue of the one unsettled message after close")
+    again = await drain(bb, QUEUE_INTAKE)
+    assert [m.message.body for m in again] == [b"m7"]
+    assert [m.message.body for m in await drain(bb, QUEUE_DEAD)] == [b"m0"]

@@ -98,8 +98,8 @@ async def test_an_ambiguous_commit_records_nothing_twice_and_answers_once(env, a
         record = worker.recorder.record
         lost = []
 
-        async def commit_reply_lost(items, verdicts, registry, *, retry=False):
-            out = await record(items, verdicts, registry, retry=retry)
+        async def commit_reply_lost(items, verdicts, registry, *, retry=False, **kw):
+            out = await record(items, verdicts, registry, retry=retry, **kw)
             if not retry:  # every batch's first attempt: committed, but the worker is told it failed
                 lost.append(len(items))
                 raise sa_exc.OperationalError("COMMIT", {}, ConnectionResetError(104, "connection lost during COMMIT"))
