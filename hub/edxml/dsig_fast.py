@@ -38,7 +38,7 @@ from signxml.verifier import XMLVerifier
 
 from hub.constants import DSIG_NS
 from hub.edxml import large
-from hub.edxml.paths import find_all, find_first
+from hub.edxml.paths import find_all
 from hub.pki.certs import public_key_cached
 
 _DS = "{" + DSIG_NS + "}"
@@ -112,11 +112,19 @@ def _signed_copy(root: etree._Element) -> etree._Element | None:
     return copy.deepcopy(root)
 
 
-def _only(el: etree._Element, tag: str) -> etree._Element:
-    tag = _DS + tag
-    found = [c for c in el if c.tag == tag]
+def _children(el: etree._Element) -> dict:
+    """``el``'s children by tag, in one pass (each child's tag is built once, not per lookup)."""
+    out: dict = {}
+    for child in el:
+        out.setdefault(child.tag, []).append(child)
+    return out
+
+
+def _only(children: dict, tag: str) -> etree._Element:
+    """The one child ``tag`` (XML-DSig namespace) in ``_children(el)``; Fallback unless exactly one."""
+    found = children.get(_DS + tag, ())
     if len(found) != 1:
-        raise Fallback(tag)
+        raise Fallback(_DS + tag)
     return found[0]
 
 
@@ -124,21 +132,23 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
     """Return (signed bytes, signed root, signature method, digest method) or raise Fallback."""
     if not _DSIG_SCHEMA.validate(sig):
         raise Fallback("Signature not schema-valid")
-    ki = find_first(sig, _DS + "KeyInfo")
+    sig_kids = _children(sig)
+    ki = sig_kids.get(_DS + "KeyInfo", (None,))[0]
     if ki is not None and any(c.tag in _KEY_VALUES for c in ki):
         raise Fallback("KeyValue present")
-    si = _only(sig, "SignedInfo")
-    cm = _only(si, "CanonicalizationMethod")
+    si = _only(sig_kids, "SignedInfo")
+    si_kids = _children(si)
+    cm = _only(si_kids, "CanonicalizationMethod")
     if cm.get("Algorithm") != EXC_C14N or len(cm):
         raise Fallback("SignedInfo c14n")
-    sm_uri = _only(si, "SignatureMethod").get("Algorithm")
+    sm_uri = _only(si_kids, "SignatureMethod").get("Algorithm")
     if sm_uri not in SIGNATURE_METHODS:
         raise Fallback("signature method")
     kind, hash_cls = SIGNATURE_METHODS[sm_uri]
     key = public_key_cached(leaf)
     signed_info_c14n = _c14n(si)
     try:
-        raw = b64decode(_only(sig, "SignatureValue").text or "")
+        raw = b64decode(_only(sig_kids, "SignatureValue").text or "")
     except ValueError as e:
         raise Fallback("SignatureValue encoding") from e
     try:
@@ -156,14 +166,18 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
         raise Fallback("signature value") from e
     # Read what was signed, not the raw tree: SignedInfo as canonicalised (without comments,
     # C14N changes nothing else read below: see _signed_copy), else its canonical bytes parsed.
-    vsi = si if next(si.iter(etree.Comment), None) is None else etree.fromstring(signed_info_c14n, parser=_PARSER)
-    ref = _only(vsi, "Reference")
+    if next(si.iter(etree.Comment), None) is None:
+        vsi_kids = si_kids
+    else:
+        vsi_kids = _children(etree.fromstring(signed_info_c14n, parser=_PARSER))
+    ref = _only(vsi_kids, "Reference")
     if ref.get("URI") != "":
         raise Fallback("reference URI")
-    transforms = find_all(_only(ref, "Transforms"), _DS + "Transform")
+    ref_kids = _children(ref)
+    transforms = find_all(_only(ref_kids, "Transforms"), _DS + "Transform")
     if [t.get("Algorithm") for t in transforms] != [ENVELOPED, EXC_C14N] or len(transforms[1]):
         raise Fallback("transforms")
-    dm_uri = _only(ref, "DigestMethod").get("Algorithm")
+    dm_uri = _only(ref_kids, "DigestMethod").get("Algorithm")
     if dm_uri not in DIGESTS:
         raise Fallback("digest method")
     undo = _detach(sig)
@@ -173,7 +187,7 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
     finally:
         undo()
     try:
-        expected = b64decode(_only(ref, "DigestValue").text or "")
+        expected = b64decode(_only(ref_kids, "DigestValue").text or "")
     except ValueError as e:
         raise Fallback("DigestValue encoding") from e
     lifted = large.current()  # a large package's base64 runs are not in the tree: hash them from its bytes

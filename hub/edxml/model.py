@@ -212,26 +212,6 @@ Package = Union[Edoc, StatusPackage]
 # ``find``/``findtext``/``findall`` on the same paths (first match in document order), at a
 # fraction of the cost: an ElementPath ``findtext`` per field was most of the read model's time.
 
-_CLARK: dict[str, str] = {}
-
-
-def _clark(path: str) -> str:
-    """'e:A/e:B' → '{ns}A/{ns}B' (Clark notation: lxml needs no prefix map to resolve it)."""
-    c = _CLARK.get(path)
-    if c is None:
-        c = _CLARK[path] = "/".join(_Q + step[2:] if step.startswith("e:") else step for step in path.split("/"))
-    return c
-
-
-def _text(el: etree._Element | None, path: str, default: str = "") -> str:
-    if el is None:
-        return default
-    text = el.findtext(_clark(path))
-    if text is None:
-        return default
-    return text.strip() if text else default
-
-
 def _kids(el: etree._Element | None) -> dict:
     """The first child of each tag of ``el`` (empty for None): what ``el.find(tag)`` returns."""
     first: dict = {}
@@ -254,7 +234,7 @@ _QN = _QNames()
 
 
 def _get(kids: dict, name: str, default: str = "") -> str:
-    """``_text(el, "e:" + name, default)`` on ``_kids(el)``."""
+    """The stripped text of ``el.find("e:" + name)`` on ``_kids(el)`` (``default`` when absent or empty)."""
     child = kids.get(_QN[name])
     if child is None:
         return default
@@ -264,16 +244,16 @@ def _get(kids: dict, name: str, default: str = "") -> str:
 
 def _first(el: etree._Element | None, *names: str) -> etree._Element | None:
     """``el.find("e:A/e:B/…")``: the first match in document order."""
-    return find_first(el, *[_Q + n for n in names])
+    return find_first(el, *[_QN[n] for n in names])
 
 
 def _all(el: etree._Element | None, *names: str) -> list[etree._Element]:
     """``el.findall("e:A/e:B/…")``, in document order."""
-    return find_all(el, *[_Q + n for n in names])
+    return find_all(el, *[_QN[n] for n in names])
 
 
 def _path_text(el: etree._Element | None, *names: str, default: str = "") -> str:
-    """``_text(el, "e:A/e:B/…", default)``."""
+    """The stripped text of ``el.find("e:A/e:B/…")`` (``default`` when absent or empty)."""
     found = _first(el, *names)
     if found is None:
         return default
@@ -370,8 +350,8 @@ def _other_info(el: etree._Element | None) -> OtherInfo | None:
         page_amount=_int_or_none(_get(k, "PageAmount")),
         direction=_bool_or_none(_get(k, "Direction")),
         appendixes=_texts(el, "Appendixes", "Appendix"),
-        reply_fors=_list_or_text(k.get(_Q + "ReplyFors"), "ReplyFor"),
-        reference_codes=_list_or_text(k.get(_Q + "ReferenceCodes"), "ReferenceCode"),
+        reply_fors=_list_or_text(k.get(_QN["ReplyFors"]), "ReplyFor"),
+        reference_codes=_list_or_text(k.get(_QN["ReferenceCodes"]), "ReferenceCode"),
     )
 
 
@@ -388,14 +368,14 @@ def _list_or_text(el: etree._Element | None, child: str) -> tuple[str, ...]:
 
 def _business(b: etree._Element) -> Business:
     k = _kids(b)
-    info = k.get(_Q + "BussinessDocumentInfo")
+    info = k.get(_QN["BussinessDocumentInfo"])
     ik = _kids(info)
     return Business(
         document_id=_get(k, "DocumentId"),
         doc_type=int(_get(k, "BussinessDocType", "0") or 0),
         reason=_get(k, "BussinessDocReason"),
         paper=int(_get(k, "Paper", "0") or 0),
-        staff=_staff(k.get(_Q + "StaffInfo")),
+        staff=_staff(k.get(_QN["StaffInfo"])),
         document_info=_get(ik, "DocumentInfo"),
         document_receiver=_get(ik, "DocumentReceiver"),
         receivers=tuple(
@@ -524,17 +504,17 @@ def _signer(el: etree._Element | None) -> SignerInfo | None:
 def _read_edoc(root: etree._Element, hg: dict, mh: etree._Element, mg: dict) -> Edoc:
     where = "MessageHeader"
     mk = {tag: group[0] for tag, group in mg.items()}  # what _kids(mh) gives
-    prom = mk.get(_Q + "PromulgationInfo")
+    prom = mk.get(_QN["PromulgationInfo"])
     pk = _kids(prom)
-    dk = _kids(mk.get(_Q + "DocumentType"))
-    signer_el = mk.get(_Q + "SignerInfo")
-    other_el = mk.get(_Q + "OtherInfo")
+    dk = _kids(mk.get(_QN["DocumentType"]))
+    signer_el = mk.get(_QN["SignerInfo"])
+    other_el = mk.get(_QN["OtherInfo"])
     priority_text = _path_text(other_el, "Priority", default="0")
-    trace_list = _one(hg, _Q + "TraceHeaderList")
+    trace_list = _one(hg, _QN["TraceHeaderList"])
     trace: list[TraceHeader] = []
     business = None
     tg = _groups(trace_list)
-    for th in tg.get(_Q + "TraceHeader", ()):
+    for th in tg.get(_QN["TraceHeader"], ()):
         tk = _kids(th)
         ts = _get(tk, "Timestamp")
         try:
@@ -542,20 +522,20 @@ def _read_edoc(root: etree._Element, hg: dict, mh: etree._Element, mg: dict) -> 
         except ValueError as e:
             raise SchemaError(f"TraceHeader/Timestamp '{ts}' is not a valid time", element="TraceHeader/Timestamp") from e
         trace.append(TraceHeader(_get(tk, "OrganId"), when))
-    b = _one(tg, _Q + "Bussiness")
+    b = _one(tg, _QN["Bussiness"])
     if b is not None:
         business = _business(b)
     attachments = []
     rg = _groups(root)
-    refs = [r for env in rg.get(_Q + "edXMLEnvelope", ()) for r in _all(env, "edXMLBody", "edXMLManifest", "Reference")]
+    refs = [r for env in rg.get(_QN["edXMLEnvelope"], ()) for r in _all(env, "edXMLBody", "edXMLManifest", "Reference")]
     if refs:
         encoded: dict[str, etree._Element | None] = {}  # ContentId -> the first Attachment's encoded content
-        for ae in rg.get(_Q + "AttachmentEncoded", ()):
+        for ae in rg.get(_QN["AttachmentEncoded"], ()):
             for att in ae:
                 if att.tag != _ATTACHMENT:
                     continue
                 ak = _kids(att)
-                encoded.setdefault(_get(ak, "ContentId"), ak.get(_Q + "ContentTransferEncoded"))
+                encoded.setdefault(_get(ak, "ContentId"), ak.get(_QN["ContentTransferEncoded"]))
         for ref in refs:
             rk = _kids(ref)
             cid = _get(rk, "ContentId")
@@ -574,10 +554,10 @@ def _read_edoc(root: etree._Element, hg: dict, mh: etree._Element, mg: dict) -> 
     prom_date = _date_or_none(prom_date_text, f"{where}/PromulgationInfo/PromulgationDate")
     if prom_date is None:
         raise SchemaError("PromulgationInfo/PromulgationDate is missing", element=f"{where}/PromulgationInfo")
-    codes = mg.get(_Q + "Code", ())
+    codes = mg.get(_QN["Code"], ())
     return Edoc(
-        sender=_org(mk.get(_Q + "From")),
-        recipients=tuple(_org(t) for t in mg.get(_Q + "To", ())),
+        sender=_org(mk.get(_QN["From"])),
+        recipients=tuple(_org(t) for t in mg.get(_QN["To"], ())),
         document_id=_get(mk, "DocumentId"),
         code=Code(_text_of(_first_of(codes, "CodeNumber")), _text_of(_first_of(codes, "CodeNotation"))),
         promulgation_place=_get(pk, "Place"),
@@ -589,17 +569,17 @@ def _read_edoc(root: etree._Element, hg: dict, mh: etree._Element, mg: dict) -> 
         due_date=_date_or_none(_get(mk, "DueDate"), f"{where}/DueDate"),
         priority=int(priority_text or 0),
         response_for=tuple(
-            _response_for(r, f"{where}/ResponseFor") for r in mg.get(_Q + "ResponseFor", ()) if not is_empty(r)
+            _response_for(r, f"{where}/ResponseFor") for r in mg.get(_QN["ResponseFor"], ()) if not is_empty(r)
         ),
         steering_type=_get(mk, "SteeringType"),
-        to_places=tuple((x.text or "").strip() for p in mg.get(_Q + "ToPlaces", ()) for x in p if x.tag == _PLACE),
+        to_places=tuple((x.text or "").strip() for p in mg.get(_QN["ToPlaces"], ()) for x in p if x.tag == _PLACE),
         trace=tuple(trace),
         business=business,
         attachments=tuple(attachments),
         other_info=_other_info(other_el),
         application_type=_get(mk, "ApplicationType"),
-        task_code=_text_of(_first_of(mg.get(_Q + "ResponseForTask", ()), "TaskCode")),
-        trace_paper=_text_of(_one(tg, _Q + "Paper")),
+        task_code=_text_of(_first_of(mg.get(_QN["ResponseForTask"], ()), "TaskCode")),
+        trace_paper=_text_of(_one(tg, _QN["Paper"])),
         trace_list_id=(trace_list.get("id") or "") if trace_list is not None else "",
         trace_list_version=(trace_list.get("version") or "") if trace_list is not None else "",
     )
@@ -614,11 +594,11 @@ def _read_status(st: etree._Element, groups: dict | None = None) -> StatusPackag
     except ValueError as e:
         raise SchemaError(f"{where}/Timestamp '{ts}' is not a valid time", element=f"{where}/Timestamp") from e
     return StatusPackage(
-        sender=_org(k.get(_Q + "From")),
-        response_for=_response_for(k.get(_Q + "ResponseFor"), f"{where}/ResponseFor"),
+        sender=_org(k.get(_QN["From"])),
+        response_for=_response_for(k.get(_QN["ResponseFor"]), f"{where}/ResponseFor"),
         status_code=_get(k, "StatusCode"),
         description=_get(k, "Description"),
         timestamp=when,
-        staff=_staff(k.get(_Q + "StaffInfo")),
+        staff=_staff(k.get(_QN["StaffInfo"])),
         container=where,
     )
