@@ -10,7 +10,8 @@ inside a counted run); PYTHONHASHSEED=0 in both.
 
 ``--stage`` counts one stage of ``check_package`` alone on inputs prepared once (as
 ``benchmarks/check_throughput.py`` times them): full, parse, schema, inspect, claimed,
-signature, read, authorize, sha256. ``--calibrate N_PER_S`` converts with a rate measured
+signature, read, authorize, sha256. ``--crl`` puts a CRL of the CA in the trust store
+(revoking another serial), as a deployment with revocation has. ``--calibrate N_PER_S`` converts with a rate measured
 elsewhere for a known count (``instructions/s = rate × count``).
 """
 
@@ -24,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 STAGES = ("full", "parse", "schema", "inspect", "claimed", "signature", "read", "authorize", "sha256")
@@ -35,11 +37,14 @@ def _fixture(workdir: Path, key_kind: str) -> Path:
     from hub.pki import devpki
     from hub.pki.certs import fingerprint
 
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     b = make_bench(None, workdir, key_kind)
     r_fp = next(iter(b.ctx.registry.get(RECIPIENT).fingerprints))
+    crl = devpki.make_crl(b.ca_cert, b.ca_key, [(12345, datetime.now(timezone.utc))])  # revokes another serial
     path = workdir / "fixture.pickle"
     path.write_bytes(pickle.dumps({
-        "data": b.data, "ca_pem": devpki.cert_pem(b.ca_cert),
+        "data": b.data, "ca_pem": devpki.cert_pem(b.ca_cert), "crl_der": crl.public_bytes(Encoding.DER),
         "sender_fp": fingerprint(b.sender_cert), "recipient_fp": r_fp, "sender": SENDER, "recipient": RECIPIENT,
     }))
     return path
@@ -65,8 +70,9 @@ def _inner(fixture: Path, stage: str, n: int) -> None:
         f["recipient"]: Agency(f["recipient"], "UBND tỉnh Nghệ An", connected=True,
                                fingerprints=frozenset({f["recipient_fp"]})),
     })
-    ctx = CheckContext(registry=registry, trust=TrustStore(anchors=(x509.load_pem_x509_certificate(f["ca_pem"]),)),
-                       validator=SchemaValidator())
+    crls = (x509.load_der_x509_crl(f["crl_der"]),) if os.environ.get("CHECK_CRL") == "1" else ()
+    ctx = CheckContext(registry=registry, trust=TrustStore(anchors=(x509.load_pem_x509_certificate(f["ca_pem"]),),
+                                                           crls=crls), validator=SchemaValidator())
     v = check_package(data, ctx)  # warm every cache the hot path keeps
     assert v.accepted, (v.reason, v.message)
     root = parse_xml(data)
@@ -89,9 +95,9 @@ def _inner(fixture: Path, stage: str, n: int) -> None:
         fn()
 
 
-def _count(fixture: Path, stage: str, n: int, workdir: Path) -> int:
+def _count(fixture: Path, stage: str, n: int, workdir: Path, crl: bool = False) -> int:
     out = workdir / f"callgrind.{stage}.{n}.out"
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0", CHECK_CRL="1" if crl else "0")
     subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
          "benchmarks.check_instructions", "--inner", str(fixture), "--stage", stage, "--n", str(n)],
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--stage", default="full", help=", ".join(STAGES) + " or all")
     p.add_argument("--key", choices=["rsa", "ec"], default="rsa")
+    p.add_argument("--crl", action="store_true", help="the trust store holds a CRL of the CA (revoking another serial)")
     p.add_argument("--calibrate", type=float, default=None,
                    help="instructions per second (e.g. 3.78e6*4600) to turn counts into checks/s")
     p.add_argument("--inner", type=Path, default=None, help=argparse.SUPPRESS)
@@ -121,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         fixture = _fixture(work, args.key)
         for stage in stages:
-            base = _count(fixture, stage, 0, work)
-            total = _count(fixture, stage, args.n, work)
+            base = _count(fixture, stage, 0, work, args.crl)
+            total = _count(fixture, stage, args.n, work, args.crl)
             per = (total - base) / args.n
             rate = f"  ≈ {args.calibrate / per:,.0f}/s" if args.calibrate else ""
             print(f"{stage:<10} {per:>12,.0f} instructions per call (N={args.n}, {args.key}){rate}", flush=True)
