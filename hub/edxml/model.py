@@ -212,26 +212,6 @@ Package = Union[Edoc, StatusPackage]
 # ``find``/``findtext``/``findall`` on the same paths (first match in document order), at a
 # fraction of the cost: an ElementPath ``findtext`` per field was most of the read model's time.
 
-_CLARK: dict[str, str] = {}
-
-
-def _clark(path: str) -> str:
-    """'e:A/e:B' → '{ns}A/{ns}B' (Clark notation: lxml needs no prefix map to resolve it)."""
-    c = _CLARK.get(path)
-    if c is None:
-        c = _CLARK[path] = "/".join(_Q + step[2:] if step.startswith("e:") else step for step in path.split("/"))
-    return c
-
-
-def _text(el: etree._Element | None, path: str, default: str = "") -> str:
-    if el is None:
-        return default
-    text = el.findtext(_clark(path))
-    if text is None:
-        return default
-    return text.strip() if text else default
-
-
 def _kids(el: etree._Element | None) -> dict:
     """The first child of each tag of ``el`` (empty for None): what ``el.find(tag)`` returns."""
     first: dict = {}
@@ -242,9 +222,20 @@ def _kids(el: etree._Element | None) -> dict:
     return first
 
 
+class _QNames(dict):
+    """name -> '{ns}name', each made (and its hash computed) once, not per lookup."""
+
+    def __missing__(self, name: str) -> str:
+        self[name] = qname = _Q + name
+        return qname
+
+
+_QN = _QNames()
+
+
 def _get(kids: dict, name: str, default: str = "") -> str:
-    """``_text(el, "e:" + name, default)`` on ``_kids(el)``."""
-    child = kids.get(_Q + name)
+    """The stripped text of ``el.find("e:" + name)`` on ``_kids(el)`` (``default`` when absent or empty)."""
+    child = kids.get(_QN[name])
     if child is None:
         return default
     text = child.text
@@ -253,16 +244,16 @@ def _get(kids: dict, name: str, default: str = "") -> str:
 
 def _first(el: etree._Element | None, *names: str) -> etree._Element | None:
     """``el.find("e:A/e:B/…")``: the first match in document order."""
-    return find_first(el, *[_Q + n for n in names])
+    return find_first(el, *[_QN[n] for n in names])
 
 
 def _all(el: etree._Element | None, *names: str) -> list[etree._Element]:
     """``el.findall("e:A/e:B/…")``, in document order."""
-    return find_all(el, *[_Q + n for n in names])
+    return find_all(el, *[_QN[n] for n in names])
 
 
 def _path_text(el: etree._Element | None, *names: str, default: str = "") -> str:
-    """``_text(el, "e:A/e:B/…", default)``."""
+    """The stripped text of ``el.find("e:A/e:B/…")`` (``default`` when absent or empty)."""
     found = _first(el, *names)
     if found is None:
         return default
@@ -359,8 +350,8 @@ def _other_info(el: etree._Element | None) -> OtherInfo | None:
         page_amount=_int_or_none(_get(k, "PageAmount")),
         direction=_bool_or_none(_get(k, "Direction")),
         appendixes=_texts(el, "Appendixes", "Appendix"),
-        reply_fors=_list_or_text(k.get(_Q + "ReplyFors"), "ReplyFor"),
-        reference_codes=_list_or_text(k.get(_Q + "ReferenceCodes"), "ReferenceCode"),
+        reply_fors=_list_or_text(k.get(_QN["ReplyFors"]), "ReplyFor"),
+        reference_codes=_list_or_text(k.get(_QN["ReferenceCodes"]), "ReferenceCode"),
     )
 
 
@@ -377,14 +368,14 @@ def _list_or_text(el: etree._Element | None, child: str) -> tuple[str, ...]:
 
 def _business(b: etree._Element) -> Business:
     k = _kids(b)
-    info = k.get(_Q + "BussinessDocumentInfo")
+    info = k.get(_QN["BussinessDocumentInfo"])
     ik = _kids(info)
     return Business(
         document_id=_get(k, "DocumentId"),
         doc_type=int(_get(k, "BussinessDocType", "0") or 0),
         reason=_get(k, "BussinessDocReason"),
         paper=int(_get(k, "Paper", "0") or 0),
-        staff=_staff(k.get(_Q + "StaffInfo")),
+        staff=_staff(k.get(_QN["StaffInfo"])),
         document_info=_get(ik, "DocumentInfo"),
         document_receiver=_get(ik, "DocumentReceiver"),
         receivers=tuple(
@@ -422,6 +413,7 @@ def header_of(root: etree._Element) -> etree._Element:
 
 
 _STATUS_CODE, _STATUS, _MESSAGE_HEADER = _Q + "StatusCode", _Q + "Status", _Q + "MessageHeader"
+_ATTACHMENT, _PLACE = _Q + "Attachment", _Q + "Place"
 
 
 def is_status_header(mh: etree._Element) -> bool:
@@ -451,13 +443,55 @@ def package_kind(header: etree._Element) -> str | None:
 def read_package(root: etree._Element) -> Package:
     """Read a schema-valid package tree into its frozen model."""
     header = header_of(root)
-    st = status_element(header)
+    hg = _groups(header)
+    st = _one(hg, _STATUS)
+    mh = _one(hg, _MESSAGE_HEADER)
+    mg = _groups(mh) if mh is not None else {}
     if st is not None:
         return _read_status(st)
-    mh = find_first(header, _MESSAGE_HEADER)
+    if mh is not None and _STATUS_CODE in mg:  # status_element(header): the SDK's form
+        return _read_status(mh, mg)
     if mh is not None:
-        return _read_edoc(root, header, mh)
+        return _read_edoc(root, hg, mh, mg)
     raise SchemaError("edXMLHeader has neither MessageHeader nor Status", element="edXMLHeader")
+
+
+def _groups(el: etree._Element | None) -> dict:
+    """The children of ``el`` by tag, in document order: one pass where ``find``/``findall``
+    on each field would walk the children again (each child's proxy and tag cost more than
+    the lookup)."""
+    out: dict = {}
+    if el is not None:
+        for child in el:
+            tag = child.tag
+            group = out.get(tag)
+            if group is None:
+                out[tag] = [child]
+            else:
+                group.append(child)
+    return out
+
+
+def _one(groups: dict, tag: str) -> etree._Element | None:
+    group = groups.get(tag)
+    return group[0] if group else None
+
+
+def _first_of(parents, *names: str) -> etree._Element | None:
+    """``_first`` over several parents in document order (``el.find("e:P/e:A/…")`` when
+    ``parents`` are the P children of el)."""
+    for parent in parents:
+        found = _first(parent, *names)
+        if found is not None:
+            return found
+    return None
+
+
+def _text_of(el: etree._Element | None, default: str = "") -> str:
+    if el is None:
+        return default
+    text = el.text
+    return text.strip() if text else default
 
 
 def _signer(el: etree._Element | None) -> SignerInfo | None:
@@ -467,37 +501,41 @@ def _signer(el: etree._Element | None) -> SignerInfo | None:
     return SignerInfo(_get(k, "Competence"), _get(k, "Position"), _get(k, "FullName"))
 
 
-def _read_edoc(root: etree._Element, header: etree._Element, mh: etree._Element) -> Edoc:
+def _read_edoc(root: etree._Element, hg: dict, mh: etree._Element, mg: dict) -> Edoc:
     where = "MessageHeader"
-    mk = _kids(mh)
-    prom = mk.get(_Q + "PromulgationInfo")
+    mk = {tag: group[0] for tag, group in mg.items()}  # what _kids(mh) gives
+    prom = mk.get(_QN["PromulgationInfo"])
     pk = _kids(prom)
-    dk = _kids(mk.get(_Q + "DocumentType"))
-    signer_el = mk.get(_Q + "SignerInfo")
-    other_el = mk.get(_Q + "OtherInfo")
+    dk = _kids(mk.get(_QN["DocumentType"]))
+    signer_el = mk.get(_QN["SignerInfo"])
+    other_el = mk.get(_QN["OtherInfo"])
     priority_text = _path_text(other_el, "Priority", default="0")
-    trace_list = find_first(header, _Q + "TraceHeaderList")
+    trace_list = _one(hg, _QN["TraceHeaderList"])
     trace: list[TraceHeader] = []
     business = None
-    if trace_list is not None:
-        for th in find_all(trace_list, _Q + "TraceHeader"):
-            tk = _kids(th)
-            ts = _get(tk, "Timestamp")
-            try:
-                when = parse_timestamp(ts)
-            except ValueError as e:
-                raise SchemaError(f"TraceHeader/Timestamp '{ts}' is not a valid time", element="TraceHeader/Timestamp") from e
-            trace.append(TraceHeader(_get(tk, "OrganId"), when))
-        b = find_first(trace_list, _Q + "Bussiness")
-        if b is not None:
-            business = _business(b)
+    tg = _groups(trace_list)
+    for th in tg.get(_QN["TraceHeader"], ()):
+        tk = _kids(th)
+        ts = _get(tk, "Timestamp")
+        try:
+            when = parse_timestamp(ts)
+        except ValueError as e:
+            raise SchemaError(f"TraceHeader/Timestamp '{ts}' is not a valid time", element="TraceHeader/Timestamp") from e
+        trace.append(TraceHeader(_get(tk, "OrganId"), when))
+    b = _one(tg, _QN["Bussiness"])
+    if b is not None:
+        business = _business(b)
     attachments = []
-    refs = _all(root, "edXMLEnvelope", "edXMLBody", "edXMLManifest", "Reference")
+    rg = _groups(root)
+    refs = [r for env in rg.get(_QN["edXMLEnvelope"], ()) for r in _all(env, "edXMLBody", "edXMLManifest", "Reference")]
     if refs:
         encoded: dict[str, etree._Element | None] = {}  # ContentId -> the first Attachment's encoded content
-        for att in _all(root, "AttachmentEncoded", "Attachment"):
-            ak = _kids(att)
-            encoded.setdefault(_get(ak, "ContentId"), ak.get(_Q + "ContentTransferEncoded"))
+        for ae in rg.get(_QN["AttachmentEncoded"], ()):
+            for att in ae:
+                if att.tag != _ATTACHMENT:
+                    continue
+                ak = _kids(att)
+                encoded.setdefault(_get(ak, "ContentId"), ak.get(_QN["ContentTransferEncoded"]))
         for ref in refs:
             rk = _kids(ref)
             cid = _get(rk, "ContentId")
@@ -516,11 +554,12 @@ def _read_edoc(root: etree._Element, header: etree._Element, mh: etree._Element)
     prom_date = _date_or_none(prom_date_text, f"{where}/PromulgationInfo/PromulgationDate")
     if prom_date is None:
         raise SchemaError("PromulgationInfo/PromulgationDate is missing", element=f"{where}/PromulgationInfo")
+    codes = mg.get(_QN["Code"], ())
     return Edoc(
-        sender=_org(mk.get(_Q + "From")),
-        recipients=tuple(_org(t) for t in find_all(mh, _Q + "To")),
+        sender=_org(mk.get(_QN["From"])),
+        recipients=tuple(_org(t) for t in mg.get(_QN["To"], ())),
         document_id=_get(mk, "DocumentId"),
-        code=Code(_path_text(mh, "Code", "CodeNumber"), _path_text(mh, "Code", "CodeNotation")),
+        code=Code(_text_of(_first_of(codes, "CodeNumber")), _text_of(_first_of(codes, "CodeNotation"))),
         promulgation_place=_get(pk, "Place"),
         promulgation_date=prom_date,
         document_type=DocumentType(_get(dk, "Type"), _get(dk, "TypeDetail"), _get(dk, "TypeName")),
@@ -530,36 +569,36 @@ def _read_edoc(root: etree._Element, header: etree._Element, mh: etree._Element)
         due_date=_date_or_none(_get(mk, "DueDate"), f"{where}/DueDate"),
         priority=int(priority_text or 0),
         response_for=tuple(
-            _response_for(r, f"{where}/ResponseFor") for r in find_all(mh, _Q + "ResponseFor") if not is_empty(r)
+            _response_for(r, f"{where}/ResponseFor") for r in mg.get(_QN["ResponseFor"], ()) if not is_empty(r)
         ),
         steering_type=_get(mk, "SteeringType"),
-        to_places=_texts(mh, "ToPlaces", "Place"),
+        to_places=tuple((x.text or "").strip() for p in mg.get(_QN["ToPlaces"], ()) for x in p if x.tag == _PLACE),
         trace=tuple(trace),
         business=business,
         attachments=tuple(attachments),
         other_info=_other_info(other_el),
         application_type=_get(mk, "ApplicationType"),
-        task_code=_path_text(mh, "ResponseForTask", "TaskCode"),
-        trace_paper=_path_text(trace_list, "Paper"),
+        task_code=_text_of(_first_of(mg.get(_QN["ResponseForTask"], ()), "TaskCode")),
+        trace_paper=_text_of(_one(tg, _QN["Paper"])),
         trace_list_id=(trace_list.get("id") or "") if trace_list is not None else "",
         trace_list_version=(trace_list.get("version") or "") if trace_list is not None else "",
     )
 
 
-def _read_status(st: etree._Element) -> StatusPackage:
+def _read_status(st: etree._Element, groups: dict | None = None) -> StatusPackage:
     where = etree.QName(st).localname
-    k = _kids(st)
+    k = _kids(st) if groups is None else {tag: group[0] for tag, group in groups.items()}
     ts = _get(k, "Timestamp")
     try:
         when = parse_timestamp(ts)
     except ValueError as e:
         raise SchemaError(f"{where}/Timestamp '{ts}' is not a valid time", element=f"{where}/Timestamp") from e
     return StatusPackage(
-        sender=_org(k.get(_Q + "From")),
-        response_for=_response_for(k.get(_Q + "ResponseFor"), f"{where}/ResponseFor"),
+        sender=_org(k.get(_QN["From"])),
+        response_for=_response_for(k.get(_QN["ResponseFor"]), f"{where}/ResponseFor"),
         status_code=_get(k, "StatusCode"),
         description=_get(k, "Description"),
         timestamp=when,
-        staff=_staff(k.get(_Q + "StaffInfo")),
+        staff=_staff(k.get(_QN["StaffInfo"])),
         container=where,
     )

@@ -29,7 +29,7 @@ from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
 from hub.edxml.paths import find_all, find_first
-from hub.pki.certs import load_b64_cached, load_der_cached
+from hub.pki.certs import load_b64_text_cached, load_der_cached
 
 __all__ = ["KIND_NONE", "KIND_SDK", "KIND_SKELETON", "KIND_XMLDSIG", "SignatureInfo", "as_xmldsig", "inspect_signature"]
 
@@ -137,7 +137,7 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
     cert_els = find_all(sig, ns + "KeyInfo", ns + "X509Data", ns + "X509Certificate")
     for el in cert_els:
         try:
-            der = load_b64_cached("".join((el.text or "").split()))[0]
+            der = load_b64_text_cached(el.text or "")[0]
         except (ValueError, binascii.Error):
             cert_problems.append("its X509Certificate is not a whole certificate")
         else:

@@ -29,7 +29,7 @@ from hub.edxml.dsig_fast import Fallback, verify_fast
 from hub.edxml.model import header_of
 from hub.edxml.paths import find_all, find_first
 from hub.errors import SignatureError
-from hub.pki.certs import load_b64_cached
+from hub.pki.certs import load_b64_text_cached
 from hub.pki.chain import TrustStore
 
 _DS = "{" + DSIG_NS + "}"
@@ -137,7 +137,9 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             code="signature.misplaced",
             element="edXMLHeader/Signature",
         )
-    refs = find_all(sig, _DS + "SignedInfo", _DS + "Reference")
+    sig_kids = _children(sig)
+    signed_infos = [_children(si) for si in sig_kids.get(_DS + "SignedInfo", ())]
+    refs = [r for si in signed_infos for r in si.get(_DS + "Reference", ())]
     if len(refs) != 1 or refs[0].get("URI") != "":
         uris = ", ".join(repr(r.get("URI")) for r in refs) or "none"
         raise SignatureError(
@@ -145,15 +147,17 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             code="signature.reference",
             element="Signature/SignedInfo/Reference",
         )
-    transforms = [t.get("Algorithm") for t in find_all(refs[0], _DS + "Transforms", _DS + "Transform")]
+    ref_kids = _children(refs[0])
+    transforms = [t.get("Algorithm") for ts in ref_kids.get(_DS + "Transforms", ()) for t in ts
+                  if t.tag == _DS + "Transform"]
     if not transforms or transforms[0] != ENVELOPED or any(t not in C14N_TRANSFORMS for t in transforms[1:]) or len(transforms) > 2:
         raise SignatureError(
             f"Reference transforms must be enveloped-signature then a C14N method, found {transforms}",
             code="signature.reference",
             element="Signature/SignedInfo/Reference/Transforms",
         )
-    sm = find_first(sig, _DS + "SignedInfo", _DS + "SignatureMethod")
-    dm = find_first(refs[0], _DS + "DigestMethod")
+    sm = next((m for si in signed_infos for m in si.get(_DS + "SignatureMethod", ())), None)
+    dm = ref_kids.get(_DS + "DigestMethod", (None,))[0]
     sig_alg = sm.get("Algorithm", "") if sm is not None else ""
     dig_alg = dm.get("Algorithm", "") if dm is not None else ""
     if not allow_sha1 and (sig_alg in SHA1_URIS or dig_alg in SHA1_URIS):
@@ -164,9 +168,9 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             element="Signature/SignedInfo/SignatureMethod",
         )
     certs: list[x509.Certificate] = []
-    for el in find_all(sig, _DS + "KeyInfo", _DS + "X509Data", _DS + "X509Certificate"):
+    for el in _find_all_in(sig_kids.get(_DS + "KeyInfo", ()), _DS + "X509Data", _DS + "X509Certificate"):
         try:
-            certs.append(load_b64_cached("".join((el.text or "").split()))[1])
+            certs.append(load_b64_text_cached(el.text or "")[1])
         except (ValueError, binascii.Error) as e:
             raise SignatureError(
                 f"KeyInfo/X509Data/X509Certificate is not a valid certificate: {e}",
@@ -180,6 +184,20 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             element="Signature/KeyInfo/X509Data",
         )
     return sig, certs, sig_alg, dig_alg
+
+
+def _children(el: etree._Element) -> dict:
+    """``el``'s children by tag, in document order, in one pass (a child's tag is built
+    once, not once per path that looks for it)."""
+    out: dict = {}
+    for child in el:
+        out.setdefault(child.tag, []).append(child)
+    return out
+
+
+def _find_all_in(parents, *tags: str) -> list[etree._Element]:
+    """``find_all`` from several parents, in document order."""
+    return [el for parent in parents for el in find_all(parent, *tags)]
 
 
 def _leaf_first(certs: list[x509.Certificate]) -> list[x509.Certificate]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from hub.edxml.model import is_empty, is_status_header, q
+from hub.edxml.model import is_empty, q
 from hub.edxml.paths import find_first, local_name, readable_path, short_path
 
 __all__ = ["EDOC_HEADER", "STATUS_HEADER", "Problem", "problems"]
@@ -44,8 +44,9 @@ STATUS_HEADER: dict[str, tuple[int, int | None]] = {
 TRACE_LIST: dict[str, tuple[int, int | None]] = {"TraceHeader": (0, UNBOUNDED), "Bussiness": (0, 1), "Paper": (0, 1)}
 
 _QNAMES = {name: q(name) for name in (*EDOC_HEADER, *STATUS_HEADER, *TRACE_LIST)}
-_ENVELOPE, _HEADER, _STATUS, _MESSAGE_HEADER, _TRACE_LIST, _RESPONSE_FOR = (
-    q(n) for n in ("edXMLEnvelope", "edXMLHeader", "Status", "MessageHeader", "TraceHeaderList", "ResponseFor"))
+_ENVELOPE, _HEADER, _STATUS, _MESSAGE_HEADER, _TRACE_LIST, _RESPONSE_FOR, _STATUS_CODE = (
+    q(n) for n in ("edXMLEnvelope", "edXMLHeader", "Status", "MessageHeader", "TraceHeaderList", "ResponseFor",
+                   "StatusCode"))
 _EDOC_ONLY = sorted(set(EDOC_HEADER) - set(STATUS_HEADER))
 _STATUS_ONLY = sorted(set(STATUS_HEADER) - set(EDOC_HEADER))
 
@@ -130,21 +131,28 @@ def problems(root: etree._Element) -> list[Problem]:
     if header is None:
         return []  # the XSD says so
     out: list[Problem] = []
-    status = find_first(header, _STATUS)
-    mh = find_first(header, _MESSAGE_HEADER)
+    status = mh = thl = None
+    for child in header:  # one pass: the first Status, MessageHeader and TraceHeaderList
+        tag = child.tag
+        if tag == _MESSAGE_HEADER:
+            mh = child if mh is None else mh
+        elif tag == _TRACE_LIST:
+            thl = child if thl is None else thl
+        elif tag == _STATUS:
+            status = child if status is None else status
+    counts = _counts(mh) if mh is not None else {}
     if status is not None:
         out += _response_for_all(status, in_status=True)
         out += _status_extras(root, envelope, header)
-    elif mh is not None and is_status_header(mh):
+    elif mh is not None and _STATUS_CODE in counts:  # is_status_header(mh)
         for child in _children(mh):
             if local_name(child) not in STATUS_HEADER:
                 out.append(Problem(child, f"{short_path(child)} is not allowed in a status package (a MessageHeader "
                                           f"with a StatusCode is a status: {', '.join(STATUS_HEADER)})"))
-        out += _cardinality(mh, STATUS_HEADER, "a status")
+        out += _cardinality(mh, STATUS_HEADER, "a status", counts)
         out += _response_for_all(mh, in_status=True)
         out += _status_extras(root, envelope, header)
     elif mh is not None:
-        counts = _counts(mh)
         for child in (_children(mh) if any(_QNAMES[n] in counts for n in _STATUS_ONLY) else ()):
             if local_name(child) in _STATUS_ONLY:
                 out.append(Problem(child, f"{short_path(child)} belongs to a status package, and this MessageHeader has "
@@ -152,7 +160,6 @@ def problems(root: etree._Element) -> list[Problem]:
         out += _cardinality(mh, EDOC_HEADER, "an edoc's MessageHeader", counts)
         if _RESPONSE_FOR in counts:
             out += _response_for_all(mh, in_status=False)
-        thl = find_first(header, _TRACE_LIST)
         if thl is None:
             out.append(Problem(header, f"{short_path(header)} is missing TraceHeaderList "
                                        "(an edoc needs one after MessageHeader; it may be empty)"))

@@ -115,14 +115,20 @@ def _found_text(el: etree._Element | None) -> str | None:
     return None if el is None else (el.text or "")
 
 
+def _claimed_sender(root: etree._Element | None) -> str | None:
+    if root is None:
+        return None
+    sender = _found_text(find_first(root, _ENVELOPE, _HEADER, _MESSAGE_HEADER, _FROM, _ORGAN_ID)) or \
+        _found_text(find_first(root, _ENVELOPE, _HEADER, _STATUS, _FROM, _ORGAN_ID))
+    return sender.strip() if sender else None
+
+
 def _claimed(root: etree._Element | None) -> tuple[str | None, str | None]:
     if root is None:
         return None, None
-    sender = _found_text(find_first(root, _ENVELOPE, _HEADER, _MESSAGE_HEADER, _FROM, _ORGAN_ID)) or \
-        _found_text(find_first(root, _ENVELOPE, _HEADER, _STATUS, _FROM, _ORGAN_ID))
     # An edoc's own DocumentId (a status in the SDK's MessageHeader form has none).
     doc_id = _found_text(find_first(root, _ENVELOPE, _HEADER, _MESSAGE_HEADER, _DOCUMENT_ID))
-    return (sender.strip() if sender else None), (doc_id.strip() if doc_id else None)
+    return _claimed_sender(root), (doc_id.strip() if doc_id else None)
 
 
 def check_package(data: bytes, ctx: CheckContext, *, at: datetime | None = None,
@@ -163,7 +169,7 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
             return None
         ctx.validator.validate(root)
         sig_info = inspect_signature(root)
-        claimed = ctx.registry.get(_claimed(root)[0] or "")
+        claimed = ctx.registry.get(_claimed_sender(root) or "")  # its DocumentId only if refused
         auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
                             allow_sha1=ctx.allow_sha1, info=sig_info)
         signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None

@@ -49,14 +49,20 @@ class TrustStore:
     _store: Store | None = field(default=None, init=False, repr=False, compare=False)
     _revoked: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Per CRL of this snapshot (by position): whether a given issuer (by fingerprint) signed it,
+    # and its revoked serials. A CRL or anchor change builds a new TrustStore, so neither can
+    # outlive the CRL it was computed from; the revocation date is still compared with the
+    # checking time on every verify.
+    _crl_signed: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _crl_serials: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.anchors:
             object.__setattr__(self, "_store", Store(list(self.anchors)))
         # Index CRLs by issuer name; a CRL only counts once its signature is checked against
         # the issuing certificate of a validated chain (see _check_revocation).
-        for crl in self.crls:
-            self._revoked.setdefault(crl.issuer.public_bytes(), []).append(crl)
+        for i, crl in enumerate(self.crls):
+            self._revoked.setdefault(crl.issuer.public_bytes(), []).append((i, crl))
 
     def verify(self, leaf: x509.Certificate, intermediates: list[x509.Certificate] = (), at: datetime | None = None) -> list[x509.Certificate]:
         """Validate ``leaf`` at time ``at`` (default: now); return the chain leaf→anchor.
@@ -126,13 +132,34 @@ class TrustStore:
         if not self._revoked:
             return
         for cert, issuer in zip(chain, chain[1:]):
-            for crl in self._revoked.get(cert.issuer.public_bytes(), ()):
-                if not crl.is_signature_valid(issuer.public_key()):
+            for i, crl in self._revoked.get(cert.issuer.public_bytes(), ()):
+                if not self._signed_by(i, crl, issuer):
                     continue
-                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-                if entry is not None and entry.revocation_date_utc <= when:
+                revoked_at = self._serials(i, crl).get(cert.serial_number)
+                if revoked_at is not None and revoked_at <= when:
                     raise TrustError(
-                        f"certificate {describe(cert)} was revoked on {entry.revocation_date_utc:%Y-%m-%d %H:%M}Z "
+                        f"certificate {describe(cert)} was revoked on {revoked_at:%Y-%m-%d %H:%M}Z "
                         f"(CRL of {describe(issuer)})",
                         code="trust.revoked",
                     )
+
+    def _signed_by(self, i: int, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+        """``crl.is_signature_valid(issuer.public_key())``, computed once per CRL and issuer:
+        without this every check verified each CRL's signature again (an RSA verification)."""
+        key = (i, fingerprint(issuer))
+        ok = self._crl_signed.get(key)
+        if ok is None:
+            ok = self._crl_signed[key] = crl.is_signature_valid(issuer.public_key())
+        return ok
+
+    def _serials(self, i: int, crl: x509.CertificateRevocationList) -> dict[int, datetime]:
+        """Revoked serial -> revocation date (the first entry of a serial, as
+        ``get_revoked_certificate_by_serial_number`` finds it); read once per CRL, not
+        scanned per check."""
+        serials = self._crl_serials.get(i)
+        if serials is None:
+            serials = {}
+            for entry in crl:
+                serials.setdefault(entry.serial_number, entry.revocation_date_utc)
+            self._crl_serials[i] = serials
+        return serials

@@ -206,6 +206,26 @@ def test_revoked_certificate(ctx, signed, pki):
     refuse(data, CheckContext(reg, pki.trust([crl]), ctx.validator), "trust.revoked")
 
 
+def test_revocation_is_judged_per_check_with_the_caches_warm(ctx, signed, pki):
+    """The trust snapshot keeps chain results, CRL signature checks and revoked serials: a
+    revocation dated after the first checks still refuses later ones through the same warm
+    snapshot, and a snapshot with a new CRL refuses a certificate the old one accepted."""
+    ident = pki.issue(G22)
+    reg = registry_for(pki, **{G22: Agency(G22, connected=True, fingerprints=frozenset({ident.fp}))})
+    data = signed(signer=ident)
+    now = datetime.now(timezone.utc)
+    later = devpki.make_crl(pki.ca_cert, pki.ca_key, [(ident.cert.serial_number, now + timedelta(hours=1))])
+    warm = CheckContext(reg, pki.trust([later]), ctx.validator)
+    for _ in range(2):
+        assert check_package(data, warm, at=now).accepted
+    refuse(data, warm, "trust.revoked", at=now + timedelta(hours=2))
+    assert check_package(data, warm, at=now).accepted
+    unrevoked = CheckContext(reg, pki.trust(), ctx.validator)
+    assert check_package(data, unrevoked).accepted
+    revoked = devpki.make_crl(pki.ca_cert, pki.ca_key, [(ident.cert.serial_number, now - timedelta(hours=1))])
+    refuse(data, CheckContext(reg, pki.trust([revoked]), ctx.validator), "trust.revoked")
+
+
 def test_crl_from_an_untrusted_issuer_is_ignored(ctx, signed, pki):
     ident = pki.issue(G22)
     reg = registry_for(pki, **{G22: Agency(G22, connected=True, fingerprints=frozenset({ident.fp}))})
