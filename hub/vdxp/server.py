@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hub.errors import HubError, TransientError
 from hub.registry.store import maintenance_mode
+from hub.store import packages as stored_packages
 from hub.vdxp import directory, mailbox, outgoing
 from hub.vdxp.keys import SecretBox
 from hub.vdxp.systems import System, find_system
@@ -201,14 +202,39 @@ async def _fetch(request, system: System, signed):
     return found
 
 
-async def get_edoc(request, system: System, signed) -> web.Response:
-    _row, data = await _fetch(request, system, signed)
-    return answer(envelope(data=base64.b64encode(data).decode("ascii")))
+async def get_edoc(request, system: System, signed) -> web.StreamResponse:
+    _row, stored = await _fetch(request, system, signed)
+    if not stored.by_reference:
+        return answer(envelope(data=base64.b64encode(stored.inline).decode("ascii")))
+    # A copy delivered by reference: the same envelope, its base64 written as the blob's chunks come.
+    whole = dumps(envelope(data=""))
+    assert whole.endswith(b'""}')
+    before, after = whole[:-2], whole[-2:]
+    resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                       "Content-Length": str(len(before) + 4 * -(-stored.size // 3) + len(after))})
+    await resp.prepare(request)
+    await resp.write(before)
+    carry = b""
+    async for data in stored_packages.chunks(request.app[STATE].engine, stored):
+        data = carry + data
+        cut = len(data) - len(data) % 3
+        await resp.write(base64.b64encode(data[:cut]))
+        carry = data[cut:]
+    await resp.write(base64.b64encode(carry) + after)
+    await resp.write_eof()
+    return resp
 
 
-async def download_edoc(request, system: System, signed) -> web.Response:
-    _row, data = await _fetch(request, system, signed)
-    return web.Response(body=data, content_type="application/octet-stream")
+async def download_edoc(request, system: System, signed) -> web.StreamResponse:
+    _row, stored = await _fetch(request, system, signed)
+    if not stored.by_reference:
+        return web.Response(body=stored.inline, content_type="application/octet-stream")
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Content-Length": str(stored.size)})
+    await resp.prepare(request)
+    async for data in stored_packages.chunks(request.app[STATE].engine, stored):
+        await resp.write(data)
+    await resp.write_eof()
+    return resp
 
 
 async def update_status(request, system: System, signed) -> web.Response:
