@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     vdxp_max_failures: int = Field(5, validation_alias="HUB_VDXP_MAX_FAILURES")
     """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
 
+    intake_seen_days: float = Field(30.0, ge=0, le=36500, validation_alias="HUB_INTAKE_SEEN_DAYS")
+    """``HUB_INTAKE_SEEN_DAYS``: how long the idempotency table (``intake_seen``) remembers a recorded
+    intake message; the elected sweeper prunes older rows hourly (``hub.pipeline.retention``); 0 keeps them all."""
+
     api_url: str | None = Field(None, validation_alias="HUB_API_URL")
     """``HUB_API_URL``: for ``hub inbox``, an adapter's command: the hub's HTTP API, where packages
     delivered by reference are fetched (``GET /api/v1/blobs/{sha256}``)."""
