@@ -16,7 +16,7 @@ POST  /api/v1/admin/trust/anchors             add CA certificate(s) (PEM body)
 POST  /api/v1/admin/trust/crls                add a CRL (PEM or DER body)
 GET   /api/v1/admin/queues                    depth, consumers, rates, oldest message age
 GET   /api/v1/admin/dead-letters              list (?state, limit, offset)
-GET   /api/v1/admin/dead-letters/{id}         one, with the package (base64, or a link when stored by reference) and its parsed header
+GET   /api/v1/admin/dead-letters/{id}         one, its package (base64; a link when large) and parsed header
 POST  /api/v1/admin/dead-letters/replay       {"ids": [...]} back to intake as the original adapter
 POST  /api/v1/admin/dead-letters/discard      {"ids": [...]}
 GET   /api/v1/admin/users                     API users (never their tokens)

@@ -63,7 +63,7 @@ async def blob(request: web.Request, path: BlobPath) -> web.StreamResponse:
         size = await blobs.size_of(conn, sha) if allowed else None
     if size is None:
         return error(404, "http.not_found", f"no package {sha[:16]}… delivered to {agency or 'this caller'} by reference")
-    return await stream(request, state.engine, Stored(sha, size, None))
+    return stream(state.engine, Stored(sha, size, None))
 
 
 def package_fields(stored: Stored | None) -> dict:
@@ -75,18 +75,15 @@ def package_fields(stored: Stored | None) -> dict:
                                     "href": f"/api/v1/packages/{stored.sha256}"}}
 
 
-async def stream(request: web.Request, engine, stored: Stored, content_type: str = "application/xml",
-                 filename: str | None = None) -> web.StreamResponse:
-    """A stored package as the response body, chunk by chunk (a blob is never read whole)."""
+def stream(engine, stored: Stored, content_type: str = "application/xml",
+           filename: str | None = None) -> web.Response:
+    """A stored package as the response body, chunk by chunk (a blob is never read whole). The
+    body is written after the handler returns, so a slow reader of a large package is not cut
+    off by the request time limit (``hub.api.errors.REQUEST_TIMEOUT``)."""
     headers = {"Content-Type": content_type, "Content-Length": str(stored.size), "X-Content-SHA256": stored.sha256}
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    resp = web.StreamResponse(headers=headers)
-    await resp.prepare(request)
-    async for chunk in stored_packages.chunks(engine, stored):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return web.Response(body=stored_packages.chunks(engine, stored), headers=headers)
 
 
 async def may_read(conn, sha: str, role: str, agency: str | None) -> bool:
@@ -116,4 +113,4 @@ async def package(request: web.Request, path: PackagePath) -> web.StreamResponse
         stored = await stored_packages.locate(conn, sha) if await may_read(conn, sha, p.role, p.agency) else None
     if stored is None:
         return error(404, "http.not_found", f"no stored package {sha[:16]}… that {p.agency or p.role} may read")
-    return await stream(request, state.engine, stored)
+    return stream(state.engine, stored)

@@ -202,39 +202,37 @@ async def _fetch(request, system: System, signed):
     return found
 
 
-async def get_edoc(request, system: System, signed) -> web.StreamResponse:
+async def get_edoc(request, system: System, signed) -> web.Response:
     _row, stored = await _fetch(request, system, signed)
     if not stored.by_reference:
         return answer(envelope(data=base64.b64encode(stored.inline).decode("ascii")))
-    # A copy delivered by reference: the same envelope, its base64 written as the blob's chunks come.
+    # A copy delivered by reference: the same envelope, its base64 written as the blob's chunks come
+    # (after the handler returns: a slow reader is not cut off by TIMEOUT).
     whole = dumps(envelope(data=""))
-    assert whole.endswith(b'""}')
-    before, after = whole[:-2], whole[-2:]
-    resp = web.StreamResponse(headers={"Content-Type": "application/json",
-                                       "Content-Length": str(len(before) + 4 * -(-stored.size // 3) + len(after))})
-    await resp.prepare(request)
-    await resp.write(before)
-    carry = b""
-    async for data in stored_packages.chunks(request.app[STATE].engine, stored):
-        data = carry + data
-        cut = len(data) - len(data) % 3
-        await resp.write(base64.b64encode(data[:cut]))
-        carry = data[cut:]
-    await resp.write(base64.b64encode(carry) + after)
-    await resp.write_eof()
-    return resp
+    before, after = whole[:-2], whole[-2:]  # ...,"data":"  and  "}
+    assert after == b'"}'
+
+    async def body():
+        yield before
+        carry = b""
+        async for data in stored_packages.chunks(request.app[STATE].engine, stored):
+            data = carry + data
+            cut = len(data) - len(data) % 3
+            yield base64.b64encode(data[:cut])
+            carry = data[cut:]
+        yield base64.b64encode(carry) + after
+
+    return web.Response(body=body(), headers={
+        "Content-Type": "application/json",
+        "Content-Length": str(len(before) + 4 * -(-stored.size // 3) + len(after))})
 
 
-async def download_edoc(request, system: System, signed) -> web.StreamResponse:
+async def download_edoc(request, system: System, signed) -> web.Response:
     _row, stored = await _fetch(request, system, signed)
     if not stored.by_reference:
         return web.Response(body=stored.inline, content_type="application/octet-stream")
-    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Content-Length": str(stored.size)})
-    await resp.prepare(request)
-    async for data in stored_packages.chunks(request.app[STATE].engine, stored):
-        await resp.write(data)
-    await resp.write_eof()
-    return resp
+    return web.Response(body=stored_packages.chunks(request.app[STATE].engine, stored), headers={
+        "Content-Type": "application/octet-stream", "Content-Length": str(stored.size)})
 
 
 async def update_status(request, system: System, signed) -> web.Response:

@@ -92,4 +92,4 @@ async def package_download(ctx: Ctx) -> web.StreamResponse:
         return await render(ctx, "message.html", title=_("Not found"), status=404, heading=_("Not found"),
                             box={"kind": "error", "title": _("The hub stores no package %(sha)s.", sha=sha[:16] + "…"),
                                  "detail": ""})
-    return await stream(ctx.request, ctx.state.engine, stored, filename=f"{sha[:16]}.edxml")
+    return stream(ctx.state.engine, stored, filename=f"{sha[:16]}.edxml")
