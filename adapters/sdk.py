@@ -11,7 +11,9 @@ A package over the hub's ``HUB_BY_REFERENCE_BYTES`` arrives as a reference (empt
 SHA-256 and size in headers): give the adapter a ``fetch`` (:func:`http_fetch`: the hub's
 ``GET /api/v1/blobs/{sha256}`` with the agency's API token) and :meth:`Adapter.receive` hands it
 over with its bytes, checked against the reference; without one, :attr:`Received.blob` says
-where they are.
+where they are. A package over RabbitMQ's message limit (128 MB by default) cannot be
+published; give the adapter a ``submit`` (:func:`http_submit`: ``POST /api/v1/documents``,
+streamed) and :meth:`Adapter.publish` hands such a package to the hub's HTTP gateway instead.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from hub.backbone.blobref import BlobRef
 from hub.edxml.builder import AttachmentFile, build_edoc, build_status, now_local
 from hub.edxml.model import Edoc, Organization, ResponseFor, StatusPackage, read_package
 from hub.edxml.parser import parse_xml
-from hub.errors import TransientError, UsageError
+from hub.errors import HubError, TransientError, UsageError
 from hub.pki.identity import Identity
 
 Fetch = Callable[[BlobRef], Awaitable[bytes | bytearray]]
@@ -67,6 +69,48 @@ def http_fetch(base_url: str, token: str, *, timeout: float = 600.0) -> Fetch:
         return buf
 
     return fetch
+
+
+Submit = Callable[[bytes | bytearray], Awaitable[dict]]
+UPLOAD_CHUNK = 1 << 20
+
+
+def http_submit(base_url: str, token: str, *, timeout: float = 3600.0) -> Submit:
+    """Hand packages to the hub's HTTP gateway (``POST /api/v1/documents``, the agency's own token),
+    the way past the broker's message limit: the body is streamed in 1 MB pieces with its
+    Content-Length (the gateway reads it into one buffer of that length and passes it on by
+    reference). Returns the gateway's answer (202: recorded, duplicate or queued); a refusal
+    raises :class:`hub.errors.HubError` with the hub's reason code and message."""
+    import aiohttp
+
+    async def submit(data: bytes | bytearray) -> dict:
+        url = f"{base_url.rstrip('/')}/api/v1/documents"
+        view = memoryview(data)
+
+        async def pieces():
+            for at in range(0, len(view), UPLOAD_CHUNK):
+                yield bytes(view[at:at + UPLOAD_CHUNK])
+
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
+                async with s.post(url, data=pieces(), headers={
+                        "Authorization": f"Bearer {token}", "Content-Type": "application/xml",
+                        "Content-Length": str(len(data))}) as r:
+                    body = await r.json() if r.content_type == "application/json" else {
+                        "message": (await r.text())[:300]}
+                    status = r.status
+        except aiohttp.ClientError as e:
+            raise TransientError(f"cannot reach the hub's gateway at {url}: {e}", code="backbone.unavailable") from e
+        if status == 202:
+            return body
+        if status in (401, 403) and str(body.get("reason", "")).startswith("auth."):
+            raise UsageError(f"POST {url} answered {status}: {body.get('message', '')} (check HUB_API_TOKEN)")
+        if status == 503:
+            raise TransientError(f"POST {url} answered 503: {body.get('message', '')}", code="backbone.unavailable")
+        raise HubError(f"the hub's gateway refused it ({status}): {body.get('message') or ''}",
+                       code=body.get("reason") or "hub.error", element=body.get("element"))
+
+    return submit
 
 
 class SeenStore:
@@ -149,9 +193,10 @@ class Adapter:
     """One agency's connection to the hub."""
 
     def __init__(self, backbone: Backbone, code: str, identity: Identity | None = None,
-                 seen: SeenStore | None = None, fetch: Fetch | None = None):
+                 seen: SeenStore | None = None, fetch: Fetch | None = None, submit: Submit | None = None):
         self.backbone = backbone
         self.fetch = fetch  # for packages delivered by reference
+        self.submit = submit  # for packages over the broker's message limit (http_submit)
         self.max_message = BROKER_MAX_MESSAGE  # RabbitMQ would close the channel on a larger one
         self.code = code
         self.identity = identity
@@ -169,15 +214,20 @@ class Adapter:
             raise ValueError(f"no signing key configured for {self.code}")
         return self.identity.sign(data)
 
-    async def publish(self, data: bytes) -> None:
-        """Publish an already signed package; returns once RabbitMQ confirmed it."""
+    async def publish(self, data: bytes) -> dict | None:
+        """Publish an already signed package; returns once RabbitMQ confirmed it. One over the
+        broker's message limit goes to the HTTP gateway when the adapter has a ``submit``
+        (:func:`http_submit`), which answers with the hub's decision (returned); else refused."""
+        if len(data) > self.max_message and self.submit is not None:
+            return await self.submit(data)
         if len(data) > self.max_message:
             raise UsageError(
                 f"the package is {len(data):,} bytes, over the broker's {self.max_message:,}-byte message limit; "
                 "send it through the hub's HTTP gateway (POST /api/v1/documents), which stores it and passes it on "
-                "by reference")
+                "by reference (`hub send` does so when HUB_API_URL and HUB_API_TOKEN are set)")
         await self.backbone.publish(C.EXCHANGE_SUBMIT, "", data, user_id=self.backbone.user,
                                     headers={C.H_SUBMITTED_AT: time.time()})
+        return None
 
     async def send_document(self, doc: Edoc, attachments: list[AttachmentFile] = ()) -> bytes:
         data = self.sign(build_edoc(doc, attachments))

@@ -14,7 +14,8 @@ in the same run.
 
 ``--pipeline`` (:func:`measure_pipeline`): ``hub serve`` in a child process, each package POSTed
 to the gateway and fetched by its recipient (by reference over ``HUB_BY_REFERENCE_BYTES``), the
-child's peak RSS and the time submit -> fetched.
+child's peak RSS and the time submit -> fetched; then the sender reads the package back
+(``GET /api/v1/packages/{sha256}``, streamed from its blob) and the peak RSS of that read alone.
 """
 
 from __future__ import annotations
@@ -292,7 +293,8 @@ async def measure_pipeline(sizes_mb: list[int], workdir: Path, by_reference: int
                                 "seconds": round(seconds, 2), "hub_idle_mb": round(idle, 1),
                                 "hub_rss_before_mb": round(before, 1), "hub_peak_rss_mb": round(peak, 1),
                                 "check_processes_peak_rss_mb": round(max(kids), 1) if kids else None,
-                                "budget_mb": round(100 + 1.5 * size / MB, 1)})
+                                "budget_mb": round(100 + 1.5 * size / MB, 1),
+                                **await _download(http, base, tokens[SENDER], reply["sha256"], proc.pid)})
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -305,6 +307,24 @@ async def measure_pipeline(sizes_mb: list[int], workdir: Path, by_reference: int
             await m.delete_vhost(vhost)
         await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return results
+
+
+async def _download(http, base: str, token: str, sha256: str, pid: int) -> dict:
+    """The sender reads its package back (GET /api/v1/packages/{sha256}, streamed from the blob):
+    the hub's peak RSS during that read alone (VmHWM reset first). Empty where the hub has no such
+    endpoint (an older checkout)."""
+    import hashlib
+
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    before = peak_rss_mb(pid)
+    h = hashlib.sha256()
+    async with http.get(f"{base}/api/v1/packages/{sha256}", headers={"Authorization": f"Bearer {token}"}) as r:
+        if r.status != 200:
+            return {}
+        async for chunk in r.content.iter_chunked(1 << 20):
+            h.update(chunk)
+    return {"download_ok": h.hexdigest() == sha256, "download_rss_before_mb": round(before, 1),
+            "download_peak_rss_mb": round(peak_rss_mb(pid), 1)}
 
 
 async def _poll_inbox(http, base: str, token: str, timeout: float = 300.0) -> dict:
@@ -349,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"(idle {r['hub_idle_mb']} MB; budget 100 + 1.5x = {r['budget_mb']} MB; its check process, "
                       f"not counted: {r['check_processes_peak_rss_mb']} MB), submit -> fetched "
                       f"{r['seconds']} s, by reference={r['by_reference']}, bytes ok={r['delivered_ok']}", flush=True)
+                if "download_ok" in r:
+                    print(f"     read back by its sender (GET /api/v1/packages/{{sha256}}): hub peak RSS "
+                          f"{r['download_peak_rss_mb']:>7.1f} MB (before {r['download_rss_before_mb']} MB), "
+                          f"bytes ok={r['download_ok']}", flush=True)
         if args.json:
             print(json.dumps({"pipeline": pipe}, indent=2))
         return 0

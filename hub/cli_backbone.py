@@ -127,18 +127,24 @@ def _identity(code: str, args, settings: Settings):
 
 
 async def cmd_send(args, settings: Settings) -> int:
-    from adapters.sdk import Adapter
+    from adapters.sdk import Adapter, http_submit
 
     files = {name: read(name, "package") for name in args.files}
     ident = _identity(args.as_code, args, settings) if args.as_code else None
+    api, token = args.api or settings.api_url, settings.api_token
+    submit = http_submit(api, token) if api and token else None  # packages over the broker's limit
     bb = await _adapter_backbone(args, settings)
     try:
-        ad = Adapter(bb, args.as_code or bb.user, ident)
+        ad = Adapter(bb, args.as_code or bb.user, ident, submit=submit)
         for name, data in files.items():
             if ident is not None:
                 data = ad.sign(data)
-            await ad.publish(data)
-            print(f"sent {name} ({len(data):,} bytes) as {bb.user}: confirmed by the broker", flush=True)
+            answer = await ad.publish(data)
+            if answer is None:
+                print(f"sent {name} ({len(data):,} bytes) as {bb.user}: confirmed by the broker", flush=True)
+            else:
+                print(f"sent {name} ({len(data):,} bytes, over the broker's message limit) through the HTTP "
+                      f"gateway {api}: {answer.get('status')} {answer.get('document_id') or ''}".rstrip(), flush=True)
     finally:
         await bb.close()
     return 0
@@ -277,6 +283,9 @@ def register(sub) -> None:
     x.add_argument("--key", metavar="PEM", help="its signing key (default: $HUB_DATA_DIR/pki/CODE.key)")
     x.add_argument("--cert", metavar="PEM", help="its certificate (default: $HUB_DATA_DIR/pki/CODE.pem)")
     x.add_argument("--amqp-url", metavar="URL", help=ADAPTER_URL_HELP)
+    x.add_argument("--api", metavar="URL", help="the hub's HTTP API, for a package over the broker's message limit "
+                                                "(sent to POST /api/v1/documents with HUB_API_TOKEN; "
+                                                "default: $HUB_API_URL)")
     x.set_defaults(func=cmd_send)
 
     x = sub.add_parser("inbox", help="hand over an agency's inbox (urgent first), each package once")

@@ -111,12 +111,17 @@ class Settings(BaseSettings):
     vdxp_max_failures: int = Field(5, validation_alias="HUB_VDXP_MAX_FAILURES")
     """``HUB_VDXP_MAX_FAILURES``: a VDXP item acknowledged ``fail`` this many times goes to the dead letters."""
 
+    intake_seen_days: float = Field(30.0, ge=0, le=36500, validation_alias="HUB_INTAKE_SEEN_DAYS")
+    """``HUB_INTAKE_SEEN_DAYS``: how long the idempotency table (``intake_seen``) remembers a recorded
+    intake message; the elected sweeper prunes older rows hourly (``hub.pipeline.retention``); 0 keeps them all."""
+
     api_url: str | None = Field(None, validation_alias="HUB_API_URL")
-    """``HUB_API_URL``: for ``hub inbox``, an adapter's command: the hub's HTTP API, where packages
-    delivered by reference are fetched (``GET /api/v1/blobs/{sha256}``)."""
+    """``HUB_API_URL``: for ``hub inbox`` and ``hub send``, an adapter's commands: the hub's HTTP API,
+    where packages delivered by reference are fetched (``GET /api/v1/blobs/{sha256}``) and packages
+    over the broker's message limit are sent (``POST /api/v1/documents``)."""
 
     api_token: str | None = Field(None, repr=False, validation_alias="HUB_API_TOKEN")
-    """``HUB_API_TOKEN``: for ``hub inbox``: the agency's API token for that fetch (never printed)."""
+    """``HUB_API_TOKEN``: for ``hub inbox`` and ``hub send``: the agency's API token for them (never printed)."""
 
     registry_poll_seconds: float = Field(2.0, gt=0, le=3600, validation_alias="HUB_REGISTRY_POLL_SECONDS")
     """``HUB_REGISTRY_POLL_SECONDS``: how often an instance reads the registry version (a change made

@@ -16,7 +16,7 @@ POST  /api/v1/admin/trust/anchors             add CA certificate(s) (PEM body)
 POST  /api/v1/admin/trust/crls                add a CRL (PEM or DER body)
 GET   /api/v1/admin/queues                    depth, consumers, rates, oldest message age
 GET   /api/v1/admin/dead-letters              list (?state, limit, offset)
-GET   /api/v1/admin/dead-letters/{id}         one, with the package (base64) and its parsed header
+GET   /api/v1/admin/dead-letters/{id}         one, its package (base64; a link when large) and parsed header
 POST  /api/v1/admin/dead-letters/replay       {"ids": [...]} back to intake as the original adapter
 POST  /api/v1/admin/dead-letters/discard      {"ids": [...]}
 GET   /api/v1/admin/users                     API users (never their tokens)
@@ -29,7 +29,6 @@ POST  /api/v1/admin/maintenance               {"action": "stop" | "drain" | "res
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import io
 import logging
@@ -42,6 +41,7 @@ from aiohttp import web
 from cryptography import x509
 
 from hub import constants as C
+from hub.api.blobs import package_fields
 from hub.api.endpoint import Endpoints, Reply, json_type
 from hub.api.models import (
     AgencyInput,
@@ -99,7 +99,8 @@ from hub.registry.store import (
     write_meta,
 )
 from hub.audit import records as rec
-from hub.store.tables import agencies, agency_certs, api_users, dead_letters, outbox, packages
+from hub.store import packages as stored_packages
+from hub.store.tables import agencies, agency_certs, api_users, dead_letters, outbox
 
 log = logging.getLogger("hub.api.admin")
 api = Endpoints("admin")
@@ -714,23 +715,39 @@ def parsed_header(data: bytes, max_bytes: int) -> dict:
     return {"ok": False, "reason": "schema.invalid", "message": "edXMLHeader has neither MessageHeader nor Status"}
 
 
+HEADER_PREFIX = 4 * 1024 * 1024  # a package's header comes before its body; read this much of a large one at most
+
+
+async def parsed_stored(engine, stored, max_bytes: int) -> dict:
+    """:func:`parsed_header` of a stored package; of one stored by reference, from the first bytes
+    up to the end of its header (``hub.edxml.large.header_only``), never the whole blob."""
+    from hub.edxml.large import header_only
+
+    if stored is None or not stored.by_reference:
+        return parsed_header(stored.inline if stored else b"", max_bytes)
+    small = header_only(await stored_packages.head(engine, stored, HEADER_PREFIX))
+    if small is None:
+        return {"ok": False, "reason": "parse.not_xml",
+                "message": f"no edXMLHeader in the first {HEADER_PREFIX} bytes of the {stored.size}-byte package"}
+    return parsed_header(small, max_bytes)
+
+
 @api.endpoint("GET", "/api/v1/admin/dead-letters/{id}", "One dead letter with its body and parsed header",
               roles=READ, response=DeadLetterDetail, errors=(400, 404),
               path_model=DeadLetterPath)
 async def dead_get(request: web.Request, path: DeadLetterPath) -> web.Response:
     state = request.app[STATE]
     dead_id = path.id
-    row, data = None, b""
+    row, stored = None, None
     if 1 <= dead_id <= MAX_ID:  # a larger id cannot exist
         async with state.engine.connect() as conn:
             row = (await conn.execute(sa.select(dead_letters).where(dead_letters.c.id == dead_id))).mappings().first()
-            if row is not None and row["sha256"]:
-                data = (await conn.execute(sa.select(packages.c.data).where(
-                    packages.c.sha256 == row["sha256"]))).scalar() or b""
+            if row is not None:
+                stored = await stored_packages.locate(conn, row["sha256"])
     if row is None:
         raise web.HTTPNotFound(text=f"no dead letter {dead_id}")
-    return web.json_response({**_dead_view(dict(row)), "package": base64.b64encode(data).decode("ascii"),
-                              "parsed": parsed_header(data, state.settings.max_package_bytes)})
+    return web.json_response({**_dead_view(dict(row)), **package_fields(stored),
+                              "parsed": await parsed_stored(state.engine, stored, state.settings.max_package_bytes)})
 
 
 async def _settle(request: web.Request, body: SettleRequest, action: str) -> web.Response:

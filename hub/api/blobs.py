@@ -1,6 +1,8 @@
 """Large packages over HTTP: uploads streamed to the blob store, deliveries by reference fetched in chunks.
 
-GET /api/v1/blobs/{sha256}   the bytes of a package delivered by reference (``x-hub-blob-sha256``)
+GET /api/v1/blobs/{sha256}     the bytes of a package delivered by reference (``x-hub-blob-sha256``)
+GET /api/v1/packages/{sha256}  the bytes of a stored package (as received), small or large
+
 
 A package over ``HUB_BY_REFERENCE_BYTES`` reaches its recipients' inboxes as a reference (the
 inbox entry's ``blob``); its bytes are streamed from the database chunk by chunk, so neither
@@ -14,16 +16,21 @@ the reference).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
+import sqlalchemy as sa
 from aiohttp import web
 
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.errors import error
-from hub.api.models import BlobPath
+from hub.api.models import BlobPath, PackagePath
 from hub.api.state import STATE, principal
 from hub.store import blobs
+from hub.store import packages as stored_packages
 from hub.store.blobs import BlobRef
+from hub.store.packages import Stored
+from hub.store.tables import deliveries, documents
 
 api = Endpoints("gateway")
 UPLOAD_CHUNK = 1024 * 1024
@@ -98,10 +105,54 @@ async def blob(request: web.Request, path: BlobPath) -> web.StreamResponse:
         size = await blobs.size_of(conn, sha) if allowed else None
     if size is None:
         return error(404, "http.not_found", f"no package {sha[:16]}… delivered to {agency or 'this caller'} by reference")
-    resp = web.StreamResponse(headers={"Content-Type": "application/xml", "Content-Length": str(size),
-                                       "X-Content-SHA256": sha})
-    await resp.prepare(request)
-    async for chunk in blobs.chunks(state.engine, sha):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return stream(state.engine, Stored(sha, size, None))
+
+
+def package_fields(stored: Stored | None) -> dict:
+    """A JSON answer's ``package`` (base64 of a small package) or, for one stored by reference,
+    an empty ``package`` and a ``blob`` link to stream it from (never 200 MB of base64 in JSON)."""
+    if stored is None or not stored.by_reference:
+        return {"package": base64.b64encode(stored.inline if stored else b"").decode("ascii")}
+    return {"package": "", "blob": {"sha256": stored.sha256, "size": stored.size,
+                                    "href": f"/api/v1/packages/{stored.sha256}"}}
+
+
+def stream(engine, stored: Stored, content_type: str = "application/xml",
+           filename: str | None = None) -> web.Response:
+    """A stored package as the response body, chunk by chunk (a blob is never read whole). The
+    body is written after the handler returns, so a slow reader of a large package is not cut
+    off by the request time limit (``hub.api.errors.REQUEST_TIMEOUT``)."""
+    headers = {"Content-Type": content_type, "Content-Length": str(stored.size), "X-Content-SHA256": stored.sha256}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return web.Response(body=stored_packages.chunks(engine, stored), headers=headers)
+
+
+async def may_read(conn, sha: str, role: str, agency: str | None) -> bool:
+    """Auditors and admins read any stored package; an agency those of documents it sent or received."""
+    if role in ("auditor", "admin"):
+        return True
+    if agency is None:
+        return False
+    mine = sa.select(documents.c.id).where(documents.c.sha256 == sha, sa.or_(
+        documents.c.sender == agency,
+        sa.exists().where(deliveries.c.document == documents.c.id,
+                          sa.or_(deliveries.c.recipient == agency, deliveries.c.system == agency))))
+    return (await conn.execute(mine.limit(1))).first() is not None
+
+
+@api.endpoint("GET", "/api/v1/packages/{sha256}", "The bytes of a stored package, as the hub received it",
+              roles=("agency", "auditor", "admin"), path_model=PackagePath, errors=(400, 404),
+              response=Reply({"type": "string", "format": "binary"}, "The package as received", "application/xml"),
+              description="Streamed, however large (a package over HUB_BY_REFERENCE_BYTES comes from its blob); "
+                          "the SHA-256 of the body is the one in the path. An agency reads the packages of the "
+                          "documents it sent or received; auditors and admins any stored package.")
+async def package(request: web.Request, path: PackagePath) -> web.StreamResponse:
+    state = request.app[STATE]
+    sha = path.sha256.lower()
+    p = principal(request)
+    async with state.engine.connect() as conn:
+        stored = await stored_packages.locate(conn, sha) if await may_read(conn, sha, p.role, p.agency) else None
+    if stored is None:
+        return error(404, "http.not_found", f"no stored package {sha[:16]}… that {p.agency or p.role} may read")
+    return stream(state.engine, stored)

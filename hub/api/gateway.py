@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hub import constants as C
 from hub.api import leases
-from hub.api.blobs import receive_package
+from hub.api.blobs import package_fields, receive_package
 from hub.api.endpoint import Endpoints, Reply
 from hub.api.leases import LEASE_SECONDS
 from hub.api.models import AckRequest, DocumentPath, InboxQuery, SenderQuery, StatusRequest
@@ -36,10 +36,11 @@ from hub.errors import UsageError
 from hub.pipeline.submit import Decision, Handover, hand_over
 from hub.store import blobs
 from hub.store.blobs import BlobRef
+from hub.store import packages as stored_packages
 from hub.store.links import business_links
 from hub.pipeline.refusal import sha256_hex
 from hub.registry.store import maintenance_mode
-from hub.store.tables import deliveries, documents, packages, status_history
+from hub.store.tables import deliveries, documents, status_history
 
 api = Endpoints("gateway")
 PACKAGE_BODY = {
@@ -218,7 +219,7 @@ async def get_document(request: web.Request, args: SenderQuery, path: DocumentPa
     state = request.app[STATE]
     doc = await _find_document(request, path.id, args.sender)
     async with state.engine.connect() as conn:
-        data = (await conn.execute(sa.select(packages.c.data).where(packages.c.sha256 == doc["sha256"]))).scalar()
+        stored = await stored_packages.locate(conn, doc["sha256"])
         dels = (await conn.execute(sa.select(deliveries).where(deliveries.c.document == doc["id"])
                                    .order_by(deliveries.c.id))).mappings().all()
         hist = (await conn.execute(sa.select(status_history).where(
@@ -238,7 +239,7 @@ async def get_document(request: web.Request, args: SenderQuery, path: DocumentPa
         "acted_on_by": [{**x, "at": iso_utc(x["at"])} for x in links["acted_on_by"]],
         "recipients": [{"code": d["recipient"], "system": d["system"], "status": d["status"],
                         "history": by_delivery.get(d["id"], [])} for d in dels],
-        "package": base64.b64encode(data or b"").decode("ascii"),
+        **package_fields(stored),
     })
 
 

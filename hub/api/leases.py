@@ -17,7 +17,6 @@ expired row and acking it are compare-and-set on its lease id, so exactly one of
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +28,7 @@ from hub import constants as C
 from hub.audit.records import utcnow
 from hub.backbone.base import Backbone, Incoming, inbox_queue
 from hub.pipeline.deadletters import _jsonable
+from hub.store import packages as stored_packages
 from hub.store.engine import dialect_insert
 from hub.store.tables import gateway_leases, gateway_seen, packages
 
@@ -141,10 +141,9 @@ async def _lease_new(engine: AsyncEngine, agency: str, urgent: bool, got: list[I
                 if key in seen:
                     continue
                 body = incoming.message.body
-                sha = hashlib.sha256(body).hexdigest()
-                await conn.execute(dialect_insert(conn, packages).values(
-                    sha256=sha, size=len(body), data=body, stored_at=now).on_conflict_do_nothing())
                 headers = _jsonable(incoming.message.headers or {})
+                # only the hub publishes to inboxes: a blob reference there names its own large copy
+                sha = (await stored_packages.keep(conn, body, headers, now)).sha256
                 lid = _new_id()
                 kept = (await conn.execute(dialect_insert(conn, gateway_leases).values(
                     agency=agency, message_key=key, lease_id=lid, urgent=urgent, sha256=sha, headers=headers,

@@ -227,6 +227,11 @@ class BlobPath(Path):
     sha256: str = Field(pattern="^[0-9a-fA-F]{64}$", description="the blob's SHA-256 (the inbox entry's blob.sha256)")
 
 
+class PackagePath(Path):
+    sha256: str = Field(pattern="^[0-9a-fA-F]{64}$",
+                        description="the package's SHA-256 (a document's sha256, a dead letter's package)")
+
+
 class DeadLetterPath(Path):
     id: int = Field(description="dead letter id")
 

@@ -149,7 +149,10 @@ class Document(Out):
     acts_on: ActsOn | None
     acted_on_by: list[ActedOnBy]
     recipients: list[DocumentRecipient]
-    package: Base64
+    package: Base64 = Field(description="the package as received, base64 (empty when it is stored by reference: "
+                                        "see blob)")
+    blob: BlobLink | None = Field(None, description="a package over HUB_BY_REFERENCE_BYTES: its bytes, streamed, "
+                                                    "at href (GET /api/v1/packages/{sha256})")
 
 
 class StatusQueued(Out):
@@ -356,7 +359,8 @@ class ParsedHeader(Out):
 
 
 class DeadLetterDetail(DeadLetter):
-    package: Base64 = Field(description="the body, base64")
+    package: Base64 = Field(description="the body, base64 (empty when it is stored by reference: see blob)")
+    blob: BlobLink | None = Field(None, description="a package stored by reference: its bytes, streamed, at href")
     parsed: ParsedHeader
 
 

@@ -2,8 +2,8 @@
 
 ``export_bundle`` (database) writes, all at the top of the zip:
 
-    package.edxml     the exact bytes the sender signed and the hub received (``packages`` row
-                      of the document's SHA-256; never the copy with the hub's hop record)
+    package.edxml     the exact bytes the sender signed and the hub received (``hub.store.packages``,
+                      a blob when large; the document's SHA-256; never the copy with the hub's hop record)
     entries.jsonl     every entry of the document (``hub.audit.query.document_entries``), one JSON
                       object a line: the full row (seq, at, event, actor, document_id, sender,
                       sha256, reason, message, details, leaf_hash) and ``canonical``, the exact
@@ -70,7 +70,7 @@ from hub.errors import ConflictError, HubError, UsageError
 from hub.pki.certs import describe, fingerprint
 from hub.pki.chain import TrustStore
 from hub.audit.records import append_rows, record_row
-from hub.store.tables import packages
+from hub.store import packages as stored_packages
 
 FORMAT = 1
 FIELDS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details")
@@ -134,7 +134,7 @@ def _signing_trust(data: bytes, trust: TrustStore, at: datetime) -> tuple[list, 
     from hub.edxml.parser import parse_xml
 
     try:
-        chain = _verify_either(parse_xml(data), trust, at).chain
+        chain = _verify_either(parse_xml(data, max_bytes=max(len(data), 1)), trust, at).chain  # checked at intake
     except HubError as e:
         return list(trust.anchors), list(trust.crls), f"{e.code}: {e.message}"
     anchors = [c for c in trust.anchors if c in chain]
@@ -164,9 +164,8 @@ async def export_bundle(engine: AsyncEngine, document_id: str, hub_cert: x509.Ce
         own = [r for r in rows if r["document_id"] == document_id and r["sha256"]
                and r["event"] in ("package.received", "package.accepted", "package.refused", "package.duplicate")]
         sha = doc["sha256"] if doc is not None else (own[0]["sha256"] if own else None)
-        data = None if sha is None else (await conn.execute(
-            sa.select(packages.c.data).where(packages.c.sha256 == sha))).scalar()
-        if data is None:
+        stored = await stored_packages.locate(conn, sha)
+        if stored is None:
             raise NotFound(f"the package of {document_id} is not stored (refused before it was kept, e.g. too large)")
         received_at = utc(doc["received_at"]) if doc is not None else utc(
             next(r["at"] for r in own if r["sha256"] == sha))
@@ -175,6 +174,8 @@ async def export_bundle(engine: AsyncEngine, document_id: str, hub_cert: x509.Ce
         sealed = [r for r in rows if r["seq"] <= size]
         # O(log n) stored subtree hashes per entry (hub.audit.nodes), not every leaf of the log
         paths = await nodes.inclusion_proofs(conn, [r["seq"] - 1 for r in sealed], size) if sealed else []
+    # A large package is a blob (hub.store.packages): read once into one buffer of its size.
+    data = await stored_packages.read(engine, stored)
     # hashing, the package's signature check and the zip are CPU work: off the event loop
     return await asyncio.to_thread(_build, data, doc, own, rows, sealed, paths, latest, size, received_at, trust,
                                    hub_cert, identity, exported_by, now, document_id, sender, sha)
@@ -663,7 +664,7 @@ def _check(data: bytes, f: _Findings, hub_cert, trust_anchors, allow_unsealed: b
         # Accepted unsigned (or with the SDK's placeholder signature) under the sdk profile: the
         # entry, not a signature, is the evidence of who handed it over.
         try:
-            pkg = read_package(parse_xml(package))
+            pkg = read_package(parse_xml(package, max_bytes=max(len(package), 1)))  # bounded by MAX_UNPACKED
         except HubError as e:
             f.fail(f"package.edxml: cannot be read: {e.code}: {e.message}")
         else:
@@ -675,7 +676,8 @@ def _check(data: bytes, f: _Findings, hub_cert, trust_anchors, allow_unsealed: b
                        f"{doc['document_id']} from {doc['sender']} as its entries say")
     elif received_at is not None and naming:
         try:
-            v = _verify_either(parse_xml(package), TrustStore(anchors=tuple(anchors), crls=tuple(crls)), received_at)
+            v = _verify_either(parse_xml(package, max_bytes=max(len(package), 1)),
+                               TrustStore(anchors=tuple(anchors), crls=tuple(crls)), received_at)
             pkg = read_package(v.signed_root)
         except HubError as e:
             if accepted:

@@ -250,3 +250,28 @@ def with_attachment_sizes(package, signed_root: etree._Element, lifted: Lifted):
     fixed = tuple(replace(a, size=by_cid[a.content_id].decoded_size) if a.content_id in by_cid else a
                   for a in attachments)
     return replace(package, attachments=fixed)
+
+
+_HEADER_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?edXMLHeader[\s>/]")
+_HEADER_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?edXMLHeader\s*>")
+_TAG = re.compile(rb"<(/?)([A-Za-z_][\w.:-]*)(?:\s[^<>]*?)?(/?)>")
+
+
+def header_only(prefix: bytes) -> bytes | None:
+    """The first bytes of a package up to the end of its ``edXMLHeader``, with the elements
+    around it (``edXML``, ``edXMLEnvelope``) closed after it: a small document the ordinary
+    parser reads the header from, without the (large) body. None when ``prefix`` does not hold
+    the whole header. For display only (dead letters): no check ever runs on it."""
+    start = _HEADER_START.search(prefix)
+    end = _HEADER_END.search(prefix)
+    if start is None or end is None or start.start() > end.start():
+        return None
+    open_: list[bytes] = []
+    for m in _TAG.finditer(prefix, 0, start.start()):
+        closing, name, empty = m.groups()
+        if closing:
+            if not open_ or open_.pop() != name:
+                return None
+        elif not empty:
+            open_.append(name)
+    return prefix[:end.end()] + b"".join(b"</" + name + b">" for name in reversed(open_))

@@ -18,7 +18,6 @@ its validated ``user_id`` and the broker's ``x-death`` are used, and it gets an 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -31,9 +30,11 @@ from hub import constants as C
 from hub.backbone.base import DEFAULT_USER, Backbone, Incoming, Message
 from hub.errors import TransientError, UsageError
 from hub.retry import backoff
-from hub.store.engine import dialect_insert
 from hub.audit.records import append_rows, record_row, utcnow
-from hub.store.tables import dead_letters, packages
+from hub.backbone.blobref import BlobRef
+from hub.store import packages as stored_packages
+from hub.store.packages import Stored
+from hub.store.tables import dead_letters
 
 log = logging.getLogger("hub.deadletters")
 
@@ -166,20 +167,23 @@ class DeadLetterKeeper:
         msg = incoming.message
         h = _jsonable(msg.headers or {})
         p = provenance(msg, h, self.hub_user)
-        sha = hashlib.sha256(msg.body).hexdigest() if msg.body else None
+        # A blob reference is believed only from the hub's own broker user (a large package the
+        # gateway or the hub handed over by reference, dead-lettered by RabbitMQ or by the hub).
+        ours = msg.user_id == self.hub_user
+        ref = BlobRef.of(h) if ours and not msg.body else None
         now = utcnow()
         async with self.engine.begin() as conn:
-            if sha:
-                await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing().values(
-                    sha256=sha, size=len(msg.body), data=msg.body, stored_at=now))
+            kept = await stored_packages.keep(conn, msg.body, h, now, by_reference=ours) if msg.body or ref else None
+            sha = kept.sha256 if kept is not None else None
+            size = kept.size if kept is not None else len(msg.body)
             dead_id = (await conn.execute(dead_letters.insert().returning(dead_letters.c.id).values(
                 received_at=now, reason=p.reason, message=p.message, original_user=p.original_user,
                 original_exchange=p.original_exchange, original_routing_key=p.original_routing_key,
-                headers=h, sha256=sha, size=len(msg.body), state="pending"))).scalar_one()
+                headers=h, sha256=sha, size=size, state="pending"))).scalar_one()
             if not p.by_hub:  # the hub recorded its own dead letters when it decided; RabbitMQ's are new to the log
                 await append_rows(conn, [record_row(
                     "package.dead_lettered", actor=p.actor, sha256=sha, reason=p.reason, message=p.message,
-                    details={"dead_letter": dead_id, "size": len(msg.body), "by": "rabbitmq" if h.get("x-death")
+                    details={"dead_letter": dead_id, "size": size, "by": "rabbitmq" if h.get("x-death")
                              else "unverified publisher", "exchange": p.original_exchange,
                              "routing_key": p.original_routing_key})])
 
@@ -242,15 +246,14 @@ async def list_dead(engine: AsyncEngine, state: str | None = "pending", limit: i
     return total, [dict(r) for r in rows]
 
 
-async def get_dead(engine: AsyncEngine, dead_id: int) -> tuple[dict, bytes]:
+async def get_dead(engine: AsyncEngine, dead_id: int) -> tuple[dict, Stored | None]:
+    """The dead letter and where its package's bytes are (``hub.store.packages``; None: no body)."""
     async with engine.connect() as conn:
         row = (await conn.execute(sa.select(dead_letters).where(dead_letters.c.id == dead_id))).mappings().first()
         if row is None:
             raise UsageError(f"no dead letter {dead_id}", code="usage.not_found")
-        data = b""
-        if row["sha256"]:
-            data = (await conn.execute(sa.select(packages.c.data).where(packages.c.sha256 == row["sha256"]))).scalar() or b""
-    return dict(row), data
+        stored = await stored_packages.locate(conn, row["sha256"])
+    return dict(row), stored
 
 
 async def settle_dead(engine: AsyncEngine, backbone: Backbone, registry, ids: list[int], action: str,
@@ -260,19 +263,21 @@ async def settle_dead(engine: AsyncEngine, backbone: Backbone, registry, ids: li
         raise UsageError("action must be replay or discard")
     done, skipped = [], []
     for dead_id in ids:
-        row, data = await get_dead(engine, dead_id)
+        row, stored = await get_dead(engine, dead_id)
         if row["state"] != "pending":
             skipped.append({"id": dead_id, "state": row["state"]})
             continue
         if action == "replay":
-            if not data:
+            if stored is None or not stored.size:
                 skipped.append({"id": dead_id, "state": "empty: nothing to replay"})
                 continue
+            # A package stored as a blob goes back by reference, as it came (never over the broker's limit).
+            data, ref = (b"", stored.ref().headers()) if stored.by_reference else (stored.inline, {})
             if row["reason"] == "vdxp.delivery_failed" and row["original_exchange"] == C.EXCHANGE_DELIVER:
                 # A delivered copy its VDXP recipient gave up on (`fail`; the hub wrote this row
                 # itself, it never comes from hub.dead): back to that inbox, under the same message
                 # id, so the recipient's list takes it up again.
-                h = dict(row["headers"] or {})
+                h = {**dict(row["headers"] or {}), **ref}
                 h[C.H_REPLAYED_BY] = actor
                 await backbone.publish(C.EXCHANGE_DELIVER, row["original_routing_key"], data, headers=h,
                                        message_id=f"{h.get(C.H_KIND)}:{h.get(C.H_SENDER)}:"
@@ -280,7 +285,7 @@ async def settle_dead(engine: AsyncEngine, backbone: Backbone, registry, ids: li
             else:
                 # The hub republishes as itself, naming the original adapter (like the HTTP gateway);
                 # the checks then attribute it to that adapter again.
-                headers = {C.H_REPLAYED_BY: actor}
+                headers = {C.H_REPLAYED_BY: actor, **ref}
                 code = _replay_agency(row, registry, backbone.user)
                 if code:
                     headers[C.H_GATEWAY_AGENCY] = code

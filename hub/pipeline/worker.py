@@ -38,7 +38,7 @@ from hub.pipeline.intake import IntakeMessage, ack_all
 from hub.pipeline.outbox import Relay, Sent
 from hub.pipeline.recording import Recorder
 from hub.pipeline.runner import CheckRunner
-from hub.pipeline import submit
+from hub.pipeline import retention, submit
 from hub.pipeline.stats import Stats
 from hub.pki.identity import Identity
 from hub.registry.feed import RegistryFeed
@@ -526,10 +526,19 @@ class Worker:
         """Publish outbox rows left unsent (a worker died between commit and confirm)."""
         return await self.relay.relay_pending(older_than, limit)
 
+    async def prune_seen(self) -> int:
+        """Forget recorded intake messages older than ``HUB_INTAKE_SEEN_DAYS`` (``hub.pipeline.retention``)."""
+        n = await retention.prune_seen(self.engine, self.settings.intake_seen_days)
+        if n:
+            log.info("sweeper pruned %d idempotency row(s) older than %g days", n, self.settings.intake_seen_days)
+        return n
+
     async def _sweep_loop(self) -> None:
-        """Housekeeping: follow the maintenance switch (every 2 s), relay stuck outbox rows (every 15 s,
-        in the one worker elected sweeper among all the hub's processes)."""
+        """Housekeeping: follow the maintenance switch (every 2 s), relay stuck outbox rows (every 15 s)
+        and prune the idempotency table (hourly), both in the one worker elected sweeper among all
+        the hub's processes."""
         last_sweep = time.monotonic()
+        last_prune = last_sweep - retention.EVERY_SECONDS + 60  # the first a minute after start
         while True:
             await asyncio.sleep(2)
             try:
@@ -538,14 +547,22 @@ class Worker:
                 log.warning("maintenance check failed: %s", e)
             if time.monotonic() - last_sweep >= 15:
                 last_sweep = time.monotonic()
+                leading = False
                 try:
-                    if not await self.sweeper.lead():
+                    leading = await self.sweeper.lead()
+                    if not leading:
                         continue
                     n = await self.relay_pending(older_than=30)
                     if n:
                         log.info("outbox sweeper relayed %d pending message(s)", n)
                 except Exception as e:  # noqa: BLE001 - retried next round
                     log.warning("outbox sweep failed: %s", e)
+                if leading and time.monotonic() - last_prune >= retention.EVERY_SECONDS:
+                    last_prune = time.monotonic()
+                    try:
+                        await self.prune_seen()
+                    except Exception as e:  # noqa: BLE001 - retried next hour
+                        log.warning("pruning the idempotency table failed: %s", e)
 
     async def follow_maintenance(self) -> None:
         """``stopped``: take nothing from hub.intake (in-flight packages finish); otherwise consume."""

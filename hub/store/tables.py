@@ -176,6 +176,7 @@ intake_seen = sa.Table(
     sa.Column("adapter_user", sa.String(128), primary_key=True),  # the publisher as the checks saw it ("" = none)
     sa.Column("recorded_at", TS, nullable=False),
 )
+sa.Index("ix_intake_seen_recorded_at", intake_seen.c.recorded_at)  # 0036: pruned by age (hub.pipeline.retention)
 
 records = sa.Table(  # the audit log: every decision and change, append-only (hub.audit.log)
     "records", metadata,

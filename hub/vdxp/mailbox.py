@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -28,6 +27,8 @@ from hub.backbone.base import Backbone, inbox_key, inbox_queue
 from hub.pipeline.deadletters import _jsonable
 from hub.store.engine import dialect_insert
 from hub.audit.records import append_rows, record_row, utcnow
+from hub.store import packages as stored_packages
+from hub.store.packages import Stored
 from hub.store.tables import dead_letters, packages, vdxp_inbox
 
 DRAIN_LIMIT = 1000  # messages moved per list call; the rest come with the next call
@@ -84,20 +85,20 @@ async def drain(engine: AsyncEngine, backbone: Backbone, owner: str, limit: int 
 
 async def _keep(engine: AsyncEngine, owner: str, messages: list, urgent: bool) -> None:
     now = utcnow()
-    pkgs, items = {}, []
-    for m in messages:
-        headers = _jsonable(m.headers or {})
-        sha = hashlib.sha256(m.body).hexdigest()
-        pkgs[sha] = {"sha256": sha, "size": len(m.body), "data": m.body, "stored_at": now}
-        items.append({"id": str(uuid.uuid4()), "owner": owner, "message_key": message_key(headers, m.message_id),
-                      "kind": kind_of(headers), "urgent": urgent, "sender": headers.get(C.H_SENDER),
-                      "recipient": headers.get(C.H_RECIPIENT), "document_id": headers.get(C.H_DOCUMENT_ID),
-                      "sha256": sha, "headers": headers, "state": "initial", "failures": 0, "fetched": False,
-                      "created_at": now, "updated_at": now})
-    # Rows in key order: instances draining the same inbox at once lock them in one order (no deadlock).
-    items.sort(key=lambda i: i["message_key"])
+    items = []
     async with engine.begin() as conn:
-        await conn.execute(dialect_insert(conn, packages).on_conflict_do_nothing(), [pkgs[k] for k in sorted(pkgs)])
+        # Packages in SHA-256 order, rows in key order: instances draining the same inbox at once
+        # lock them in one order (no deadlock).
+        for m, headers in sorted(((m, _jsonable(m.headers or {})) for m in messages),
+                                 key=lambda mh: stored_packages.name_of(mh[0].body, mh[1])):
+            # Only the hub publishes to inboxes, so a blob reference there is its own (a large copy).
+            kept = await stored_packages.keep(conn, m.body, headers, now)
+            items.append({"id": str(uuid.uuid4()), "owner": owner, "message_key": message_key(headers, m.message_id),
+                          "kind": kind_of(headers), "urgent": urgent, "sender": headers.get(C.H_SENDER),
+                          "recipient": headers.get(C.H_RECIPIENT), "document_id": headers.get(C.H_DOCUMENT_ID),
+                          "sha256": kept.sha256, "headers": headers, "state": "initial", "failures": 0,
+                          "fetched": False, "created_at": now, "updated_at": now})
+        items.sort(key=lambda i: i["message_key"])
         await conn.execute(dialect_insert(conn, vdxp_inbox).on_conflict_do_nothing(), items)
         # A dead letter an admin replayed comes back: list it again, with a clean count.
         await conn.execute(vdxp_inbox.update().where(
@@ -128,19 +129,22 @@ async def count(engine: AsyncEngine, owner: str, kind: str) -> int:
             vdxp_inbox.c.owner == owner, vdxp_inbox.c.kind == kind, vdxp_inbox.c.state.in_(LISTED)))).scalar_one()
 
 
-async def fetch(engine: AsyncEngine, owner: str, item_id: str) -> tuple[dict, bytes] | None:
-    """The item and its bytes if it is ``owner``'s (another system's id is as unknown as a made-up one)."""
+async def fetch(engine: AsyncEngine, owner: str, item_id: str) -> tuple[dict, Stored] | None:
+    """The item and where its bytes are (``hub.store.packages``) if it is ``owner``'s (another
+    system's id is as unknown as a made-up one)."""
     async with engine.begin() as conn:
-        row = (await conn.execute(sa.select(vdxp_inbox, packages.c.data).join(
-            packages, packages.c.sha256 == vdxp_inbox.c.sha256).where(
+        row = (await conn.execute(sa.select(vdxp_inbox).where(
             vdxp_inbox.c.id == item_id, vdxp_inbox.c.owner == owner))).mappings().first()
         if row is None:
             return None
+        stored = await stored_packages.locate(conn, row["sha256"])
+        if stored is None:
+            raise stored_packages.BlobMissing(f"the package {row['sha256'][:16]}… of docId {item_id} is not stored")
         if row["state"] in LISTED:
             await conn.execute(vdxp_inbox.update().where(vdxp_inbox.c.id == item_id).values(
                 fetched=True, state="fetched" if row["state"] in ("initial", "fail") else row["state"],
                 updated_at=utcnow()))
-    return dict(row), row["data"]
+    return dict(row), stored
 
 
 async def acknowledge(engine: AsyncEngine, owner: str, item_id: str, status: str, *, actor: str,

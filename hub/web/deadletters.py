@@ -8,9 +8,10 @@ import logging
 import sqlalchemy as sa
 from aiohttp import web
 
-from hub.api.admin import parsed_header
+from hub.api.admin import parsed_stored
 from hub.errors import UsageError
 from hub.pipeline.deadletters import get_dead, list_dead, settle_dead
+from hub.store import packages as stored_packages
 from hub.store.tables import dead_letters
 from hub.web import auth, data
 from hub.web.i18n import _, fmt_int
@@ -52,16 +53,19 @@ async def dead_letters_page(ctx: Ctx) -> web.Response:
 async def dead_letter_page(ctx: Ctx) -> web.Response:
     dead_id = int(ctx.request.match_info["id"])
     try:
-        row, payload = await get_dead(ctx.state.engine, dead_id)
+        row, stored = await get_dead(ctx.state.engine, dead_id)
     except UsageError:
         return await render(ctx, "message.html", title=_("Not found"), status=404, heading=_("Not found"),
                             box={"kind": "error", "title": _("There is no dead letter #%(id)s.", id=dead_id),
                                  "detail": ""})
-    preview = payload[:PAYLOAD_PREVIEW].decode("utf-8", errors="replace")
+    # The first bytes only: a package stored by reference may be hundreds of MB.
+    head = await stored_packages.head(ctx.state.engine, stored, PAYLOAD_PREVIEW + 1) if stored else b""
+    size = stored.size if stored else 0
     return await render(
         ctx, "dead_letter.html", title=_("Dead letter #%(id)s", id=dead_id), active="dead", row=row,
-        parsed=parsed_header(payload, ctx.state.settings.max_package_bytes), preview=preview,
-        truncated=len(payload) > PAYLOAD_PREVIEW, payload_size=len(payload))
+        parsed=await parsed_stored(ctx.state.engine, stored, ctx.state.settings.max_package_bytes),
+        preview=head[:PAYLOAD_PREVIEW].decode("utf-8", errors="replace"), truncated=size > PAYLOAD_PREVIEW,
+        payload_size=size)
 
 
 def _ids(form) -> list[int]:

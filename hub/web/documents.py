@@ -1,5 +1,6 @@
 """Documents: find one by DocumentId (the latest are listed) and read its timeline: recipients,
-each recipient's status history with dates, the audit entries with the time between steps."""
+each recipient's status history with dates, the audit entries with the time between steps; and
+any stored package's bytes (streamed, however large: ``hub.store.packages``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from aiohttp import web
 import sqlalchemy as sa
 
 from hub import constants as C
+from hub.api.blobs import stream
 from hub.followup.rules import aware
+from hub.store import packages as stored_packages
 from hub.store.tables import documents
 from hub.web import data
 from hub.web.i18n import _, fmt_duration, priority_name, status_name
@@ -76,3 +79,17 @@ async def document_page(ctx: Ctx) -> web.Response:
         prev = at
     return await render(ctx, "document.html", title=_("Document"), active="documents", doc_id=doc_id, tl=tl,
                         names=names, entries=entries, C=C)
+
+
+@routes.get("/admin/packages/{sha256:[0-9a-f]{64}}")
+@view()
+async def package_download(ctx: Ctx) -> web.StreamResponse:
+    """A stored package as the hub received it (a document's, a dead letter's), chunk by chunk."""
+    sha = ctx.request.match_info["sha256"]
+    async with ctx.state.engine.connect() as conn:
+        stored = await stored_packages.locate(conn, sha)
+    if stored is None:
+        return await render(ctx, "message.html", title=_("Not found"), status=404, heading=_("Not found"),
+                            box={"kind": "error", "title": _("The hub stores no package %(sha)s.", sha=sha[:16] + "…"),
+                                 "detail": ""})
+    return stream(ctx.state.engine, stored, filename=f"{sha[:16]}.edxml")

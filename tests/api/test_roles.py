@@ -20,6 +20,7 @@ the API's, but what a route answers also depends on the broker and the database 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -81,6 +82,7 @@ def table(pem_ca: str, pem_crl: bytes) -> list[Row]:
         Row("POST", "/api/v1/inbox/ack", "/api/v1/inbox/ack", kw={"json": {"ids": []}}),
         Row("GET", "/api/v1/blobs/{sha256}", "/api/v1/blobs/" + "0" * 64, 404),  # granted to no one
         Row("GET", "/api/v1/documents/{id}", "/api/v1/documents/{doc}", scoped=dict(h41=404)),
+        Row("GET", "/api/v1/packages/{sha256}", "/api/v1/packages/{doc_sha}", scoped=dict(h41=404)),  # G22 received it
         Row("POST", "/api/v1/documents/{id}/status", "/api/v1/documents/{doc}/status", 202,
             {"json": {"code": "01"}}, scoped=dict(h41=404)),
         # admin: agencies
@@ -184,7 +186,8 @@ async def test_every_route_every_role(env, pki):
         pki.write(pki.ids[G22], keys)
         h44 = await env.adapter(H44, start=False)
         doc = make_edoc(H44, (G22,))
-        status, body = await api.call("POST", "/api/v1/documents", "h44", data=h44.sign(build_edoc(doc, [])))
+        sent = h44.sign(build_edoc(doc, []))
+        status, body = await api.call("POST", "/api/v1/documents", "h44", data=sent)
         assert status == 202, body
         doc_path = "/api/v1/documents/" + quote(doc.document_id, safe="")
         for _ in range(100):
@@ -219,7 +222,8 @@ async def test_every_route_every_role(env, pki):
                            "auditor"))[0] == 200
         status, body = await api.call("GET", "/api/v1/audit/checkpoints", "auditor")
         assert status == 200 and body["checkpoints"], body
-        ids = {"doc": quote(doc.document_id, safe=""), "dead": dead, "user": user, "package": package,
+        ids = {"doc": quote(doc.document_id, safe=""), "doc_sha": hashlib.sha256(sent).hexdigest(), "dead": dead,
+               "user": user, "package": package,
                "checkpoint": body["checkpoints"][0]["size"]}
 
         failures = []
@@ -276,6 +280,8 @@ def test_declared_roles_follow_the_policy():
         elif template.startswith("/api/v1/audit/"):
             assert set(roles) == {"admin", "auditor"}, where
         elif template == "/api/v1/documents/{id}" and method == "GET":
+            assert set(roles) == {"agency", "admin", "auditor"}, where
+        elif template == "/api/v1/packages/{sha256}":  # a document's sender and recipients, the hub's people
             assert set(roles) == {"agency", "admin", "auditor"}, where
         elif template.startswith(("/api/v1/documents", "/api/v1/inbox", "/api/v1/blobs")):
             assert roles == ("agency",), where
