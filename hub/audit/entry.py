@@ -89,11 +89,22 @@ def canonical_entry(
         raise UsageError(f"audit entry {name} must be a string or None, not {type(value).__name__}")
     if details is not None and not isinstance(details, Mapping):
         raise UsageError(f"audit entry details must be a mapping or None, not {type(details).__name__}")
+    body = _text(seq, utc_timestamp(at), event, actor, document_id, sender, sha256, reason, message,
+                 "null" if details is None else _object(details))
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UsageError("audit entry holds a lone surrogate, which UTF-8 cannot carry") from e
+
+
+def _text(seq: int, stamp: str, event: str, actor, document_id, sender, sha256, reason, message,
+          details: str) -> str:
+    """The canonical text of a checked entry, its time and details already written."""
     null = "null"
-    body = (
+    return (
         f'{{"actor":{null if actor is None else _string(actor)}'
-        f',"at":"{utc_timestamp(at)}"'
-        f',"details":{null if details is None else _object(details)}'
+        f',"at":"{stamp}"'
+        f',"details":{details}'
         f',"document_id":{null if document_id is None else _string(document_id)}'
         f',"event":{_string(event)}'
         f',"message":{null if message is None else _string(message)}'
@@ -103,10 +114,6 @@ def canonical_entry(
         f',"sha256":{null if sha256 is None else _string(sha256)}'
         f',"v":{VERSION}}}'
     )
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise UsageError("audit entry holds a lone surrogate, which UTF-8 cannot carry") from e
 
 
 def entry_leaf(
@@ -140,6 +147,13 @@ _PLAIN_JSON = json.JSONDecoder(parse_float=_not_plain, parse_constant=_not_plain
 # characters beyond U+FFFF), no whitespace.
 _C_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False,
                            check_circular=False).encode
+try:  # the same C encoder made once rather than per entry (JSONEncoder.encode builds it per call)
+    _iterencode = json.encoder.c_make_encoder(None, None, _string, None, ":", ",", True, False, False)
+    if "".join(_iterencode({"b": [1, None, True], "a": "é\n"}, 0)) == _C_JSON({"b": [1, None, True], "a": "é\n"}):
+        def _C_JSON(value) -> str:  # noqa: F811 - the faster one where this Python has it
+            return "".join(_iterencode(value, 0))
+except (AttributeError, TypeError):
+    pass
 _ASTRAL_OR_ESCAPED_SURROGATE = re.compile(r"[\U00010000-\U0010FFFF]|\\u[dD][89abAB]")
 _UTC = timezone.utc
 _AT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
@@ -160,8 +174,9 @@ def stored_entry_leaf(
     """``entry_leaf`` of a row as PostgreSQL returns it (its columns' types, details as the
     stored JSON text), the same bytes about twice as fast: when the details hold no
     non-integer number, no character beyond U+FFFF and no escaped surrogate, and are an
-    object, the whole entry is written by the C JSON encoder; anything else goes through
-    ``entry_leaf`` (which refuses what it refuses)."""
+    object, they are written by the C JSON encoder instead of ``_object``, without the type
+    checks the columns' types make needless; anything else goes through ``entry_leaf``
+    (which refuses what it refuses)."""
     if details_json is not None:
         try:
             details = _PLAIN_JSON(details_json)
@@ -177,9 +192,8 @@ def stored_entry_leaf(
         stamp = _AT % (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
     else:
         stamp = utc_timestamp(at)
-    text = _C_JSON({"actor": actor, "at": stamp, "details": details, "document_id": document_id, "event": event,
-                    "message": message, "reason": reason, "sender": sender, "seq": seq, "sha256": sha256,
-                    "v": VERSION})
+    text = _text(seq, stamp, event, actor, document_id, sender, sha256, reason, message,
+                 "null" if details is None else _C_JSON(details))
     try:
         return _sha256(b"\x00" + text.encode("utf-8")).digest()
     except UnicodeEncodeError:  # a lone surrogate: entry_leaf says so

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import multiprocessing
+import contextlib
 import os
+import pickle
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.audit import checkpoint as cp
 from hub.audit import verify_range as vr
 from hub.audit.merkle import node_hash
+from hub.store import dsn
 from hub.store.tables import checkpoints, merkle_nodes, packages, records
 
 PARALLEL_MIN = 200_000  # entries: below this one process verifies the log (a process costs ~0.5 s to start)
@@ -157,33 +160,42 @@ async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progr
 
     if not jobs:
         return []
-    url = engine.url.render_as_string(hide_password=False)
-    ctx = multiprocessing.get_context("spawn")  # not fork: this process has threads and an event loop
+    connect = engine.dialect.create_connect_args(engine.url)[1]  # host(s), port(s), user, password, database...
+    connect.update(timeout=dsn.CONNECT_TIMEOUT, server_settings={  # as make_engine's, and named in pg_stat_activity
+        "statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS), "application_name": "hub audit verify"})
     children = []
     try:
         for job in jobs[1:]:
-            ours, theirs = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=vr.run_in_process, args=(url, job, theirs), daemon=True)
-            proc.start()
-            theirs.close()
-            children.append((proc, ours))
-        waits = [asyncio.ensure_future(_child(proc, pipe, step)) for proc, pipe in children]
-        first = await vr.verify_range(engine, jobs[0], step)
-        return [first] + list(await asyncio.gather(*waits))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hub.audit.verify_range", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            children.append(proc)
+            proc.stdin.write(pickle.dumps((connect, job)))
+            proc.stdin.close()
+        waits = [asyncio.ensure_future(_child(proc, step)) for proc in children]
+        try:
+            first = await vr.verify_range(engine, jobs[0], step)
+            return [first] + list(await asyncio.gather(*waits))
+        finally:
+            for w in waits:
+                w.cancel()
     finally:
-        for proc, pipe in children:
-            if proc.is_alive():
-                proc.terminate()
-            await asyncio.to_thread(proc.join)
-            pipe.close()
+        for proc in children:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await proc.wait()
 
 
-async def _child(proc, pipe, step) -> vr.Result:
+async def _child(proc, step) -> vr.Result:
+    """Progress and then the result of one range's process."""
     while True:
         try:
-            kind, value = await asyncio.to_thread(pipe.recv)
+            kind, value = await vr.receive(proc.stdout)
         except EOFError:
-            raise RuntimeError(f"audit verify: the process verifying a range stopped (exit {proc.exitcode})") from None
+            err = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise RuntimeError("audit verify: the process verifying a range stopped"
+                               f"{': ' + err[-1] if err else ''}") from None
         if kind == "progress":
             step(value)
         elif kind == "done":

@@ -21,18 +21,17 @@ import bisect
 import contextlib
 import hashlib
 import os
+import pickle
+import sys
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
 from hub.audit.entry import entry_leaf, stored_entry_leaf
-from hub.store.tables import merkle_nodes, records
 
 PAGE = 20_000
 MAX_PROBLEMS = 50
 ZERO_LEAF = b"\x00" * 32  # stands for a missing entry: keeps the later positions aligned
-_COLUMNS = (records.c.seq, records.c.at, records.c.event, records.c.actor, records.c.document_id, records.c.sender,
-            records.c.sha256, records.c.reason, records.c.message, records.c.details, records.c.leaf_hash)
+_COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details",
+            "leaf_hash")
 # On PostgreSQL through asyncpg: details as its stored JSON text, parsed in the hashing thread.
 _PG_ROWS = ("SELECT seq, at, event, actor, document_id, sender, sha256, reason, message, details::text, leaf_hash "
             "FROM records WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3")
@@ -177,32 +176,42 @@ def check_nodes(level: int, first: int, nodes: list[bytes], stored: dict[int, st
 
 
 class Reader:
-    """The queries of a range: asyncpg's raw connection on PostgreSQL, SQLAlchemy elsewhere."""
+    """The queries of a range: on PostgreSQL straight on asyncpg (all a range's process needs:
+    it imports neither SQLAlchemy nor the store), elsewhere through SQLAlchemy."""
 
-    def __init__(self, conn, raw=None):
+    def __init__(self, conn=None, raw=None):
         self.conn, self.raw = conn, raw
         self.details_text = raw is not None
 
     @classmethod
     async def open(cls, conn) -> Reader:
+        """On an SQLAlchemy connection (asyncpg's own underneath it on PostgreSQL)."""
         if conn.dialect.driver == "asyncpg":
-            raw = (await conn.get_raw_connection()).driver_connection
-            reader = cls(conn, raw)
-            reader._rows = await raw.prepare(_PG_ROWS)
-            return reader
+            return await cls.on_asyncpg((await conn.get_raw_connection()).driver_connection)
         return cls(conn)
+
+    @classmethod
+    async def on_asyncpg(cls, raw) -> Reader:
+        reader = cls(None, raw)
+        reader._rows = await raw.prepare(_PG_ROWS)
+        return reader
 
     async def rows(self, after: int, upto: int):
         if self.raw is not None:
             return await self._rows.fetch(after, upto, PAGE)
-        return (await self.conn.execute(sa.select(*_COLUMNS).where(records.c.seq > after, records.c.seq <= upto)
-                                        .order_by(records.c.seq).limit(PAGE))).all()
+        from hub.store.tables import records
+
+        return (await self.conn.execute(
+            sa().select(*(records.c[c] for c in _COLUMNS)).where(records.c.seq > after, records.c.seq <= upto)
+            .order_by(records.c.seq).limit(PAGE))).all()
 
     async def seq_near(self, seq: int, after: bool) -> int | None:
         """The first sequence number after ``seq``, or the last one up to it (above 0)."""
-        q = (sa.select(sa.func.min(records.c.seq)).where(records.c.seq > seq) if after else
-             sa.select(sa.func.max(records.c.seq)).where(records.c.seq <= seq, records.c.seq > 0))
-        return (await self.conn.execute(q)).scalar()
+        sql = ("SELECT min(seq) FROM records WHERE seq > :s" if after else
+               "SELECT max(seq) FROM records WHERE seq <= :s AND seq > 0")
+        if self.raw is not None:
+            return await self.raw.fetchval(sql.replace(":s", "$1"), seq)
+        return (await self.conn.execute(sa().text(sql), {"s": seq})).scalar()
 
     async def runs(self, runs: list[tuple[int, int, int]]) -> dict[int, tuple]:
         """``{level: (count, first, last, comma-joined hashes)}`` of the stored nodes in each run."""
@@ -219,9 +228,18 @@ class Reader:
         return out
 
     async def nodes(self, level: int, lo: int, hi: int) -> dict[int, str]:
-        q = sa.select(merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-            merkle_nodes.c.level == level, merkle_nodes.c.idx >= lo, merkle_nodes.c.idx < hi)
-        return {ix: h for ix, h in (await self.conn.execute(q)).all()}
+        sql = "SELECT idx, hash FROM merkle_nodes WHERE level = :l AND idx >= :a AND idx < :b"
+        if self.raw is not None:
+            rows = await self.raw.fetch(sql.replace(":l", "$1").replace(":a", "$2").replace(":b", "$3"), level, lo, hi)
+        else:
+            rows = (await self.conn.execute(sa().text(sql), {"l": level, "a": lo, "b": hi})).all()
+        return {ix: h for ix, h in rows}
+
+
+def sa():
+    import sqlalchemy
+
+    return sqlalchemy
 
 
 async def compare_runs(reader: Reader, runs: dict[int, tuple[int, list[bytes]]], sealed: int, res: Result) -> None:
@@ -277,23 +295,50 @@ async def _verify_range(reader: Reader, nodes: Reader, job: Job, progress) -> Re
 
 
 # --- a range in a process of its own ---------------------------------------------------------
+# ``python -m hub.audit.verify_range``: reads (asyncpg.connect arguments, Job) pickled on stdin, writes frames on
+# stdout (8-byte length, then a pickled ("progress", n) per page, then ("done", Result) or
+# ("error", text)). A plain child process: nothing of the parent's main module is imported.
 
-def run_in_process(url: str, job: Job, pipe) -> None:
-    """Entry point of a verifying process: sends ``("progress", n)`` per page, then
-    ``("done", Result)`` or ``("error", text)``."""
+def send(out, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(len(data).to_bytes(8, "big") + data)
+    out.flush()
+
+
+async def receive(stream):
+    """The next frame from a child's stdout (an ``asyncio.StreamReader``); EOFError at its end."""
     try:
-        pipe.send(("done", asyncio.run(_in_process(url, job, pipe))))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
-        pipe.send(("error", f"{type(e).__name__}: {e}"))
-    finally:
-        pipe.close()
+        head = await stream.readexactly(8)
+        return pickle.loads(await stream.readexactly(int.from_bytes(head, "big")))
+    except asyncio.IncompleteReadError:
+        raise EOFError from None
 
 
-async def _in_process(url: str, job: Job, pipe) -> Result:
-    from hub.store.engine import make_engine
+async def _in_process(connect: dict, job: Job, out) -> Result:
+    import asyncpg
 
-    engine = make_engine(url, pool_size=2, max_overflow=0)
+    rows, nodes = await asyncpg.connect(**connect), await asyncpg.connect(**connect)
     try:
-        return await verify_range(engine, job, progress=lambda n: pipe.send(("progress", n)))
+        return await _verify_range(await Reader.on_asyncpg(rows), await Reader.on_asyncpg(nodes), job,
+                                   lambda n: send(out, ("progress", n)))
     finally:
-        await engine.dispose()
+        await rows.close()
+        await nodes.close()
+
+
+def main() -> int:
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # frames only on the real stdout
+    try:
+        connect, job = pickle.load(sys.stdin.buffer)
+        send(out, ("done", asyncio.run(_in_process(connect, job, out))))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which names it
+        send(out, ("error", f"{type(e).__name__}: {e}"))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from hub.audit.verify_range import main as _main  # Result pickled as this module's, not __main__'s
+
+    sys.exit(_main())
