@@ -202,8 +202,8 @@ async def run(n: int, admin_dsn: str, db: str | None = None, keep: bool = False,
                   f"kept PostgreSQL database {name}: {n:,} entries", flush=True)
         print(f"load average before verify: {_load()}", flush=True)
 
-        def progress(done: int, total: int) -> None:
-            if done % 200_000 < 20_000 or done == total:
+        def progress(done: int, total: int, stage: str = "entries") -> None:
+            if stage == "entries" and (done % 200_000 < 20_000 or done == total):
                 print(f"\r  verify: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
 
         runs = []

@@ -87,7 +87,8 @@ def peaks(size: int) -> list[tuple[int, int]]:
 
 
 async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None, processes: int | None = None) -> Report:
-    """Verify the whole log (see the module docstring); ``progress(done, total)`` after each page."""
+    """Verify the whole log (see the module docstring); ``progress(done, total, stage)`` after
+    each page of entries (stage "entries") and each chunk of stored packages ("packages")."""
     started = time.perf_counter()
     rep = Report()
     async with engine.connect() as conn:
@@ -144,7 +145,7 @@ async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None,
         for level, idx in sorted(beyond):
             rep.problem(f"{vr.node_name(level, idx)} is stored but covers entries the log does not hold (forged)")
             rep.first_bad_node = rep.first_bad_node or (level, idx)
-        await _verify_packages(conn, rep)
+        await _verify_packages(conn, rep, progress)
     rep.seconds = time.perf_counter() - started
     return rep
 
@@ -156,7 +157,7 @@ async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progr
     def step(n: int) -> None:
         done[0] += n
         if progress:
-            progress(done[0], total)
+            progress(done[0], total, "entries")
 
     if not jobs:
         return []
@@ -236,7 +237,7 @@ def _check_checkpoint(row, root: bytes, cert: x509.Certificate, rep: Report) -> 
         rep.first_bad_checkpoint = rep.first_bad_checkpoint or size
 
 
-async def _verify_packages(conn, rep: Report) -> None:
+async def _verify_packages(conn, rep: Report, progress=None) -> None:
     """Every stored package is content-addressed: its bytes must still hash to the SHA-256 the
     entries name (and have their recorded size); every package.received entry's bytes must exist."""
 
@@ -250,6 +251,7 @@ async def _verify_packages(conn, rep: Report) -> None:
         return f"entry {first.seq} ({first.event})" if first else "no entry"
 
     last, limit = "", 10
+    total = (await conn.execute(sa.select(sa.func.count()).select_from(packages))).scalar() if progress else 0
     while True:
         rows = (await conn.execute(sa.select(packages.c.sha256, packages.c.size, packages.c.data)
                                    .where(packages.c.sha256 > last).order_by(packages.c.sha256)
@@ -271,6 +273,8 @@ async def _verify_packages(conn, rep: Report) -> None:
                 bad(sha, f"package {sha[:16]}… named by {await named_by(sha)}: its recorded size {size} is not "
                          f"the {len(data)} bytes it holds")
         last = rows[-1][0]
+        if progress:
+            progress(rep.packages, total, "packages")
     missing = (await conn.execute(
         sa.select(records.c.seq, records.c.sha256)
         .select_from(records.outerjoin(packages, packages.c.sha256 == records.c.sha256))
