@@ -169,13 +169,13 @@ async def cmd_verify(args, settings: Settings) -> int:
 
     def progress(done: int, total: int, stage: str = "entries") -> None:
         now = time.monotonic()
-        since = stages.setdefault(stage, (now, done))  # each stage's rate from its own start
+        since = stages.setdefault(stage, (now, done) if stages else (started, 0))  # each stage's own rate
         if now - started >= 2.0 and now - shown[0] >= 1.0:  # only long runs, at most once a second
             shown[0] = now
             pct = 100.0 * done / total if total else 100.0
             rate = (done - since[1]) / (now - since[0]) if now > since[0] else 0.0
-            left = f", about {(total - done) / rate:,.0f} s left" if rate and done < total else ""
-            _err(f"  verified {done:,} of {total:,} {stage} ({pct:.0f}%, {rate:,.0f}/s{left})")
+            left = f", {rate:,.0f}/s, about {(total - done) / rate:,.0f} s left" if rate and done < total else ""
+            _err(f"  verified {done:,} of {total:,} {stage} ({pct:.0f}%{left})")
 
     async with open_engine(settings) as engine:
         rep = await verify_log(engine, cert, progress=None if args.quiet else progress, processes=args.processes)
