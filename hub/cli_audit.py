@@ -156,24 +156,29 @@ async def cmd_trail(args, settings: Settings) -> int:
 
 # --- verify -------------------------------------------------------------------------------
 
+
 async def cmd_verify(args, settings: Settings) -> int:
     from hub.audit.verify import verify_log
     from hub.context import open_engine
 
+    if args.processes is not None and args.processes < 1:
+        raise UsageError(f"--processes {args.processes}: give 1 or more")
     cert = _hub_cert(settings, args.cert)
     started = time.monotonic()
-    shown = [0.0]
+    shown, stages = [0.0], {}
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, stage: str = "entries") -> None:
         now = time.monotonic()
+        since = stages.setdefault(stage, (now, done) if stages else (started, 0))  # each stage's own rate
         if now - started >= 2.0 and now - shown[0] >= 1.0:  # only long runs, at most once a second
             shown[0] = now
             pct = 100.0 * done / total if total else 100.0
-            rate = done / (now - started)
-            _err(f"  verified {done:,} of {total:,} entries ({pct:.0f}%, {rate:,.0f}/s)")
+            rate = (done - since[1]) / (now - since[0]) if now > since[0] else 0.0
+            left = f", {rate:,.0f}/s, about {(total - done) / rate:,.0f} s left" if rate and done < total else ""
+            _err(f"  verified {done:,} of {total:,} {stage} ({pct:.0f}%{left})")
 
     async with open_engine(settings) as engine:
-        rep = await verify_log(engine, cert, progress=None if args.quiet else progress)
+        rep = await verify_log(engine, cert, progress=None if args.quiet else progress, processes=args.processes)
     if args.json:
         _out(json.dumps({"ok": rep.ok, "entries": rep.entries, "checkpoints": rep.checkpoints,
                          "packages": rep.packages,
@@ -380,6 +385,9 @@ def register(sub) -> None:
     x.add_argument("--cert", metavar="PEM", help="the hub certificate (default: HUB_CERT_FILE)")
     x.add_argument("--json", action="store_true", help="the report as JSON")
     x.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    x.add_argument("--processes", type=int, metavar="N",
+                   help="verify the entries in N processes on PostgreSQL (default: the CPUs, at most 4, "
+                        "from 200,000 entries)")
     x.set_defaults(func=cmd_verify)
 
     x = au.add_parser("export", help="evidence bundle (zip) of one document, for offline verification")

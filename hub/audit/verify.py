@@ -2,23 +2,27 @@
 hash, check every checkpoint signature, re-hash every stored package, and name the first
 entry, checkpoint, subtree node or package that does not match.
 
-One pass over ``records`` in sequence order, in chunks; for each chunk the leaves are
-recomputed from the entries' canonical bytes (``hub.audit.entry``) and folded into a
-``CompactRange``, in a thread (CPU work stays off the event loop). Each checkpoint is checked
-when the fold reaches its size: signature with the hub certificate, stored size/root against
-the signed text, signed root against the recomputed one. The perfect subtrees the fold
-completes are compared with the ``merkle_nodes`` rows the sealer stored (``hub.audit.nodes``):
-a node that differs, is missing below the latest checkpoint, or is stored where no checkpoint
-or entry justifies it is named by level, index and the entries it covers. Then every stored
-package is re-hashed against the SHA-256 its entries name.
+The log is cut into contiguous ranges of entries, each verified by ``hub.audit.verify_range``
+(every leaf recomputed from its row's canonical bytes and compared with the stored one, gaps
+found, the leaves folded up to a level ``top`` and every completed node compared with the
+``merkle_nodes`` row the sealer stored); on PostgreSQL with a large log, one range per process
+(``processes``, default the machine's CPUs, at most ``MAX_PROCESSES``), this process taking the
+first. The ranges' boundaries are multiples of ``2**top``, so the nodes above ``top`` are folded
+here from the ranges' top nodes and compared the same way. Each checkpoint's root is then
+rebuilt from the nodes of its size (kept by the ranges) and compared with what it signed, and
+its signature checked once. A node that differs, is missing below the latest checkpoint, or
+is stored where no checkpoint or entry justifies it is named by level, index and the entries
+it covers. Then every stored package is re-hashed against the SHA-256 its entries name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
+import contextlib
+import os
+import pickle
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -27,19 +31,15 @@ from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import checkpoint as cp
-from hub.audit.entry import entry_leaf
-from hub.audit.merkle import CompactRange
+from hub.audit import verify_range as vr
+from hub.audit.merkle import node_hash
+from hub.store import dsn
 from hub.store.tables import checkpoints, merkle_nodes, packages, records
 
-CHUNK = 20_000
-# The columns entry_leaf covers, then the stored leaf hash; as tuples (no per-row mappings).
-_COLUMNS = (records.c.seq, records.c.at, records.c.event, records.c.actor, records.c.document_id, records.c.sender,
-            records.c.sha256, records.c.reason, records.c.message, records.c.details, records.c.leaf_hash)
-# On PostgreSQL through asyncpg: the same, with details as its stored JSON text, parsed in the
-# hashing thread (json.loads, as SQLAlchemy's decoder does) instead of row by row on the event loop.
-_PG_RECORDS = ("SELECT seq, at, event, actor, document_id, sender, sha256, reason, message, details::text, leaf_hash "
-               "FROM records WHERE seq > $1 ORDER BY seq LIMIT $2")
-PACKAGE_CHUNK = 100  # packages are up to the size cap each: few rows per round trip
+PARALLEL_MIN = 200_000  # entries: below this one process verifies the log (a process costs ~0.5 s to start)
+MAX_PROCESSES = 4
+PACKAGE_BYTES = 16 << 20  # about this many package bytes per round trip (packages are up to the size cap each)
+PACKAGE_ROWS = 5_000  # and at most this many rows (small packages)
 
 
 @dataclass
@@ -53,164 +53,170 @@ class Report:
     first_bad_package: str | None = None
     first_bad_node: tuple[int, int] | None = None  # (level, index) in merkle_nodes
     seconds: float = 0.0
+    ranges: list[tuple[int, int, int]] = field(default_factory=list)  # (first entry, last entry, process id)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def problem(self, text: str) -> None:
-        if len(self.problems) < 50:
+        if len(self.problems) < vr.MAX_PROBLEMS:
             self.problems.append(text)
 
 
-async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None) -> Report:
-    """Read the whole log once, in chunks; the hashing runs in a thread, off the event loop."""
+def split(total: int, processes: int) -> tuple[int, list[tuple[int, int]]]:
+    """``(top, [(lo, hi), ...])``: ``total`` leaves cut into about equal ranges whose bounds
+    are multiples of ``2**top`` (one range folding every level when ``processes`` is 1)."""
+    if processes <= 1 or total < 2 * processes:
+        return 63, [(0, total)]
+    top = max(0, (total // processes).bit_length() - 3)  # bounds within an eighth of equal shares
+    unit = 1 << top
+    bounds = sorted({0, total} | {min(total, round(total * i / processes / unit) * unit) for i in range(1, processes)})
+    return top, list(zip(bounds, bounds[1:]))
+
+
+def peaks(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees ``(level, index)`` whose hashes, folded right to left, are the root
+    of the tree of ``size`` leaves, largest first."""
+    out, pos = [], 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            out.append((level, pos >> level))
+            pos += 1 << level
+    return out
+
+
+async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None, processes: int | None = None) -> Report:
+    """Verify the whole log (see the module docstring); ``progress(done, total, stage)`` after
+    each page of entries (stage "entries") and each chunk of stored packages ("packages")."""
     started = time.perf_counter()
     rep = Report()
-    # Two connections: the next chunk of entries is read on one while the stored nodes are read
-    # on the other and the current chunk is hashed in a thread.
-    async with engine.connect() as conn, engine.connect() as reader:
+    async with engine.connect() as conn:
         cps = (await conn.execute(sa.select(checkpoints).order_by(checkpoints.c.size))).mappings().all()
         total = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
         sealed = cps[-1]["size"] if cps else 0  # the sealer stored the nodes of entries 1..sealed
-        state = _Walk(tree=CompactRange(), pending=list(cps))
-        fetch, details_text = await _records_reader(reader)
-        pending = asyncio.ensure_future(fetch(0))
-        try:
-            while True:
-                rows = await pending
-                if not rows:
-                    break
-                pending = asyncio.ensure_future(fetch(rows[-1][0]))
-                before = state.tree.size
-                made = await asyncio.to_thread(_walk_rows, rows, state, cert, rep, details_text)
-                stored = await _stored_nodes(conn, before, state.tree.size)
-                await asyncio.to_thread(_check_nodes, made, stored, sealed, rep)
-                if progress:
-                    progress(rep.entries, total)
-        finally:
-            if not pending.done():
-                pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        beyond = await _stored_nodes(conn, state.tree.size, None)
-        _check_nodes([], beyond, sealed, rep)
-        for c in state.pending:  # checkpoints beyond the end of the log
-            rep.checkpoints += 1
-            rep.problem(f"checkpoint {c['size']} covers more entries than the log holds ({state.tree.size}): "
-                        "entries were removed, or the checkpoint is forged")
-            rep.first_bad_checkpoint = rep.first_bad_checkpoint or c["size"]
-        await _verify_packages(conn, rep)
+        if processes is None:
+            processes = min(os.cpu_count() or 1, MAX_PROCESSES) if total >= PARALLEL_MIN else 1
+        if conn.dialect.driver != "asyncpg":
+            processes = 1  # the other processes read PostgreSQL on their own connections
+        top, ranges = split(max(total, 0), processes)
+        wanted: dict[int, set[int]] = {}
+        for c in cps:
+            if 0 < c["size"] <= total:
+                for level, idx in peaks(c["size"]):
+                    wanted.setdefault(level, set()).add(idx)
+        jobs = [vr.Job(lo, hi, top, sealed, {lv: sorted(ix) for lv, ix in wanted.items() if lv <= top})
+                for lo, hi in ranges if hi > lo]
+        results = await _run_ranges(engine, jobs, total, progress)
+        nodes: dict[tuple[int, int], bytes] = {}
+        for res in results:
+            rep.entries += res.entries
+            rep.ranges.append((res.lo + 1, res.hi, res.pid))
+            nodes.update(res.nodes)
+        if len(results) > 1:  # the levels above top, from the ranges' top nodes
+            upper = vr.Result(0, total)
+            fold = vr.Fold(top, 0, 63, {lv: sorted(ix) for lv, ix in wanted.items() if lv > top}, upper)
+            reader = await vr.Reader.open(conn)
+            runs = fold.feed([h for res in results for h in res.top_nodes])
+            runs.pop(top, None)  # compared by the ranges
+            await vr.compare_runs(reader, runs, sealed, upper)
+            nodes.update(upper.nodes)
+            results.append(upper)
+        for res in results:  # entries first, in order; then checkpoints; then subtree nodes
+            for text in res.entry_problems:
+                rep.problem(text)
+            rep.first_bad_entry = rep.first_bad_entry or res.first_bad_entry
+        for c in cps:
+            if 0 < c["size"] <= total:
+                h = None
+                for part in reversed(peaks(c["size"])):
+                    h = nodes[part] if h is None else node_hash(nodes[part], h)
+                _check_checkpoint(c, h, cert, rep)
+            else:  # checkpoints beyond the end of the log
+                rep.checkpoints += 1
+                rep.problem(f"checkpoint {c['size']} covers more entries than the log holds ({total}): "
+                            "entries were removed, or the checkpoint is forged")
+                rep.first_bad_checkpoint = rep.first_bad_checkpoint or c["size"]
+        for res in results:
+            for text in res.node_problems:
+                rep.problem(text)
+            rep.first_bad_node = rep.first_bad_node or res.first_bad_node
+        beyond = await _stored_nodes(conn, total)
+        for level, idx in sorted(beyond):
+            rep.problem(f"{vr.node_name(level, idx)} is stored but covers entries the log does not hold (forged)")
+            rep.first_bad_node = rep.first_bad_node or (level, idx)
+        await _verify_packages(conn, rep, progress)
     rep.seconds = time.perf_counter() - started
     return rep
 
 
-async def _records_reader(conn):
-    """``(fetch(after_seq) -> up to CHUNK rows as tuples in _COLUMNS order, details_text)``."""
-    if conn.dialect.driver == "asyncpg":
-        raw = (await conn.get_raw_connection()).driver_connection
-        stmt = await raw.prepare(_PG_RECORDS)
+async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progress) -> list[vr.Result]:
+    """The first range here, each other one in a process of its own; progress summed over all."""
+    done = [0]
 
-        async def fetch_pg(after: int):
-            return await stmt.fetch(after, CHUNK)
+    def step(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(done[0], total, "entries")
 
-        return fetch_pg, True
-
-    async def fetch(after: int):
-        return (await conn.execute(sa.select(*_COLUMNS).where(records.c.seq > after)
-                                   .order_by(records.c.seq).limit(CHUNK))).all()
-
-    return fetch, False
-
-
-@dataclass
-class _Walk:
-    tree: CompactRange
-    pending: list
-    expected: int = 1
-
-
-def _walk_rows(rows, state: _Walk, cert: x509.Certificate, rep: Report,
-               details_text: bool = False) -> list[tuple[int, int, bytes]]:
-    """Recompute the leaves of ``rows`` (tuples in ``_COLUMNS`` order; ``details_text``: details
-    is the stored JSON text), fold them in, check the checkpoints they reach; returns the perfect
-    subtrees completed (to compare with the stored ones)."""
-    tree, made = state.tree, []
-    loads = json.loads
-    next_size = state.pending[0]["size"] if state.pending else None
-    for seq, at, event, actor, document_id, sender, sha256, reason, message, details, stored_leaf in rows:
-        if seq != state.expected:
-            rep.problem(f"entry {state.expected} is missing: the log jumps from {state.expected - 1} to {seq} (deleted?)")
-            rep.first_bad_entry = rep.first_bad_entry or state.expected
-            while state.expected < seq:  # keep positions aligned; the missing leaves change every root after
-                made.extend(tree.append(b"\x00" * 32))
-                state.expected += 1
-        if details_text and details is not None:
-            details = loads(details)
-        leaf = entry_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
-        if leaf.hex() != stored_leaf:
-            rep.problem(f"entry {seq} ({event}, {document_id or '-'}) does not match its leaf hash: "
-                        "it was changed after it was written")
-            rep.first_bad_entry = rep.first_bad_entry or seq
-        made.extend(tree.append(leaf))
-        state.expected += 1
-        rep.entries += 1
-        if tree.size == next_size:
-            while state.pending and state.pending[0]["size"] == tree.size:
-                _check_checkpoint(state.pending.pop(0), tree, cert, rep)
-            next_size = state.pending[0]["size"] if state.pending else None
-    return made
+    if not jobs:
+        return []
+    connect = engine.dialect.create_connect_args(engine.url)[1]  # host(s), port(s), user, password, database...
+    connect.update(timeout=dsn.CONNECT_TIMEOUT, server_settings={  # as make_engine's, and named in pg_stat_activity
+        "statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS), "application_name": "hub audit verify"})
+    children = []
+    try:
+        for job in jobs[1:]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hub.audit.verify_range", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            children.append(proc)
+            proc.stdin.write(pickle.dumps((connect, job)))
+            proc.stdin.close()
+        waits = [asyncio.ensure_future(_child(proc, step)) for proc in children]
+        try:
+            first = await vr.verify_range(engine, jobs[0], step)
+            return [first] + list(await asyncio.gather(*waits))
+        finally:
+            for w in waits:
+                w.cancel()
+    finally:
+        for proc in children:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await proc.wait()
 
 
-async def _stored_nodes(conn, after: int, upto: int | None) -> dict[tuple[int, int], str]:
-    """Stored subtree hashes completed by leaf counts after+1 .. upto (None: any beyond ``after``)."""
+async def _child(proc, step) -> vr.Result:
+    """Progress and then the result of one range's process."""
+    while True:
+        try:
+            kind, value = await vr.receive(proc.stdout)
+        except EOFError:
+            err = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise RuntimeError("audit verify: the process verifying a range stopped"
+                               f"{': ' + err[-1] if err else ''}") from None
+        if kind == "progress":
+            step(value)
+        elif kind == "done":
+            return value
+        else:
+            raise RuntimeError(f"audit verify: the process verifying a range failed: {value}")
+
+
+async def _stored_nodes(conn, size: int) -> dict[tuple[int, int], str]:
+    """Stored subtree hashes that no tree of ``size`` leaves completes (level < 1, or beyond its end)."""
     top = (await conn.execute(sa.select(sa.func.max(merkle_nodes.c.level)))).scalar() or 0
-    conds = []
-    for level in range(1, top + 1):
-        lo = after >> level  # (idx + 1) << level > after
-        cond = merkle_nodes.c.idx >= lo
-        if upto is not None:
-            hi = (upto >> level) - 1  # (idx + 1) << level <= upto
-            if hi < lo:
-                continue
-            cond = sa.and_(cond, merkle_nodes.c.idx <= hi)
-        conds.append(sa.and_(merkle_nodes.c.level == level, cond))
-    if upto is None:
-        conds.append(merkle_nodes.c.level < 1)
-    if not conds:
-        return {}
+    conds = [merkle_nodes.c.level < 1]
+    for level in range(1, top + 1):  # (idx + 1) << level > size
+        conds.append(sa.and_(merkle_nodes.c.level == level, merkle_nodes.c.idx >= size >> level))
     rows = (await conn.execute(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
                                .where(sa.or_(*conds)))).all()
     return {(lv, ix): h for lv, ix, h in rows}
 
 
-def _node_name(level: int, idx: int) -> str:
-    return f"subtree node (level {level}, index {idx}: entries {(idx << level) + 1}..{(idx + 1) << level})"
-
-
-def _check_nodes(made, stored: dict[tuple[int, int], str], sealed: int, rep: Report) -> None:
-    """Every node the sealer must have stored (entries 1..sealed) is stored and equal to the
-    recomputed one; no other node is stored."""
-    for level, idx, h in made:
-        key = (level, idx)
-        got = stored.pop(key, None)
-        if (idx + 1) << level > sealed:
-            if got is not None:
-                rep.problem(f"{_node_name(level, idx)} is stored but no checkpoint covers it (forged)")
-                rep.first_bad_node = rep.first_bad_node or key
-        elif got is None:
-            rep.problem(f"{_node_name(level, idx)} is missing from merkle_nodes (deleted?); proofs over it fail")
-            rep.first_bad_node = rep.first_bad_node or key
-        elif got != h.hex():
-            rep.problem(f"{_node_name(level, idx)} does not match the entries it covers: "
-                        "the stored hash was forged or altered")
-            rep.first_bad_node = rep.first_bad_node or key
-    for level, idx in sorted(stored):
-        rep.problem(f"{_node_name(level, idx)} is stored but covers entries the log does not hold (forged)")
-        rep.first_bad_node = rep.first_bad_node or (level, idx)
-
-
-def _check_checkpoint(row, tree: CompactRange, cert: x509.Certificate, rep: Report) -> None:
+def _check_checkpoint(row, root: bytes, cert: x509.Certificate, rep: Report) -> None:
     rep.checkpoints += 1
     size = row["size"]
     try:
@@ -225,13 +231,13 @@ def _check_checkpoint(row, tree: CompactRange, cert: x509.Certificate, rep: Repo
     if signed.size != size or signed.root.hex() != row["root"]:
         rep.problem(f"checkpoint {size}: the stored size/root differ from what was signed")
         rep.first_bad_checkpoint = rep.first_bad_checkpoint or size
-    if tree.root() != signed.root:
+    if root != signed.root:
         rep.problem(f"checkpoint {size}: the entries 1..{size} no longer hash to its root "
                     "(an entry was changed, removed, inserted or reordered)")
         rep.first_bad_checkpoint = rep.first_bad_checkpoint or size
 
 
-async def _verify_packages(conn, rep: Report) -> None:
+async def _verify_packages(conn, rep: Report, progress=None) -> None:
     """Every stored package is content-addressed: its bytes must still hash to the SHA-256 the
     entries name (and have their recorded size); every package.received entry's bytes must exist."""
 
@@ -244,13 +250,16 @@ async def _verify_packages(conn, rep: Report) -> None:
                                     .order_by(records.c.seq).limit(1))).first()
         return f"entry {first.seq} ({first.event})" if first else "no entry"
 
-    last = ""
+    last, limit = "", 10
+    total = (await conn.execute(sa.select(sa.func.count()).select_from(packages))).scalar() if progress else 0
     while True:
         rows = (await conn.execute(sa.select(packages.c.sha256, packages.c.size, packages.c.data)
                                    .where(packages.c.sha256 > last).order_by(packages.c.sha256)
-                                   .limit(PACKAGE_CHUNK))).all()
+                                   .limit(limit))).all()
         if not rows:
             break
+        held = sum(len(r[2]) for r in rows) // len(rows) + 1  # the next chunk's rows from this one's sizes
+        limit = max(1, min(PACKAGE_ROWS, PACKAGE_BYTES // held))
         hashed = await asyncio.to_thread(lambda rows=rows: [hashlib.sha256(r[2]).hexdigest() for r in rows])
         in_blobs = await _blob_sizes(conn, [r[0] for r in rows if not r[2] and r[1]])
         for (sha, size, data), actual in zip(rows, hashed):
@@ -264,6 +273,8 @@ async def _verify_packages(conn, rep: Report) -> None:
                 bad(sha, f"package {sha[:16]}… named by {await named_by(sha)}: its recorded size {size} is not "
                          f"the {len(data)} bytes it holds")
         last = rows[-1][0]
+        if progress:
+            progress(rep.packages, total, "packages")
     missing = (await conn.execute(
         sa.select(records.c.seq, records.c.sha256)
         .select_from(records.outerjoin(packages, packages.c.sha256 == records.c.sha256))

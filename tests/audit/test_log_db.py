@@ -131,3 +131,33 @@ async def test_only_one_sealer_and_appends_never_wait(engine, hub_id):
     assert sizes == [50]
     rep = await verify_log(engine, hub_id.cert)
     assert rep.ok, rep.problems
+
+
+async def test_a_flipped_byte_in_the_second_process_range_is_named(pg_url, hub_id):
+    """Two processes on PostgreSQL: the second verifies entries 21..40 on its own connections;
+    one byte changed in entry 31 (the middle of that range) is named with its message, and
+    the checkpoints over it fail."""
+    import os
+
+    from hub.store.engine import make_engine, migrate
+
+    engine = make_engine(pg_url)
+    try:
+        await migrate(engine)
+        await fill(engine, 24)
+        await seal(engine, hub_id)
+        await fill(engine, 16, start=24)
+        await seal(engine, hub_id)
+        rep = await verify_log(engine, hub_id.cert, processes=2)
+        assert rep.ok, rep.problems
+        assert [r[:2] for r in rep.ranges] == [(1, 20), (21, 40)] and rep.entries == 40
+        assert rep.ranges[0][2] == os.getpid() and rep.ranges[1][2] != os.getpid()
+        await tamper(engine, "UPDATE records SET document_id = '000.00.00.G22,2026/11/27,30/VPCX' WHERE seq = 31")
+        rep = await verify_log(engine, hub_id.cert, processes=2)
+        assert rep.ranges[1][:2] == (21, 40) and rep.ranges[1][2] != os.getpid()
+        assert not rep.ok and rep.first_bad_entry == 31 and rep.first_bad_checkpoint == 40
+        assert rep.problems[0] == ("entry 31 (package.accepted, 000.00.00.G22,2026/11/27,30/VPCX) does not match "
+                                   "its leaf hash: it was changed after it was written")
+        assert len([p for p in rep.problems if p.startswith("entry ")]) == 1
+    finally:
+        await engine.dispose()

@@ -266,18 +266,17 @@ def _threads_of(monkeypatch, module, name: str) -> list[int]:
 async def test_sealing_and_verifying_hash_off_the_event_loop(engine, hub_id, monkeypatch):
     import threading
 
-    from hub.audit import sealer, verify
+    from hub.audit import sealer, verify_range
 
     loop_thread = threading.get_ident()
     folds = _threads_of(monkeypatch, sealer, "fold")
-    walks = _threads_of(monkeypatch, verify, "_walk_rows")
-    node_checks = _threads_of(monkeypatch, verify, "_check_nodes")
+    leaves = _threads_of(monkeypatch, verify_range, "page_leaves")
+    node_checks = _threads_of(monkeypatch, verify_range, "runs_match")
     await fill(engine, 30)
     assert (await seal(engine, hub_id)).size == 30
     assert (await verify_log(engine, hub_id.cert)).ok
-    assert folds and walks and node_checks
-    assert loop_thread not in folds and loop_thread not in walks
-    assert node_checks.count(loop_thread) == 1  # only the final, empty check of nodes beyond the log
+    assert folds and leaves and node_checks
+    assert loop_thread not in folds and loop_thread not in leaves and loop_thread not in node_checks
 
 
 async def test_sizes_beyond_the_log_and_malformed_hashes_are_refused(engine, hub_id):
