@@ -65,6 +65,23 @@ class Pki:
         return kp, cp
 
 
+# Tests that start servers of their own (a RabbitMQ cluster, PostgreSQL primary/standby, the
+# local cluster script) and stop or kill them: under pytest-xdist (`-n 2`, pyproject's addopts)
+# they run one after another on one worker, while the other worker takes the rest of the suite.
+# Schemathesis runs its own pool of clients against a served hub: its cases, too, one at a time.
+XDIST_GROUPS = {"tests/faults/": "own-clusters", "tests/test_local_cluster.py": "own-clusters",
+                "tests/api/test_schemathesis.py": "schemathesis"}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        for prefix, group in XDIST_GROUPS.items():
+            if rel.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory) -> Pki:
     ca_cert, ca_key = devpki.make_ca("test root", not_before=datetime.now(timezone.utc) - timedelta(days=800))

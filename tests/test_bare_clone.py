@@ -36,9 +36,10 @@ def test_document_tests_pass_on_a_bare_clone(tmp_path):
     assert Path(where.stdout.strip()).is_relative_to(clone), where.stdout
 
     # On this machine ../shared may well exist elsewhere (an absolute path would still find it),
-    # so the run also records every file the tests open outside the clone, Python and /tmp.
+    # so the run also records every file the tests open outside the clone, Python and /tmp
+    # (``-n 0``: in this one process, where the audit hook watches, not in xdist workers).
     outside = tmp_path / "outside.txt"
-    p = subprocess.run([sys.executable, "-c", _WATCHED_PYTEST, str(outside), "-q", "-p", "no:cacheprovider",
+    p = subprocess.run([sys.executable, "-c", _WATCHED_PYTEST, str(outside), "-q", "-n", "0", "-p", "no:cacheprovider",
                         "tests/edxml"], cwd=clone, env=env, capture_output=True, text=True, timeout=540)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
