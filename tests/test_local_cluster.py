@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PORTS = {5672, 15672, 5432}
@@ -37,7 +41,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_running_a_cluster_runs_verbatim(tmp_path):
+@pytest.fixture
+def short_tmp():
+    """A folder with a short path: PostgreSQL's socket lives under it, and a socket's path is
+    limited to 107 bytes (pytest-xdist's per-worker basetemp makes tmp_path too long for it)."""
+    path = Path(tempfile.mkdtemp(prefix="hub-lc-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_running_a_cluster_runs_verbatim(short_tmp):
+    tmp_path = short_tmp
     (tmp_path / "deploy").symlink_to(REPO / "deploy")  # the block runs "from the repository's folder"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "RABBITMQ_", "ERL_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `.venv` active

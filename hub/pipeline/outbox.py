@@ -99,13 +99,15 @@ class Relay:
             raise
         return True
 
-    async def mark_in(self, conn: AsyncConnection, sent: Sent) -> list[dict]:
+    async def mark_in(self, conn: AsyncConnection, sent: Sent, now: datetime | None = None) -> list[dict]:
         """In the caller's transaction: mark the confirmed outbox rows of ``sent`` sent; returns the
-        audit entries of their deliveries for the caller to append ([] with the audit log off)."""
+        audit entries of their deliveries for the caller to append ([] with the audit log off).
+        ``now``: the time the caller stamps its own entries with, so that the log's times never go
+        backwards from one entry to the next (a batch's transaction appends these before its own)."""
         ids = [i for i, _ in sent if i is not None]
         if not ids:
             return []
-        now = utcnow()
+        now = now or utcnow()
         # only rows still unsent: a transaction redone after a lost COMMIT reply logs no delivery twice
         marked = set((await conn.execute(outbox.update().where(outbox.c.id.in_(ids), outbox.c.sent_at.is_(None))
                                          .values(sent_at=now).returning(outbox.c.id))).scalars().all())

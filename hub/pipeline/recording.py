@@ -131,7 +131,7 @@ class Recorder:
             decided = submit.decisions(items, verdicts, p.records, lambda msg: users[id(msg)])
             await submit.record(conn, decided)
             await count_documents(conn, written)
-            delivered = await self.relay.mark_in(conn, marks) if marks else []
+            delivered = await self.relay.mark_in(conn, marks, now) if marks else []
             if self.audit:
                 await append_rows(conn, delivered + p.records)
         submit.wake(decided)

@@ -50,7 +50,11 @@ from hub.store import leader
 
 log = logging.getLogger("hub.worker")
 
-MARK_WAIT = 5.0  # seconds confirmed rows wait for the next batch's transaction before stage 4 marks them alone
+# Confirmed rows wait for a batch's transaction only while one is being recorded or waits to be:
+# under load the next batch's transaction marks them (one commit less per batch); an idle hub
+# marks them at once, so the outbox backlog and the audit log's deliveries never lag behind the
+# inboxes (an auditor reading the trail right after a delivery finds it).
+MARK_WAIT = 0.0  # seconds of grace beyond that
 MARK_POLL = 0.02  # seconds between stage 4's looks at whether a transaction took them
 
 __all__ = ["UNRECORDABLE", "Snapshot", "Stats", "Worker"]
@@ -500,7 +504,7 @@ class Worker:
 
     async def _sent_stage(self) -> None:
         """Stage 4: mark confirmed outbox rows sent and log their deliveries, alone only when no batch's
-        transaction took them within ``MARK_WAIT`` (the next batch's does: one commit less per batch)."""
+        transaction is under way or waiting to take them (the next batch's does: one commit less per batch)."""
         while True:
             await self._marks.wait()
             alone_at = time.monotonic() + MARK_WAIT
