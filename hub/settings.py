@@ -83,9 +83,10 @@ class Settings(BaseSettings):
     prefetch: int = Field(256, ge=1, validation_alias="HUB_PREFETCH")
     """``HUB_PREFETCH``: intake messages in flight per worker (they are processed in batches)."""
 
-    pipeline_depth: int = Field(2, ge=1, le=16, validation_alias="HUB_PIPELINE_DEPTH")
+    pipeline_depth: int = Field(1, ge=1, le=16, validation_alias="HUB_PIPELINE_DEPTH")
     """``HUB_PIPELINE_DEPTH``: batches a worker holds recorded but not yet acked (1: the next batch
-    is recorded only once the previous one is published and acked)."""
+    is recorded only once the previous one is published and acked). 1 by default: on a quiet
+    machine 2 was 29 % slower (``hub bench --ab HUB_PIPELINE_DEPTH=1``, README Performance)."""
 
     check_processes: int = Field(1, ge=0, validation_alias="HUB_CHECK_PROCESSES")
     """``HUB_CHECK_PROCESSES``: processes for the CPU-bound checks (0 = in the event loop)."""

@@ -18,7 +18,7 @@ from hub.edxml.trace import strip_relay_trace
 from hub.errors import AuthorityError
 from hub.store.tables import dead_letters, documents, records
 from tests.conftest import G22, H41, H44, HUB, attachment, make_edoc
-from tests.hubenv import drain, quiet
+from tests.hubenv import drain, quiet, until
 
 
 def verify_as_recipient(env, r):
@@ -248,3 +248,27 @@ async def _raw_next(adapter):
                 return m.message.body
         await asyncio.sleep(0.05)
     raise AssertionError("nothing was republished")
+
+
+async def test_overlapping_stages_deliver_each_package_once_and_log_in_order(env):
+    """``HUB_PIPELINE_DEPTH=2`` (batch N+1 recorded while batch N awaits its confirms; not the
+    default): every package delivered once, one ``edoc.delivered`` per copy, and the log's
+    times never go backwards along its sequence (the marks folded into later transactions)."""
+    env.settings = env.settings.replace(pipeline_depth=2)
+    n = 120
+    async with env.running():
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        docs = [make_edoc(G22, (H41,), subject=f"Công văn {i}") for i in range(n)]
+        for d in docs:
+            await g.publish(g.sign(build_edoc(d, [])))
+        got = await drain(h41, n, timeout=120)
+        assert sorted(r.document_id for r in got) == sorted(d.document_id for d in docs)
+        assert await quiet(h41, 1.0) == []
+
+        async def all_logged():
+            return len(await env.scalar(sa.select(records.c.seq).where(records.c.event == "edoc.delivered"))) == n
+
+        await until(all_logged, timeout=30)
+    rows = await env.scalar(sa.select(records.c.seq, records.c.at).order_by(records.c.seq))
+    assert [s for s, _ in rows] == list(range(rows[0][0], rows[0][0] + len(rows)))  # gapless
+    assert all(a[1] <= b[1] for a, b in zip(rows, rows[1:]))  # in time order too
