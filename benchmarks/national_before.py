@@ -45,6 +45,8 @@ async def authentication_by_agency(engine) -> list:
 
 
 def to_recipient(recipient: str):
+    """The recipient filter as it was (correlated EXISTS evaluated per entry); also the reference
+    ``tests/audit/test_recipient_search.py`` compares the current join with."""
     d, dl = documents.alias("d"), deliveries.alias("dl")
     s, o, odl = documents.alias("s"), documents.alias("o"), deliveries.alias("odl")
     addressed = sa.or_(

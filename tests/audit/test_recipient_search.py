@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from benchmarks.national_before import to_recipient as old_to_recipient  # the filter before issue 15
 from hub.audit import query
 from hub.audit.records import append_rows, record_row
 from hub.web import audit as web_audit
@@ -18,41 +19,6 @@ from tests.audit.test_query import world  # noqa: F401  (the fixture: entries th
 from tests.conftest import G22, H41, H44
 
 AGENCIES = ["000.00.00.G22", "000.00.00.H41", "000.00.00.H44", "000.00.00.H45", "000.00.00.H46"]
-
-
-def old_to_recipient(recipient: str):
-    """The recipient filter as it was before issue 15 (correlated EXISTS evaluated per entry)."""
-    d, dl = documents.alias("d"), deliveries.alias("dl")
-    s, o, odl = documents.alias("s"), documents.alias("o"), deliveries.alias("odl")
-    addressed = sa.or_(
-        sa.and_(s.c.sender != o.c.sender, o.c.sender == recipient),
-        sa.and_(s.c.sender == o.c.sender,
-                sa.exists().where(odl.c.document == o.c.id, odl.c.recipient == recipient)),
-    )
-    candidates = sa.union_all(
-        sa.select(d.c.document_id).join(dl, dl.c.document == d.c.id).where(dl.c.recipient == recipient,
-                                                                            d.c.kind == "edoc"),
-        sa.select(s.c.document_id).join(o, o.c.id == s.c.refers_to).where(s.c.kind == "status", addressed),
-    )
-    d2, dl2, s2, o2 = documents.alias("d2"), deliveries.alias("dl2"), documents.alias("s2"), documents.alias("o2")
-    odl2 = deliveries.alias("odl2")
-    edoc = sa.exists().where(dl2.c.recipient == recipient, dl2.c.document == d2.c.id, d2.c.kind == "edoc",
-                             query._same_document(d2))
-    addressed2 = sa.or_(
-        sa.and_(s2.c.sender != o2.c.sender, o2.c.sender == recipient),
-        sa.and_(s2.c.sender == o2.c.sender,
-                sa.exists().where(odl2.c.document == o2.c.id, odl2.c.recipient == recipient)),
-    )
-    status = sa.exists().where(s2.c.kind == "status", s2.c.document_id == records.c.document_id,
-                               s2.c.sender == records.c.sender, o2.c.id == s2.c.refers_to, addressed2)
-    details = records.c.details
-    return sa.and_(
-        records.c.document_id.in_(candidates),
-        sa.or_(edoc, status),
-        sa.or_(records.c.event != "edoc.delivered", details["recipient"].as_string() == recipient),
-        sa.or_(records.c.event != "status.recorded", records.c.sender == recipient,
-               records.c.sender == details["original_sender"].as_string()),
-    )
 
 
 async def both(engine, recipient: str, **filters) -> tuple[list[int], list[int]]:
