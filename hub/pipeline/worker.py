@@ -54,7 +54,6 @@ log = logging.getLogger("hub.worker")
 # under load the next batch's transaction marks them (one commit less per batch); an idle hub
 # marks them at once, so the outbox backlog and the audit log's deliveries never lag behind the
 # inboxes (an auditor reading the trail right after a delivery finds it).
-MARK_WAIT = 0.0  # seconds of grace beyond that
 MARK_POLL = 0.02  # seconds between stage 4's looks at whether a transaction took them
 
 __all__ = ["UNRECORDABLE", "Snapshot", "Stats", "Worker"]
@@ -372,7 +371,7 @@ class Worker:
             # Marking the outbox sent (and logging the deliveries) is off the critical path, in the
             # next batch's transaction: if the worker dies first, the rows are published again.
             # (without their bodies: marking needs the row ids and headers, and a body held here
-            # for MARK_WAIT would keep its bytes alive)
+            # until then would keep its bytes alive)
             self._to_mark += [(i, replace(o, body=b"")) for i, o in outgoing if i is not None]
             self._marks.set()
         sec["publish"] += t3 - t2
@@ -507,9 +506,7 @@ class Worker:
         transaction is under way or waiting to take them (the next batch's does: one commit less per batch)."""
         while True:
             await self._marks.wait()
-            alone_at = time.monotonic() + MARK_WAIT
-            while self._to_mark and (self._recording or not self._checked.empty()
-                                     or (time.monotonic() < alone_at and not self.gate.stopping)):
+            while self._to_mark and (self._recording or not self._checked.empty()):
                 await asyncio.sleep(MARK_POLL)
             self._marks.clear()
             sent, self._to_mark = self._to_mark, []
