@@ -39,11 +39,19 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> l
     if not rows:
         return []
     await _lock(conn)
-    last = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
+    # the last entry's seq and time, under the lock: an entry stamped before its transaction got
+    # the lock may follow one stamped later by a transaction that got it first; its time is
+    # raised to that entry's, so times never go backwards along the log (the trail's
+    # "seconds since the previous step" stays >= 0)
+    head = (await conn.execute(sa.select(records.c.seq, records.c.at).order_by(records.c.seq.desc()).limit(1))).first()
+    last, floor = (head[0], _utc(head[1])) if head is not None else (0, None)
     out = []
     for i, row in enumerate(rows, start=1):
         seq = last + i
         at = _utc(row["at"])
+        if floor is not None and at < floor:
+            at = floor
+        floor = at
         row = {**row, "seq": seq, "at": at}
         row["leaf_hash"] = entry_leaf(seq, at, row["event"], row.get("actor"), row.get("document_id"),
                                       row.get("sender"), row.get("sha256"), row.get("reason"), row.get("message"),

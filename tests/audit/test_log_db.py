@@ -161,3 +161,23 @@ async def test_a_flipped_byte_in_the_second_process_range_is_named(pg_url, hub_i
         assert len([p for p in rep.problems if p.startswith("entry ")]) == 1
     finally:
         await engine.dispose()
+
+
+async def test_an_entry_stamped_before_an_earlier_commit_never_goes_back_in_time(engine, hub_id):
+    """Two transactions stamp their entries, the later-stamped one takes the append lock first:
+    the other's entries follow it in the log at its time, never before it (the trail's seconds
+    between steps stay >= 0), and the log still verifies."""
+    early, late = datetime(2026, 11, 30, 8, 0, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, 8, 0, 5, tzinfo=timezone.utc)
+    async with engine.begin() as conn:
+        await append_rows(conn, [record_row("package.accepted", actor="a", document_id="d1", at=late)])
+    async with engine.begin() as conn:
+        await append_rows(conn, [record_row("edoc.delivered", actor="a", document_id="d0", at=early),
+                                 record_row("edoc.delivered", actor="a", document_id="d0", at=early)])
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(records.c.seq, records.c.at).order_by(records.c.seq))).all()
+    times = [r.at.replace(tzinfo=timezone.utc) if r.at.tzinfo is None else r.at for r in rows]
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert times == [late, late, late]
+    await seal(engine, hub_id)
+    rep = await verify_log(engine, hub_id.cert)
+    assert rep.ok, rep.problems
