@@ -11,7 +11,7 @@ import asyncio
 
 from aiohttp import web
 
-from hub.api.errors import error, json_errors
+from hub.api.errors import JsonErrorRunner, error, json_errors
 from hub.api.state import PRINCIPAL, STATE, ApiState
 from hub.api.users import Principal, agency_active, authenticate
 
@@ -113,7 +113,7 @@ def create_app(state: ApiState) -> web.Application:
 async def start_site(app: web.Application, host: str, port: int, ssl_context=None) -> web.AppRunner:
     # Short keep-alive: the national SDK builds a new pooled client per call and never closes it,
     # so its idle connections would otherwise pile up for aiohttp's default 75 s.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10, keepalive_timeout=15)
+    runner = JsonErrorRunner(app, access_log=None, shutdown_timeout=10, keepalive_timeout=15)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

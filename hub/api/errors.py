@@ -7,6 +7,8 @@ import logging
 import uuid
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from hub.errors import AuthorityError, ConflictError, HubError, TransientError, UsageError
 
@@ -52,3 +54,38 @@ async def json_errors(request: web.Request, handler):
         log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident,
                       extra={"incident": incident})
         return error(500, "hub.internal", f"internal error; the operator can find incident {incident} in the logs")
+
+
+class JsonErrorRequestHandler(RequestHandler):
+    """aiohttp's connection handler, but a request it cannot parse (a request line or header over
+    its limit, a malformed line) is answered in the API's JSON error format too: these never reach
+    the application or its middlewares, and aiohttp's own answer is text/plain."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs it; raises if a response began
+        if status >= 500:
+            return plain
+        if isinstance(exc, LineTooLong):
+            body = error(status, "http.request_too_long",
+                         "the request line or a header is longer than the server reads "
+                         f"({exc.message if hasattr(exc, 'message') else exc}): shorten the query "
+                         "(fewer or shorter parameters) or send the data in the request body")
+        else:
+            body = error(status, f"http.{status}", f"the request could not be read as HTTP: {message or exc}")
+        body.force_close()
+        return body
+
+
+class JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:  # as web.Server's, with the handler above
+        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class JsonErrorRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer unparseable requests in JSON (see above)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = JsonErrorServer  # the app's own Server, only its handler class changed
+        return server

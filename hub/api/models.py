@@ -185,13 +185,16 @@ def _time(value):
     """An ISO 8601 date or time (UTC when bare) as aware UTC (``hub.audit.query.parse_time``)."""
     if not isinstance(value, str):
         return value
+    if len(value) > TIME_MAX:
+        raise PydanticCustomError("usage.invalid", f"longer than {TIME_MAX} characters: not an ISO 8601 date or time")
     try:
         return parse_time(value)
     except UsageError as e:
         raise PydanticCustomError("usage.invalid", e.message.replace("time ", "", 1)) from None
 
 
-Time = Annotated[datetime | None, BeforeValidator(_time), WithJsonSchema({"type": "string"})]
+TIME_MAX = 64  # "2026-11-27T08:30:00.123456+07:00" is 32
+Time = Annotated[datetime | None, BeforeValidator(_time), WithJsonSchema({"type": "string", "maxLength": TIME_MAX})]
 
 
 def _day(value):

@@ -67,3 +67,47 @@ async def test_search_wildcards_are_literal_in_the_admin_api(env):
                 status, body = await api.call("GET", f"/api/v1/admin/agencies?search={search}{connected}", "admin")
                 assert status == 200, body
                 assert [a["code"] for a in body["agencies"]] == expected, (search, connected, body["agencies"])
+
+
+async def test_a_request_aiohttp_cannot_read_is_answered_in_json():
+    """A request line over the server's limit (8,190 bytes) or a line that is not HTTP never reaches
+    the app or its middlewares; the answer is still the API's JSON error, with what to do."""
+    import asyncio
+    import json
+
+    from aiohttp import web
+
+    from hub.api.app import start_site
+    from tests.apienv import free_port
+
+    async def ok(_request):
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/x", ok)
+    port = free_port()
+    runner = await start_site(app, "127.0.0.1", port)
+
+    async def raw(request: bytes) -> tuple[int, dict, dict]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await writer.drain()
+        head, _, body = (await asyncio.wait_for(reader.read(), 10)).partition(b"\r\n\r\n")
+        writer.close()
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        return int(lines[0].split()[1]), headers, json.loads(body)
+
+    try:
+        status, headers, body = await raw(b"GET /x?search=" + b"%F0%9F%98%80" * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 400 and headers["Content-Type"].startswith("application/json"), (status, headers)
+        assert body["reason"] == "http.request_too_long" and "shorten the query" in body["message"]
+        status, headers, body = await raw(b"GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+        assert status == 400 and body["reason"] == "http.request_too_long"
+        status, headers, body = await raw(b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert status == 400 and headers["Content-Type"].startswith("application/json")
+        assert body["reason"] == "http.400" and body["message"].startswith("the request could not be read as HTTP")
+        status, headers, body = await raw(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status == 200 and body == {}
+    finally:
+        await runner.cleanup()
