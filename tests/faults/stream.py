@@ -322,6 +322,23 @@ class Stream:
         return subprocess.run([sys.executable, "-m", "hub.cli", "audit", "verify"], env=self.hub.env,
                               capture_output=True, text=True, timeout=120)
 
+    def diagnostics(self) -> str:
+        """For a failure's message: the database server's state and log, the hub's outage lines."""
+        out = []
+        for pg in ([self.pg.primary, self.pg.standby] if hasattr(self.pg, "standby") else [self.pg]):
+            root = getattr(pg, "root", None)
+            try:
+                tail = (Path(root) / "server.log").read_text(errors="replace")[-1500:] if root else ""
+            except OSError as e:
+                tail = f"(no server log: {e})"
+            out.append(f"PostgreSQL port {getattr(pg, 'port', '?')} running={getattr(pg, 'running', '?')}; "
+                       f"its log ends:\n{tail}")
+        for k, h in enumerate(self.hubs):
+            lines = [line for line in h.log().splitlines()
+                     if any(w in line for w in ("database", "intake", "recording", "resum", "Traceback", "error"))]
+            out.append(f"hub-{k}'s outage lines:\n" + "\n".join(lines[-25:]))
+        return "\n".join(out)
+
     def cleanup(self) -> None:
         for t in self.tasks:
             t.cancel()
@@ -332,7 +349,7 @@ class Stream:
 def assert_clean(s: Stream, c: Counts, documents: int) -> None:
     """What every scenario ends with: nothing lost, dead-lettered, recorded twice or orphaned; audit OK."""
     missing = sorted(s.expected - s.got)[:3]
-    assert c.lost == 0, f"{c.lost} deliveries lost, e.g. {missing}; hub log: {s.hub.log()[-2000:]}"
+    assert c.lost == 0, f"{c.lost} deliveries lost, e.g. {missing}; hub log: {s.hub.log()[-2000:]}\n{s.diagnostics()}"
     assert c.dead == 0, f"{c.dead} dead-lettered; hub log: {s.hub.log()[-2000:]}"
     assert c.twice == 0
     assert s.documents == documents

@@ -74,6 +74,7 @@ async def test_database_stopped_for_60_s(stream: Stream, own_pg):
         await asyncio.to_thread(own_pg.stop, "fast")
         await asyncio.sleep(DB_OUTAGE)
         await asyncio.to_thread(own_pg.start)
+        assert own_pg.running, f"PostgreSQL did not come back:\n{stream.diagnostics()}"
 
     await _run(stream, fault)
     c = await stream.finish("database stopped 60 s")
