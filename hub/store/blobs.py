@@ -50,6 +50,20 @@ async def exists(conn: AsyncConnection, sha256: str) -> bool:
     return await size_of(conn, sha256) is not None
 
 
+BLOB_LOCK = 7310030  # pg_advisory_xact_lock(BLOB_LOCK, <the name's first 32 bits>): one writer per blob name
+
+
+async def _claim(conn: AsyncConnection, sha256: str) -> None:
+    """Until the caller's transaction ends, the only writer naming a blob ``sha256``: two uploads of
+    the same bytes at once would otherwise both find no blob and both rename their chunks to that
+    name (the second failing on the key). On PostgreSQL a transaction-scoped advisory lock on the
+    name; the second writer waits for the first to commit, then finds its blob. SQLite has one
+    writer at a time already."""
+    if conn.dialect.name == "postgresql":  # the two-key form: its own space, apart from the one-key locks
+        key = int.from_bytes(bytes.fromhex(sha256[:8]), "big", signed=True)
+        await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({BLOB_LOCK}, :k)"), {"k": key})
+
+
 class _Writer:
     """Cuts consecutive pieces of bytes into :data:`CHUNK`-byte ``blob_chunks`` rows under ``name``,
     hashing them on the way; at most :data:`ROWS_PER_INSERT` chunks (and one partial) held at once."""
@@ -99,6 +113,7 @@ async def put_pieces(conn: AsyncConnection, pieces: Iterable[bytes | memoryview]
     ``pieces`` are consecutive parts of the bytes, of any sizes (memoryviews are not copied
     beyond one chunk); the hash is checked as they go and a mismatch stores nothing."""
     ref = BlobRef(sha256, size)
+    await _claim(conn, sha256)
     if await exists(conn, sha256):
         return ref
     await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == sha256))  # an earlier, unfinished try
@@ -131,6 +146,7 @@ async def put_stream(conn: AsyncConnection, stream: AsyncIterable[bytes | bytear
             raise TooLarge(f"the upload is over {limit} bytes")
         await w.write(piece)
     sha256 = await w.close()
+    await _claim(conn, sha256)
     if await exists(conn, sha256):
         await conn.execute(blob_chunks.delete().where(blob_chunks.c.sha256 == w.name))
         return BlobRef(sha256, w.total)

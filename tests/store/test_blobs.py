@@ -146,3 +146,41 @@ async def test_the_same_upload_twice_is_stored_once(migrated_engine, monkeypatch
 async def _stream(data: bytes, piece: int = 333):
     for at in range(0, len(data), piece):
         yield data[at:at + piece]
+
+
+@pytest.mark.postgres
+async def test_two_uploads_of_the_same_bytes_at_once_both_succeed(pg_url, monkeypatch):
+    """Two clients upload the same large package at the same moment (a resend racing the first
+    try): both transactions stream their chunks under provisional names, then both name the blob.
+    The second waits for the first's commit, finds its blob, drops its own chunks: both succeed, one
+    blob, nothing provisional left (without the claim it failed on blob_chunks' key)."""
+    import asyncio
+
+    from hub.store.engine import make_engine, migrate
+
+    monkeypatch.setattr(blobs, "CHUNK", 1000)
+    data = _bytes(6500)
+    engine = make_engine(pg_url)
+    try:
+        await migrate(engine)
+        streamed = [asyncio.Event(), asyncio.Event()]
+
+        async def upload(k: int) -> BlobRef:
+            async def arriving():
+                async for piece in _stream(data):
+                    yield piece
+                streamed[k].set()
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in streamed)), 30)  # both fully streamed
+
+            async with engine.begin() as conn:
+                return await blobs.put_stream(conn, arriving(), limit=len(data))
+
+        a, b = await asyncio.wait_for(asyncio.gather(upload(0), upload(1)), 60)
+        assert a == b == BlobRef(hashlib.sha256(data).hexdigest(), len(data))
+        async with engine.connect() as conn:
+            assert await _provisional(conn) == 0
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(blob_chunks))).scalar() == 7
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(blobs_table))).scalar() == 1
+        assert bytes(await blobs.read(engine, a.sha256)) == data
+    finally:
+        await engine.dispose()
