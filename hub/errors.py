@@ -131,6 +131,7 @@ REASONS: dict[str, str] = {
     "http.not_found": "no such endpoint or resource",
     "http.method_not_allowed": "the endpoint does not take this HTTP method",
     "http.too_large": "the request body is over the size limit",
+    "http.request_too_long": "the request line or a header is over the server's limit (8,190 bytes): shorten the query",
     "http.unsupported_media_type": "the request body's media type is not accepted",
     "http.timeout": "the request took longer than the server's limit",
     # operational (not package refusals): what the backbone raises

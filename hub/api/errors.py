@@ -72,7 +72,8 @@ class JsonErrorRequestHandler(RequestHandler):
                          f"({exc.message if hasattr(exc, 'message') else exc}): shorten the query "
                          "(fewer or shorter parameters) or send the data in the request body")
         else:
-            body = error(status, f"http.{status}", f"the request could not be read as HTTP: {message or exc}")
+            body = error(status, "http.bad_request" if status == 400 else f"http.{status}",
+                         f"the request could not be read as HTTP: {message or exc}")
         body.force_close()
         return body
 

@@ -106,7 +106,7 @@ async def test_a_request_aiohttp_cannot_read_is_answered_in_json():
         assert status == 400 and body["reason"] == "http.request_too_long"
         status, headers, body = await raw(b"\x16\x03\x01 not http at all\r\n\r\n")
         assert status == 400 and headers["Content-Type"].startswith("application/json")
-        assert body["reason"] == "http.400" and body["message"].startswith("the request could not be read as HTTP")
+        assert body["reason"] == "http.bad_request" and body["message"].startswith("the request could not be read as HTTP")
         status, headers, body = await raw(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert status == 200 and body == {}
     finally:
