@@ -676,7 +676,10 @@ async def run(args) -> int:
     old_queries = contextlib.ExitStack()
     old_queries.enter_context(national_before.patched())
     try:
-        if not args.db:
+        if args.head_only:
+            old_queries.close()  # today's queries, on the schema at head
+            await migrate(engine)
+        elif not args.db:
             await migrate(engine, BEFORE)
         else:
             await downgrade_to(engine, BEFORE)
@@ -712,6 +715,17 @@ async def run(args) -> int:
 
         from hub.followup import query as fq
 
+        if args.head_only:
+            async with engine.connect() as conn:
+                head = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+            raw = await asyncpg.connect(dsn)
+            await raw.execute("ANALYZE")
+            await raw.close()
+            if not args.no_explain:
+                await explain(engine, f, f"schema {head}, today's code")
+            summary(await measure(engine, f, base, token, args.requests, f"schema {head}, today's code"), None)
+            log(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            return 0
         current = fq.items
         if not args.no_upgrade:
             fq.items = items_before  # the follow-up query as it was, with the schema as it was
@@ -769,7 +783,11 @@ def main() -> int:
     ap.add_argument("--no-explain", action="store_true", help="skip the query plans")
     ap.add_argument("--verify", action="store_true", help="also run hub audit verify's full check of the log")
     ap.add_argument("--no-upgrade", action="store_true", help="measure at 0024 only (no before/after)")
+    ap.add_argument("--head-only", action="store_true",
+                    help="with --db: upgrade it to head and measure today's code once (no 'before' pass)")
     args = ap.parse_args()
+    if args.head_only and not args.db:
+        ap.error("--head-only needs --db (a database an earlier --keep run filled)")
     if not 0 < args.scale <= 10:
         ap.error("--scale must be in (0, 10]")
     global ONLY
