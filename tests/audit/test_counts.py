@@ -150,7 +150,10 @@ WRITER = textwrap.dedent("""
                     await count_documents(conn, docs)
                     await asyncio.sleep(rnd.random() / 500)  # the others queue on the counter rows
                     await append_rows(conn, [record_row(rnd.choice(["package.accepted", "package.refused"]),
-                                                        actor=name, at=base - timedelta(minutes=rnd.randint(0, 180)))
+                                                        actor=name,
+                                                        # moving forward over ~3 hours: the log raises an
+                                                        # entry stamped before the last one to its time
+                                                        at=base - timedelta(minutes=200 - 5 * t - rnd.randint(0, 4)))
                                              for _ in range(n)])
                     if t % 7 == 3:
                         raise Undo  # rolled back: neither the rows nor their counts remain
