@@ -121,7 +121,7 @@ class CpuProbe:
         try:
             s["statements"] = json.loads(self.statements_file.read_text())
         except (OSError, ValueError):
-            s["statements"] = {"statements": {}, "many": {}, "rows": {}}
+            s["statements"] = {"statements": {}, "many": {}, "rows": {}, "texts": {}}
         return s
 
     async def started(self, procs, db_url: str) -> None:
@@ -148,6 +148,9 @@ class CpuProbe:
         out["statements"] = {k: {"n": v, "executemany": many.get(k, 0), "rows": rows.get(k, 0)}
                              for k, v in sorted(per.items(), key=lambda x: -x[1]) if v}
         out["statements_per_batch"] = sum(per.values()) / max(1, batches)
+        # distinct texts seen by the end (from the hub's start: its first statements too), a bound on prepares
+        out["distinct_texts"] = sum(st_a.get("texts", {}).values())
+        out["distinct_texts_by_kind"] = st_a.get("texts", {})
         return out
 
 
@@ -197,7 +200,8 @@ async def run(n: int, repeat: int, trees: list[tuple[str, str]], hub_env: dict[s
                 print(f"  {name} #{r + 1}: {run_.rate:6.0f} pkg/s (load {load:.1f}); CPU ms/package: hub {c['hub']:.2f}, "
                       f"check {c['check']:.2f}, postgres backends {c['postgres']:.2f} (+server {c['postgres_server']:.2f}), "
                       f"rabbitmq {c['rabbitmq']:.2f} (less its idle rate {res['rabbitmq_ms_per_package_less_idle']:.2f}); "
-                      f"{res['batches']} batches ({res['marked_alone']} marks alone), {res['statements_per_batch']:.1f} statements/batch; "
+                      f"{res['batches']} batches ({res['marked_alone']} marks alone), {res['statements_per_batch']:.1f} statements/batch, "
+                      f"{res['distinct_texts']} distinct statement texts; "
                       f"{res['db_per_package']['xact_commit']:.3f} commits/package", flush=True)
         for name, runs in results.items():
             med = {k: statistics.median(x["cpu_ms_per_package"][k] for x in runs) for k in runs[0]["cpu_ms_per_package"]}

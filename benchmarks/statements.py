@@ -3,7 +3,8 @@
 ``python benchmarks/statements.py serve …`` is ``hub serve …`` with a listener on every
 SQLAlchemy engine's ``before_cursor_execute``: each statement sent to the database is counted
 under a short key (``INSERT records``, ``SELECT documents``, ``SELECT pg_advisory_xact_lock``…),
-and how many of them went as a DBAPI ``executemany`` (asyncpg: the statement executed once per
+how many distinct texts each key had (each a statement asyncpg prepares: a
+server round trip and a plan), and how many of them went as a DBAPI ``executemany`` (asyncpg: the statement executed once per
 row on the server, in one round trip) with how many rows. On SIGUSR1 the counts so far are written, as JSON, to the file named by
 ``BENCH_STATEMENTS_FILE`` (``benchmarks.pipeline_cpu`` takes one snapshot when the hub starts
 consuming and one when every package arrived, and reads the difference). Run as a script so
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 STATEMENTS: Counter = Counter()
 MANY: Counter = Counter()  # of those, sent as executemany
 ROWS: Counter = Counter()  # rows of the executemany ones
+TEXTS: dict[str, set[int]] = {}  # distinct statement texts per key (hashes): what asyncpg had to prepare
 
 _KEY = re.compile(r"^\s*(?:WITH\b.*?\)\s*)?(INSERT INTO|UPDATE|DELETE FROM|SELECT|BEGIN|COMMIT|ROLLBACK)\s*(\S*)",
                   re.IGNORECASE | re.DOTALL)
@@ -50,6 +52,7 @@ def key(statement: str) -> str:
 def _count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
     k = key(statement)
     STATEMENTS[k] += 1
+    TEXTS.setdefault(k, set()).add(hash(statement))
     if executemany:
         MANY[k] += 1
         ROWS[k] += len(parameters)
@@ -59,7 +62,8 @@ def _dump(*_args) -> None:
     path = os.environ.get("BENCH_STATEMENTS_FILE")
     if path:
         with open(path + ".tmp", "w") as f:
-            json.dump({"statements": dict(STATEMENTS), "many": dict(MANY), "rows": dict(ROWS)}, f)
+            json.dump({"statements": dict(STATEMENTS), "many": dict(MANY), "rows": dict(ROWS),
+                       "texts": {k: len(v) for k, v in TEXTS.items()}}, f)
         os.replace(path + ".tmp", path)
 
 
