@@ -279,6 +279,9 @@ class Bench:
         self.vhost_made = False
         self.pki = None
         self.runs = 0
+        # what runs `hub serve` (python -m hub.cli), and the code tree it imports the hub from
+        self.serve = [sys.executable, "-m", "hub.cli"]
+        self.code_tree = str(Path(__file__).resolve().parents[1])
 
     # --- set-up and tear-down ---------------------------------------------------------------
 
@@ -373,7 +376,7 @@ class Bench:
                      "HUB_ORGAN_ID": s.hub_organ_id, "HUB_KEY_FILE": str(self.pki.hub[0]),
                      "HUB_CERT_FILE": str(self.pki.hub[1]), "HUB_CHECK_PROCESSES": str(s.check_processes),
                      "HUB_PREFETCH": str(s.prefetch), "HUB_AUDIT": "on" if audit else "off",
-                     "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                     "PYTHONPATH": self.code_tree})
         henv.update(self.hub_env)
         henv.update(extra_env)
         extra_env = dict(extra_env)
@@ -382,7 +385,7 @@ class Bench:
         safe = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
         log_path = self.tmp / f"hub-{self.runs:02d}-{safe}.log"
         log = open(log_path, "ab")
-        procs = [subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--workers", str(self.workers),
+        procs = [subprocess.Popen([*self.serve, "serve", "--workers", str(self.workers),
                                    "--port", str(_free_port())], env=henv, stdout=subprocess.DEVNULL, stderr=log)
                  for _ in range(processes)]
         log.close()
@@ -416,14 +419,18 @@ class Bench:
                 p.wait()
 
     async def hub(self, label: str, bodies: list[bytes], *, audit: bool, pace: float | None = None,
-                  extra_env: dict[str, str] | None = None) -> Run:
-        """`hub serve` on a fresh database; push ``bodies`` as G22, receive them all at H41."""
+                  extra_env: dict[str, str] | None = None, probe=None) -> Run:
+        """`hub serve` on a fresh database; push ``bodies`` as G22, receive them all at H41. ``probe``:
+        ``await probe.started(procs, db_url)`` once the hub consumes, ``await probe.received(procs, db_url)``
+        once every package arrived (before the hub stops); ``benchmarks.pipeline_cpu`` samples CPU there."""
         db_url = await self.fresh_database(label.split()[0].replace("-", "_")[:12])
         await self.purge(C.QUEUE_INTAKE, inbox_queue(H41), inbox_queue(H41, True), inbox_queue(G22),
                          inbox_queue(G22, True))
         procs, log_path = self.start_hub(label, db_url, audit, extra_env or {})
         try:
             await self.wait_consumers(procs, log_path)
+            if probe is not None:
+                await probe.started(procs, db_url)
             recv = asyncio.create_task(receive_all(
                 self.hub_url, [inbox_queue(H41), inbox_queue(H41, True)], len(bodies), label,
                 where=f"hub log {log_path}"))
@@ -434,6 +441,8 @@ class Bench:
                 recv.cancel()
                 raise
             got = await recv
+            if probe is not None:
+                await probe.received(procs, db_url)
             rss = max(peak_mb(p.pid) for p in procs)
             kids = max((peak_mb(c) for p in procs for c in child_pids(p.pid)), default=float("nan"))
         finally:

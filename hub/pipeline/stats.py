@@ -19,6 +19,7 @@ class Stats:
     delivered: int = 0
     batches: int = 0
     retries: int = 0
+    marked_alone: int = 0  # transactions that only marked confirmed outbox rows sent (no batch's took them)
     by_reason: dict[str, int] = field(default_factory=dict)
     by_auth: dict[str, int] = field(default_factory=dict)  # accepted packages by authenticated_by
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(

@@ -50,10 +50,11 @@ from hub.store import leader
 
 log = logging.getLogger("hub.worker")
 
-# Confirmed rows wait for a batch's transaction only while one is being recorded or waits to be:
-# under load the next batch's transaction marks them (one commit less per batch); an idle hub
-# marks them at once, so the outbox backlog and the audit log's deliveries never lag behind the
-# inboxes (an auditor reading the trail right after a delivery finds it).
+# Confirmed rows wait for a batch's transaction only while a batch is on its way to one (taken
+# from the intake and being checked, checked and waiting for the record stage, or being
+# recorded): under load the next batch's transaction marks them (one commit less per batch); an
+# idle hub marks them at once, so the outbox backlog and the audit log's deliveries never lag
+# behind the inboxes (an auditor reading the trail right after a delivery finds it).
 MARK_POLL = 0.02  # seconds between stage 4's looks at whether a transaction took them
 
 __all__ = ["UNRECORDABLE", "Snapshot", "Stats", "Worker"]
@@ -111,7 +112,7 @@ class Worker:
         self._depth = asyncio.Semaphore(settings.pipeline_depth)  # batches recorded, not yet acked
         self._to_mark: Sent = []  # confirmed outbox rows not marked sent yet (the next transaction takes them)
         self._marks = asyncio.Event()  # set when _to_mark got rows
-        self._recording = False
+        self._unrecorded = 0  # batches taken from the intake whose transaction has not ended yet
         self._marking = False
         self._tasks: list[asyncio.Task] = []
         self._last_reload = 0.0
@@ -185,7 +186,8 @@ class Worker:
         self.runner.close()
         s = self.stats
         log.info("worker stopped: accepted=%d refused=%d duplicates=%d dead=%d delivered=%d batches=%d retries=%d "
-                 "seconds=%s", s.accepted, s.refused, s.duplicates, s.dead, s.delivered, s.batches, s.retries,
+                 "marked_alone=%d seconds=%s", s.accepted, s.refused, s.duplicates, s.dead, s.delivered, s.batches,
+                 s.retries, s.marked_alone,
                  {k: round(v, 2) for k, v in s.seconds.items()})
 
     async def _drain(self) -> None:
@@ -273,6 +275,7 @@ class Worker:
     async def _check_stage(self) -> None:
         while True:
             batch = await self._next_batch()
+            self._unrecorded += 1  # until its transaction ends (_record_stage), or it is requeued here
             await self._reload_until_done()
             try:
                 t0 = time.perf_counter()
@@ -284,6 +287,7 @@ class Worker:
                     self.stats.observe_check(v.seconds)
             except Exception:  # noqa: BLE001 - a bug: the delivery limit dead-letters a poison batch
                 log.exception("checks of a batch of %d failed; requeueing", len(batch))
+                self._unrecorded -= 1
                 await self._requeue(batch)
                 continue
             await self._checked.put((batch, verdicts))
@@ -319,10 +323,9 @@ class Worker:
         alone is refused (``hub.unrecordable``)."""
         while True:
             batch, verdicts = await self._checked.get()
-            await self._depth.acquire()
-            t0 = time.perf_counter()
-            self._recording = True
             try:
+                await self._depth.acquire()
+                t0 = time.perf_counter()
                 outgoing = await self._record_held(batch, verdicts)
             except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
                 self._depth.release()
@@ -330,7 +333,7 @@ class Worker:
                 await self._requeue(batch)
                 continue
             finally:
-                self._recording = False
+                self._unrecorded -= 1
             self.stats.seconds["record"] += time.perf_counter() - t0
             if outgoing is None:  # stopping during an outage: RabbitMQ redelivers what we held
                 self._depth.release()
@@ -502,11 +505,11 @@ class Worker:
     # --- stage 3 and housekeeping: the outbox ---------------------------------------------
 
     async def _sent_stage(self) -> None:
-        """Stage 4: mark confirmed outbox rows sent and log their deliveries, alone only when no batch's
-        transaction is under way or waiting to take them (the next batch's does: one commit less per batch)."""
+        """Stage 4: mark confirmed outbox rows sent and log their deliveries, alone only when no batch is on
+        its way to a transaction that would take them (the next batch's does: one commit less per batch)."""
         while True:
             await self._marks.wait()
-            while self._to_mark and (self._recording or not self._checked.empty()):
+            while self._to_mark and self._unrecorded > 0:
                 await asyncio.sleep(MARK_POLL)
             self._marks.clear()
             sent, self._to_mark = self._to_mark, []
@@ -517,6 +520,7 @@ class Worker:
                 t0 = time.perf_counter()
                 await self.relay.mark_sent_retrying(sent)
                 self.stats.seconds["mark_sent"] += time.perf_counter() - t0
+                self.stats.marked_alone += 1
             except Exception:  # noqa: BLE001 - the sweeper republishes what stayed unmarked
                 log.exception("marking %d outbox rows sent failed", len(sent))
             finally:

@@ -272,3 +272,31 @@ async def test_overlapping_stages_deliver_each_package_once_and_log_in_order(env
     rows = await env.scalar(sa.select(records.c.seq, records.c.at).order_by(records.c.seq))
     assert [s for s, _ in rows] == list(range(rows[0][0], rows[0][0] + len(rows)))  # gapless
     assert all(a[1] <= b[1] for a, b in zip(rows, rows[1:]))  # in time order too
+
+
+async def test_under_load_confirmed_rows_are_marked_by_the_next_batchs_transaction(env):
+    """While batches keep coming, a batch's confirmed outbox rows are marked sent (and their
+    deliveries logged) by the next batch's transaction, not by a transaction of their own: the
+    next batch is already on its way (checked and waiting for the batch before it to be
+    delivered, at the default depth of 1). Only the last batch's rows, with nothing after them,
+    commit alone. (Before: the record stage, holding the next batch while it waited for the
+    deliver stage, did not count as waiting, so nearly every batch's marks committed alone.)"""
+    env.settings = env.settings.replace(check_processes=1)  # checks beside the commit stages, as deployed
+    n = 400
+    async with env.running() as hub:
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        bodies = [g.sign(build_edoc(make_edoc(G22, (H41,), subject=f"Công văn {i}"), [])) for i in range(n)]
+        await asyncio.gather(*(g.publish(b) for b in bodies))
+        got = await drain(h41, n, timeout=120)
+        assert len(got) == n
+
+        async def all_logged():
+            return len(await env.scalar(sa.select(records.c.seq).where(records.c.event == "edoc.delivered"))) == n
+
+        await until(all_logged, timeout=30)
+        stats = hub.workers[0].stats
+        assert stats.batches >= 3, stats.batches
+        assert stats.marked_alone <= 2, (stats.marked_alone, stats.batches)
+    rows = await env.scalar(sa.select(records.c.seq, records.c.at).order_by(records.c.seq))
+    assert [s for s, _ in rows] == list(range(rows[0][0], rows[0][0] + len(rows)))  # gapless
+    assert all(a[1] <= b[1] for a, b in zip(rows, rows[1:]))  # in time order too
