@@ -137,6 +137,9 @@ def copies(f: Filters, by: str = "recipient"):
         where += [c for c in (sender,) if c is not None]
         if f.priority is not None:
             where.append(documents.c.priority == f.priority)
+        # the same period on the documents' side (the copy's received_at is its document's): the
+        # join then reads the period's edocs by ix_documents_edoc_received, not every documents row
+        where += [c for c in _conditions(Filters(received_from=f.received_from, received_until=f.received_until))]
     return sa.select(*cols).select_from(source).where(*where).subquery("copies")
 
 
