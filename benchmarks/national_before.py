@@ -1,8 +1,9 @@
 """The queries issue 15 replaced, as they were, for ``national_db.py``'s "before" pass (measured
 on the schema as it was, ``0024_blobs``): the overview's counters counting the whole log and
 grouping every documents row by sender, and the audit search's recipient filter as correlated
-EXISTS evaluated per entry; appends without counting. ``patched()`` puts them in place of the
-current ones."""
+EXISTS evaluated per entry; appends without counting; the follow-up report's copies read through
+the documents join and one status_history probe per copy (before ``0038`` kept them on the copy).
+``patched()`` puts them in place of the current ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from hub.audit import log, query
-from hub.store.tables import agencies, deliveries, documents, records
+from hub.followup import query as followup
+from hub.followup import sql as rule
+from hub.store.tables import agencies, deliveries, documents, records, status_history
 from hub.web import data
 
 
@@ -82,12 +85,25 @@ async def count_nothing(conn, rows) -> None:
     """Appends (the bundle logs its export) before the counters' table existed."""
 
 
+def report_copies(f, by: str = "recipient"):
+    """The report's copies before 0038: each joined to its document, its first answer probed in
+    status_history (fenced with OFFSET 0 so that it is read once per copy)."""
+    answered = rule.first_answer(status_history, deliveries.c.id).label("answered_at")
+    return (sa.select(deliveries.c.recipient, documents.c.doc_type, deliveries.c.status, documents.c.due_date,
+                      documents.c.received_at, answered, documents.c.type_name)
+            .select_from(deliveries.join(documents, documents.c.id == deliveries.c.document))
+            .where(*followup._conditions(f)).offset(0).subquery("copies"))
+
+
 @contextmanager
 def patched():
-    saved = data.counters, data.authentication_by_agency, query._to_recipient, log.count_records
+    saved = (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
+             followup.copies)
     data.counters, data.authentication_by_agency, query._to_recipient = counters, authentication_by_agency, to_recipient
     log.count_records = count_nothing
+    followup.copies = report_copies
     try:
         yield
     finally:
-        data.counters, data.authentication_by_agency, query._to_recipient, log.count_records = saved
+        (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
+         followup.copies) = saved

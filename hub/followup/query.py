@@ -108,26 +108,47 @@ def _date(value) -> date | None:
 BY = ("recipient", "type")  # what a report row is: a recipient agency, or a document type
 
 
-def copies(f: Filters):
-    """One row per recipient copy matching ``f``: its group key, name and outcome columns (the rules'
-    terms), each copy's first answer read once (the subquery is fenced with OFFSET 0 so that
-    PostgreSQL does not copy it into every aggregate that uses it)."""
-    rcpt = agencies.alias("rcpt")
-    answered = rule.first_answer(status_history, deliveries.c.id).label("answered_at")
-    return (sa.select(deliveries.c.recipient, rcpt.c.name.label("recipient_name"), documents.c.doc_type,
-                      documents.c.type_name, deliveries.c.status, documents.c.due_date, documents.c.received_at,
-                      answered)
-            .select_from(deliveries.join(documents, documents.c.id == deliveries.c.document)
-                         .outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient))
-            .where(*_conditions(f)).offset(0).subquery("copies"))
+def _copy_conditions(f: Filters) -> list:
+    """``_conditions`` over the copy's own columns (0038); the sender and priority, which only the
+    document holds, through the documents join :func:`copies` then adds."""
+    where = [cond for cond in (_who(deliveries.c.recipient, f.agency),) if cond is not None]
+    if f.received_from:
+        where.append(deliveries.c.received_at >= vn_day_start(f.received_from))
+    if f.received_until:
+        where.append(deliveries.c.received_at < vn_day_start(date.fromordinal(f.received_until.toordinal() + 1)))
+    if f.doc_type:
+        where.append(deliveries.c.doc_type == f.doc_type)
+    return where
+
+
+def copies(f: Filters, by: str = "recipient"):
+    """One row per recipient copy matching ``f`` with the rules' terms, read from the copy's own
+    row (``0038``: its document's time, due date and type, its first answer): the period's copies
+    by one range of ``ix_deliveries_received_at``, with no join and no status_history probe. The
+    documents row is joined only for what the copy does not keep (a sender or priority filter, the
+    type's name). Every delivery is a copy of an edoc (status packages have none)."""
+    cols = [deliveries.c.recipient, deliveries.c.doc_type, deliveries.c.status, deliveries.c.due_date,
+            deliveries.c.received_at, deliveries.c.answered_at]
+    where, source = _copy_conditions(f), deliveries
+    if by == "type" or f.sender.strip() or f.priority is not None:
+        source = deliveries.join(documents, documents.c.id == deliveries.c.document)
+        cols.append(documents.c.type_name)
+        sender = _who(documents.c.sender, f.sender)
+        where += [c for c in (sender,) if c is not None]
+        if f.priority is not None:
+            where.append(documents.c.priority == f.priority)
+        # the same period on the documents' side (the copy's received_at is its document's): the
+        # join then reads the period's edocs by ix_documents_edoc_received, not every documents row
+        where += [c for c in _conditions(Filters(received_from=f.received_from, received_until=f.received_until))]
+    return sa.select(*cols).select_from(source).where(*where).subquery("copies")
 
 
 def _terms(c, today: date, by: str) -> dict:
     """The rules' outcomes of one copy, as SQL over the columns of ``copies``."""
-    key, name = (c.recipient, c.recipient_name) if by == "recipient" else (c.doc_type, c.type_name)
+    key = c.recipient if by == "recipient" else c.doc_type
     answered = sa.and_(c.answered_at.is_not(None), rule.not_withdrawn(c.status))
     still_open = sa.and_(c.answered_at.is_(None), rule.not_withdrawn(c.status))
-    return {"key": sa.func.coalesce(key, ""), "name": name, "answered": answered, "still_open": still_open,
+    return {"key": sa.func.coalesce(key, ""), "answered": answered, "still_open": still_open,
             "on_time": sa.and_(answered, rule.answered_on_time(c.answered_at, c.due_date)),
             "open_overdue": sa.and_(still_open, c.due_date.is_not(None), c.due_date < today),
             "withdrawn": rule.is_withdrawn(c.status),
@@ -137,28 +158,38 @@ def _terms(c, today: date, by: str) -> dict:
 def report_query(f: Filters, today: date, by: str = "recipient", dialect: str = "postgresql"):
     """``rules.report`` in one GROUP BY: received = on time + late + still open + withdrawn, and
     the median handling time (PostgreSQL's ``percentile_cont``; on SQLite, which has none, from
-    the middle rows of each group's answered copies numbered by a window function)."""
-    t = _terms(copies(f).c, today, by)
+    the middle rows of each group's answered copies numbered by a window function). A recipient's
+    name is joined to its row once counted; a type's is the greatest of its documents'."""
+    c = copies(f, by).c
+    t = _terms(c, today, by)
     pg = dialect == "postgresql"
     median = sa.func.percentile_cont(0.5).within_group(t["seconds"]) if pg else sa.null()
-    agg = (sa.select(t["key"].label("key"), sa.func.max(t["name"]).label("name"), sa.func.count().label("received"),
+    name = sa.func.max(c.type_name) if by == "type" else sa.null()
+    agg = (sa.select(t["key"].label("key"), name.label("name"), sa.func.count().label("received"),
                      *(rule.count_if(t[k]).label(k) for k in ("on_time", "answered", "still_open", "open_overdue",
                                                               "withdrawn")),
                      median.label("median_seconds"))
-           .group_by(t["key"]))
+           .group_by(t["key"])).subquery("agg")
+    cols = [col for col in agg.c if col.name not in ("name", "median_seconds")]
     if pg:
-        return agg.order_by(t["key"])
-    m = _terms(copies(f).c, today, by)
-    ranked = (sa.select(m["key"].label("key"), m["seconds"].label("s"),
-                        sa.func.row_number().over(partition_by=m["key"], order_by=m["seconds"]).label("rn"),
-                        sa.func.count().over(partition_by=m["key"]).label("n"))
-              .where(m["answered"]).subquery("ranked"))
-    middle = (sa.select(ranked.c.key, sa.func.avg(ranked.c.s).label("s"))
-              .where((ranked.c.rn * 2).in_([ranked.c.n, ranked.c.n + 1, ranked.c.n + 2]))
-              .group_by(ranked.c.key).subquery("middle"))
-    a = agg.subquery("agg")
-    return (sa.select(*(col for col in a.c if col.name != "median_seconds"), middle.c.s.label("median_seconds"))
-            .select_from(a.outerjoin(middle, middle.c.key == a.c.key)).order_by(a.c.key))
+        median_col, source = agg.c.median_seconds, agg
+    else:
+        m = _terms(copies(f, by).c, today, by)
+        ranked = (sa.select(m["key"].label("key"), m["seconds"].label("s"),
+                            sa.func.row_number().over(partition_by=m["key"], order_by=m["seconds"]).label("rn"),
+                            sa.func.count().over(partition_by=m["key"]).label("n"))
+                  .where(m["answered"]).subquery("ranked"))
+        middle = (sa.select(ranked.c.key, sa.func.avg(ranked.c.s).label("s"))
+                  .where((ranked.c.rn * 2).in_([ranked.c.n, ranked.c.n + 1, ranked.c.n + 2]))
+                  .group_by(ranked.c.key).subquery("middle"))
+        median_col, source = middle.c.s, agg.outerjoin(middle, middle.c.key == agg.c.key)
+    if by == "type":
+        name_col = agg.c.name
+    else:
+        rcpt = agencies.alias("rcpt")
+        name_col, source = rcpt.c.name, source.outerjoin(rcpt, rcpt.c.code == agg.c.key)
+    return (sa.select(*cols, name_col.label("name"), median_col.label("median_seconds"))
+            .select_from(source).order_by(agg.c.key))
 
 
 async def report_batches(engine: AsyncEngine, first: date, last: date, today: date, f: Filters = Filters(),

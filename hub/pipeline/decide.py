@@ -251,7 +251,9 @@ class Decisions:
             "status_code": None, "adapter_user": user, "legacy_sha1": v.legacy_sha1, "received_at": now,
             "authenticated_by": v.authenticated_by, "due_date": doc.due_date, "code": str(doc.code)[:255] or None,
             "type_name": doc.document_type.type_name[:255] or None})
-        p.deliveries += [(index, {"recipient": r.recipient, "system": r.system, "status": None, "updated_at": now})
+        # the copy keeps what the follow-up report reads of its document (0038)
+        p.deliveries += [(index, {"recipient": r.recipient, "system": r.system, "status": None, "updated_at": now,
+                                  "received_at": now, "due_date": doc.due_date, "doc_type": doc.document_type.type})
                          for r in v.routes]
         # The outbox row points at the original package (stored once); the delivered copy
         # (with the hub's TraceHeader) is re-derived from it if it must be published again.

@@ -25,13 +25,13 @@ from hub.pipeline.checks import Verdict
 from hub.pipeline.decide import Copies, Decisions, Intake, Plan, StatusView, StoreView
 from hub.pipeline.lifecycle import REVOCATION, UPDATE
 from hub.pipeline.outbox import Relay, Sent
-from hub.pipeline.status_rows import copies
+from hub.pipeline.status_rows import copies, write_history
 from hub.pipeline.statuses import document_keys, is_answer
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
 from hub.store.counts import count_documents
 from hub.store.engine import dialect_insert
-from hub.store.tables import deliveries, documents, intake_seen, outbox, packages, status_history
+from hub.store.tables import deliveries, documents, intake_seen, outbox, packages
 
 
 class Recorder:
@@ -111,7 +111,7 @@ class Recorder:
                 for delivery, shown in write.shown.items():
                     await conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(
                         status=shown, updated_at=now))
-                await conn.execute(status_history.insert(), write.history)
+                await write_history(conn, write.history)
             await _flush_packages(conn, p, self.by_reference_bytes)
             out: Sent = await self.relay.pending(conn, p.pending_for)
             await self._by_reference(conn, p)

@@ -130,9 +130,19 @@ deliveries = sa.Table(
     sa.Column("system", Code, nullable=False),  # connected system whose inbox gets it
     sa.Column("status", sa.String(2), nullable=True),  # latest status code from the recipient
     sa.Column("updated_at", TS, nullable=False),
+    # 0038: what the follow-up report needs of the copy, kept on it so that a period's copies are
+    # read by one index range, without the documents join and one status_history probe per copy.
+    # The document's received_at, due_date and doc_type (documents rows never change), and the
+    # time of the copy's first answer (hub.followup.rules.ANSWERS), set in the transaction that
+    # records it (hub.pipeline.status_rows.write_history).
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=True),
+    sa.Column("doc_type", sa.String(8), nullable=True),
+    sa.Column("answered_at", TS, nullable=True),
     sa.UniqueConstraint("document", "recipient", name="uq_deliveries_doc_recipient"),
 )
 sa.Index("ix_deliveries_recipient", deliveries.c.recipient)
+sa.Index("ix_deliveries_received_at", deliveries.c.received_at)  # 0038: the report's period
 _OPEN = sa.text("status IS NULL OR status NOT IN ('06', '02', '13', '15')")  # hub.followup.rules.CLOSED
 sa.Index("ix_deliveries_open", deliveries.c.recipient, deliveries.c.document,  # 0035: Quá hạn
          postgresql_where=_OPEN, sqlite_where=_OPEN)

@@ -69,13 +69,15 @@ async def seed(engine, rnd: random.Random, n: int = 60) -> None:
             if exists:
                 rows.append(record_row("package.duplicate", sender=sender, document_id=doc_id, sha256=sha, at=at))
                 continue
+            doc_type = rnd.choice("12")
             pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
-                sender=sender, document_id=doc_id, kind="edoc", sha256=sha, doc_type=rnd.choice("12"),
+                sender=sender, document_id=doc_id, kind="edoc", sha256=sha, doc_type=doc_type,
                 received_at=at))).scalar_one()
             rows.append(record_row("package.accepted", sender=sender, document_id=doc_id, sha256=sha, at=at,
                                    details={"recipients": to}))
             for r in to:
-                await conn.execute(deliveries.insert().values(document=pk, recipient=r, system=r, updated_at=at))
+                await conn.execute(deliveries.insert().values(document=pk, recipient=r, system=r, updated_at=at,
+                                                              received_at=at, doc_type=doc_type))
                 rows.append(record_row("edoc.delivered", sender=sender, document_id=doc_id, sha256=sha, at=at,
                                        details={"recipient": r, "inbox": r}))
             # answers from recipients, and now and then a recall by the sender (to all its recipients)

@@ -1,5 +1,6 @@
-"""A seeded month of documents, deliveries and status answers written straight into the store, and
-the expected report computed from the seed itself (not through hub.followup)."""
+"""A seeded month of documents, deliveries and status answers written straight into the store (the
+statuses through the recorder's ``write_history``, which keeps each copy's first answer), and the
+expected report computed from the seed itself (not through hub.followup)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 
+from hub.pipeline.status_rows import write_history
 from hub.registry.store import add_agency
-from hub.store.tables import deliveries, documents, packages, status_history
+from hub.store.tables import deliveries, documents, packages
 
 VN = timezone(timedelta(hours=7))  # Vietnam has no daylight saving: a fixed +07:00 is exact
 SENDER = "000.00.00.G22"
@@ -56,11 +58,12 @@ async def seed_month(engine, year: int = 2026, month: int = 10, n: int = 60, see
                     statuses.append((code, at))
                 did = (await conn.execute(deliveries.insert().returning(deliveries.c.id).values(
                     document=pk, recipient=r, system=r, status=statuses[-1][0] if statuses else None,
-                    updated_at=(statuses[-1][1] if statuses else t).astimezone(timezone.utc)))).scalar_one()
-                for code, when in statuses:
-                    await conn.execute(status_history.insert().values(
-                        delivery=did, status_code=code, actor=r if code != "13" else SENDER,
-                        at=when.astimezone(timezone.utc)))
+                    updated_at=(statuses[-1][1] if statuses else t).astimezone(timezone.utc),
+                    received_at=t.astimezone(timezone.utc), due_date=due, doc_type="1"))).scalar_one()
+                for code, when in statuses:  # one at a time, as they arrive
+                    await write_history(conn, [{"delivery": did, "status_code": code,
+                                                "actor": r if code != "13" else SENDER,
+                                                "at": when.astimezone(timezone.utc)}])
                 out.append(Seeded(doc_id, r, t, due, statuses))
     return out
 
@@ -139,10 +142,11 @@ async def seed_edges(engine, today: date, recipient: str = "000.00.00.H44") -> l
                 type_name="Quyết định"))).scalar_one()
             did = (await conn.execute(deliveries.insert().returning(deliveries.c.id).values(
                 document=pk, recipient=recipient, system=recipient, status=statuses[-1][0] if statuses else None,
-                updated_at=(statuses[-1][1] if statuses else received).astimezone(timezone.utc)))).scalar_one()
+                updated_at=(statuses[-1][1] if statuses else received).astimezone(timezone.utc),
+                received_at=received.astimezone(timezone.utc), due_date=due, doc_type="2"))).scalar_one()
             for code, when in statuses:
-                await conn.execute(status_history.insert().values(
-                    delivery=did, status_code=code, actor=recipient if code not in ("13", "15") else SENDER,
-                    at=when.astimezone(timezone.utc)))
+                await write_history(conn, [{"delivery": did, "status_code": code,
+                                            "actor": recipient if code not in ("13", "15") else SENDER,
+                                            "at": when.astimezone(timezone.utc)}])
             out.append(Seeded(doc_id, recipient, received, due, statuses))
     return out
