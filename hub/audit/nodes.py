@@ -68,12 +68,10 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
         parts.append(sa.select(sa.literal(0).label("level"), (records.c.seq - 1).label("idx"),
                                records.c.leaf_hash.label("hash"))
                      .where(records.c.seq.in_([ix + 1 for ix in leaves])))
-    by_level: dict[int, list[int]] = {}
-    for lv, ix in sorted(n for n in wanted if n[0] > 0):
-        by_level.setdefault(lv, []).append(ix)
-    if by_level:
+    inner = sorted(n for n in wanted if n[0] > 0)
+    if inner:  # one expanding (level, idx) IN: the same cached statement whatever the levels
         parts.append(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-            sa.or_(*(sa.and_(merkle_nodes.c.level == lv, merkle_nodes.c.idx.in_(ixs)) for lv, ixs in by_level.items()))))
+            sa.tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(inner)))
     if parts:
         for lv, ix, h in (await conn.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts))).all():
             out[(lv, ix)] = _hash(h, (lv, ix))
