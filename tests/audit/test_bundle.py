@@ -310,6 +310,40 @@ async def test_a_checkpoint_of_an_earlier_hub_key_is_not_reused(world, pki, offl
     assert ok, "\n".join(lines)
 
 
+def test_a_large_package_is_stored_and_the_rest_deflated():
+    import os
+
+    from hub.audit import bundle
+
+    big = b"<edXMLEnvelope>" + base64_of(os.urandom(bundle.STORE_ABOVE)) + b"</edXMLEnvelope>"
+    files = {"package.edxml": big, "entries.jsonl": b'{"seq":1}\n' * 500, "hub.pem": b"-----BEGIN"}
+    data = bundle.zip_files(files, datetime(2026, 11, 27, 8, 30, tzinfo=timezone.utc))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        kinds = {i.filename: i.compress_type for i in z.infolist()}
+        assert {i.filename: z.read(i) for i in z.infolist()} == files
+        assert [i.filename for i in z.infolist()] == ["package.edxml", "entries.jsonl", "hub.pem"]
+    assert kinds == {"package.edxml": zipfile.ZIP_STORED, "entries.jsonl": zipfile.ZIP_DEFLATED,
+                     "hub.pem": zipfile.ZIP_DEFLATED}
+
+
+async def test_a_bundle_with_stored_members_verifies(world, monkeypatch, offline):
+    from hub.audit import bundle
+
+    engine, hub, doc_id, _, _ = world
+    monkeypatch.setattr(bundle, "STORE_ABOVE", 0)  # every file stored, as a large package is
+    data = await bundle_of(engine, hub, doc_id)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    ok, lines = verify_bundle(data, hub_cert=hub.cert)
+    assert ok, "\n".join(lines)
+
+
+def base64_of(data: bytes) -> bytes:
+    import base64
+
+    return base64.b64encode(data)
+
+
 async def test_refused_documents_and_unsigned_bundles(world, offline):
     engine, hub, _, refused, broken = world
     ok, lines = verify_bundle(await bundle_of(engine, hub, refused, sign=False))
