@@ -209,7 +209,7 @@ async def cmd_verify(args, settings: Settings) -> int:
 # --- export / verify-bundle ----------------------------------------------------------------
 
 async def cmd_export(args, settings: Settings) -> int:
-    from hub.audit.bundle import export_bundle, log_export, seal_through
+    from hub.audit.bundle import export_bundle, log_export
     from hub.context import open_engine
     from hub.registry.store import load_trust
 
@@ -220,10 +220,9 @@ async def cmd_export(args, settings: Settings) -> int:
     except UsageError as e:
         _err(f"hub: warning: {e.message} — the bundle is not sealed first nor its manifest signed")
     async with open_engine(settings) as engine:
-        if identity is not None and not args.no_seal:
-            await seal_through(engine, identity)
         data = await export_bundle(engine, args.docid, cert, await load_trust(engine), args.sender,
-                                   identity=identity, exported_by=_actor())
+                                   identity=identity, exported_by=_actor(),
+                                   seal=identity is not None and not args.no_seal)
         digest = hashlib.sha256(data).hexdigest()
         await log_export(engine, _actor(), "bundle", document_id=args.docid, sender=args.sender,
                          bundle_sha256=digest, bytes=len(data), file=str(args.output))

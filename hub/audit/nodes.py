@@ -61,21 +61,19 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
     two halves, recursively: a few rows per level, however large the node."""
     wanted = set(wanted)
     out: dict[Node, bytes] = {}
+    # one statement (one round trip) for the leaves and the inner nodes together
+    parts = []
     leaves = sorted(ix for lv, ix in wanted if lv == 0)
     if leaves:
-        rows = (await conn.execute(sa.select(records.c.seq, records.c.leaf_hash)
-                                   .where(records.c.seq.in_([ix + 1 for ix in leaves])))).all()
-        for seq, h in rows:
-            out[(0, seq - 1)] = _hash(h, (0, seq - 1))
+        parts.append(sa.select(sa.literal(0).label("level"), (records.c.seq - 1).label("idx"),
+                               records.c.leaf_hash.label("hash"))
+                     .where(records.c.seq.in_([ix + 1 for ix in leaves])))
     inner = sorted(n for n in wanted if n[0] > 0)
-    by_level: dict[int, list[int]] = {}
-    for lv, ix in inner:
-        by_level.setdefault(lv, []).append(ix)
-    if by_level:
-        cond = sa.or_(*(sa.and_(merkle_nodes.c.level == lv, merkle_nodes.c.idx.in_(ixs))
-                        for lv, ixs in by_level.items()))
-        for lv, ix, h in (await conn.execute(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
-                                             .where(cond))).all():
+    if inner:  # one expanding (level, idx) IN: the same cached statement whatever the levels
+        parts.append(sa.select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+            sa.tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(inner)))
+    if parts:
+        for lv, ix, h in (await conn.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts))).all():
             out[(lv, ix)] = _hash(h, (lv, ix))
     missing = sorted(wanted - out.keys())
     for lv, ix in missing:
@@ -90,10 +88,18 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
 
 async def inclusion_proofs(conn: AsyncConnection, indices: Sequence[int], size: int) -> list[list[bytes]]:
     """RFC 9162 audit paths of leaves ``indices`` (0-based) in the tree of ``size`` leaves."""
+    return (await proven_leaves(conn, indices, size, leaves=False))[0]
+
+
+async def proven_leaves(conn: AsyncConnection, indices: Sequence[int], size: int, *, leaves: bool = True
+                        ) -> tuple[list[list[bytes]], list[bytes]]:
+    """The audit paths of :func:`inclusion_proofs` and (``leaves``) the leaf hashes they prove,
+    read in the same statement."""
     await _within_log(conn, size)
     ranges = [merkle.inclusion_ranges(i, size) for i in indices]
-    nodes = await fetch_nodes(conn, merkle.nodes_needed(r for rs in ranges for r in rs))
-    return [merkle.proof_from_nodes(rs, nodes) for rs in ranges]
+    wanted = merkle.nodes_needed(r for rs in ranges for r in rs)
+    nodes = await fetch_nodes(conn, [*wanted, *((0, i) for i in indices)] if leaves else wanted)
+    return [merkle.proof_from_nodes(rs, nodes) for rs in ranges], [nodes[(0, i)] for i in indices] if leaves else []
 
 
 async def consistency_proof(conn: AsyncConnection, old_size: int, new_size: int) -> list[bytes]:

@@ -505,8 +505,7 @@ async def inclusion(engine: AsyncEngine, seq: int, size: int | None = None) -> d
             size = latest["size"]
         if type(seq) is not int or not 1 <= seq <= size:
             raise UsageError(f"entry {seq!r} is not in the tree of {size} entries")
-        (path,) = await nodes.inclusion_proofs(conn, [seq - 1], size)
-        leaf = await nodes.leaf(conn, seq - 1)
+        (path,), (leaf,) = await nodes.proven_leaves(conn, [seq - 1], size)
     return {"seq": seq, "index": seq - 1, "tree_size": size, "leaf_hash": leaf.hex(),
             "path": [p.hex() for p in path]}
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from hub.audit import query
-from hub.audit.bundle import export_bundle, log_export, seal_through
+from hub.audit.bundle import export_bundle, log_export
 from hub.followup.rules import vn_day_start
 from hub.registry.store import load_trust
 from hub.store.tables import documents, records
@@ -101,10 +101,9 @@ async def bundle(ctx: Ctx) -> web.Response:
     state = ctx.state
     doc_id = ctx.request.match_info["id"]
     sender = ctx.request.query.get("sender") or None
-    await seal_through(state.engine, state.identity)
     try:
         payload = await export_bundle(state.engine, doc_id, state.identity.cert, await load_trust(state.engine),
-                                      sender, identity=state.identity, exported_by=ctx.user.actor)
+                                      sender, identity=state.identity, exported_by=ctx.user.actor, seal=True)
     except query.NotFound as e:
         return await render(ctx, "message.html", title=_("Not found"), status=404, heading=_("Not found"),
                             box={"kind": "error", "title": e.message, "detail": ""})

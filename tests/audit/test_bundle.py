@@ -28,7 +28,7 @@ from hub.pki.identity import Identity
 from hub.registry.store import load_trust
 from hub.store.engine import make_engine
 from hub.audit.records import append_rows, record_row
-from hub.store.tables import records
+from hub.store.tables import checkpoints, records
 from tests.conftest import G22, H41, HUB, make_edoc
 from tests.hubenv import _make_env, _teardown, drain, letter_with_statuses
 
@@ -259,6 +259,89 @@ async def test_entries_not_yet_sealed_are_explicit(world, offline):
     await seal(engine, hub)
     ok, lines = verify_bundle(await bundle_of(engine, hub, doc_id))
     assert ok, lines
+
+
+async def checkpoint_sizes(engine) -> list[int]:
+    async with engine.connect() as c:
+        return list((await c.execute(sa.select(checkpoints.c.size).order_by(checkpoints.c.size))).scalars())
+
+
+async def test_a_checkpoint_is_signed_only_when_the_latest_does_not_cover_the_document(world, pki, offline):
+    engine, hub, doc_id, refused, _ = world
+    before = await checkpoint_sizes(engine)
+    async with engine.begin() as c:  # written after the latest checkpoint, about another document
+        await append_rows(c, [record_row("audit.exported", actor="auditor:x", document_id=refused, sender=G22,
+                                         details={"what": "bundle"})])
+    # the latest checkpoint covers every entry of doc_id: reused, nothing signed
+    data = await bundle_of(engine, hub, doc_id, seal=True)
+    assert await checkpoint_sizes(engine) == before
+    proofs = json.loads(unzip(data)["proofs.json"])
+    assert proofs["checkpoint_size"] == before[-1] and proofs["not_yet_sealed"] == []
+    ok, lines = verify_bundle(data, hub_cert=hub.cert, trust_anchors=[pki.ca_cert])
+    assert ok, "\n".join(lines)
+    # an entry about the document newer than the latest checkpoint: one checkpoint, over the whole log
+    async with engine.begin() as c:
+        await append_rows(c, [record_row("audit.exported", actor="auditor:x", document_id=doc_id, sender=G22,
+                                         details={"what": "bundle"})])
+        seq = (await c.execute(sa.select(sa.func.max(records.c.seq)))).scalar()
+    data = await bundle_of(engine, hub, doc_id, seal=True)
+    after = await checkpoint_sizes(engine)
+    assert after[:-1] == before and after[-1] == seq > before[-1]
+    proofs = json.loads(unzip(data)["proofs.json"])
+    assert proofs["checkpoint_size"] == seq and proofs["not_yet_sealed"] == []
+    assert seq in [p["seq"] for p in proofs["proofs"]]
+    assert verify_bundle(data, hub_cert=hub.cert)[0]
+    # nothing new: the next export signs nothing either
+    assert verify_bundle(await bundle_of(engine, hub, doc_id, seal=True))[0]
+    assert await checkpoint_sizes(engine) == after
+
+
+async def test_a_checkpoint_of_an_earlier_hub_key_is_not_reused(world, pki, offline):
+    engine, hub, doc_id, refused, _ = world
+    cert, key = devpki.issue(pki.ca_cert, pki.ca_key, "the hub, renewed")
+    renewed = Identity(HUB, key, cert)
+    async with engine.begin() as c:
+        await append_rows(c, [record_row("audit.exported", actor="auditor:x", document_id=refused, sender=G22,
+                                         details={"what": "bundle"})])
+    before = await checkpoint_sizes(engine)
+    data = await bundle_of(engine, renewed, doc_id, seal=True)
+    assert len(await checkpoint_sizes(engine)) == len(before) + 1
+    ok, lines = verify_bundle(data, hub_cert=cert)
+    assert ok, "\n".join(lines)
+
+
+def test_a_large_package_is_stored_and_the_rest_deflated():
+    import os
+
+    from hub.audit import bundle
+
+    big = b"<edXMLEnvelope>" + base64_of(os.urandom(bundle.STORE_ABOVE)) + b"</edXMLEnvelope>"
+    files = {"package.edxml": big, "entries.jsonl": b'{"seq":1}\n' * 500, "hub.pem": b"-----BEGIN"}
+    data = bundle.zip_files(files, datetime(2026, 11, 27, 8, 30, tzinfo=timezone.utc))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        kinds = {i.filename: i.compress_type for i in z.infolist()}
+        assert {i.filename: z.read(i) for i in z.infolist()} == files
+        assert [i.filename for i in z.infolist()] == ["package.edxml", "entries.jsonl", "hub.pem"]
+    assert kinds == {"package.edxml": zipfile.ZIP_STORED, "entries.jsonl": zipfile.ZIP_DEFLATED,
+                     "hub.pem": zipfile.ZIP_DEFLATED}
+
+
+async def test_a_bundle_with_stored_members_verifies(world, monkeypatch, offline):
+    from hub.audit import bundle
+
+    engine, hub, doc_id, _, _ = world
+    monkeypatch.setattr(bundle, "STORE_ABOVE", 0)  # every file stored, as a large package is
+    data = await bundle_of(engine, hub, doc_id)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    ok, lines = verify_bundle(data, hub_cert=hub.cert)
+    assert ok, "\n".join(lines)
+
+
+def base64_of(data: bytes) -> bytes:
+    import base64
+
+    return base64.b64encode(data)
 
 
 async def test_refused_documents_and_unsigned_bundles(world, offline):

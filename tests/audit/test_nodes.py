@@ -154,6 +154,28 @@ async def test_proofs_read_only_the_nodes_they_need(engine, hub_id, monkeypatch)
     assert fetched and max(fetched) <= 2 * (100).bit_length()
 
 
+async def test_an_inclusion_proof_reads_its_nodes_and_leaf_in_one_statement(engine, hub_id):
+    await fill(engine, 100)
+    await seal(engine, hub_id)
+    leaves = await _stored_leaves(engine)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *a):
+        statements.append(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        got = await query.inclusion(engine, 37)
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert got["path"] == [p.hex() for p in merkle.inclusion_proof(leaves, 36, 100)]
+    assert got["leaf_hash"] == leaves[36].hex()
+    reads = [s for s in statements if "merkle_nodes" in s or "leaf_hash" in s]
+    # the latest checkpoint, the size of the log, then every hash in one statement
+    assert len(reads) == 1 and "merkle_nodes" in reads[0] and "leaf_hash" in reads[0], statements
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 3, statements
+
+
 async def test_beyond_the_checkpoint_a_large_node_is_hashed_from_its_halves(engine, hub_id, monkeypatch):
     await fill(engine, 127)
     await seal(engine, hub_id)
