@@ -423,9 +423,12 @@ async def trail(engine: AsyncEngine, document_id: str, sender: str | None = None
         history, before = [], when or received
         for h in by_delivery.get(d["id"], []):
             at = utc(h["at"])
+            # a copy's delivery is logged once the broker confirmed it, in a later transaction: its
+            # recipient may have read and answered it before that entry's time (0 s, not negative)
+            since = None if before is None else seconds(at, min(before, at))
             history.append({"code": h["status_code"], "name": C.STATUS_NAMES.get(h["status_code"], ""),
                             "by": h["actor"], "description": h["description"], "at": iso(at),
-                            "seconds_since_previous": seconds(at, before), "seconds_since_received": seconds(at, received)})
+                            "seconds_since_previous": since, "seconds_since_received": seconds(at, received)})
             before = at
         recipients.append({"code": d["recipient"], "system": d["system"], "status": d["status"],
                            "status_name": C.STATUS_NAMES.get(d["status"] or "", None),
