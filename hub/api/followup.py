@@ -1,7 +1,8 @@
 """Deadline follow-up in the admin API (admins and auditors read it).
 
 GET /api/v1/admin/followup/overdue   open copies past their DueDate or due within ``days`` days,
-                                     by recipient agency, worst first (the console's Quá hạn page)
+                                     by recipient agency, worst first (the console's Quá hạn page);
+                                     ``limit`` copies an answer, ``after`` = the previous ``next``
 GET /api/v1/admin/followup/report    per recipient agency for documents received ``from``..``to``:
                                      received, on time, late, still open, median handling hours
 
@@ -21,7 +22,10 @@ from hub.api.replies import FollowupReport, Overdue
 from hub.api.models import FollowupQuery, OverdueQuery
 from hub.api.state import STATE
 from hub.errors import UsageError
-from hub.followup.query import Filters, overdue, period_report
+from hub.followup.overdue import Cursor
+from hub.followup.overdue import page as overdue_page
+from hub.followup.overdue import totals as overdue_list_totals
+from hub.followup.query import Filters, period_report
 from hub.followup.rules import VN, Item, aware
 
 api = Endpoints("admin")
@@ -52,11 +56,20 @@ async def overdue_list(request: web.Request, args: OverdueQuery) -> web.Response
     f = filters(args)
     now = datetime.now(timezone.utc)
     today = now.astimezone(VN).date()
-    groups = await overdue(request.app[STATE].engine, f, today, args.days)
-    return web.json_response({"today": today.isoformat(), "days": args.days, "agencies": [
-        {"agency": g.recipient, "name": g.name, "overdue": len(g.overdue), "due_soon": len(g.due_soon),
-         "worst_days_late": g.worst_days, "documents": [_item(i, today, now) for i in g.overdue + g.due_soon]}
-        for g in groups]})
+    engine = request.app[STATE].engine
+    # the totals by recipient from one aggregate query; the copies a page at a time, most overdue
+    # first, on the console's (due date, copy) keyset: any size of list answers in bounded time
+    totals = await overdue_list_totals(engine, f, today, args.days)
+    page = await overdue_page(engine, f, today, args.days, after=Cursor.parse(args.after), limit=args.limit)
+    mine: dict[str, list[dict]] = {}
+    for it in page.items:
+        mine.setdefault(it.recipient, []).append(_item(it, today, now))
+    return web.json_response({
+        "today": today.isoformat(), "days": args.days, "total": sum(t.overdue + t.due_soon for t in totals),
+        "next": page.next.text() if page.next else None,
+        "agencies": [{"agency": t.recipient, "name": t.name, "overdue": t.overdue, "due_soon": t.due_soon,
+                      "worst_days_late": t.worst_days(today), "documents": mine.get(t.recipient, [])}
+                     for t in totals]})
 
 
 @api.endpoint("GET", "/api/v1/admin/followup/report",

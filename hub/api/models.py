@@ -275,8 +275,14 @@ class FollowupQuery(BlankIsAbsent):
     priority: int | None = Field(None, ge=0, le=4, description="0 normal … 4 express at a set time")
 
 
+OVERDUE_LIMIT = 1000  # copies in one answer of the overdue list unless ``limit`` says otherwise
+
+
 class OverdueQuery(FollowupQuery):
     days: int = Field(3, ge=0, le=365, description="also those due within")
+    limit: int = Field(OVERDUE_LIMIT, ge=1, le=5000, description="copies in this answer (the most overdue first)")
+    after: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}\.\d{1,18}$", max_length=40,
+                              description="the `next` of the previous answer: the copies after it")
 
 
 JSON_LIMIT = 1000  # audit entries in one JSON page; an export (CSV) takes up to MAX_LIMIT

@@ -297,7 +297,10 @@ class OverdueAgency(Out):
 class Overdue(Out):
     today: date = Field(description="today in Vietnam")
     days: int
-    agencies: list[OverdueAgency]
+    total: int = Field(ge=0, description="copies in the whole list (every page)")
+    next: str | None = Field(description="pass as `after` for the next copies; null: this answer holds the last")
+    agencies: list[OverdueAgency] = Field(description="every recipient with copies in the list, with its totals; "
+                                                      "`documents` holds only this answer's copies")
 
 
 class FollowupRow(Out):

@@ -40,6 +40,32 @@ async def test_report_overdue_and_gauge(env):
                                                                   reverse=True)
         doc = body["agencies"][0]["documents"][0]
         assert doc["days_late"] > 0 and doc["due_date"] < today.isoformat() and doc["status"] not in ("06", "02")
+        whole = body
+        every = [(a["agency"], d["document_id"]) for a in whole["agencies"] for d in a["documents"]]
+        assert whole["next"] is None and whole["total"] == len(every) == len(set(every)) > 7
+        # the same list 3 copies an answer, following `next`: every copy once, the totals on every page,
+        # the most overdue first across the pages
+        seen, after, pages = [], None, 0
+        while True:
+            q = "days=0&from=2026-10-01&to=2026-10-31&limit=3" + (f"&after={after}" if after else "")
+            status, page = await api.call("GET", f"/api/v1/admin/followup/overdue?{q}", "auditor")
+            assert status == 200, page
+            pages += 1
+            assert page["total"] == whole["total"]
+            assert [(a["agency"], a["overdue"], a["due_soon"]) for a in page["agencies"]] == [
+                (a["agency"], a["overdue"], a["due_soon"]) for a in whole["agencies"]]
+            got = [(d["due_date"], a["agency"], d["document_id"]) for a in page["agencies"] for d in a["documents"]]
+            assert len(got) == 3 or page["next"] is None
+            seen += sorted(got)
+            after = page["next"]
+            if after is None:
+                break
+        assert pages == -(-len(every) // 3)
+        assert sorted((a, d) for _, a, d in seen) == sorted(every) and len(seen) == len(every)
+        assert [due for due, _, _ in seen] == sorted(due for due, _, _ in seen)
+        for bad in ("limit=0", "limit=5001", "after=yesterday", "after=2026-10-01.x"):
+            status, body = await api.call("GET", "/api/v1/admin/followup/overdue?" + bad, "admin")
+            assert status == 400 and body["reason"] == "usage.invalid", (bad, body)
         # filters: a recipient named without accents; an unknown sender finds nothing
         status, body = await api.call("GET", "/api/v1/admin/followup/overdue?days=0&agency=NGHE%20AN", "admin")
         assert {a["agency"] for a in body["agencies"]} == {"000.00.00.H41"}
