@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.followup import sql as rule
-from hub.followup.query import Filters, _conditions, _date, item_of
+from hub.followup.query import Filters, _conditions, _date, _who, item_of
 from hub.followup.rules import Item
 from hub.store.tables import agencies, deliveries, documents
 
@@ -65,7 +65,9 @@ def _scope(f: Filters, today: date, within_days: int) -> list:
     # no "due_date IS NOT NULL": ``<=`` already leaves NULL out, and PostgreSQL would count the
     # two conditions as independent and expect a hundredth of the rows (107 instead of 9,281 at
     # --scale 0.1), then hash every due document for one recipient's page
-    return [*_conditions(f), documents.c.due_date <= _lit(cutoff, sa.Date), rule.is_open(deliveries.c.status)]
+    # the copy's own due date (its document's, kept on it): ix_deliveries_open_due serves the
+    # order and the range
+    return [*_conditions(f), deliveries.c.due_date <= _lit(cutoff, sa.Date), rule.is_open(deliveries.c.status)]
 
 
 def _lit(value, type_):
@@ -78,10 +80,10 @@ def _lit(value, type_):
 def page_query(f: Filters, today: date, within_days: int, cursor: Cursor | None, ascending: bool, limit: int):
     """Copies after ``cursor`` in (due date, copy) order, ascending or descending."""
     rcpt, snd = agencies.alias("rcpt"), agencies.alias("snd")
-    place = sa.tuple_(documents.c.due_date, deliveries.c.id)
+    place = sa.tuple_(deliveries.c.due_date, deliveries.c.id)
     q = (sa.select(deliveries.c.id.label("delivery_id"), deliveries.c.recipient, deliveries.c.status,
                    deliveries.c.updated_at, documents.c.document_id, documents.c.sender, documents.c.received_at,
-                   documents.c.due_date, documents.c.subject, documents.c.code, documents.c.doc_type,
+                   deliveries.c.due_date, documents.c.subject, documents.c.code, documents.c.doc_type,
                    documents.c.type_name, documents.c.priority, rcpt.c.name.label("recipient_name"),
                    snd.c.name.label("sender_name"))
          .select_from(deliveries.join(documents, documents.c.id == deliveries.c.document)
@@ -91,12 +93,12 @@ def page_query(f: Filters, today: date, within_days: int, cursor: Cursor | None,
     if cursor is not None:
         due = _lit(cursor.due, sa.Date)
         at = sa.tuple_(due, _lit(cursor.key, sa.BigInteger))
-        # the row comparison spans two tables: the date alone, repeated, is what an index can seek to
+        # the date alone too: SQLite's planner seeks the index on it, not on a row comparison
         q = q.where(place > at if ascending else place < at,
-                    documents.c.due_date >= due if ascending else documents.c.due_date <= due)
+                    deliveries.c.due_date >= due if ascending else deliveries.c.due_date <= due)
     if ascending:
-        return q.order_by(documents.c.due_date, deliveries.c.id).limit(limit)
-    return q.order_by(documents.c.due_date.desc(), deliveries.c.id.desc()).limit(limit)
+        return q.order_by(deliveries.c.due_date, deliveries.c.id).limit(limit)
+    return q.order_by(deliveries.c.due_date.desc(), deliveries.c.id.desc()).limit(limit)
 
 
 @dataclass(frozen=True)
@@ -141,14 +143,22 @@ async def every(engine: AsyncEngine, f: Filters, today: date, within_days: int, 
 async def totals(engine: AsyncEngine, f: Filters, today: date, within_days: int) -> list[Totals]:
     """By recipient, in one aggregate query: most overdue first, then the longest late, then the
     most due soon (the order of ``rules.overdue_groups``)."""
-    late = documents.c.due_date < today
+    late = deliveries.c.due_date < today
     rcpt = agencies.alias("rcpt")
     q = (sa.select(deliveries.c.recipient, sa.func.max(rcpt.c.name).label("name"),
                    rule.count_if(late).label("overdue"), rule.count_if(sa.not_(late)).label("due_soon"),
-                   sa.func.min(sa.case((late, documents.c.due_date))).label("oldest"))
-         .select_from(deliveries.join(documents, documents.c.id == deliveries.c.document)
-                      .outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient))
-         .where(*_scope(f, today, within_days)).group_by(deliveries.c.recipient))
+                   sa.func.min(sa.case((late, deliveries.c.due_date))).label("oldest"))
+         .group_by(deliveries.c.recipient))
+    if f.sender or f.received_from or f.received_until or f.doc_type or f.priority is not None:
+        q = q.select_from(deliveries.join(documents, documents.c.id == deliveries.c.document)
+                          .outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient)).where(*_scope(f, today, within_days))
+    else:  # nothing asked of the documents: the open copies' own due dates alone (ix_deliveries_open_due);
+        # only edocs have copies
+        cutoff = date.fromordinal(today.toordinal() + within_days)
+        mine = _who(deliveries.c.recipient, f.agency)
+        q = (q.select_from(deliveries.outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient))
+             .where(*([mine] if mine is not None else []), deliveries.c.due_date <= _lit(cutoff, sa.Date),
+                    rule.is_open(deliveries.c.status)))
     async with engine.connect() as conn:
         rows = (await conn.execute(q)).mappings().all()
     out = [Totals(r["recipient"], r["name"] or "", r["overdue"], r["due_soon"], _date(r["oldest"])) for r in rows]

@@ -146,6 +146,8 @@ sa.Index("ix_deliveries_received_at", deliveries.c.received_at)  # 0038: the rep
 _OPEN = sa.text("status IS NULL OR status NOT IN ('06', '02', '13', '15')")  # hub.followup.rules.CLOSED
 sa.Index("ix_deliveries_open", deliveries.c.recipient, deliveries.c.document,  # 0035: Quá hạn
          postgresql_where=_OPEN, sqlite_where=_OPEN)
+sa.Index("ix_deliveries_open_due", deliveries.c.due_date, deliveries.c.id, deliveries.c.recipient,  # 0039: Quá hạn
+         postgresql_where=_OPEN, sqlite_where=_OPEN)
 
 status_history = sa.Table(
     "status_history", metadata,
