@@ -211,11 +211,13 @@ def _leaf_first(certs: list[x509.Certificate]) -> list[x509.Certificate]:
 
 
 def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | None = None,
-                   allow_sha1: bool = False, fast: bool = True) -> VerifiedPackage:
+                   allow_sha1: bool = False, fast: bool = True, restorer: list | None = None) -> VerifiedPackage:
     """Verify the package's signature and certificate chain at time ``at`` (default now).
 
     The common profile is verified by :mod:`hub.edxml.dsig_fast` (``fast=True``); anything
-    else, and every failure, by signxml.
+    else, and every failure, by signxml. ``restorer``: see :func:`hub.edxml.dsig_fast.verify_fast`
+    (``root`` may come back as the signed root with its Signature detached; call what was
+    appended to put it back).
 
     Raises :class:`SignatureError` (shape, algorithm, digest, value) or
     :class:`hub.errors.TrustError` (chain, expiry, revocation, key usage).
@@ -226,7 +228,7 @@ def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | No
     chain = trust.verify(ordered[0], ordered[1:], when)
     if fast:
         try:
-            signed_bytes, signed_root, sm, dm = verify_fast(root, _sig, chain[0])
+            signed_bytes, signed_root, sm, dm = verify_fast(root, _sig, chain[0], restorer=restorer)
         except Fallback:
             pass  # signxml decides below, and words any refusal
         else:

@@ -170,14 +170,21 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
         ctx.validator.validate(root)
         sig_info = inspect_signature(root)
         claimed = ctx.registry.get(_claimed_sender(root) or "")  # its DocumentId only if refused
-        auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
-                            allow_sha1=ctx.allow_sha1, info=sig_info)
-        signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
-        if lifted and not lifted.used:
-            return None  # verified by another path than the one that hashes the lifted runs
-        package = read_package(auth.signed_root)
-        if lifted:
-            package = large.with_attachment_sizes(package, auth.signed_root, lifted)
+        # The signed root may be root itself with its Signature detached (no copy of the tree):
+        # read the package from it, then put the Signature back before anything else reads root.
+        restorer: list = []
+        try:
+            auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
+                                allow_sha1=ctx.allow_sha1, info=sig_info, restorer=restorer)
+            signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
+            if lifted and not lifted.used:
+                return None  # verified by another path than the one that hashes the lifted runs
+            package = read_package(auth.signed_root)
+            if lifted:
+                package = large.with_attachment_sizes(package, auth.signed_root, lifted)
+        finally:
+            for restore in restorer:
+                restore()
         routes = authorize(package, auth, ctx.registry, connection)
     except HubError as e:
         if lifted:
