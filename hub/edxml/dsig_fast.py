@@ -40,6 +40,7 @@ from signxml.verifier import XMLVerifier
 
 from hub.constants import DSIG_NS
 from hub.edxml import large
+from hub.edxml.paths import children_by_tag as _children
 from hub.edxml.paths import find_all
 from hub.pki.certs import public_key_cached
 
@@ -112,14 +113,6 @@ def _signed_copy(root: etree._Element) -> etree._Element | None:
     if next(root.iter(etree.Comment), None) is not None:
         return None
     return copy.deepcopy(root)
-
-
-def _children(el: etree._Element) -> dict:
-    """``el``'s children by tag, in one pass (each child's tag is built once, not per lookup)."""
-    out: dict = {}
-    for child in el:
-        out.setdefault(child.tag, []).append(child)
-    return out
 
 
 def _only(children: dict, tag: str) -> etree._Element:

@@ -27,6 +27,7 @@ from signxml.verifier import SignatureConfiguration
 from hub.constants import DSIG_NS, EDXML_NS
 from hub.edxml.dsig_fast import Fallback, verify_fast
 from hub.edxml.model import header_of
+from hub.edxml.paths import children_by_tag as _children
 from hub.edxml.paths import find_all, find_first
 from hub.errors import SignatureError
 from hub.pki.certs import load_b64_text_cached
@@ -184,15 +185,6 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
             element="Signature/KeyInfo/X509Data",
         )
     return sig, certs, sig_alg, dig_alg
-
-
-def _children(el: etree._Element) -> dict:
-    """``el``'s children by tag, in document order, in one pass (a child's tag is built
-    once, not once per path that looks for it)."""
-    out: dict = {}
-    for child in el:
-        out.setdefault(child.tag, []).append(child)
-    return out
 
 
 def _find_all_in(parents, *tags: str) -> list[etree._Element]:
