@@ -12,7 +12,9 @@ inside a counted run); PYTHONHASHSEED=0 in both.
 ``benchmarks/check_throughput.py`` times them): full, parse, schema, inspect, claimed,
 signature, read, authorize, sha256. ``--crl`` puts a CRL of the CA in the trust store
 (revoking another serial), as a deployment with revocation has. ``--calibrate N_PER_S`` converts with a rate measured
-elsewhere for a known count (``instructions/s = rate × count``).
+elsewhere for a known count (``instructions/s = rate × count``). Measure that rate as CPU time, not wall clock:
+``per_cpu_s`` of ``benchmarks.check_rate`` on the same tree times this count (2026-11-30: 2,192/s × 3.05M ≈ 6.7e9
+on this machine; the older 3.78M ↔ 4,600/s, 17.39e9, was not reproducible).
 """
 
 from __future__ import annotations

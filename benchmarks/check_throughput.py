@@ -121,8 +121,14 @@ def make_bench(size: int | None, workdir: Path, key_kind: str = "rsa") -> Bench:
 
 @dataclass
 class Stats:
+    """Per-call wall clock samples, and over the whole timed loop: this process's CPU time, its
+    wall time and the time it waited in a run queue for a CPU (other processes on its core)."""
+
     name: str
     samples_ns: list[int]
+    cpu_ns: int = 0
+    loop_ns: int = 0
+    runqueue_ns: int | None = None
 
     @property
     def mean_us(self) -> float:
@@ -134,7 +140,30 @@ class Stats:
 
     @property
     def per_s(self) -> float:
+        """Calls per second of wall clock: what the process got, on a shared machine less than it costs."""
         return 1e9 / statistics.fmean(self.samples_ns)
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_ns / len(self.samples_ns) / 1000
+
+    @property
+    def per_cpu_s(self) -> float:
+        """Calls per second of this process's own CPU time: what a call costs, whatever else runs."""
+        return len(self.samples_ns) * 1e9 / self.cpu_ns if self.cpu_ns else float("nan")
+
+    @property
+    def cpu_share(self) -> float:
+        """The share of one CPU the process got while timed (1.0 = it never waited)."""
+        return self.cpu_ns / self.loop_ns if self.loop_ns else float("nan")
+
+
+def runqueue_wait_ns() -> int | None:
+    """Nanoseconds this thread has waited in a run queue (Linux /proc/thread-self/schedstat), else None."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def timed(name: str, fn, n: int, warmup: int) -> Stats:
@@ -143,11 +172,13 @@ def timed(name: str, fn, n: int, warmup: int) -> Stats:
     gc.collect()
     samples = [0] * n
     clock = time.perf_counter_ns
+    wait0, cpu0, loop0 = runqueue_wait_ns(), time.process_time_ns(), clock()
     for i in range(n):
         t0 = clock()
         fn()
         samples[i] = clock() - t0
-    return Stats(name, samples)
+    loop, cpu, wait1 = clock() - loop0, time.process_time_ns() - cpu0, runqueue_wait_ns()
+    return Stats(name, samples, cpu, loop, None if wait0 is None or wait1 is None else wait1 - wait0)
 
 
 def pin_one_cpu(cpu: int | None) -> str:
@@ -291,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         print(HEAD)
         print(row(full))
         print(f"  → {full.per_s:,.0f} full checks/s on one core "
-              f"({full.per_s * len(b.data) / 1e6:,.1f} MB/s of packages)")
+              f"({full.per_s * len(b.data) / 1e6:,.1f} MB/s of packages); {full.per_cpu_s:,.0f} per second of its "
+              f"own CPU time ({full.cpu_us:.0f} µs each): the process got {100 * full.cpu_share:.0f} % of its core, "
+              f"load average {os.getloadavg()[0]:.1f}")
         print()
         print("  per stage: each stage function timed alone over the same N  |  in context: one clock between")
         print("  stages inside the accepting path (sums to the whole; fresh trees and certificates each time)")

@@ -14,7 +14,9 @@ exclusive C14N — this module does the same steps in place with lxml C14N and
 4. the enveloped transform is applied in place (Signature detached exactly as signxml's
    ``_remove_sig`` does, restored in ``finally``) and the root canonicalised;
 5. digests compared; ``signed_root`` is a copy of the tree as canonicalised (Signature
-   detached), or the canonical bytes parsed when the tree has comments (C14N drops them).
+   detached), or the canonical bytes parsed when the tree has comments (C14N drops them);
+   with a ``restorer`` (the checks), the tree itself with its Signature left detached until
+   the caller puts it back: no copy.
 
 Anything outside the profile and *every failure* raises :class:`Fallback`: the caller then
 runs signxml, which decides and words the refusal. A discrepancy can therefore only make the
@@ -38,6 +40,7 @@ from signxml.verifier import XMLVerifier
 
 from hub.constants import DSIG_NS
 from hub.edxml import large
+from hub.edxml.paths import children_by_tag as _children
 from hub.edxml.paths import find_all
 from hub.pki.certs import public_key_cached
 
@@ -112,14 +115,6 @@ def _signed_copy(root: etree._Element) -> etree._Element | None:
     return copy.deepcopy(root)
 
 
-def _children(el: etree._Element) -> dict:
-    """``el``'s children by tag, in one pass (each child's tag is built once, not per lookup)."""
-    out: dict = {}
-    for child in el:
-        out.setdefault(child.tag, []).append(child)
-    return out
-
-
 def _only(children: dict, tag: str) -> etree._Element:
     """The one child ``tag`` (XML-DSig namespace) in ``_children(el)``; Fallback unless exactly one."""
     found = children.get(_DS + tag, ())
@@ -128,8 +123,15 @@ def _only(children: dict, tag: str) -> etree._Element:
     return found[0]
 
 
-def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes, etree._Element, str, str]:
-    """Return (signed bytes, signed root, signature method, digest method) or raise Fallback."""
+def verify_fast(root: etree._Element, sig: etree._Element, leaf, *,
+                restorer: list | None = None) -> tuple[bytes, etree._Element, str, str]:
+    """Return (signed bytes, signed root, signature method, digest method) or raise Fallback.
+
+    ``restorer``: a list the caller owns. When given and the tree has no comments, an accepted
+    signature is left detached and ``root`` itself is the signed root (exactly the tree just
+    canonicalised and digested, without the copy); the function that puts the Signature back
+    where it was is appended to ``restorer``, and the caller must call it once it has read what
+    it needs. On Fallback the tree is always restored first."""
     if not _DSIG_SCHEMA.validate(sig):
         raise Fallback("Signature not schema-valid")
     sig_kids = _children(sig)
@@ -180,23 +182,28 @@ def verify_fast(root: etree._Element, sig: etree._Element, leaf) -> tuple[bytes,
     dm_uri = _only(ref_kids, "DigestMethod").get("Algorithm")
     if dm_uri not in DIGESTS:
         raise Fallback("digest method")
-    undo = _detach(sig)
-    try:
-        signed_bytes = _c14n(root)
-        signed_root = _signed_copy(root)
-    finally:
-        undo()
     try:
         expected = b64decode(_only(ref_kids, "DigestValue").text or "")
     except ValueError as e:
         raise Fallback("DigestValue encoding") from e
-    lifted = large.current()  # a large package's base64 runs are not in the tree: hash them from its bytes
+    undo = _detach(sig)
+    in_place = False
     try:
-        actual = lifted.digest(DIGESTS[dm_uri], signed_bytes) if lifted else DIGESTS[dm_uri](signed_bytes).digest()
-    except LookupError as e:
-        raise Fallback("lifted token") from e
-    if not hmac.compare_digest(actual, expected):
-        raise Fallback("digest")
+        signed_bytes = _c14n(root)
+        lifted = large.current()  # a large package's base64 runs are not in the tree: hash them from its bytes
+        try:
+            actual = lifted.digest(DIGESTS[dm_uri], signed_bytes) if lifted else DIGESTS[dm_uri](signed_bytes).digest()
+        except LookupError as e:
+            raise Fallback("lifted token") from e
+        if not hmac.compare_digest(actual, expected):
+            raise Fallback("digest")
+        in_place = restorer is not None and next(root.iter(etree.Comment), None) is None
+        signed_root = root if in_place else _signed_copy(root)
+    finally:
+        if in_place:
+            restorer.append(undo)
+        else:
+            undo()
     if lifted:
         lifted.used = True  # only a matching digest over the lifted runs lets the lean check accept
     if signed_root is None:

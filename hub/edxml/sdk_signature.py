@@ -28,7 +28,7 @@ from cryptography import x509
 from lxml import etree
 
 from hub.constants import DSIG_NS, EDXML_NS
-from hub.edxml.paths import find_all, find_first
+from hub.edxml.paths import children_by_tag, find_first
 from hub.pki.certs import load_b64_text_cached, load_der_cached
 
 __all__ = ["KIND_NONE", "KIND_SDK", "KIND_SKELETON", "KIND_XMLDSIG", "SignatureInfo", "as_xmldsig", "inspect_signature"]
@@ -99,14 +99,17 @@ class SignatureInfo:
         return f"{what}, with values that may verify ({algs})"
 
 
-def _text(el: etree._Element | None, tag: str) -> str:
-    found = find_first(el, tag)
-    return "".join((found.text or "").split()) if found is not None else ""
+def _text(el: etree._Element | None) -> str:
+    return "".join((el.text or "").split()) if el is not None else ""
 
 
-def _attr(el: etree._Element | None, tag: str) -> str:
-    found = find_first(el, tag)
-    return (found.get("Algorithm") or "") if found is not None else ""
+def _attr(el: etree._Element | None) -> str:
+    return (el.get("Algorithm") or "") if el is not None else ""
+
+
+def _first(children: dict, tag: str) -> etree._Element | None:
+    found = children.get(tag)
+    return found[0] if found else None
 
 
 def _header(root: etree._Element) -> etree._Element | None:
@@ -117,11 +120,6 @@ def _signatures(header: etree._Element) -> list[etree._Element]:
     return [c for c in header if c.tag in (_DS + "Signature", _E + "Signature")]
 
 
-def _subject_name(sig: etree._Element, ns: str) -> str:
-    found = find_first(sig, ns + "KeyInfo", ns + "X509Data", ns + "X509SubjectName")
-    return (found.text or "").strip() if found is not None else ""
-
-
 def inspect_signature(root: etree._Element) -> SignatureInfo:
     """The signature of the package ``root`` (a parsed ``edXML`` tree), as written."""
     header = _header(root)
@@ -130,11 +128,25 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
         return SignatureInfo(KIND_NONE)
     sig = next((s for s in sigs if s.tag == _DS + "Signature"), sigs[0])
     ns = _DS if sig.tag == _DS + "Signature" else _E
-    signed_info = find_first(sig, ns + "SignedInfo")
-    ref = find_first(signed_info, ns + "Reference")
+    # Each element's children read once (the first of each tag, as find_first would return).
+    sig_kids = children_by_tag(sig)
+    signed_info = _first(sig_kids, ns + "SignedInfo")
+    si_kids = children_by_tag(signed_info)
+    ref_kids = children_by_tag(_first(si_kids, ns + "Reference"))
+    x509_data, certificate, subject = ns + "X509Data", ns + "X509Certificate", ns + "X509SubjectName"
+    cert_els: list[etree._Element] = []
+    subject_el = None
+    for key_info in sig_kids.get(ns + "KeyInfo", ()):  # KeyInfo/X509Data/*, in document order
+        for data in key_info:
+            if data.tag != x509_data:
+                continue
+            for el in data:
+                if el.tag == certificate:
+                    cert_els.append(el)
+                elif el.tag == subject and subject_el is None:
+                    subject_el = el
     certs: list[bytes] = []
     cert_problems: list[str] = []
-    cert_els = find_all(sig, ns + "KeyInfo", ns + "X509Data", ns + "X509Certificate")
     for el in cert_els:
         try:
             der = load_b64_text_cached(el.text or "")[0]
@@ -144,13 +156,13 @@ def inspect_signature(root: etree._Element) -> SignatureInfo:
             certs.append(der)
     info = dict(
         count=len(sigs),
-        canonicalization=_attr(signed_info, ns + "CanonicalizationMethod"),
-        signature_method=_attr(signed_info, ns + "SignatureMethod"),
-        digest_method=_attr(ref, ns + "DigestMethod"),
-        digest_value=_text(ref, ns + "DigestValue"),
-        signature_value=_text(sig, ns + "SignatureValue"),
+        canonicalization=_attr(_first(si_kids, ns + "CanonicalizationMethod")),
+        signature_method=_attr(_first(si_kids, ns + "SignatureMethod")),
+        digest_method=_attr(_first(ref_kids, ns + "DigestMethod")),
+        digest_value=_text(_first(ref_kids, ns + "DigestValue")),
+        signature_value=_text(_first(sig_kids, ns + "SignatureValue")),
         certificates_der=tuple(certs),
-        subject_name=_subject_name(sig, ns),
+        subject_name=(subject_el.text or "").strip() if subject_el is not None else "",
     )
     if ns == _DS:
         return SignatureInfo(KIND_XMLDSIG, **info)

@@ -27,6 +27,7 @@ from signxml.verifier import SignatureConfiguration
 from hub.constants import DSIG_NS, EDXML_NS
 from hub.edxml.dsig_fast import Fallback, verify_fast
 from hub.edxml.model import header_of
+from hub.edxml.paths import children_by_tag as _children
 from hub.edxml.paths import find_all, find_first
 from hub.errors import SignatureError
 from hub.pki.certs import load_b64_text_cached
@@ -186,15 +187,6 @@ def _strict_profile(root: etree._Element, allow_sha1: bool) -> tuple[etree._Elem
     return sig, certs, sig_alg, dig_alg
 
 
-def _children(el: etree._Element) -> dict:
-    """``el``'s children by tag, in document order, in one pass (a child's tag is built
-    once, not once per path that looks for it)."""
-    out: dict = {}
-    for child in el:
-        out.setdefault(child.tag, []).append(child)
-    return out
-
-
 def _find_all_in(parents, *tags: str) -> list[etree._Element]:
     """``find_all`` from several parents, in document order."""
     return [el for parent in parents for el in find_all(parent, *tags)]
@@ -211,11 +203,13 @@ def _leaf_first(certs: list[x509.Certificate]) -> list[x509.Certificate]:
 
 
 def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | None = None,
-                   allow_sha1: bool = False, fast: bool = True) -> VerifiedPackage:
+                   allow_sha1: bool = False, fast: bool = True, restorer: list | None = None) -> VerifiedPackage:
     """Verify the package's signature and certificate chain at time ``at`` (default now).
 
     The common profile is verified by :mod:`hub.edxml.dsig_fast` (``fast=True``); anything
-    else, and every failure, by signxml.
+    else, and every failure, by signxml. ``restorer``: see :func:`hub.edxml.dsig_fast.verify_fast`
+    (``root`` may come back as the signed root with its Signature detached; call what was
+    appended to put it back).
 
     Raises :class:`SignatureError` (shape, algorithm, digest, value) or
     :class:`hub.errors.TrustError` (chain, expiry, revocation, key usage).
@@ -226,7 +220,7 @@ def verify_package(root: etree._Element, trust: TrustStore, *, at: datetime | No
     chain = trust.verify(ordered[0], ordered[1:], when)
     if fast:
         try:
-            signed_bytes, signed_root, sm, dm = verify_fast(root, _sig, chain[0])
+            signed_bytes, signed_root, sm, dm = verify_fast(root, _sig, chain[0], restorer=restorer)
         except Fallback:
             pass  # signxml decides below, and words any refusal
         else:

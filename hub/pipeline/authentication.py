@@ -44,14 +44,17 @@ class Authenticated:
 
 
 def authenticate(root: etree._Element, profile: str, trust: TrustStore, *, at: datetime | None = None,
-                 allow_sha1: bool = False, info: SignatureInfo | None = None) -> Authenticated:
+                 allow_sha1: bool = False, info: SignatureInfo | None = None,
+                 restorer: list | None = None) -> Authenticated:
     """Verify what the package carries, as ``profile`` requires. Raises SignatureError/TrustError.
 
     ``info``: the package's :func:`inspect_signature` when the caller already has it.
+    ``restorer``: as :func:`hub.edxml.signature.verify_package`'s (the signed root may be
+    ``root`` itself, its Signature detached until the caller calls what was appended).
     """
     info = info or inspect_signature(root)
     if profile != "sdk" or info.kind == KIND_XMLDSIG and info.count == 1:
-        v = verify_package(root, trust, at=at, allow_sha1=allow_sha1)
+        v = verify_package(root, trust, at=at, allow_sha1=allow_sha1, restorer=restorer)
         return Authenticated(SIGNATURE_SHA1 if v.legacy_sha1 else SIGNATURE, v.signed_root, v.certificate)
     if info.count > 1:
         raise SignatureError(f"{info.count} Signature elements found in edXMLHeader; exactly one signature is "

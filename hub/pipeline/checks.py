@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from itertools import islice
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -105,6 +106,13 @@ _STAGE = {"parse": "parse", "schema": "schema", "signature": "signature", "trust
           "authority": "authority", "state": "state", "usage": "usage"}
 
 
+# lxml makes a Python proxy for an element when Python first touches it and frees it with the
+# last reference; the stages (schema rules, signature, read model) each walk the same header
+# again, so its proxies were made and freed several times per check. Holding the first ones
+# (a common package has about a hundred elements) for the check makes each once; bounded so a
+# package of millions of elements holds no more than this.
+HELD_PROXIES = 1024
+
 _E = "{" + EDXML_NS + "}"
 _ENVELOPE, _HEADER, _MESSAGE_HEADER, _STATUS, _FROM, _ORGAN_ID, _DOCUMENT_ID = (
     _E + n for n in ("edXMLEnvelope", "edXMLHeader", "MessageHeader", "Status", "From", "OrganId", "DocumentId"))
@@ -167,17 +175,25 @@ def _check(data: bytes, ctx: CheckContext, at: datetime | None, connection: Conn
         root = parse_xml(lifted.small if lifted else data, max_bytes=ctx.max_bytes)
         if lifted and not large.confirm(lifted, root):
             return None
+        held = list(islice(root.iter(), HELD_PROXIES))  # noqa: F841 - see HELD_PROXIES
         ctx.validator.validate(root)
         sig_info = inspect_signature(root)
         claimed = ctx.registry.get(_claimed_sender(root) or "")  # its DocumentId only if refused
-        auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
-                            allow_sha1=ctx.allow_sha1, info=sig_info)
-        signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
-        if lifted and not lifted.used:
-            return None  # verified by another path than the one that hashes the lifted runs
-        package = read_package(auth.signed_root)
-        if lifted:
-            package = large.with_attachment_sizes(package, auth.signed_root, lifted)
+        # The signed root may be root itself with its Signature detached (no copy of the tree):
+        # read the package from it, then put the Signature back before anything else reads root.
+        restorer: list = []
+        try:
+            auth = authenticate(root, claimed.profile if claimed else "strict", ctx.trust, at=at,
+                                allow_sha1=ctx.allow_sha1, info=sig_info, restorer=restorer)
+            signer_fp = fingerprint(auth.certificate) if auth.certificate is not None else None
+            if lifted and not lifted.used:
+                return None  # verified by another path than the one that hashes the lifted runs
+            package = read_package(auth.signed_root)
+            if lifted:
+                package = large.with_attachment_sizes(package, auth.signed_root, lifted)
+        finally:
+            for restore in restorer:
+                restore()
         routes = authorize(package, auth, ctx.registry, connection)
     except HubError as e:
         if lifted:

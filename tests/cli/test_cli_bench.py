@@ -67,7 +67,9 @@ async def test_bench_json_has_every_section_and_every_package_arrived(tmp_path):
     lat = r["latency_half_load"]
     assert lat["delivered"] == lat["n"] == 200 and lat["per_s"] > 0
     assert lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
-    assert r["checks"]["n"] == 50 and r["checks"]["per_s"] > 0
+    c = r["checks"]
+    assert c["n"] == 50 and c["per_s"] > 0 and c["per_cpu_s"] >= c["per_s"] * 0.9 and 0 < c["cpu_share"] <= 1.05
+    assert "no IPC" in c["measures"]
     (large,) = r["large"]
     assert large["status"] == "delivered", large  # and the recipient verified the sender's signature
     assert large["mb"] == 1 and large["bytes"] > 1_000_000 and large["seconds"] > 0

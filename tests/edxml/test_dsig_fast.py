@@ -104,3 +104,39 @@ def test_refusals_identical_and_never_accepted_by_the_fast_path(pki, spy):
             errs.append((e.value.code, e.value.message))
         assert errs[0] == errs[1], name
     assert spy["fast"] == 0 and spy["fallback"] == len(cases)
+
+
+def test_in_place_signed_root_is_the_copy_without_the_copy_and_is_put_back(pki, spy):
+    """With a restorer, an accepted signature leaves ``root`` itself as the signed root (its
+    Signature detached: the same tree as the copy), until the caller puts it back; a tree with
+    comments still gets the re-parsed canonical bytes and is restored at once."""
+    for name, data, expect_fast in variants(pki):
+        ref = verify_package(parse_xml(data), pki.trust(), fast=False)
+        root = parse_xml(data)
+        before = etree.tostring(root)
+        restorer: list = []
+        got = verify_package(root, pki.trust(), restorer=restorer)
+        in_place = expect_fast and name != "comments"
+        assert (got.signed_root is root) == in_place, name
+        assert len(restorer) == int(in_place), name
+        assert etree.tostring(got.signed_root) == etree.tostring(ref.signed_root), name
+        assert read_package(got.signed_root) == read_package(ref.signed_root), name
+        if in_place:
+            assert next(root.iter("{%s}Signature" % DSIG_NS), None) is None, name
+        for restore in restorer:
+            restore()
+        assert etree.tostring(root) == before, f"{name}: the input tree must be restored"
+
+
+def test_in_place_refusal_restores_the_tree_before_signxml_decides(pki, spy):
+    g = pki.ids[G22]
+    d = sign_package(build_edoc(make_edoc(), [attachment()]), g.key, g.cert)
+    tampered = d.replace("kết nối".encode(), "ngắt kết nối".encode(), 1)
+    root = parse_xml(tampered)
+    before = etree.tostring(root)
+    restorer: list = []
+    with pytest.raises(HubError) as e:
+        verify_package(root, pki.trust(), restorer=restorer)
+    assert e.value.code == "signature.digest_mismatch"
+    assert restorer == [] and etree.tostring(root) == before
+    assert spy["fallback"] == 1

@@ -101,3 +101,42 @@ def test_signature_info_pickles():
     info = inspect_signature(parse_xml((REAL / "axis_2019_relayed.edxml").read_bytes()))
     back = pickle.loads(pickle.dumps(info))
     assert back == info and back.certificates and back.certificates[0].subject == info.certificates[0].subject
+
+
+def _by_element_path(root) -> dict:
+    """What inspect_signature reads, by lxml's ElementPath on the same paths (the reference)."""
+    header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
+    sigs = [c for c in header if c.tag in (f"{{{DSIG_NS}}}Signature", f"{{{EDXML_NS}}}Signature")]
+    sig = next((s for s in sigs if s.tag == f"{{{DSIG_NS}}}Signature"), sigs[0])
+    ns = {"n": DSIG_NS if sig.tag == f"{{{DSIG_NS}}}Signature" else EDXML_NS}
+    alg = lambda p: (sig.find(p, ns).get("Algorithm") or "") if sig.find(p, ns) is not None else ""  # noqa: E731
+    text = lambda p: "".join((sig.findtext(p, namespaces=ns) or "").split())  # noqa: E731
+    return {
+        "canonicalization": alg("n:SignedInfo/n:CanonicalizationMethod"),
+        "signature_method": alg("n:SignedInfo/n:SignatureMethod"),
+        "digest_method": alg("n:SignedInfo/n:Reference/n:DigestMethod"),
+        "digest_value": text("n:SignedInfo/n:Reference/n:DigestValue"),
+        "signature_value": text("n:SignatureValue"),
+        "subject_name": (sig.findtext("n:KeyInfo/n:X509Data/n:X509SubjectName", namespaces=ns) or "").strip(),
+        "certificates": len(sig.findall("n:KeyInfo/n:X509Data/n:X509Certificate", ns)),
+    }
+
+
+def test_one_pass_reading_matches_element_path(pki):
+    """inspect_signature reads each element's children once; it must find what ElementPath finds."""
+    ident = pki.ids[G22]
+    signed = sign_package(build_edoc(make_edoc(G22), [attachment(200)]), ident.key, ident.cert)
+    with_subject = signed.replace(b"<ds:X509Certificate>", b"<ds:X509SubjectName> CN=x </ds:X509SubjectName>"
+                                                         b"<ds:X509Certificate>", 1)
+    datas = [signed, with_subject, sdk_signed(ident)]
+    datas += [(REAL / n).read_bytes() for n in ("sdk_edoc_update.edxml", "axis_2019_relayed.edxml")]
+    for data in datas:
+        root = parse_xml(data)
+        info = inspect_signature(root)
+        ref = _by_element_path(root)
+        got = {k: getattr(info, k) for k in ref if k != "certificates"}
+        assert got == {k: v for k, v in ref.items() if k != "certificates"}
+        assert len(info.certificates_der) <= ref["certificates"]
+    for data in datas[:3]:  # signed here: every certificate is whole
+        assert len(inspect_signature(parse_xml(data)).certificates_der) == 1
+    assert inspect_signature(parse_xml(with_subject)).subject_name == "CN=x"

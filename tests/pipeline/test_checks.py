@@ -45,6 +45,30 @@ def tamper(data: bytes, path: str, text: str) -> bytes:
 HDR = f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader"
 
 
+def test_relayed_copy_keeps_the_signature_that_was_verified(pki, signed):
+    """The checks read the package from the tree with its Signature detached (no copy); the
+    relayed copy made from that same tree afterwards carries the Signature again, where it was,
+    and verifies once the relay's TraceHeader is stripped."""
+    from dataclasses import replace
+
+    from hub.edxml.parser import parse_xml
+    from hub.edxml.schema import SchemaValidator
+    from hub.edxml.signature import verify_package
+    from hub.edxml.trace import strip_relay_trace
+
+    relay = "000.00.00.HUB"
+    ctx = replace(CheckContext(registry=registry_for(pki), trust=pki.trust(), validator=SchemaValidator()),
+                  relay_id=relay)
+    data = signed()
+    v = check_package(data, ctx)
+    assert v.accepted, v.message
+    root = parse_xml(v.relayed)
+    assert len(root.findall(f"{E}edXMLEnvelope/{E}edXMLHeader/{{http://www.w3.org/2000/09/xmldsig#}}Signature")) == 1
+    assert strip_relay_trace(root, {relay}) == 1
+    assert etree.tostring(root, method="c14n") == etree.tostring(parse_xml(data), method="c14n")
+    assert verify_package(root, pki.trust()).certificate is not None
+
+
 # --- accepted -----------------------------------------------------------------------------
 
 def test_valid_prefixed_one_recipient(ctx, signed):
