@@ -31,7 +31,8 @@ async def counters(engine, now=None) -> dict:
     return out
 
 
-async def authentication_by_agency(engine) -> list:
+async def authentication_by_agency(engine, **_page):
+    # the page as it was: every sender grouped from documents, all of them listed
     by = documents.c.authenticated_by
     cols = [documents.c.sender, agencies.c.name, sa.func.count().label("n"),
             sa.func.sum(sa.case((documents.c.legacy_sha1.is_(True), 1), else_=0)).label("sha1"),
@@ -40,8 +41,10 @@ async def authentication_by_agency(engine) -> list:
         rows = (await conn.execute(
             sa.select(*cols).select_from(documents.outerjoin(agencies, agencies.c.code == documents.c.sender))
             .group_by(documents.c.sender, agencies.c.name).order_by(documents.c.sender))).mappings().all()
-    return [data.AuthRow(r["sender"], r["name"] or "", r["n"] - int(r["sha1"] or 0) - int(r["connection"] or 0),
-                         int(r["sha1"] or 0), int(r["connection"] or 0)) for r in rows]
+    out = [data.AuthRow(r["sender"], r["name"] or "", r["n"] - int(r["sha1"] or 0) - int(r["connection"] or 0),
+                        int(r["sha1"] or 0), int(r["connection"] or 0)) for r in rows]
+    total = data.AuthRow("", "", *(sum(getattr(a, k) for a in out) for k in ("signature", "sha1", "connection")))
+    return data.AuthTable(len(out), total, out)
 
 
 def to_recipient(recipient: str):
