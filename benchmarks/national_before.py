@@ -87,10 +87,11 @@ async def count_nothing(conn, rows) -> None:
 
 @contextmanager
 def patched():
-    saved = data.counters, data.authentication_by_agency, query._to_recipient, log.count_records
+    saved = data.counters, data.authentication_by_agency, query._to_recipient, log.count_records, query.COUNT_CAP
     data.counters, data.authentication_by_agency, query._to_recipient = counters, authentication_by_agency, to_recipient
+    query.COUNT_CAP = None  # exact totals, as they were
     log.count_records = count_nothing
     try:
         yield
     finally:
-        data.counters, data.authentication_by_agency, query._to_recipient, log.count_records = saved
+        data.counters, data.authentication_by_agency, query._to_recipient, log.count_records, query.COUNT_CAP = saved
