@@ -48,6 +48,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import statistics
 import sys
@@ -603,7 +604,9 @@ async def explain(engine, f: Filler, label: str) -> None:
     captured: list[tuple[str, object]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and " FROM " in statement.upper() and "pg_" not in statement:
+        # SQLAlchemy writes "\nFROM": a space-only match explained none of its queries
+        if statement.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM\b", statement, re.I) \
+                and "pg_" not in statement:
             captured.append((statement, parameters))
         elif statement.lstrip().upper().startswith("SET LOCAL"):  # planner settings the query runs with
             captured.append((statement, None))

@@ -302,7 +302,8 @@ async def page(conn: AsyncConnection, columns: list, where: list, order, limit: 
     test each entry on its own (a recipient's, :func:`addressed_to`); when the count stopped at
     its bound (many matches), the page is read walking the log newest first with them, which
     stops after the page, instead of finding and sorting every match. ``seqs``: a query of the
-    matching seqs (:func:`recipient_seqs`) the bounded count reads directly."""
+    matching seqs (:func:`recipient_seqs`, when ``where`` holds nothing else) read directly, up
+    to the bound: all of them give the page and the exact total."""
     if walk is not None and conn.dialect.name == "postgresql":
         # A recipient's entries are reached from its own rows (a few thousand deliveries and
         # documents) through index probes. PostgreSQL misjudges those joins and hashes or merges
@@ -314,11 +315,17 @@ async def page(conn: AsyncConnection, columns: list, where: list, order, limit: 
     bound = None if count_cap is None else max(count_cap, offset + limit)
     counted = None
     if seqs is not None and bound is not None:
-        first = seqs.limit(bound + 1).subquery()
-        n, distinct = (await conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(first.c.seq)))
-                                          .select_from(first))).one()
-        if n <= bound or distinct == n:  # read to the end, or no entry twice among those read
-            counted = distinct
+        # the matches' seqs themselves, up to the bound: when they all come, they are the page's
+        # source too (sorted here; its rows read by seq), one pass over the joins
+        got = (await conn.execute(seqs.limit(bound + 1))).scalars().all()
+        distinct = set(got)
+        if len(got) <= bound:
+            newest = sorted(distinct, reverse=True)[offset:offset + limit]
+            rows = (await conn.execute(sa.select(*columns).where(records.c.seq.in_(newest))
+                                       .order_by(records.c.seq.desc()))).mappings().all() if newest else []
+            return Found(len(distinct), list(rows), False)
+        if len(distinct) == len(got):  # no entry twice among those read: more than the bound
+            counted = len(got)
     if counted is None:
         matches = sa.select(sa.literal(1)).select_from(records).where(*where)
         if bound is not None:
