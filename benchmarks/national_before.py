@@ -34,7 +34,8 @@ async def counters(engine, now=None) -> dict:
     return out
 
 
-async def authentication_by_agency(engine) -> list:
+async def authentication_by_agency(engine, **_page):
+    # the page as it was: every sender grouped from documents, all of them listed
     by = documents.c.authenticated_by
     cols = [documents.c.sender, agencies.c.name, sa.func.count().label("n"),
             sa.func.sum(sa.case((documents.c.legacy_sha1.is_(True), 1), else_=0)).label("sha1"),
@@ -43,8 +44,10 @@ async def authentication_by_agency(engine) -> list:
         rows = (await conn.execute(
             sa.select(*cols).select_from(documents.outerjoin(agencies, agencies.c.code == documents.c.sender))
             .group_by(documents.c.sender, agencies.c.name).order_by(documents.c.sender))).mappings().all()
-    return [data.AuthRow(r["sender"], r["name"] or "", r["n"] - int(r["sha1"] or 0) - int(r["connection"] or 0),
-                         int(r["sha1"] or 0), int(r["connection"] or 0)) for r in rows]
+    out = [data.AuthRow(r["sender"], r["name"] or "", r["n"] - int(r["sha1"] or 0) - int(r["connection"] or 0),
+                        int(r["sha1"] or 0), int(r["connection"] or 0)) for r in rows]
+    total = data.AuthRow("", "", *(sum(getattr(a, k) for a in out) for k in ("signature", "sha1", "connection")))
+    return data.AuthTable(len(out), total, out)
 
 
 def to_recipient(recipient: str):
@@ -98,12 +101,13 @@ def report_copies(f, by: str = "recipient"):
 @contextmanager
 def patched():
     saved = (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
-             followup.copies)
+             followup.copies, query.COUNT_CAP)
     data.counters, data.authentication_by_agency, query._to_recipient = counters, authentication_by_agency, to_recipient
+    query.COUNT_CAP = None  # exact totals, as they were
     log.count_records = count_nothing
     followup.copies = report_copies
     try:
         yield
     finally:
         (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
-         followup.copies) = saved
+         followup.copies, query.COUNT_CAP) = saved

@@ -48,6 +48,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import statistics
 import sys
@@ -580,6 +581,8 @@ EXPLAINED = [
     ("audit page: part of a DocumentId", "audit.document"),
     ("API search: by document_id", "search.document_id"),
     ("API search: by recipient", "search.recipient"),
+    ("API search: by recipient (busiest)", "search.recipient_busiest"),
+    ("API search: by sender (busiest)", "search.sender_busiest"),
     ("API search: event + 24 h", "search.event"),
     ("Quá hạn: totals by recipient, everyone", "followup.overdue"),
     ("Quá hạn: first page, everyone", "followup.overdue_page"),
@@ -601,8 +604,12 @@ async def explain(engine, f: Filler, label: str) -> None:
     captured: list[tuple[str, object]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and " FROM " in statement.upper() and "pg_" not in statement:
+        # SQLAlchemy writes "\nFROM": a space-only match explained none of its queries
+        if statement.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM\b", statement, re.I) \
+                and "pg_" not in statement:
             captured.append((statement, parameters))
+        elif statement.lstrip().upper().startswith("SET LOCAL"):  # planner settings the query runs with
+            captured.append((statement, None))
 
     sync = engine.sync_engine
     runs = {
@@ -613,9 +620,11 @@ async def explain(engine, f: Filler, label: str) -> None:
         "data.authentication_by_agency": lambda: data.authentication_by_agency(engine),
         "audit.sender": lambda: web_audit.search(engine, {"sender": f.codes[0]}, 50, 0),
         "audit.document": lambda: web_audit.search(engine, {"document": sample["id"].rsplit(",", 1)[1]}, 50, 0),
-        "search.document_id": lambda: query.search(engine, document_id=sample["id"]),
-        "search.recipient": lambda: query.search(engine, recipient=sample["recipients"][0]),
-        "search.event": lambda: query.search(engine, event="status.recorded",
+        "search.document_id": lambda: query.find(engine, document_id=sample["id"], count_cap=query.COUNT_CAP),
+        "search.recipient": lambda: query.find(engine, recipient=sample["recipients"][0], count_cap=query.COUNT_CAP),
+        "search.recipient_busiest": lambda: query.find(engine, recipient=f.codes[1], count_cap=query.COUNT_CAP),
+        "search.sender_busiest": lambda: query.find(engine, sender=f.codes[0], count_cap=query.COUNT_CAP),
+        "search.event": lambda: query.find(engine, event="status.recorded",
                                              since=datetime.now(timezone.utc) - timedelta(days=1)),
         "followup.overdue": lambda: od.totals(engine, Filters(), today, 3),
         "followup.overdue_page": lambda: od.page(engine, Filters(), today, 3),
@@ -628,11 +637,16 @@ async def explain(engine, f: Filler, label: str) -> None:
             await runs[key]()
         finally:
             sa.event.remove(sync, "before_cursor_execute", capture)
-        for statement, params in captured:
-            async with engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                plan = await raw.driver_connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *(params or ()))
-            log(f"\n-- {title}\n" + "\n".join(r[0] for r in plan))
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            async with raw.transaction():  # the SET LOCALs hold for the statements after them
+                for statement, params in captured:
+                    if statement.lstrip().upper().startswith("SET LOCAL"):
+                        await raw.execute(statement)
+                        log(f"\n-- {title}: {statement}")
+                        continue
+                    plan = await raw.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *(params or ()))
+                    log(f"\n-- {title}\n" + "\n".join(r[0] for r in plan))
 
 
 def summary(before: dict, after: dict | None) -> None:

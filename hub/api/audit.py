@@ -49,15 +49,18 @@ async def entries(request: web.Request, args: AuditEntriesQuery) -> web.Response
     fmt, limit, offset = args.format, args.limit, args.offset
     filters = {k: getattr(args, k) for k in FILTERS}
     filters["doc_type"] = args.type or args.doc_type
-    total, rows = await query.search(state.engine, **filters, limit=limit, offset=offset)
+    found = await query.find(state.engine, **filters, limit=limit, offset=offset, count_cap=query.COUNT_CAP)
+    total, rows = found.total, found.rows
     shown = {k: (query.iso(v) if k in ("since", "until") else v) for k, v in filters.items() if v is not None}
     if fmt == "csv":
         await log_export(state.engine, principal(request).actor, "entries.csv", filters=shown, offset=offset,
                          rows=len(rows), total=total)
         return web.Response(body=query.render_csv(rows).encode("utf-8"), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": 'attachment; filename="audit-entries.csv"',
-                                     "X-Total-Count": str(total)})
-    return web.Response(text=query.render_json(total, rows, limit=limit, offset=offset, filters=shown),
+                                     "X-Total-Count": str(total),
+                                     "X-Total-Is-Lower-Bound": "true" if found.total_is_lower_bound else "false"})
+    return web.Response(text=query.render_json(total, rows, limit=limit, offset=offset, filters=shown,
+                                               total_is_lower_bound=found.total_is_lower_bound),
                         content_type="application/json")
 
 

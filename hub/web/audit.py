@@ -32,14 +32,19 @@ def _contains(column, text: str):
     return sa.func.lower(column).like(like, escape="\\")
 
 
-def conditions(params: dict[str, str]) -> list:
-    """The WHERE clauses for the search form's fields (each optional)."""
+def conditions(params: dict[str, str], walk: bool = False) -> list:
+    """The WHERE clauses for the search form's fields (each optional); ``walk``: the recipient
+    tested entry by entry (``hub.audit.query.page``), None without a recipient."""
     p = {k: (params.get(k) or "").strip()[:255] for k in FIELDS}
     start, end = parse_date(p["from"]), parse_date(p["to"])
+    if walk and not p["recipient"]:
+        return None
     where = query.search_conditions(
-        sender=p["sender"] or None, recipient=p["recipient"] or None, event=p["event"] or None,
+        sender=p["sender"] or None, recipient=None if walk else p["recipient"] or None, event=p["event"] or None,
         reason=p["reason"] or None, since=vn_day_start(start) if start else None,
         until=vn_day_start(end + timedelta(days=1)) if end else None)
+    if walk:
+        where.append(query.addressed_to(p["recipient"]))
     if p["document"]:
         where.append(_contains(records.c.document_id, p["document"]))
     docs = []
@@ -52,17 +57,24 @@ def conditions(params: dict[str, str]) -> list:
     return where
 
 
-async def search(engine, params: dict[str, str], limit: int, offset: int) -> tuple[int, list[dict]]:
+async def search(engine, params: dict[str, str], limit: int, offset: int,
+                 count_cap: int | None = query.COUNT_CAP) -> query.Found:
+    """One page of the form's search and the total, counted up to ``count_cap`` entries past the page."""
     where = conditions(params)
-    # a recipient's entries are found through joins: sorted once found (not by walking the log
-    # backwards), counted in the same pass (hub.audit.query.page)
-    by_recipient = bool((params.get("recipient") or "").strip())
+    # a recipient's entries are found through joins and sorted once found (not by walking the
+    # log backwards) unless there are more of them than the count's bound (hub.audit.query.page)
+    recipient = (params.get("recipient") or "").strip()[:255]
+    by_recipient = bool(recipient)
+    alone = by_recipient and not any((params.get(k) or "").strip() for k in FIELDS if k != "recipient")
+    seqs = query.recipient_seqs(recipient) if alone else None
     order = (records.c.seq + 0).desc() if by_recipient else records.c.seq.desc()
     columns = [records.c.seq, records.c.at, records.c.event, records.c.actor, records.c.sender,
                records.c.document_id, records.c.reason, records.c.message]
     async with engine.connect() as conn:
-        total, rows = await query.page(conn, columns, where, order, limit, offset, one_pass=by_recipient)
-    return total, [{c.name: r[c.name] for c in columns} for r in rows]
+        found = await query.page(conn, columns, where, order, limit, offset, count_cap=count_cap,
+                                 walk=conditions(params, walk=True), seqs=seqs)
+    return query.Found(found.total, [{c.name: r[c.name] for c in columns} for r in found.rows],
+                       found.total_is_lower_bound)
 
 
 @routes.get("/admin/audit")
@@ -70,7 +82,8 @@ async def search(engine, params: dict[str, str], limit: int, offset: int) -> tup
 async def audit_page(ctx: Ctx) -> web.Response:
     params = {k: ctx.request.query.get(k, "") for k in FIELDS}
     if ctx.request.query.get("format") == "csv":
-        total, rows = await search(ctx.state.engine, params, MAX_EXPORT, 0)
+        found = await search(ctx.state.engine, params, MAX_EXPORT, 0)
+        rows = found.rows
         header = [_("Seq"), _("Time"), _("Event"), _("Actor"), _("Sender"), "DocumentId", _("Reason"), _("Message")]
         body = [[r["seq"], r["at"], r["event"], r["actor"], r["sender"], r["document_id"], r["reason"], r["message"]]
                 for r in rows]
@@ -82,13 +95,14 @@ async def audit_page(ctx: Ctx) -> web.Response:
             "Content-Disposition": 'attachment; filename="nhat-ky-kiem-toan.csv"'}))
     searched = any(params.values())
     page_no = int_param(ctx.request, "page", 1, 1, 10**7)
-    total, rows = (await search(ctx.state.engine, params, PER_PAGE, (page_no - 1) * PER_PAGE)
-                   if searched else (0, []))
+    found = (await search(ctx.state.engine, params, PER_PAGE, (page_no - 1) * PER_PAGE, query.COUNT_CAP)
+             if searched else query.Found(0, []))
+    total, rows, more = found.total, found.rows, found.total_is_lower_bound
     names = await data.agency_names(ctx.state.engine, [r["sender"] for r in rows])
     kept = {k: v for k, v in params.items() if v}
     return await render(
-        ctx, "audit.html", title=_("Audit"), active="audit", q=params, rows=rows, total=total, names=names,
-        searched=searched, page_no=page_no, pages=max(1, -(-total // PER_PAGE)),
+        ctx, "audit.html", title=_("Audit"), active="audit", q=params, rows=rows, total=total, more=more,
+        names=names, searched=searched, page_no=page_no, pages=max(1, -(-total // PER_PAGE)),
         prev_url=url_query("/admin/audit", **kept, page=page_no - 1),
         next_url=url_query("/admin/audit", **kept, page=page_no + 1),
         csv_url=url_query("/admin/audit", **kept, format="csv"))

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from hub.audit.sealer import latest_checkpoint
-from hub.registry.store import maintenance_mode
+from hub.registry.store import maintenance_mode, search_filter
 from hub.store import counts
 from hub.store.links import business_links
 from hub.followup.rules import aware as utc
@@ -93,17 +93,41 @@ class AuthRow:
     connection: int | None  # authenticated by the connection alone (None: not recorded by this hub version)
 
 
-async def authentication_by_agency(engine) -> list[AuthRow]:
+@dataclass
+class AuthTable:
+    agencies: int  # senders with documents (matching the search, if any)
+    totals: AuthRow  # summed over all of them
+    rows: list[AuthRow]  # the page asked for
+
+
+AUTH_ORDERS = ("attention", "code")
+
+
+async def authentication_by_agency(engine, limit: int | None = None, offset: int = 0, order: str = "attention",
+                                   search: str | None = None) -> AuthTable:
     """How each sender's accepted packages were authenticated (``documents.authenticated_by``,
     counted per sender as documents are written: ``hub.store.counts``; packages recorded
-    before it existed count as signed, SHA-1 from ``legacy_sha1``)."""
+    before it existed count as signed, SHA-1 from ``legacy_sha1``): one page of senders and the
+    totals over all of them.
+
+    ``order`` "attention": the senders with the most packages not signed with SHA-256 or
+    stronger (SHA-1, connection only) first, then the busiest; "code": by agency code.
+    ``search``: code or name (accents ignored), as on the registry page."""
+    dc = document_counts
+    weak = dc.c.sha1 + dc.c.connection
+    ordering = [dc.c.sender] if order == "code" else [weak.desc(), dc.c.n.desc(), dc.c.sender]
+    joined = dc.outerjoin(agencies, agencies.c.code == dc.c.sender)
+    where = [search_filter(search)] if search else []
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            sa.select(document_counts, agencies.c.name)
-            .select_from(document_counts.outerjoin(agencies, agencies.c.code == document_counts.c.sender))
-            .order_by(document_counts.c.sender))).mappings().all()
-    return [AuthRow(r["sender"], r["name"] or "", r["n"] - r["sha1"] - r["connection"], r["sha1"], r["connection"])
-            for r in rows]
+        n, total, sha1, conn_only = (await conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(dc.c.n), 0),
+                      sa.func.coalesce(sa.func.sum(dc.c.sha1), 0), sa.func.coalesce(sa.func.sum(dc.c.connection), 0))
+            .select_from(joined).where(*where))).one()
+        q = sa.select(dc, agencies.c.name).select_from(joined).where(*where).order_by(*ordering).offset(offset)
+        rows = (await conn.execute(q.limit(limit) if limit is not None else q)).mappings().all()
+    return AuthTable(n, AuthRow("", "", int(total) - int(sha1) - int(conn_only), int(sha1), int(conn_only)),
+                     [AuthRow(r["sender"], r["name"] or "", r["n"] - r["sha1"] - r["connection"], r["sha1"],
+                              r["connection"]) for r in rows])
 
 
 async def trust_warnings(engine, days: int = 30, now: datetime | None = None) -> tuple[list[dict], list[dict]]:

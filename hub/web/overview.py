@@ -16,6 +16,8 @@ from hub.web.svg import ACCEPTED, REFUSED, Bar, Slot, hbar_chart, stacked_column
 
 routes = web.RouteTableDef()
 CERT_WARN_DAYS = 30
+# the overview lists the agencies most in need of attention; /admin/authentication lists them all
+AUTH_TOP = 10
 
 
 def per_minute_chart(series):
@@ -52,7 +54,7 @@ async def overview(ctx: Ctx) -> web.Response:
             section(data.refusals_by_reason(engine), st), section(queue_stats(st), st),
             section(data.hub_state(engine), st), section(data.last_refusals(engine), st),
             section(data.trust_warnings(engine, CERT_WARN_DAYS), st),
-            section(data.authentication_by_agency(engine), st))
+            section(data.authentication_by_agency(engine, limit=AUTH_TOP), st))
     names = {}
     if refusals:
         names, _e = await section(data.agency_names(engine, [r["sender"] for r in refusals]), st)
@@ -68,4 +70,4 @@ async def overview(ctx: Ctx) -> web.Response:
         e_reasons=e_reasons, queues=queues[1] if queues else None, e_queues=e_queues, inbox_alarms=inbox_alarms,
         hs=hs, e_hs=e_hs, refusals=refusals, e_ref=e_ref, names=names or {},
         certs=trust[0] if trust else None, stale_crls=trust[1] if trust else None, e_trust=e_trust,
-        cert_days=CERT_WARN_DAYS, auth_rows=auth_rows, e_auth=e_auth)
+        cert_days=CERT_WARN_DAYS, auth=auth_rows, e_auth=e_auth)

@@ -3,6 +3,7 @@ auditors, in Vietnamese by default (English per session).
 
 GET  /admin/login, POST /admin/login, POST /admin/logout, GET /admin/lang     hub.web.login
 GET  /admin                         overview                                   hub.web.overview
+GET  /admin/authentication          every sender, how its packages were authenticated  hub.web.authentication
 GET  /admin/overdue                 Quá hạn: overdue and due soon by recipient hub.web.followup
 GET  /admin/report                  per-agency follow-up report (+ CSV, XLSX, printable)
 GET  /admin/queues                  queues with agencies, consumers, rates, ages, thresholds  hub.web.queues
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.web import agencies, audit, auth, deadletters, documents, followup, login, overview, queues, vdxp
+from hub.web import agencies, audit, auth, authentication, deadletters, documents, followup, login, overview, queues, vdxp
 from hub.web.i18n import _
 from hub.web.render import Ctx, redirect, render, setup_templates, view
 
@@ -44,6 +45,6 @@ def setup(app: web.Application) -> None:
     """Templates and every console route (the catch-all last)."""
     setup_templates(app)
     auth.setup_csrf(app)
-    for module in (login, overview, followup, queues, deadletters, audit, agencies, documents, vdxp):
+    for module in (login, overview, authentication, followup, queues, deadletters, audit, agencies, documents, vdxp):
         app.add_routes(module.routes)
     app.add_routes(routes)

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 
+from hub.audit import query
 from hub.audit.bundle import verify_bundle
 from hub.store.tables import checkpoints, records
 from tests.apienv import api_for
@@ -30,7 +31,7 @@ async def get_bytes(api, path: str, who: str) -> tuple[int, dict, bytes]:
         return r.status, dict(r.headers), await r.read()
 
 
-async def test_auditor_api(env):
+async def test_auditor_api(env, monkeypatch):
     async with env.running(), api_for(env) as api:
         doc, _, ads = await letter_with_statuses(env)  # a letter, 01 and 03 from H41, one refused package
         g, h41 = ads[G22], ads[H41]
@@ -63,7 +64,18 @@ async def test_auditor_api(env):
             {"recipient": H44, "type": "1", "event": "edoc.delivered"}), "auditor")
         assert page["total"] == 1 and page["entries"][0]["details"]["recipient"] == H44
         status, page = await api.call("GET", "/api/v1/audit/entries?since=2999-01-01", "auditor")
-        assert status == 200 and page["total"] == 0
+        assert status == 200 and page["total"] == 0 and page["total_is_lower_bound"] is False
+        # exact under the count's bound; past it, a lower bound that says so, paging on
+        status, page = await api.call("GET", "/api/v1/audit/entries?limit=2", "auditor")
+        exact = page["total"]
+        assert exact > 6 and page["total_is_lower_bound"] is False
+        monkeypatch.setattr(query, "COUNT_CAP", 3)
+        status, page = await api.call("GET", "/api/v1/audit/entries?limit=2&offset=2", "auditor")
+        assert status == 200 and page["total"] == 4 and page["total_is_lower_bound"] is True
+        assert page["count"] == 2 and page["next_offset"] == 4
+        status, page = await api.call("GET", "/api/v1/audit/entries?limit=100", "auditor")
+        assert page["total"] == exact == page["count"] and page["total_is_lower_bound"] is False  # 100 > exact
+        monkeypatch.undo()
         for bad in ("since=yesterday", "limit=100000", "format=xml", "colour=red", "sender=%00"):
             status, body = await api.call("GET", f"/api/v1/audit/entries?{bad}", "auditor")
             assert status == 400, (bad, body)

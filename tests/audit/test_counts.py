@@ -77,8 +77,11 @@ async def test_counters_after_the_pipeline_equal_counting_the_rows(world):  # no
         assert got == await counted_from_the_log(e, now), now
     assert got["total"]["accepted"] > 0 and got["total"]["refused"] > 0
     auth = await data.authentication_by_agency(e)
-    assert {(a.agency, a.signature + a.sha1 + (a.connection or 0), a.sha1, a.connection) for a in auth} == \
+    assert {(a.agency, a.signature + a.sha1 + (a.connection or 0), a.sha1, a.connection) for a in auth.rows} == \
         {(s, *c) for s, c in senders.items()}
+    assert auth.agencies == len(senders) and (auth.totals.sha1, auth.totals.connection) == \
+        tuple(sum(c[i] for c in senders.values()) for i in (1, 2))
+    assert auth.totals.signature + auth.totals.sha1 + auth.totals.connection == sum(c[0] for c in senders.values())
 
 
 async def test_the_migration_backfills_the_counters_from_rows_already_written(db_url):

@@ -93,6 +93,12 @@ async def test_search_filters(world):
     assert {r["leaf_hash"] for r in rows} and all(r["at"].endswith("Z") for r in rows)
 
     # a DocumentId prefix: every document G22 numbered that day
+    # past the count's bound: the same page, a total that stops at the bound and says so
+    capped = await query.find(e, limit=2, offset=3, count_cap=4)
+    _, rows = await query.search(e, limit=5)
+    assert (capped.total, capped.total_is_lower_bound) == (5, True) and capped.rows == rows[3:5]
+    assert (await query.find(e, limit=0, count_cap=total_all)).total_is_lower_bound is False
+    assert (await query.find(e, limit=0, count_cap=total_all - 1)).total == total_all - 1
     total, rows = await query.search(e, document_id=world.doc.rsplit(",", 1)[0] + ",*", limit=100)
     assert {world.doc, world.other, world.refused, world.broken} <= {r["document_id"] for r in rows}
     assert all(r["document_id"].startswith(f"{G22},") for r in rows)

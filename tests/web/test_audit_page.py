@@ -1,0 +1,37 @@
+"""The audit search page past the count's bound: "more than N entries", and paging on."""
+
+from __future__ import annotations
+
+import re
+
+from hub.audit import query
+from hub.audit.records import append_rows, record_row
+from hub.store.engine import make_engine
+from tests.apienv import api_for
+from tests.web.dash import Dash
+
+SENDER = "000.00.00.G77"
+
+
+async def test_a_total_past_the_bound_says_more_than_and_pages_on(env, monkeypatch):
+    engine = make_engine(env.settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await append_rows(conn, [record_row("package.refused", sender=SENDER, document_id=f"{SENDER},{i}",
+                                                reason="schema.invalid") for i in range(60)])
+    finally:
+        await engine.dispose()
+    monkeypatch.setattr(query, "COUNT_CAP", 3)  # a page of 50 counts at most 50 past its start: 60 is "more"
+    async with env.running(), api_for(env) as api, Dash(api.base) as dash:
+        await dash.admin(api.tokens["auditor"])
+        status, text, _ = await dash.get(f"/admin/audit?sender={SENDER}")
+        assert status == 200
+        assert re.search(r'<b data-total="50" data-more>more than 50 entries</b>', text)
+        assert "Page 1 of more than 1" in text and f"sender={SENDER.replace(',', '%2C')}&amp;page=2" in text
+        assert len(re.findall(r"<tr data-seq=", text)) == 50
+        status, text, _ = await dash.get(f"/admin/audit?sender={SENDER}&page=2")  # counted to 100: exact
+        assert '<b data-total="60">60 entries</b>' in text and "Page 2 of 2" in text
+        assert len(re.findall(r"<tr data-seq=", text)) == 10
+        monkeypatch.undo()
+        status, text, _ = await dash.get(f"/admin/audit?sender={SENDER}")
+        assert '<b data-total="60">60 entries</b>' in text and "Page 1 of 2" in text
