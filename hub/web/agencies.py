@@ -8,7 +8,7 @@ from aiohttp import web
 from hub.registry.store import list_agencies
 from hub.web import data
 from hub.web.i18n import _
-from hub.web.links import url_query
+from hub.web.links import pager
 from hub.web.render import Ctx, int_param, render, view
 
 routes = web.RouteTableDef()
@@ -24,10 +24,6 @@ async def agencies_page(ctx: Ctx) -> web.Response:
     page_no = int_param(ctx.request, "page", 1, 1, 10**7)
     total, rows = await list_agencies(ctx.state.engine, q or None, PER_PAGE, (page_no - 1) * PER_PAGE)
     certs = await data.certificates_of(ctx.state.engine, [r["code"] for r in rows])
-    pages = max(1, -(-total // PER_PAGE))
-    first = (page_no - 1) * PER_PAGE + 1 if rows else 0
     return await render(
         ctx, "agencies.html", title=_("Agencies"), active="agencies", q=q, rows=rows, certs=certs, total=total,
-        page_no=page_no, pages=pages, first=first, last=first + len(rows) - 1 if rows else 0,
-        prev_url=url_query("/admin/agencies", q=q, page=page_no - 1),
-        next_url=url_query("/admin/agencies", q=q, page=page_no + 1), cert_days=CERT_WARN_DAYS)
+        cert_days=CERT_WARN_DAYS, **pager("/admin/agencies", page_no, total, len(rows), PER_PAGE, q=q))
