@@ -60,14 +60,18 @@ class Totals:
         return 0 if self.oldest_due is None else (today - self.oldest_due).days
 
 
-def _scope(f: Filters, today: date, within_days: int) -> list:
+def _open_due(today: date, within_days: int) -> list:
+    """Open copies due on or before ``within_days`` days from ``today``, by the copy's own due date
+    (its document's, kept on it): ix_deliveries_open_due serves the order and the range."""
     cutoff = date.fromordinal(today.toordinal() + within_days)
     # no "due_date IS NOT NULL": ``<=`` already leaves NULL out, and PostgreSQL would count the
     # two conditions as independent and expect a hundredth of the rows (107 instead of 9,281 at
     # --scale 0.1), then hash every due document for one recipient's page
-    # the copy's own due date (its document's, kept on it): ix_deliveries_open_due serves the
-    # order and the range
-    return [*_conditions(f), deliveries.c.due_date <= _lit(cutoff, sa.Date), rule.is_open(deliveries.c.status)]
+    return [deliveries.c.due_date <= _lit(cutoff, sa.Date), rule.is_open(deliveries.c.status)]
+
+
+def _scope(f: Filters, today: date, within_days: int) -> list:
+    return [*_conditions(f), *_open_due(today, within_days)]
 
 
 def _lit(value, type_):
@@ -154,11 +158,9 @@ async def totals(engine: AsyncEngine, f: Filters, today: date, within_days: int)
                           .outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient)).where(*_scope(f, today, within_days))
     else:  # nothing asked of the documents: the open copies' own due dates alone (ix_deliveries_open_due);
         # only edocs have copies
-        cutoff = date.fromordinal(today.toordinal() + within_days)
         mine = _who(deliveries.c.recipient, f.agency)
         q = (q.select_from(deliveries.outerjoin(rcpt, rcpt.c.code == deliveries.c.recipient))
-             .where(*([mine] if mine is not None else []), deliveries.c.due_date <= _lit(cutoff, sa.Date),
-                    rule.is_open(deliveries.c.status)))
+             .where(*([mine] if mine is not None else []), *_open_due(today, within_days)))
     async with engine.connect() as conn:
         rows = (await conn.execute(q)).mappings().all()
     out = [Totals(r["recipient"], r["name"] or "", r["overdue"], r["due_soon"], _date(r["oldest"])) for r in rows]

@@ -44,17 +44,25 @@ def _who(column, text: str):
     return column.in_(sa.select(named.subquery().c.code))
 
 
+def _received_and_type(table, f: Filters) -> list:
+    """The period received (Vietnam dates, inclusive) and the document type on ``table``'s columns:
+    the documents row's, or a copy's own (``deliveries`` keeps its document's, 0038)."""
+    where = []
+    if f.received_from:
+        where.append(table.c.received_at >= vn_day_start(f.received_from))
+    if f.received_until:
+        where.append(table.c.received_at < vn_day_start(date.fromordinal(f.received_until.toordinal() + 1)))
+    if f.doc_type:
+        where.append(table.c.doc_type == f.doc_type)
+    return where
+
+
 def _conditions(f: Filters) -> list:
     where = [documents.c.kind == sa.literal("edoc", literal_execute=True)]  # a literal: partial indexes
     for cond in (_who(deliveries.c.recipient, f.agency), _who(documents.c.sender, f.sender)):
         if cond is not None:
             where.append(cond)
-    if f.received_from:
-        where.append(documents.c.received_at >= vn_day_start(f.received_from))
-    if f.received_until:
-        where.append(documents.c.received_at < vn_day_start(date.fromordinal(f.received_until.toordinal() + 1)))
-    if f.doc_type:
-        where.append(documents.c.doc_type == f.doc_type)
+    where += _received_and_type(documents, f)
     if f.priority is not None:
         where.append(documents.c.priority == f.priority)
     return where
@@ -112,13 +120,7 @@ def _copy_conditions(f: Filters) -> list:
     """``_conditions`` over the copy's own columns (0038); the sender and priority, which only the
     document holds, through the documents join :func:`copies` then adds."""
     where = [cond for cond in (_who(deliveries.c.recipient, f.agency),) if cond is not None]
-    if f.received_from:
-        where.append(deliveries.c.received_at >= vn_day_start(f.received_from))
-    if f.received_until:
-        where.append(deliveries.c.received_at < vn_day_start(date.fromordinal(f.received_until.toordinal() + 1)))
-    if f.doc_type:
-        where.append(deliveries.c.doc_type == f.doc_type)
-    return where
+    return where + _received_and_type(deliveries, f)
 
 
 def copies(f: Filters, by: str = "recipient"):
