@@ -69,7 +69,7 @@ class JsonErrorRequestHandler(RequestHandler):
         if isinstance(exc, LineTooLong):
             body = error(status, "http.request_too_long",
                          "the request line or a header is longer than the server reads "
-                         f"({exc.message if hasattr(exc, 'message') else exc}): shorten the query "
+                         f"({exc.message}): shorten the query "
                          "(fewer or shorter parameters) or send the data in the request body")
         else:
             body = error(status, "http.bad_request" if status == 400 else f"http.{status}",
