@@ -108,8 +108,3 @@ async def consistency_proof(conn: AsyncConnection, old_size: int, new_size: int)
     ranges = merkle.consistency_ranges(old_size, new_size)
     nodes = await fetch_nodes(conn, merkle.nodes_needed(ranges))
     return merkle.proof_from_nodes(ranges, nodes)
-
-
-async def leaf(conn: AsyncConnection, index: int) -> bytes:
-    """The stored leaf hash of leaf ``index`` (entry index + 1)."""
-    return (await fetch_nodes(conn, [(0, index)]))[(0, index)]
