@@ -32,7 +32,7 @@ def explain(exc: BaseException, args=None, settings=None) -> tuple[str, int]:
         if isinstance(exc, UsageError) and exc.code in ("usage.invalid", "usage.not_found", "usage.agency_code"):
             return exc.message, rc
         return f"{exc.code}: {exc.message}", rc
-    if _from_database(exc):
+    if from_database(exc):
         return database_hint(exc, os.environ.get("HUB_DATABASE_URL") or getattr(settings, "database_url", None)), USAGE
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) \
             and hasattr(args, "port") and exc.filename is None:
@@ -60,7 +60,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "no message"
 
 
-def _from_database(exc: BaseException) -> bool:
+def from_database(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) was raised by the database driver or the hub's store."""
     seen = 0
     while exc is not None and seen < 10:
         mod = type(exc).__module__ or ""

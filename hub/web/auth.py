@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from hub.api.state import STATE
 from hub.api.users import Principal
 from hub.store.secrets import shared_secret
 from hub.store.tables import api_users, console_sessions
+
+log = logging.getLogger("hub.web")
 
 SESSION_COOKIE = "hub_session"
 LOGIN_COOKIE = "hub_login"
@@ -56,13 +59,29 @@ CSRF_KEY = web.AppKey("console_csrf_key", CsrfKey)
 
 
 def setup_csrf(app: web.Application) -> None:
-    """Read (or make) the shared key when the application starts: pages render forms synchronously."""
+    """Read (or make) the shared key when the application starts: pages render forms synchronously.
+
+    A database that is down at that moment must not stop the hub (its workers already take
+    packages and ride out the outage): the key is then loaded by the first console request
+    (``ensure_csrf_key``, from ``hub.web.pages``' middleware), which says the database is down
+    until it can."""
     app[CSRF_KEY] = CsrfKey()
 
     async def load(app: web.Application) -> None:
-        app[CSRF_KEY].key = await load_csrf_key(app[STATE].engine)
+        try:
+            await ensure_csrf_key(app)
+        except Exception as e:  # noqa: BLE001 - the console loads it on its first request
+            log.warning("console: the CSRF key is not loaded yet (%s); the first console request loads it",
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
 
     app.on_startup.append(load)
+
+
+async def ensure_csrf_key(app: web.Application) -> None:
+    """Load the console's CSRF key unless it is loaded (raises what the database raised)."""
+    holder = app[CSRF_KEY]
+    if holder.key is None:
+        holder.key = await load_csrf_key(app[STATE].engine)
 
 
 async def load_csrf_key(engine) -> bytes:
@@ -71,7 +90,7 @@ async def load_csrf_key(engine) -> bytes:
 
 def csrf_key(request: web.Request) -> bytes:
     key = request.app[CSRF_KEY].key
-    if key is None:  # only if the application was started without setup_csrf's startup step
+    if key is None:  # only if the application was set up without hub.web.pages' middleware
         raise RuntimeError("the console's CSRF key is not loaded")
     return key
 

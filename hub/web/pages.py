@@ -24,7 +24,7 @@ from aiohttp import web
 
 from hub.web import agencies, audit, auth, authentication, deadletters, documents, followup, login, overview, queues, vdxp
 from hub.web.i18n import _
-from hub.web.render import Ctx, redirect, render, setup_templates, view
+from hub.web.render import Ctx, error_response, language_of, redirect, render, setup_templates, view
 
 routes = web.RouteTableDef()
 
@@ -41,10 +41,23 @@ async def not_found(ctx: Ctx) -> web.Response:
                         box={"kind": "error", "title": _("There is no page %(p)s.", p=ctx.request.path), "detail": ""})
 
 
+@web.middleware
+async def csrf_key_loaded(request: web.Request, handler):
+    """Console requests need the CSRF key; load it here if the database was down when the hub started."""
+    if request.path.startswith("/admin") and request.app[auth.CSRF_KEY].key is None:
+        try:
+            await auth.ensure_csrf_key(request.app)
+        except Exception as e:  # noqa: BLE001 - e.g. the database is still down: say so
+            language_of(request)
+            return await error_response(None, request, e)
+    return await handler(request)
+
+
 def setup(app: web.Application) -> None:
-    """Templates and every console route (the catch-all last)."""
+    """Templates, the CSRF key and every console route (the catch-all last)."""
     setup_templates(app)
     auth.setup_csrf(app)
+    app.middlewares.append(csrf_key_loaded)
     for module in (login, overview, authentication, followup, queues, deadletters, audit, agencies, documents, vdxp):
         app.add_routes(module.routes)
     app.add_routes(routes)

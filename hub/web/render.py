@@ -24,6 +24,7 @@ from aiohttp import web
 
 from hub.api.state import STATE
 from hub.api.users import Principal
+from hub.cli_errors import from_database
 from hub.errors import AuthorityError, HubError, TransientError, UsageError
 from hub.store.tables import dead_letters
 from hub.web import auth, i18n
@@ -141,7 +142,8 @@ def explain(e: BaseException, state=None) -> tuple[int, str, str]:
     if isinstance(e, AuthorityError) and e.code == "authority.forbidden":
         return 503, _("The broker refused the hub's user: check its RabbitMQ permissions."), _detail(e)
     if isinstance(e, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
-            isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated):
+            isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated) or (
+            isinstance(e, OSError) and from_database(e)):  # asyncpg's refused connect is a bare OSError
         return 503, _("The database is unreachable: check %(db)s (is it running and reachable from the hub?).",
                       db=db), _detail(e)
     if isinstance(e, sa_exc.SQLAlchemyError):

@@ -16,7 +16,10 @@ from hub.pipeline.deadletters import list_dead
 from hub.registry.store import add_agency, import_csv
 from hub.store.engine import make_engine
 from hub.store.tables import console_sessions, records
-from tests.apienv import api_for
+from hub.api.state import STATE
+from hub.service import running_api
+from hub.web.auth import CSRF_KEY, load_csrf_key
+from tests.apienv import api_for, free_port
 from tests.conftest import G22, H41, make_edoc
 from tests.hubenv import drain
 from tests.web.dash import Dash, until
@@ -230,6 +233,28 @@ async def test_posts_need_the_csrf_field(env):
                 assert status == 303 and "reason=expired" in r.headers["Location"]
             status, text, _ = await dash.get("/admin/login?reason=signedout")
             assert "You are signed out" in text
+
+
+async def test_the_console_starts_with_the_database_down_and_signs_in_once_it_is_back(env):
+    """The API and console start after the workers already take packages: a database that goes
+    down in between must not stop the hub. The console then says the database is down, and loads
+    its CSRF key (shared through the database) on the first request after it is back."""
+    async with env.running() as hub, api_for(env) as api:
+        working = hub.engine
+        hub.engine = make_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nothing_listens")
+        try:
+            port = free_port()
+            async with running_api(hub, "127.0.0.1", port) as (app, _runner):
+                assert app[CSRF_KEY].key is None
+                async with Dash(f"http://127.0.0.1:{port}") as dash:
+                    status, text, _ = await dash.get("/admin/login")
+                    assert status == 503 and "The database is unreachable" in text, text[text.find("<main"):]
+                    app[STATE].engine = working  # the database is back
+                    await dash.admin(api.tokens["admin"])
+                assert app[CSRF_KEY].key == await load_csrf_key(working)
+        finally:
+            await hub.engine.dispose()
+            hub.engine = working
 
 
 async def test_replay_and_discard_dead_letters_through_the_page(env):
