@@ -31,6 +31,7 @@ from tests.faults.cluster import Postgres, PostgresPair, RabbitCluster
 from tests.faults.hubproc import HubProcess
 
 AGENCIES = (G22, H41, H44)
+LISTENING = "  listening on "  # what `hub serve` prints once its API takes requests (hub.service.serve)
 
 
 def signed(pki, sender: str, to: tuple[str, ...]) -> tuple[str, tuple[str, ...], bytes]:
@@ -155,7 +156,9 @@ class Stream:
 
     async def start_hub(self, *which: int) -> None:
         """Start hub(s) ``which`` (default: the first; after a kill, that one again) and wait until
-        every live hub consumes ``hub.intake``."""
+        every live hub consumes ``hub.intake`` and the started ones have finished starting (their
+        API listens: a fault then hits a running hub, not one half-way through its start)."""
+        started = {k: self.hubs[k].log().count(LISTENING) for k in which or (0,)}
         for k in which or (0,):
             self.hubs[k].start()
         deadline = time.monotonic() + 90
@@ -166,7 +169,8 @@ class Stream:
                 try:
                     if await admin.consumers(C.QUEUE_INTAKE) >= len(live):
                         await admin.depth(inbox_queue(H44, True))
-                        return
+                        if all(self.hubs[k].log().count(LISTENING) > n for k, n in started.items()):
+                            return
                 except HubError:
                     pass
                 for k in which or (0,):
