@@ -5,7 +5,7 @@ PostgreSQL; the Quá hạn list paginated by keyset is stable and complete."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +14,8 @@ from hub.followup import overdue as od
 from hub.followup.query import Filters, items, overdue, period_report
 from hub.followup.rules import overdue_groups, report
 from hub.store.tables import deliveries, documents
-from tests.followup.seed import seed_edges, seed_month
+from hub.pipeline.status_rows import write_history
+from tests.followup.seed import SENDER, seed_edges, seed_month
 
 TODAY = date(2026, 10, 20)  # inside the seeded month: some copies overdue, some due soon, some not yet due
 MONTH = (date(2026, 10, 1), date(2026, 10, 31))
@@ -69,6 +70,68 @@ async def test_the_borders_of_the_rules(engine):
     # open and overdue: due yesterday, 16 (4 days), handled-then-01 (2 days: status 01 is open);
     # due soon: the two due today and the one due tomorrow
     assert (h44.overdue, h44.due_soon, h44.worst_days(TODAY)) == (3, 3, 4)
+
+
+async def _copy(engine, recipient: str, received: datetime, statuses: list[tuple[str, datetime]]) -> None:
+    """One document with one copy, its statuses written as the recorder writes them."""
+    async with engine.begin() as conn:
+        n = (await conn.execute(sa.select(sa.func.count()).select_from(documents))).scalar_one()
+        pk = (await conn.execute(documents.insert().returning(documents.c.id).values(
+            sender=SENDER, document_id=f"{SENDER},{received:%Y/%m/%d},x{n}/VPCP", kind="edoc", sha256="0" * 64,
+            doc_type="1", priority=0, received_at=received, due_date=received.date() + timedelta(days=3)))).scalar_one()
+        did = (await conn.execute(deliveries.insert().returning(deliveries.c.id).values(
+            document=pk, recipient=recipient, system=recipient, status=statuses[-1][0] if statuses else None,
+            updated_at=statuses[-1][1] if statuses else received, received_at=received,
+            due_date=received.date() + timedelta(days=3), doc_type="1"))).scalar_one()
+        for code, at in statuses:
+            await write_history(conn, [{"delivery": did, "status_code": code, "actor": recipient, "at": at}])
+
+
+async def test_every_recipient_of_the_period_is_counted_once(engine):
+    """The report of everyone reads recipient by recipient on PostgreSQL (``report_by_recipient``):
+    a recipient that no registry row names is counted; one whose copies all fall outside the
+    period, or that sorts first or last of all, is counted only for the period's copies; the
+    median of an even number of answers is the mean of the middle two."""
+    at = datetime(2026, 10, 10, 3, tzinfo=timezone.utc)
+    for hours in (1, 2, 4, 8):  # even: the median is (2 + 4) / 2 hours
+        await _copy(engine, "000.00.00.A00", at, [("06", at + timedelta(hours=hours))])
+    await _copy(engine, "000.00.00.Z99", at, [("02", at + timedelta(hours=5))])  # not in the registry
+    await _copy(engine, "000.00.00.Z99", at + timedelta(days=40), [])  # outside the period
+    await _copy(engine, "000.00.00.Z98", at - timedelta(days=40), [])  # only outside the period
+    scoped = Filters(received_from=MONTH[0], received_until=MONTH[1])
+    got = await period_report(engine, *MONTH, TODAY)
+    _same(got, report(await items(engine, scoped, limit=10**9), TODAY))
+    rows = {r.recipient: r for r in got}
+    assert "000.00.00.Z98" not in rows and got[0].recipient == "000.00.00.A00" and got[-1].recipient == "000.00.00.Z99"
+    assert rows["000.00.00.A00"].median_seconds == 3 * 3600 and rows["000.00.00.A00"].name == ""
+    assert (rows["000.00.00.Z99"].received, rows["000.00.00.Z99"].on_time, rows["000.00.00.Z99"].median_seconds) \
+        == (1, 1, 5 * 3600)
+    # one recipient chosen: the others are not read
+    [only] = await period_report(engine, *MONTH, TODAY, Filters(agency="000.00.00.Z99"))
+    assert only == rows["000.00.00.Z99"]
+
+
+async def test_the_report_of_everyone_is_read_recipient_by_recipient(engine):
+    """At national size a week is 200,000 copies: PostgreSQL must not sort them by recipient (to
+    disk past work_mem) before counting; it reads each recipient's range of
+    ix_deliveries_recipient_received, already grouped (0041)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plan of PostgreSQL's query")
+    from sqlalchemy.dialects import postgresql
+
+    from hub.followup.query import report_by_recipient
+
+    q = report_by_recipient(Filters(received_from=MONTH[0], received_until=MONTH[1]), TODAY)
+    sql = str(q.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a few rows: as at full size
+        plan = (await conn.exec_driver_sql("EXPLAIN " + sql)).scalars().all()
+    text = "\n".join(plan)
+    assert "Index Only Scan using ix_deliveries_recipient_received" in text, text
+    # no grouping of the period's copies (a sort or a hash of all of them): one aggregate per recipient
+    assert "GroupAggregate" not in text and "HashAggregate" not in text, text
+    scans = [line for line in plan if "on deliveries" in line and "ix_deliveries_recipient_received" not in line]
+    assert all("ix_deliveries_recipient " in line for line in scans), text  # the loose scan of the codes
 
 
 @pytest.mark.parametrize("days", [0, 3, 30])
