@@ -158,61 +158,32 @@ def _terms(c, today: date, by: str) -> dict:
             "seconds": sa.case((answered, rule.seconds_between(c.answered_at, c.received_at)))}
 
 
-def recipients_cte():
-    """Every recipient that has a copy, in code order, by a loose scan of ``ix_deliveries_recipient``
-    (one index probe for the next code after the last): a few hundred probes, however many copies."""
-    d = deliveries.alias("d")
-    first = sa.select(sa.func.min(deliveries.c.recipient).label("code")).cte("recipients", recursive=True)
-    following = sa.select(sa.func.min(d.c.recipient)).where(d.c.recipient > first.c.code).scalar_subquery()
-    return first.union_all(sa.select(following).where(first.c.code.is_not(None)))
-
-
-def report_by_recipient(f: Filters, today: date):
-    """``rules.report`` per recipient on PostgreSQL, for the filters a copy holds itself (recipient,
-    period, type): for each recipient that has copies (:func:`recipients_cte`), its copies of the
-    period counted from one range of ``ix_deliveries_recipient_received`` (``0041``; an index-only
-    scan), a LATERAL aggregate per recipient. The rows come grouped and in order, so the period is
-    never sorted by recipient, and ``percentile_cont`` sorts only one recipient's answered copies;
-    the counts and the median are the same as :func:`report_query`'s. still open = received −
-    answered − withdrawn (the three partition the copies)."""
-    t = _terms(deliveries.c, today, "recipient")
-    r = recipients_cte()
-    counted = (sa.select(sa.func.count().label("received"),
-                         *(sa.func.count().filter(t[k]).label(k)
-                           for k in ("on_time", "answered", "open_overdue", "withdrawn")),
-                         sa.func.percentile_cont(0.5).within_group(t["duration"]).filter(t["answered"])
-                         .label("median_seconds"))
-               .where(deliveries.c.recipient == r.c.code, *_received_and_type(deliveries, f))
-               .lateral("counted"))
-    rcpt = agencies.alias("rcpt")
-    who = _who(r.c.code, f.agency)
-    return (sa.select(r.c.code.label("key"), counted.c.received, counted.c.on_time, counted.c.answered,
-                      (counted.c.received - counted.c.answered - counted.c.withdrawn).label("still_open"),
-                      counted.c.open_overdue, counted.c.withdrawn, rcpt.c.name.label("name"),
-                      counted.c.median_seconds)
-            .select_from(r.join(counted, sa.true()).outerjoin(rcpt, rcpt.c.code == r.c.code))
-            .where(r.c.code.is_not(None), counted.c.received > 0, *([who] if who is not None else []))
-            .order_by(r.c.code))
-
-
 def report_query(f: Filters, today: date, by: str = "recipient", dialect: str = "postgresql"):
     """``rules.report`` in one GROUP BY: received = on time + late + still open + withdrawn, and
-    the median handling time (PostgreSQL's ``percentile_cont``; on SQLite, which has none, from
+    the median handling time (PostgreSQL's ``percentile_cont`` over each group's array of answers;
+    on SQLite, which has none, from
     the middle rows of each group's answered copies numbered by a window function). A recipient's
     name is joined to its row once counted; a type's is the greatest of its documents'."""
     c = copies(f, by).c
     t = _terms(c, today, by)
     pg = dialect == "postgresql"
-    median = sa.func.percentile_cont(0.5).within_group(t["seconds"]) if pg else sa.null()
+    # PostgreSQL: each group's answered durations gathered unsorted (array_agg), the median taken
+    # from its own array once grouped. percentile_cont in the GROUP BY would make PostgreSQL sort
+    # every copy of the period by the key first (an ordered-set aggregate rules out hashing; past
+    # work_mem, on disk) and then sort each group again: 200,000 copies for a week at full size.
+    # Hashed, the copies are read once in the index's order and only each group's answers sorted.
+    durations = sa.func.array_agg(t["duration"]).filter(t["answered"]) if pg else sa.null()
     name = sa.func.max(c.type_name) if by == "type" else sa.null()
     agg = (sa.select(t["key"].label("key"), name.label("name"), sa.func.count().label("received"),
-                     *(rule.count_if(t[k]).label(k) for k in ("on_time", "answered", "still_open", "open_overdue",
-                                                              "withdrawn")),
-                     median.label("median_seconds"))
+                     *(sa.func.count().filter(t[k]).label(k) for k in ("on_time", "answered", "still_open",
+                                                                       "open_overdue", "withdrawn")),
+                     durations.label("durations"))
            .group_by(t["key"])).subquery("agg")
-    cols = [col for col in agg.c if col.name not in ("name", "median_seconds")]
+    cols = [col for col in agg.c if col.name not in ("name", "durations")]
     if pg:
-        median_col, source = agg.c.median_seconds, agg
+        each = sa.func.unnest(agg.c.durations).column_valued("s")
+        median_col = (sa.select(sa.func.percentile_cont(0.5).within_group(each)).scalar_subquery())
+        source = agg
     else:
         m = _terms(copies(f, by).c, today, by)
         ranked = (sa.select(m["key"].label("key"), m["seconds"].label("s"),
@@ -238,11 +209,7 @@ async def report_batches(engine: AsyncEngine, first: date, last: date, today: da
     (Vietnam dates, inclusive), counted by the database and read ``batch`` rows at a time."""
     scoped = Filters(f.agency, f.sender, first, last, f.doc_type, f.priority)
     async with engine.connect() as conn:
-        per_recipient = (engine.dialect.name == "postgresql" and by == "recipient"
-                         and not f.sender.strip() and f.priority is None)
-        q = report_by_recipient(scoped, today) if per_recipient else report_query(scoped, today, by,
-                                                                                   engine.dialect.name)
-        result = await conn.stream(q)
+        result = await conn.stream(report_query(scoped, today, by, engine.dialect.name))
         async for rows in result.mappings().partitions(batch):
             yield [ReportRow(r["key"], r["name"] or "", r["received"], r["on_time"], r["answered"] - r["on_time"],
                              r["still_open"], r["open_overdue"], r["withdrawn"],

@@ -143,8 +143,6 @@ deliveries = sa.Table(
 )
 sa.Index("ix_deliveries_recipient", deliveries.c.recipient)
 sa.Index("ix_deliveries_received_at", deliveries.c.received_at)  # 0038: the report's period
-sa.Index("ix_deliveries_recipient_received", deliveries.c.recipient, deliveries.c.received_at,  # 0041: the report
-         postgresql_include=["status", "due_date", "answered_at", "doc_type"])
 _OPEN = sa.text("status IS NULL OR status NOT IN ('06', '02', '13', '15')")  # hub.followup.rules.CLOSED
 sa.Index("ix_deliveries_open", deliveries.c.recipient, deliveries.c.document,  # 0035: Quá hạn
          postgresql_where=_OPEN, sqlite_where=_OPEN)
