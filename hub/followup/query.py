@@ -161,9 +161,9 @@ def _terms(c, today: date, by: str) -> dict:
 def report_query(f: Filters, today: date, by: str = "recipient", dialect: str = "postgresql"):
     """``rules.report`` in one GROUP BY: received = on time + late + still open + withdrawn, and
     the median handling time (PostgreSQL's ``percentile_cont`` over each group's array of answers;
-    on SQLite, which has none, from
-    the middle rows of each group's answered copies numbered by a window function). A recipient's
-    name is joined to its row once counted; a type's is the greatest of its documents'."""
+    on SQLite, which has none, from the middle rows of each group's answered copies numbered by a
+    window function). A recipient's name is joined to its row once counted; a type's is the
+    greatest of its documents'."""
     c = copies(f, by).c
     t = _terms(c, today, by)
     pg = dialect == "postgresql"
