@@ -206,7 +206,9 @@ async def _proofs(conn, rows: list[dict], latest: dict | None) -> tuple[list, li
     size = latest["size"] if latest else 0
     sealed = [r for r in rows if r["seq"] <= size]
     # O(log n) stored subtree hashes per entry (hub.audit.nodes), not every leaf of the log
-    paths = await nodes.inclusion_proofs(conn, [r["seq"] - 1 for r in sealed], size) if sealed else []
+    # (the size is a signed checkpoint's: each path is checked against its root in _build)
+    paths = await nodes.inclusion_proofs(conn, [r["seq"] - 1 for r in sealed], size,
+                                         check_size=False) if sealed else []
     return paths, sealed, size
 
 
@@ -315,10 +317,14 @@ async def latest_covering(engine: AsyncEngine, identity, through: int | None = N
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
+        signed = None
         try:
-            await seal(engine, identity, wait=max(0.0, deadline - loop.time()))
+            signed = await seal(engine, identity, wait=max(0.0, deadline - loop.time()))
         except IntegrityError:  # another sealer signed the same size first: fine
             pass
+        if signed is not None and signed.size >= through:  # the row it wrote: no need to read it back
+            return {"size": signed.size, "root": signed.root.hex(), "at": signed.at, "key_id": signed.key_id,
+                    "text": signed.to_text()}
         async with engine.connect() as conn:
             latest = await get_checkpoint(conn)
         if (latest["size"] if latest else 0) >= through or loop.time() > deadline:

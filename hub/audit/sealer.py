@@ -75,9 +75,10 @@ async def _seal(engine: AsyncEngine, identity: Identity, origin: str, wait: floa
                 if not got:
                     return None
             else:  # waits on the lock, not by polling it: no sleep past the other sealer's commit
-                await conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
-                await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({SEAL_LOCK})"))
-                await conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+                # one round trip: lock_timeout set for this transaction (a volatile subquery: first), then the lock
+                await conn.execute(sa.text(
+                    f"SELECT pg_advisory_xact_lock({SEAL_LOCK}) FROM (SELECT set_config('lock_timeout', :ms, true)) t"),
+                    {"ms": str(max(1, int(wait * 1000)))})
         last = await latest_checkpoint(conn)
         frontier = CompactRange.from_json(last["frontier"]) if last else CompactRange()
         top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
