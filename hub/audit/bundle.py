@@ -34,8 +34,11 @@ or pass them to pin.
 
 The exporters (CLI, API, console) pass ``seal=True``: the latest checkpoint is reused when it
 already covers every entry of the document (and is signed by the hub's current key); only
-otherwise is one signed first (``seal_through``), so exporting is not one signature and one
-write per request. ``log_export`` records the export itself as an ``audit.exported`` entry.
+otherwise is one signed first (``latest_covering``, waiting on the sealer's lock when another
+sealer is at it), so exporting is not one signature and one write per request. The entries
+read before sealing are the ones proven against the new checkpoint (entries never change):
+sealing costs the signature and its transaction, not a second read of the document.
+``log_export`` records the export itself as an ``audit.exported`` entry.
 
 What a bundle cannot show is completeness: it proves each entry it holds is in the log the
 hub signed, not that no entry about the document was left out. ``hub audit search
@@ -155,7 +158,7 @@ async def export_bundle(engine: AsyncEngine, document_id: str, hub_cert: x509.Ce
 
     With ``seal`` (and ``identity``, the hub's key and certificate), every entry of the document
     is covered by a checkpoint: the latest signed one is reused when it already covers them
-    and is signed by ``identity``; only otherwise is one signed now (:func:`seal_through`).
+    and is signed by ``identity``; only otherwise is one signed now (:func:`latest_covering`).
     Without ``seal``, the entries written after the latest checkpoint are listed as
     ``not_yet_sealed``. ``identity`` signs the manifest. Raises :class:`NotFound` when nothing
     is known about the document, and :class:`ConflictError` when the stored log no longer
@@ -166,36 +169,47 @@ async def export_bundle(engine: AsyncEngine, document_id: str, hub_cert: x509.Ce
         raise UsageError("the identity signing the manifest is not the hub certificate given")
     if seal and identity is None:
         raise UsageError("sealing before an export needs the hub's key (identity)")
-    while True:
+    async with engine.connect() as conn:
+        doc, rows, _statuses = await document_entries(conn, document_id, sender)
+        if doc is None and not rows:
+            raise NotFound(f"the audit log knows no document {document_id}" + (f" from {sender}" if sender else ""))
+        latest = await get_checkpoint(conn)
+        newest = max(r["seq"] for r in rows) if rows else 0
+        must_seal = seal and not covers(latest, newest, identity.cert)
+        own = [r for r in rows if r["document_id"] == document_id and r["sha256"] and r["event"]
+               in ("package.received", "package.accepted", "package.refused", "package.duplicate")]
+        sha = doc["sha256"] if doc is not None else (own[0]["sha256"] if own else None)
+        stored = await stored_packages.locate(conn, sha)
+        if stored is None:
+            raise NotFound(f"the package of {document_id} is not stored (refused before it was kept, "
+                           "e.g. too large)")
+        received_at = utc(doc["received_at"]) if doc is not None else utc(
+            next(r["at"] for r in own if r["sha256"] == sha))
+        if not must_seal:
+            paths, sealed, size = await _proofs(conn, rows, latest)
+    if must_seal:
+        # Sign one covering the entries read (its own transaction, outside the read), then prove
+        # those same entries against it: entries are never changed, so they need not be read again.
+        # Should sealing not get that far (the timeout), the rest are listed as not yet sealed.
+        latest = await latest_covering(engine, identity, through=newest)
         async with engine.connect() as conn:
-            doc, rows, _statuses = await document_entries(conn, document_id, sender)
-            if doc is None and not rows:
-                raise NotFound(f"the audit log knows no document {document_id}" + (f" from {sender}" if sender else ""))
-            latest = await get_checkpoint(conn)
-            newest = max(r["seq"] for r in rows) if rows else 0
-            if seal and not covers(latest, newest, identity.cert):
-                seal = False  # once: entries written while sealing are listed as not yet sealed
-            else:
-                own = [r for r in rows if r["document_id"] == document_id and r["sha256"] and r["event"]
-                       in ("package.received", "package.accepted", "package.refused", "package.duplicate")]
-                sha = doc["sha256"] if doc is not None else (own[0]["sha256"] if own else None)
-                stored = await stored_packages.locate(conn, sha)
-                if stored is None:
-                    raise NotFound(f"the package of {document_id} is not stored (refused before it was kept, "
-                                   "e.g. too large)")
-                received_at = utc(doc["received_at"]) if doc is not None else utc(
-                    next(r["at"] for r in own if r["sha256"] == sha))
-                size = latest["size"] if latest else 0
-                sealed = [r for r in rows if r["seq"] <= size]
-                # O(log n) stored subtree hashes per entry (hub.audit.nodes), not every leaf of the log
-                paths = await nodes.inclusion_proofs(conn, [r["seq"] - 1 for r in sealed], size) if sealed else []
-                break
-        await seal_through(engine, identity, through=newest)  # outside the read: its own transaction
+            paths, sealed, size = await _proofs(conn, rows, latest)
     # A large package is a blob (hub.store.packages): read once into one buffer of its size.
     data = await stored_packages.read(engine, stored)
     # hashing, the package's signature check and the zip are CPU work: off the event loop
     return await asyncio.to_thread(_build, data, doc, own, rows, sealed, paths, latest, size, received_at, trust,
                                    hub_cert, identity, exported_by, now, document_id, sender, sha)
+
+
+async def _proofs(conn, rows: list[dict], latest: dict | None) -> tuple[list, list[dict], int]:
+    """The audit paths of the ``rows`` the checkpoint ``latest`` covers, those rows, and its size."""
+    size = latest["size"] if latest else 0
+    sealed = [r for r in rows if r["seq"] <= size]
+    # O(log n) stored subtree hashes per entry (hub.audit.nodes), not every leaf of the log
+    # (the size is a signed checkpoint's: each path is checked against its root in _build)
+    paths = await nodes.inclusion_proofs(conn, [r["seq"] - 1 for r in sealed], size,
+                                         check_size=False) if sealed else []
+    return paths, sealed, size
 
 
 def covers(checkpoint: dict | None, seq: int, hub_cert: x509.Certificate) -> bool:
@@ -283,7 +297,17 @@ async def seal_through(engine: AsyncEngine, identity, timeout: float = 10.0, *, 
     """Sign a checkpoint covering every entry written so far (waiting for a running sealer,
     which holds the lock, to finish) or, with ``through``, at least entries 1..``through``;
     returns the latest checkpoint's size."""
+    latest = await latest_covering(engine, identity, through, timeout)
+    return latest["size"] if latest else 0
 
+
+async def latest_covering(engine: AsyncEngine, identity, through: int | None = None, timeout: float = 10.0
+                          ) -> dict | None:
+    """The latest checkpoint row once one covers entries 1..``through`` (None: every entry
+    written so far), signing it if needed; after ``timeout`` seconds, whatever is latest then.
+
+    A sealer running meanwhile (the :class:`~hub.audit.sealer.Sealer`, or another export) holds
+    the lock: this waits for its commit on the lock itself, then signs only what it left."""
     from hub.audit.sealer import seal
     from hub.store.tables import records
 
@@ -293,16 +317,19 @@ async def seal_through(engine: AsyncEngine, identity, timeout: float = 10.0, *, 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
+        signed = None
         try:
-            await seal(engine, identity)
+            signed = await seal(engine, identity, wait=max(0.0, deadline - loop.time()))
         except IntegrityError:  # another sealer signed the same size first: fine
             pass
+        if signed is not None and signed.size >= through:  # the row it wrote: no need to read it back
+            return {"size": signed.size, "root": signed.root.hex(), "at": signed.at, "key_id": signed.key_id,
+                    "text": signed.to_text()}
         async with engine.connect() as conn:
             latest = await get_checkpoint(conn)
-        size = latest["size"] if latest else 0
-        if size >= through or loop.time() > deadline:
-            return size
-        await asyncio.sleep(0.1)
+        if (latest["size"] if latest else 0) >= through or loop.time() > deadline:
+            return latest
+        await asyncio.sleep(0.05)  # SQLite's sealer, or entries not committed yet: try again
 
 
 async def log_export(engine: AsyncEngine, actor: str, what: str, **details) -> None:

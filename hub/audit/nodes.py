@@ -86,16 +86,20 @@ async def fetch_nodes(conn: AsyncConnection, wanted: Iterable[Node]) -> dict[Nod
     return out
 
 
-async def inclusion_proofs(conn: AsyncConnection, indices: Sequence[int], size: int) -> list[list[bytes]]:
-    """RFC 9162 audit paths of leaves ``indices`` (0-based) in the tree of ``size`` leaves."""
-    return (await proven_leaves(conn, indices, size, leaves=False))[0]
+async def inclusion_proofs(conn: AsyncConnection, indices: Sequence[int], size: int, *, check_size: bool = True
+                           ) -> list[list[bytes]]:
+    """RFC 9162 audit paths of leaves ``indices`` (0-based) in the tree of ``size`` leaves.
+    ``check_size=False``: ``size`` is a stored checkpoint's, no need to count the log first
+    (were entries missing, the nodes read would say so: :func:`fetch_nodes`)."""
+    return (await proven_leaves(conn, indices, size, leaves=False, check_size=check_size))[0]
 
 
-async def proven_leaves(conn: AsyncConnection, indices: Sequence[int], size: int, *, leaves: bool = True
-                        ) -> tuple[list[list[bytes]], list[bytes]]:
+async def proven_leaves(conn: AsyncConnection, indices: Sequence[int], size: int, *, leaves: bool = True,
+                        check_size: bool = True) -> tuple[list[list[bytes]], list[bytes]]:
     """The audit paths of :func:`inclusion_proofs` and (``leaves``) the leaf hashes they prove,
     read in the same statement."""
-    await _within_log(conn, size)
+    if check_size:
+        await _within_log(conn, size)
     ranges = [merkle.inclusion_ranges(i, size) for i in indices]
     wanted = merkle.nodes_needed(r for rs in ranges for r in rs)
     nodes = await fetch_nodes(conn, [*wanted, *((0, i) for i in indices)] if leaves else wanted)

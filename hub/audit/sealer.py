@@ -17,18 +17,21 @@ import logging
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.audit import checkpoint as cp
 from hub.audit import nodes
 from hub.audit.merkle import CompactRange
 from hub.pki.identity import Identity
+from hub.retry import _sqlstate
 from hub.store import leader
 from hub.store.tables import checkpoints, records
 
 log = logging.getLogger("hub.audit.sealer")
 SEAL_LOCK = 7310023
 CHUNK = 50_000
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 
 
 def origin_for(organ_id: str) -> str:
@@ -50,15 +53,32 @@ def fold(frontier: CompactRange, rows) -> tuple[list[tuple[int, int, bytes]], in
     return done, None
 
 
-async def seal(engine: AsyncEngine, identity: Identity, *, origin: str | None = None) -> cp.Checkpoint | None:
+async def seal(engine: AsyncEngine, identity: Identity, *, origin: str | None = None,
+               wait: float | None = None) -> cp.Checkpoint | None:
     """Sign a checkpoint over every entry written so far; None when there is nothing new
-    (or another sealer holds the lock)."""
+    (or another sealer holds the lock). With ``wait`` (seconds), on PostgreSQL, wait that
+    long for another sealer to commit instead (then sign only what it left); None if it has not."""
     origin = origin or origin_for(identity.organ_id)
+    try:
+        return await _seal(engine, identity, origin, wait)
+    except DBAPIError as e:
+        if wait is not None and _sqlstate(e.orig) == LOCK_NOT_AVAILABLE:
+            return None  # lock_timeout: the other sealer is still at it
+        raise
+
+
+async def _seal(engine: AsyncEngine, identity: Identity, origin: str, wait: float | None) -> cp.Checkpoint | None:
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            got = (await conn.execute(sa.text(f"SELECT pg_try_advisory_xact_lock({SEAL_LOCK})"))).scalar()
-            if not got:
-                return None
+            if wait is None:
+                got = (await conn.execute(sa.text(f"SELECT pg_try_advisory_xact_lock({SEAL_LOCK})"))).scalar()
+                if not got:
+                    return None
+            else:  # waits on the lock, not by polling it: no sleep past the other sealer's commit
+                # one round trip: lock_timeout set for this transaction (a volatile subquery: first), then the lock
+                await conn.execute(sa.text(
+                    f"SELECT pg_advisory_xact_lock({SEAL_LOCK}) FROM (SELECT set_config('lock_timeout', :ms, true)) t"),
+                    {"ms": str(max(1, int(wait * 1000)))})
         last = await latest_checkpoint(conn)
         frontier = CompactRange.from_json(last["frontier"]) if last else CompactRange()
         top = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0

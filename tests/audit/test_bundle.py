@@ -533,3 +533,59 @@ async def test_the_bundle_is_built_off_the_event_loop(world, monkeypatch):
     data = await bundle_of(engine, hub, doc_id)
     assert verify_bundle(data)[0]
     assert seen and threading.get_ident() not in seen
+
+
+async def test_an_export_that_seals_reads_the_document_once(world, pki, offline, monkeypatch):
+    """The entries read before sealing are the ones proven after it: the checkpoint is signed
+    over them, not followed by a second read of everything (issue 15: the slow bundles were
+    the ones that sealed)."""
+    from hub.audit import bundle as bundle_module
+
+    engine, hub, doc_id, _, _ = world
+    async with engine.begin() as c:  # newer than the latest checkpoint: this export has to seal
+        await append_rows(c, [record_row("audit.exported", actor="auditor:x", document_id=doc_id, sender=G22,
+                                         details={"what": "bundle"})])
+        seq = (await c.execute(sa.select(sa.func.max(records.c.seq)))).scalar()
+    reads = []
+    real = bundle_module.document_entries
+
+    async def counted(*a, **kw):
+        reads.append(a[1])
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(bundle_module, "document_entries", counted)
+    data = await bundle_of(engine, hub, doc_id, seal=True)
+    assert reads == [doc_id]
+    assert (await checkpoint_sizes(engine))[-1] == seq
+    proofs = json.loads(unzip(data)["proofs.json"])
+    assert proofs["checkpoint_size"] == seq and proofs["not_yet_sealed"] == []
+    assert seq in [p["seq"] for p in proofs["proofs"]]
+    ok, lines = verify_bundle(data, hub_cert=hub.cert, trust_anchors=[pki.ca_cert])
+    assert ok, "\n".join(lines)
+
+
+@pytest.mark.postgres
+async def test_an_export_waits_for_a_running_sealer_on_its_lock(pg_url, pki):
+    """seal(wait=...) waits for the sealer holding the lock to commit (no polling), then signs
+    what that one left; when it does not commit in time, None (no error)."""
+    from hub.audit.sealer import SEAL_LOCK
+    from hub.store.engine import migrate
+
+    engine = make_engine(pg_url)
+    await migrate(engine)
+    hub = Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert)
+    try:
+        async with engine.begin() as c:
+            await append_rows(c, [record_row("audit.exported", actor="auditor:x", document_id="X", sender=G22)])
+        async with engine.connect() as holder:
+            await holder.execute(sa.text(f"SELECT pg_advisory_xact_lock({SEAL_LOCK})"))
+            assert await seal(engine, hub, wait=0.2) is None  # still held: gives up, no exception
+            waiting = asyncio.ensure_future(seal(engine, hub, wait=30))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # waiting on the lock, not returning "another sealer runs"
+            await holder.rollback()  # the other sealer ends
+            signed = await waiting
+        assert signed is not None and signed.verify(hub.cert)
+        assert await checkpoint_sizes(engine) == [signed.size]
+    finally:
+        await engine.dispose()
