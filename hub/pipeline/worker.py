@@ -133,7 +133,12 @@ class Worker:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, consume: bool = True) -> None:
+        """Declare, load the registry, finish the outbox, run the stages and consume ``hub.intake``;
+        ``consume=False``: everything but the subscription, which :meth:`consume` opens once the
+        process is up (its API imported and listening: that blocks the event loop for a while, and a
+        package delivered meanwhile would wait that long in the worker's hands)."""
+        self.gate.starting = not consume
         await self.backbone.declare_topology()
         await self.reload(force=True)
         await self.relay_pending(older_than=0)
@@ -145,6 +150,12 @@ class Worker:
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
         await self.gate.apply()
+
+    async def consume(self) -> None:
+        """Open the intake subscription that ``start(consume=False)`` held closed."""
+        if self.gate.starting:
+            self.gate.starting = False
+            await self.gate.apply()
 
     async def _take(self, m: IntakeMessage) -> None:
         self._in_flight += 1
