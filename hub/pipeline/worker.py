@@ -267,13 +267,22 @@ class Worker:
             return (a.amqp_user or a.code) if a is not None and a.connected else ""
         return user
 
+    def _downstream(self, batch: list[Incoming]) -> int:
+        """Packages of earlier batches still on their way (checked, being recorded, published or acked)."""
+        return self._in_flight - len(batch) - self._queue.qsize()
+
     async def _next_batch(self) -> list[Incoming]:
+        """Up to ``batch_size`` packages: what the intake holds now and, only while earlier batches are
+        still on their way, what arrives within ``batch_wait`` (they could not be recorded sooner).
+        An idle pipeline takes a lone package on at once: a wait there would only add to its latency."""
         batch = [await self._queue.get()]
         deadline = time.monotonic() + self.batch_wait
         while len(batch) < self.batch_size:
             try:
                 batch.append(self._queue.get_nowait())
             except asyncio.QueueEmpty:
+                if self._downstream(batch) <= 0:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -16,7 +16,28 @@ import pytest
 from hub import constants as C
 from hub.backbone.factory import connect
 from tests.conftest import G22, H41, make_edoc
-from tests.hubenv import drain
+from tests.hubenv import drain, until
+
+
+async def test_an_idle_worker_sends_a_lone_package_on_without_waiting_for_company(env):
+    """``batch_wait`` lets packages join a batch only while earlier batches are still on their way
+    (they could not be recorded sooner); on an idle pipeline a lone package goes on at once.
+    Before, every batch waited out the linger: 5 ms per package at half load, here an hour."""
+    async with env.running() as hub:
+        w = hub.workers[0]
+        w.batch_wait = 3600.0
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        for i in range(2):
+            doc = make_edoc(G22, (H41,), subject=f"Công văn {i}")
+            await g.send_document(doc, [])
+            [got] = await drain(h41, 1)
+            assert got.document_id == doc.document_id
+
+            async def idle(n=i + 1):  # the batch acked: nothing of it is on its way any more
+                return w.stats.batches == n
+
+            await until(idle)
+        assert w.stats.delivered == 2
 
 
 def _free_port() -> int:
