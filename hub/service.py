@@ -143,8 +143,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, ho
     # (0.4-2 s at load averages 3.5-6), and packages delivered meanwhile would wait that long in the
     # worker's hands.
     async with running_hub(settings, workers=workers, consume=False) as hub, \
-            running_api(hub, host, port, ssl_context) as (_app, runner):
+            running_api(hub, host, port, ssl_context) as (app, runner):
         await hub.consume()
+        from hub.api.state import STATE
+
+        await app[STATE].readiness.check()  # /readyz: ready now, not at the next background check
         where = describe(settings.amqp_url) if settings.amqp_url else "embedded in-process broker"
         scheme = "https" if ssl_context else "http"
         bound = runner.addresses[0][1] if runner.addresses else port

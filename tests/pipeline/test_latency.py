@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 
+import aiohttp
 import pytest
 
 from hub import constants as C
@@ -85,6 +86,13 @@ async def test_hub_serve_takes_packages_only_once_its_api_listens(real_env, tmp_
                 break
             await asyncio.sleep(0.005)
         assert _listens(port), "hub.intake had a consumer before the API listened"
+        # once it says it listens, /readyz says ready (its first check ran before the intake opened)
+        while "  listening on " not in log_path.read_text(errors="replace"):
+            assert hub.poll() is None and loop.time() < deadline, log_path.read_text(errors="replace")[-2000:]
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["checks"]["consuming"]["ok"], body
         # and it does its job: a package goes through
         g, h41 = await real_env.adapter(G22), await real_env.adapter(H41)
         doc = make_edoc(G22, (H41,))
