@@ -593,7 +593,10 @@ async def run_bench(settings: Settings, *, n: int = 5000, size: int = 10_000, wo
             rate = result["hub_audit_on"]["median"] if on else 200.0
             pace = paced_rate or max(rate / 2, 20.0)
             say(f"latency at half the saturated rate ({pace:.0f} pkg/s, {paced_n:,} packages)…")
-            pbodies = (bodies * (paced_n // max(1, len(bodies)) + 1))[:paced_n] if bodies else []
+            # packages of their own beyond --n: a repeated one is a duplicate, recorded once and never
+            # delivered again, so the run would wait for it until it stopped as stuck
+            pbodies = bodies[:paced_n] + (make_packages(ident, paced_n - len(bodies), size)
+                                          if paced_n > len(bodies) else [])
             run = await bench.hub("paced", pbodies, audit=True, pace=pace)
             ok &= run.got.count == paced_n
             result["latency_half_load"] = {"per_s": pace, "n": paced_n, "delivered": run.got.count,
