@@ -251,7 +251,8 @@ async def cmd_bench(args, settings: Settings) -> int:
     if not large:
         skip |= {"large"}
     return await run_bench(settings, n=args.n, size=args.size, workers=args.workers, processes=args.processes,
-                           repeat=args.repeat, large=large, check_n=args.check_n, paced_n=args.paced_n, skip=skip,
+                           repeat=args.repeat, large=large, check_n=args.check_n, paced_n=args.paced_n,
+                           paced_rate=args.paced_rate, skip=skip,
                            hub_env=args.hub_env or [], ab=args.ab or [], json_out=args.json)
 
 
@@ -324,6 +325,9 @@ def register(sub) -> None:
     x.add_argument("--check-n", type=int, default=2000, help="checks timed for check/s on one core (default: 2000)")
     x.add_argument("--paced-n", type=int, default=None,
                    help="packages of the half-load latency run (default: n/10, at least 200)")
+    x.add_argument("--paced-rate", type=float, default=None, metavar="PER_S",
+                   help="packages/s of the latency run (default: half the saturated rate of the same run, at "
+                        "least 20; 100 with --skip hub)")
     x.add_argument("--skip", metavar="SECTIONS", help="leave out sections, comma-separated: relay, hub, off (the audit-off arm), paced, "
                         "checks, large (default: none)")
     x.add_argument("--hub-env", action="append", metavar="HUB_X=V", help="a setting for every `hub serve` run (repeatable; default: none)")

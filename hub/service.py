@@ -40,6 +40,11 @@ class Hub:
     check_seconds: Histogram = field(default_factory=check_seconds)  # its workers' checks (GET /metrics)
     feed: RegistryFeed | None = None  # the registry and trust its workers and its API check with
 
+    async def consume(self) -> None:
+        """Open the intake of workers started with ``running_hub(..., consume=False)``."""
+        for w in self.workers:
+            await w.consume()
+
     async def connect_adapter(self, user: str, url: str | None = None) -> Backbone:
         """A backbone connection for an adapter: the embedded broker, or RabbitMQ at ``url``."""
         if self.broker is not None:
@@ -49,8 +54,9 @@ class Hub:
 
 @asynccontextmanager
 async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batch_size: int = 200,
-                      check_processes: int | None = None):
-    """Start the hub's workers; stop them gracefully on exit."""
+                      check_processes: int | None = None, consume: bool = True):
+    """Start the hub's workers; stop them gracefully on exit. ``consume=False``: they take no package
+    until ``hub.consume()`` (`hub serve` opens the intake once its API listens)."""
     from hub.pipeline.large import return_large_buffers_to_the_os
 
     return_large_buffers_to_the_os()  # large packages: bounded peak memory (see its docstring)
@@ -71,7 +77,7 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
             w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size,
                        reload_interval=settings.registry_poll_seconds, feed=hub.feed)
             w.stats.check_seconds = hub.check_seconds
-            await w.start()
+            await w.start(consume=consume)
             hub.workers.append(w)
         from hub.pipeline.deadletters import DeadLetterKeeper
 
@@ -133,8 +139,15 @@ async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, ho
                 port: int = 8080, ssl_context=None, hard_exit: bool = False) -> None:
     """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT). ``hard_exit`` (the CLI):
     should a shutdown step hang despite its bound, the process exits ``HARD_EXIT_AFTER`` s later."""
-    async with running_hub(settings, workers=workers) as hub, \
-            running_api(hub, host, port, ssl_context) as (_app, runner):
+    # The intake opens once the API listens: importing and building it blocks the event loop
+    # (0.4-2 s at load averages 3.5-6), and packages delivered meanwhile would wait that long in the
+    # worker's hands.
+    async with running_hub(settings, workers=workers, consume=False) as hub, \
+            running_api(hub, host, port, ssl_context) as (app, runner):
+        await hub.consume()
+        from hub.api.state import STATE
+
+        await app[STATE].readiness.check()  # /readyz: ready now, not at the next background check
         where = describe(settings.amqp_url) if settings.amqp_url else "embedded in-process broker"
         scheme = "https" if ssl_context else "http"
         bound = runner.addresses[0][1] if runner.addresses else port

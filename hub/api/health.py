@@ -58,6 +58,10 @@ async def _readiness(state) -> tuple[int, dict]:
     async def consuming():
         n = await state.backbone.consumers(C.QUEUE_INTAKE)
         workers = state.hub.workers if state.hub is not None else []
+        starting = sum(1 for w in workers if w.gate.starting)
+        if starting:
+            raise ValueError(f"{starting} of {len(workers)} worker(s) here are starting: they take packages from "
+                             f"{C.QUEUE_INTAKE} once the API listens")
         paused = sum(1 for w in workers if not w.consuming)
         if paused:
             raise ValueError(f"{paused} of {len(workers)} worker(s) here take nothing from {C.QUEUE_INTAKE} "

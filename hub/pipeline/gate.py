@@ -1,6 +1,7 @@
 """The intake gate: whether a worker consumes ``hub.intake``, and the packages it holds meanwhile.
 
-The worker consumes unless an outage paused it, maintenance stopped it, or it is stopping.
+The worker consumes unless it is still starting (its process is not up yet), an outage paused
+it, maintenance stopped it, or it is stopping.
 Closing the gate only cancels the subscription (``basic.cancel``): the packages already
 delivered stay held, unsettled, so they count no delivery towards the queue's delivery limit;
 their channel is closed once every one of them is settled. Reopening subscribes anew.
@@ -39,6 +40,7 @@ class IntakeGate:
         self.failing = False  # the store refuses every transaction (held_back)
         self.maintenance_stopped = False
         self.stopping = False
+        self.starting = False  # held closed until the process is up (Worker.start(consume=False))
         self.pauses = 0
         self._consumer: Consumer | None = None
         self._generation = 0
@@ -66,7 +68,7 @@ class IntakeGate:
     async def apply(self) -> None:
         """Subscribe or unsubscribe as the flags say; close paused channels whose packages are settled."""
         async with self._lock:
-            want = not (self.paused or self.failing or self.maintenance_stopped or self.stopping)
+            want = not (self.paused or self.failing or self.maintenance_stopped or self.stopping or self.starting)
             if want and self._consumer is None:
                 self._generation += 1
                 self._consumer = await self.backbone.consume(C.QUEUE_INTAKE, self._on_message_for(self._generation),

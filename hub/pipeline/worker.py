@@ -133,7 +133,12 @@ class Worker:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, consume: bool = True) -> None:
+        """Declare, load the registry, finish the outbox, run the stages and consume ``hub.intake``;
+        ``consume=False``: everything but the subscription, which :meth:`consume` opens once the
+        process is up (its API imported and listening: that blocks the event loop for a while, and a
+        package delivered meanwhile would wait that long in the worker's hands)."""
+        self.gate.starting = not consume
         await self.backbone.declare_topology()
         await self.reload(force=True)
         await self.relay_pending(older_than=0)
@@ -145,6 +150,12 @@ class Worker:
             asyncio.create_task(self._sweep_loop(), name="hub-outbox-sweeper"),
         ]
         await self.gate.apply()
+
+    async def consume(self) -> None:
+        """Open the intake subscription that ``start(consume=False)`` held closed."""
+        if self.gate.starting:
+            self.gate.starting = False
+            await self.gate.apply()
 
     async def _take(self, m: IntakeMessage) -> None:
         self._in_flight += 1
@@ -256,13 +267,22 @@ class Worker:
             return (a.amqp_user or a.code) if a is not None and a.connected else ""
         return user
 
+    def _downstream(self, batch: list[Incoming]) -> int:
+        """Packages of earlier batches still on their way (checked, being recorded, published or acked)."""
+        return self._in_flight - len(batch) - self._queue.qsize()
+
     async def _next_batch(self) -> list[Incoming]:
+        """Up to ``batch_size`` packages: what the intake holds now and, only while earlier batches are
+        still on their way, what arrives within ``batch_wait`` (they could not be recorded sooner).
+        An idle pipeline takes a lone package on at once: a wait there would only add to its latency."""
         batch = [await self._queue.get()]
         deadline = time.monotonic() + self.batch_wait
         while len(batch) < self.batch_size:
             try:
                 batch.append(self._queue.get_nowait())
             except asyncio.QueueEmpty:
+                if self._downstream(batch) <= 0:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -106,3 +106,29 @@ async def test_a_stuck_run_stops_with_a_clear_message():
     finally:
         async with Management(MGMT, "guest", "guest") as m:
             await m.delete_vhost(vhost)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+@pytest.mark.timeout(600)
+async def test_the_latency_run_alone_at_a_given_rate(tmp_path):
+    """``--paced-rate``: the latency run at a rate of one's choosing (on a shared machine, half of a
+    saturated rate measured earlier), without the saturated runs; a rate of 0 is a usage error.
+    ``--paced-n`` over ``--n``: the packages beyond ``--n`` are new ones (a repeated package is a
+    duplicate the hub never delivers again: the run used to stop as stuck)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_DATA_DIR": str(tmp_path), "HUB_BENCH_AMQP_URL": AMQP_URL, "HUB_BENCH_PG_ADMIN": PG_ADMIN_URL})
+    p = await asyncio.create_subprocess_exec(
+        *HUB, "bench", "--n", "40", "--skip", "relay,hub,checks", "--large", "", "--paced-n", "60",
+        "--paced-rate", "40", "--json", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(p.communicate(), 550)
+    text = out.decode()
+    assert p.returncode == 0, f"{text}\n{err.decode()}"
+    assert "latency at 40 pkg/s" in text and "audit log on" not in text
+    lat = json.loads(text.strip().splitlines()[-1])["latency_half_load"]
+    assert lat["per_s"] == 40 and lat["delivered"] == lat["n"] == 60
+
+    p = await asyncio.create_subprocess_exec(*HUB, "bench", "--paced-rate", "0", env=env,
+                                             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(p.communicate(), 120)
+    assert p.returncode != 0 and "--paced-rate" in err.decode() + out.decode()
