@@ -25,7 +25,7 @@ import pickle
 import sys
 from dataclasses import dataclass, field
 
-from hub.audit.entry import entry_leaf, stored_entry_leaf
+from hub.audit.entry import entry_leaf, spliced_entry_leaf, stored_entry_leaf
 
 PAGE = 20_000
 MAX_PROBLEMS = 50
@@ -118,18 +118,29 @@ def page_leaves(rows, state: dict, res: Result, details_text: bool) -> list[byte
     """The leaves of one page (tuples in ``_COLUMNS`` order), zero leaves for missing entries;
     each recomputed leaf compared with the stored one (one joined string, row by row if it
     differs). ``state``: ``expected`` (the next sequence number), ``gap_before`` (a gap at the
-    range's start was already reported by the range before)."""
-    leaf_of = stored_entry_leaf if details_text else entry_leaf  # the same leaf, from the JSON text or the value
-    leaves, computed, stored = [], [], []
+    range's start was already reported by the range before).
+
+    With ``details_text`` (rows from PostgreSQL, details as their stored JSON text), a row whose
+    text looks canonical (as ``hub.audit.log`` writes it: no ``": ``) is first hashed with that
+    text as it is (``spliced_entry_leaf``); a row whose leaf then differs from the stored one is
+    recomputed the full way (``stored_entry_leaf``: details parsed and written canonically)
+    before it is called changed."""
+    full = stored_entry_leaf if details_text else entry_leaf  # the same leaf, from the JSON text or the value
+    leaves, computed, stored, spliced = [], [], [], []
     expected, gap_before = state["expected"], state.pop("gap_before", False)
-    for seq, at, event, actor, document_id, sender, sha256, reason, message, details, stored_leaf in rows:
+    for i, (seq, at, event, actor, document_id, sender, sha256, reason, message, details, stored_leaf) in \
+            enumerate(rows):
         if seq != expected:
             if not gap_before:
                 res.bad_entry(expected, f"entry {expected} is missing: the log jumps from {expected - 1} to {seq} "
                                         "(deleted?)")
             leaves.extend([ZERO_LEAF] * (seq - expected))
         gap_before = False
-        leaf = leaf_of(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
+        if details_text and (details is None or '": ' not in details):
+            leaf = spliced_entry_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
+            spliced.append((i, len(leaves)))  # row i's leaf is leaves[len(leaves)]
+        else:
+            leaf = full(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
         leaves.append(leaf)
         computed.append(leaf)
         stored.append(stored_leaf)
@@ -137,6 +148,9 @@ def page_leaves(rows, state: dict, res: Result, details_text: bool) -> list[byte
     state["expected"] = expected
     res.entries += len(rows)
     if ",".join(stored) != b"".join(computed).hex(",", 32):
+        for i, pos in spliced:
+            if computed[i].hex() != rows[i][10]:  # the stored details text was not the canonical one
+                leaves[pos] = computed[i] = full(*rows[i][:10])
         for row, leaf in zip(rows, computed):
             if leaf.hex() != row[10]:
                 res.bad_entry(row[0], f"entry {row[0]} ({row[2]}, {row[4] or '-'}) does not match its leaf hash: "
