@@ -163,7 +163,7 @@ async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progr
         return []
     connect = engine.dialect.create_connect_args(engine.url)[1]  # host(s), port(s), user, password, database...
     connect.update(timeout=dsn.CONNECT_TIMEOUT, server_settings={  # as make_engine's, and named in pg_stat_activity
-        "statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS), "application_name": "hub audit verify"})
+        "statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS), "application_name": "hub audit verify", **vr.PG_SETTINGS})
     children = []
     try:
         for job in jobs[1:]:
@@ -175,7 +175,10 @@ async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progr
             proc.stdin.close()
         waits = [asyncio.ensure_future(_child(proc, step)) for proc in children]
         try:
-            first = await vr.verify_range(engine, jobs[0], step)
+            if engine.dialect.driver == "asyncpg":  # on connections of its own, as the other ranges'
+                first = await vr.verify_range_on(connect, jobs[0], step)
+            else:
+                first = await vr.verify_range(engine, jobs[0], step)
             return [first] + list(await asyncio.gather(*waits))
         finally:
             for w in waits:

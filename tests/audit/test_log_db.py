@@ -230,3 +230,24 @@ async def test_stored_details_rewritten_are_told_apart_on_postgresql(pg_url, hub
                 assert [p for p in rep.problems if p.startswith("entry ")][-1].startswith(f"entry {seq} (package.accepted")
     finally:
         await engine.dispose()
+
+
+async def test_deleted_rows_spanning_whole_pages_are_located_once(engine, hub_id, monkeypatch):
+    """Entries are read a window of PAGE sequence numbers at a time: a run of deleted entries
+    wider than several windows (some of them empty) is one gap, named once, and the entries
+    after it still verify in place."""
+    from hub.audit import verify_range
+
+    monkeypatch.setattr(verify_range, "PAGE", 4)
+    await fill(engine, 30)
+    await seal(engine, hub_id)
+    rep = await verify_log(engine, hub_id.cert, processes=1)
+    assert rep.ok, rep.problems
+    await tamper(engine, "DELETE FROM records WHERE seq >= 9 AND seq <= 21")
+    rep = await verify_log(engine, hub_id.cert, processes=1)
+    assert not rep.ok and rep.first_bad_entry == 9 and rep.entries == 17
+    entries = [p for p in rep.problems if p.startswith("entry ")]
+    assert entries == ["entry 9 is missing: the log jumps from 8 to 22 (deleted?)"]
+    await tamper(engine, "DELETE FROM records WHERE seq >= 27")  # and at the end of the log
+    rep = await verify_log(engine, hub_id.cert, processes=1)
+    assert rep.entries == 13 and rep.first_bad_checkpoint == 30
