@@ -161,8 +161,9 @@ async def fill(engine, dsn: str, n: int, name: str):
     del first, second
     print(f"inserted (COPY) {n:,} entries in {t2 - t1 + t4 - t3:.1f} s; sealed {c1.size:,} in {t3 - t2:.1f} s, "
           f"then {c2.size:,} in {t5 - t4:.1f} s (folding the new half into the stored frontier)", flush=True)
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:  # committed: in a transaction rolled back, ANALYZE leaves no statistics
         await conn.exec_driver_sql("ANALYZE records")
+        await conn.exec_driver_sql("ANALYZE packages")
     return cert, c1, c2
 
 
