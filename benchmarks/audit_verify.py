@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/audit_verify.py [--n 1000000] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
 Creates a throw-away database, migrates it, inserts N realistic audit entries fast (asyncpg
-``copy_records_to_table``; sequence numbers 1..N and leaf hashes computed in Python exactly as
-``hub.audit.log`` does: ``entry_leaf(seq, at, ...)``), signs a checkpoint at N/2 and one at N
+``copy_records_to_table``; sequence numbers 1..N, leaf hashes and the stored details text
+computed in Python exactly as ``hub.audit.log`` does: ``entry_leaf(seq, at, ...)``, details as
+their canonical text, ``canonical_details``), signs a checkpoint at N/2 and one at N
 with a development hub identity (``hub.pki.devpki``), then times:
 
 * ``verify_log`` (what `hub audit verify` runs): every leaf recomputed from its row, every
@@ -40,7 +41,7 @@ from cryptography import x509
 
 from hub.audit import merkle, query
 from hub.audit.checkpoint import Checkpoint
-from hub.audit.entry import canonical_entry, entry_leaf
+from hub.audit.entry import canonical_details, canonical_entry, entry_leaf
 from hub.audit.sealer import seal
 from hub.audit.verify import verify_log
 from hub.pki import devpki
@@ -96,12 +97,11 @@ def documents(n_entries: int, start: datetime, first_doc: int = 1):
 
 def make_records(first_seq: int, n: int, start: datetime, first_doc: int = 1) -> list[tuple]:
     out = []
-    dumps = json.dumps
     for k, (at, (event, actor, doc_id, sender, sha, reason, message, details)) in enumerate(
             documents(n, start, first_doc)):
         seq = first_seq + k
         leaf = entry_leaf(seq, at, event, actor, doc_id, sender, sha, reason, message, details).hex()
-        out.append((seq, at, event, actor, doc_id, sender, sha, reason, message, dumps(details, ensure_ascii=False), leaf))
+        out.append((seq, at, event, actor, doc_id, sender, sha, reason, message, canonical_details(details), leaf))
     return out
 
 
@@ -161,8 +161,9 @@ async def fill(engine, dsn: str, n: int, name: str):
     del first, second
     print(f"inserted (COPY) {n:,} entries in {t2 - t1 + t4 - t3:.1f} s; sealed {c1.size:,} in {t3 - t2:.1f} s, "
           f"then {c2.size:,} in {t5 - t4:.1f} s (folding the new half into the stored frontier)", flush=True)
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:  # committed: in a transaction rolled back, ANALYZE leaves no statistics
         await conn.exec_driver_sql("ANALYZE records")
+        await conn.exec_driver_sql("ANALYZE packages")
     return cert, c1, c2
 
 

@@ -87,14 +87,23 @@ def canonical_entry(
     if not all(value is None or isinstance(value, str) for value in optional):
         name, value = next((n, v) for n, v in zip(_OPTIONAL, optional) if v is not None and not isinstance(v, str))
         raise UsageError(f"audit entry {name} must be a string or None, not {type(value).__name__}")
-    if details is not None and not isinstance(details, Mapping):
-        raise UsageError(f"audit entry details must be a mapping or None, not {type(details).__name__}")
     body = _text(seq, utc_timestamp(at), event, actor, document_id, sender, sha256, reason, message,
-                 "null" if details is None else _object(details))
+                 canonical_details(details))
     try:
         return body.encode("utf-8")
     except UnicodeEncodeError as e:
         raise UsageError("audit entry holds a lone surrogate, which UTF-8 cannot carry") from e
+
+
+def canonical_details(details: Mapping | None) -> str:
+    """The canonical text of ``details`` inside the entry (``null`` when absent): what
+    ``hub.audit.log`` stores in ``records.details``, so that ``spliced_entry_leaf`` can hash
+    the stored text as it is."""
+    if details is None:
+        return "null"
+    if not isinstance(details, Mapping):
+        raise UsageError(f"audit entry details must be a mapping or None, not {type(details).__name__}")
+    return _object(details)
 
 
 def _text(seq: int, stamp: str, event: str, actor, document_id, sender, sha256, reason, message,
@@ -198,6 +207,44 @@ def stored_entry_leaf(
         return _sha256(b"\x00" + text.encode("utf-8")).digest()
     except UnicodeEncodeError:  # a lone surrogate: entry_leaf says so
         return entry_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
+
+
+def spliced_entry_leaf(
+    seq: int,
+    at: datetime,
+    event: str,
+    actor: str | None,
+    document_id: str | None,
+    sender: str | None,
+    sha256: str | None,
+    reason: str | None,
+    message: str | None,
+    details_json: str | None,
+) -> bytes:
+    """The leaf of a row as PostgreSQL returns it, hashing its stored details text as it is,
+    in place of their canonical text: about twice as fast as ``stored_entry_leaf`` (no JSON
+    parsed or written), and the entry's leaf exactly when that text *is* the canonical one
+    (as ``hub.audit.log`` writes it). A caller may take a row as verified when this equals
+    the stored leaf hash, and must recompute with ``stored_entry_leaf`` when it does not
+    (other writers, older rows, or tampering).
+
+    Why a match proves the row: every other member is written by ``_text`` (a JSON string
+    token from the C escaper, ``null``, an integer or the fixed-width time), so the entry's
+    text read forwards fixes actor and time, read backwards from ``,"v":1}`` fixes sha256 ..
+    document_id (a quote inside a string token is always escaped; the members' own quotes
+    never are), and the stored details text is whatever lies between: when the hash equals
+    the leaf, that text is byte for byte the canonical details the leaf was made of, which
+    parse back to the same value."""
+    if at.tzinfo is _UTC or at.tzinfo is None:
+        stamp = _AT % (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
+    else:
+        stamp = utc_timestamp(at)
+    text = _text(seq, stamp, event, actor, document_id, sender, sha256, reason, message,
+                 "null" if details_json is None else details_json)
+    try:
+        return _sha256(b"\x00" + text.encode("utf-8")).digest()
+    except UnicodeEncodeError:  # a lone surrogate: not a leaf hub.audit.log could have made
+        return b""
 
 
 def utc_timestamp(at: datetime) -> str:

@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.audit.entry import entry_leaf
+from hub.audit.entry import canonical_details, entry_leaf
 from hub.store.counts import count_records
-from hub.store.tables import records, settings_kv
+from hub.store.tables import JSONText, records, settings_kv
 
 APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
 
@@ -53,9 +53,12 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> l
             at = floor
         floor = at
         row = {**row, "seq": seq, "at": at}
+        details = row.get("details")
         row["leaf_hash"] = entry_leaf(seq, at, row["event"], row.get("actor"), row.get("document_id"),
                                       row.get("sender"), row.get("sha256"), row.get("reason"), row.get("message"),
-                                      row.get("details")).hex()
+                                      details).hex()
+        if details is not None:  # stored as the very text the leaf covers (hub audit verify hashes it as it is)
+            row["details"] = JSONText(canonical_details(details))
         out.append(row)
     await conn.execute(records.insert(), out)
     await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)

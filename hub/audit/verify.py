@@ -12,7 +12,8 @@ here from the ranges' top nodes and compared the same way. Each checkpoint's roo
 rebuilt from the nodes of its size (kept by the ranges) and compared with what it signed, and
 its signature checked once. A node that differs, is missing below the latest checkpoint, or
 is stored where no checkpoint or entry justifies it is named by level, index and the entries
-it covers. Then every stored package is re-hashed against the SHA-256 its entries name.
+it covers. Every stored package is re-hashed against the SHA-256 its entries name (on PostgreSQL
+meanwhile, on a connection of its own; its findings are reported last all the same).
 """
 
 from __future__ import annotations
@@ -91,6 +92,27 @@ async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None,
     each page of entries (stage "entries") and each chunk of stored packages ("packages")."""
     started = time.perf_counter()
     rep = Report()
+    # On PostgreSQL the stored packages are re-hashed on a connection of their own while the entries
+    # are verified (their queries and the ranges' keep the two CPUs busier than one after the other).
+    side = asyncio.ensure_future(_packages_apart(engine, progress)) if engine.dialect.driver == "asyncpg" else None
+    try:
+        return await _verify_log(engine, cert, progress, processes, started, rep, side)
+    finally:
+        if side is not None and not side.done():
+            side.cancel()
+            with contextlib.suppress(BaseException):
+                await side
+
+
+async def _packages_apart(engine: AsyncEngine, progress) -> Report:
+    """The stored packages' findings, verified on a connection of their own."""
+    prep = Report()
+    async with engine.connect() as conn:
+        await _verify_packages(conn, prep, progress)
+    return prep
+
+
+async def _verify_log(engine, cert, progress, processes, started, rep: Report, side) -> Report:
     async with engine.connect() as conn:
         cps = (await conn.execute(sa.select(checkpoints).order_by(checkpoints.c.size))).mappings().all()
         total = (await conn.execute(sa.select(sa.func.max(records.c.seq)))).scalar() or 0
@@ -145,7 +167,13 @@ async def verify_log(engine: AsyncEngine, cert: x509.Certificate, progress=None,
         for level, idx in sorted(beyond):
             rep.problem(f"{vr.node_name(level, idx)} is stored but covers entries the log does not hold (forged)")
             rep.first_bad_node = rep.first_bad_node or (level, idx)
-        await _verify_packages(conn, rep, progress)
+        if side is None:
+            await _verify_packages(conn, rep, progress)
+        else:  # after every entry, checkpoint and node finding, as in one pass
+            prep = await side
+            for text in prep.problems:
+                rep.problem(text)
+            rep.packages, rep.first_bad_package = prep.packages, prep.first_bad_package
     rep.seconds = time.perf_counter() - started
     return rep
 
@@ -163,7 +191,7 @@ async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progr
         return []
     connect = engine.dialect.create_connect_args(engine.url)[1]  # host(s), port(s), user, password, database...
     connect.update(timeout=dsn.CONNECT_TIMEOUT, server_settings={  # as make_engine's, and named in pg_stat_activity
-        "statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS), "application_name": "hub audit verify"})
+        "statement_timeout": str(dsn.STATEMENT_TIMEOUT_MS), "application_name": "hub audit verify", **vr.PG_SETTINGS})
     children = []
     try:
         for job in jobs[1:]:
@@ -175,7 +203,10 @@ async def _run_ranges(engine: AsyncEngine, jobs: list[vr.Job], total: int, progr
             proc.stdin.close()
         waits = [asyncio.ensure_future(_child(proc, step)) for proc in children]
         try:
-            first = await vr.verify_range(engine, jobs[0], step)
+            if engine.dialect.driver == "asyncpg":  # on connections of its own, as the other ranges'
+                first = await vr.verify_range_on(connect, jobs[0], step)
+            else:
+                first = await vr.verify_range(engine, jobs[0], step)
             return [first] + list(await asyncio.gather(*waits))
         finally:
             for w in waits:

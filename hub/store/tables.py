@@ -6,6 +6,32 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+class JSONText(str):
+    """A JSON value already written as text: a ``WrittenJSON`` column stores it as it is."""
+
+    __slots__ = ()
+
+
+class WrittenJSON(sa.types.TypeDecorator):
+    """JSON (``json`` on PostgreSQL, text on SQLite) that also takes a ``JSONText``, stored as
+    written rather than serialised again: the audit log stores an entry's details as the
+    canonical text its leaf hash covers (``hub.audit.log``), so that ``hub audit verify`` can
+    hash the stored text without parsing and rewriting it. Read back as any JSON column."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        inner = self.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+
+        def process(value):
+            if type(value) is JSONText:
+                return str(value)
+            return inner(value) if inner is not None else value
+
+        return process
+
+
 Code = sa.String(13)  # NNN.NN.NN.Xnn
 TS = sa.DateTime(timezone=True)
 
@@ -201,7 +227,7 @@ records = sa.Table(  # the audit log: every decision and change, append-only (hu
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("reason", sa.String(64), nullable=True),
     sa.Column("message", sa.Text, nullable=True),
-    sa.Column("details", sa.JSON, nullable=True),
+    sa.Column("details", WrittenJSON, nullable=True),  # as the leaf covers it (hub.audit.entry.canonical_details)
     sa.Column("leaf_hash", sa.String(64), nullable=False),  # hub.audit.entry.entry_leaf, hex
 )
 sa.Index("ix_records_document", records.c.document_id)

@@ -236,3 +236,34 @@ def test_a_plain_stored_row_takes_the_c_encoder(monkeypatch):
     want = entry_leaf(**fields)
     monkeypatch.setattr(entry, "entry_leaf", lambda *a: pytest.fail("fell back"))
     assert entry.stored_entry_leaf(*[fields[k] for k in list(fields)[:-1]], text) == want
+
+
+@pytest.mark.parametrize("details", [
+    None,
+    {},
+    {"recipients": [["000.00.00.H41", "000.00.00.H41"]], "type": "1", "priority": 2, "vi": "Văn bản"},
+    {"z": {"b": [1, -0, 10**30, True, False, None, ""], "a": "\x00\x1f\x7f\"\\/\u2028"}, "A": []},
+    {"size": 1.0}, {"deep": [[{"x": 1e21}]]}, {"n": 1e-7}, {"n": -0.0},
+    {"\U0001f600": 1, "\ufb01": 2}, {"k": "\U0001f600 emoji"},
+    {"é": 1, "e": 2, "ê": [3]},
+])
+@pytest.mark.parametrize("at", [datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc), datetime(9, 1, 2, 3, 4, 5, 6),
+                                datetime(2024, 5, 1, 19, 30, 15, 123456, tzinfo=ICT)])
+def test_the_stored_canonical_details_text_spliced_in_gives_the_leaf(details, at):
+    """hub.audit.log stores details as canonical_details; hashing that text as it is
+    (what verify does first on PostgreSQL) is the entry's leaf."""
+    fields = _fields(details=details, at=at)
+    values = [fields[k] for k in list(fields)[:-1]]
+    assert entry.spliced_entry_leaf(*values, entry.canonical_details(details)) == entry_leaf(**fields)
+
+
+@pytest.mark.parametrize("text", ['{"vi": "Văn bản", "n": 2}', '{"vi":"Văn bản","n":2}', '{"n":2.0,"vi":"Văn bản"}',
+                                  '{"n":2,"vi":"V\\u0103n b\\u1ea3n"}', '{"n":3,"vi":"Văn bản"}',
+                                  '{"n":2,"vi":"Văn bản"},"document_id":null'])
+def test_any_other_details_text_spliced_in_is_not_the_leaf(text):
+    """Equivalent but non-canonical texts, other values, or text reaching into the next member
+    never give the leaf spliced in as they are (verify then recomputes the full way)."""
+    fields = _fields(details={"n": 2, "vi": "Văn bản"})
+    values = [fields[k] for k in list(fields)[:-1]]
+    assert entry.spliced_entry_leaf(*values, '{"n":2,"vi":"Văn bản"}') == entry_leaf(**fields)
+    assert entry.spliced_entry_leaf(*values, text) != entry_leaf(**fields)

@@ -181,3 +181,73 @@ async def test_an_entry_stamped_before_an_earlier_commit_never_goes_back_in_time
     await seal(engine, hub_id)
     rep = await verify_log(engine, hub_id.cert)
     assert rep.ok, rep.problems
+
+
+async def test_details_are_stored_as_the_canonical_text_the_leaf_covers(engine):
+    """hub.audit.log writes details as canonical_details (keys sorted, no whitespace, non-ASCII
+    as it is), the text verify hashes as it is; read back through SQLAlchemy they are the same value."""
+    from hub.audit.entry import canonical_details
+
+    await fill(engine, 2)
+    async with engine.connect() as conn:
+        cast = "details::text" if conn.dialect.name == "postgresql" else "details"
+        texts = (await conn.execute(sa.text(f"SELECT {cast} FROM records ORDER BY seq"))).scalars().all()
+        values = (await conn.execute(sa.select(records.c.details).order_by(records.c.seq))).scalars().all()
+    want = [{"recipients": [["000.00.00.H41", "000.00.00.H41"]], "n": i, "vi": "Văn bản"} for i in range(2)]
+    assert texts == [canonical_details(d) for d in want]
+    assert texts[0] == '{"n":0,"recipients":[["000.00.00.H41","000.00.00.H41"]],"vi":"Văn bản"}'
+    assert values == want
+
+
+@pytest.mark.postgres
+async def test_stored_details_rewritten_are_told_apart_on_postgresql(pg_url, hub_id):
+    """On PostgreSQL verify hashes the stored details text as it is and recomputes the full way
+    only when that differs: details rewritten to the same value in another form (reordered,
+    spaced, escaped) still verify; a value changed in the canonical form is named, in either
+    process's range."""
+    from hub.store.engine import make_engine, migrate
+
+    engine = make_engine(pg_url)
+    try:
+        await migrate(engine)
+        await fill(engine, 40)
+        await seal(engine, hub_id)
+        same = {5: '{"vi":"Văn bản","n":4,"recipients":[["000.00.00.H41","000.00.00.H41"]]}',
+                6: '{"n": 5, "recipients": [["000.00.00.H41", "000.00.00.H41"]], "vi": "V\\u0103n b\\u1ea3n"}',
+                33: '{"n":32,"recipients":[["000.00.00.H41","000.00.00.H41"]],"vi":"V\\u0103n b\\u1ea3n"}'}
+        await tamper(engine, ";".join(f"UPDATE records SET details = '{t}' WHERE seq = {s}"
+                                      for s, t in same.items()).replace(":", "\\:"))  # sa.text's binds
+        for processes in (1, 2):
+            rep = await verify_log(engine, hub_id.cert, processes=processes)
+            assert rep.ok, rep.problems
+        for seq, n in ((7, 99), (34, 7)):  # canonical form, another value: in the first range, then the second's
+            await tamper(engine, f"UPDATE records SET details = "
+                                 f"'{{\"n\":{n},\"recipients\":[[\"000.00.00.H41\",\"000.00.00.H41\"]],\"vi\":\"Văn bản\"}}' "
+                                 f"WHERE seq = {seq}".replace(":", "\\:"))
+            for processes in (1, 2):
+                rep = await verify_log(engine, hub_id.cert, processes=processes)
+                assert not rep.ok and rep.first_bad_entry == 7 and rep.first_bad_checkpoint == 40
+                assert [p for p in rep.problems if p.startswith("entry ")][-1].startswith(f"entry {seq} (package.accepted")
+    finally:
+        await engine.dispose()
+
+
+async def test_deleted_rows_spanning_whole_pages_are_located_once(engine, hub_id, monkeypatch):
+    """Entries are read a window of PAGE sequence numbers at a time: a run of deleted entries
+    wider than several windows (some of them empty) is one gap, named once, and the entries
+    after it still verify in place."""
+    from hub.audit import verify_range
+
+    monkeypatch.setattr(verify_range, "PAGE", 4)
+    await fill(engine, 30)
+    await seal(engine, hub_id)
+    rep = await verify_log(engine, hub_id.cert, processes=1)
+    assert rep.ok, rep.problems
+    await tamper(engine, "DELETE FROM records WHERE seq >= 9 AND seq <= 21")
+    rep = await verify_log(engine, hub_id.cert, processes=1)
+    assert not rep.ok and rep.first_bad_entry == 9 and rep.entries == 17
+    entries = [p for p in rep.problems if p.startswith("entry ")]
+    assert entries == ["entry 9 is missing: the log jumps from 8 to 22 (deleted?)"]
+    await tamper(engine, "DELETE FROM records WHERE seq >= 27")  # and at the end of the log
+    rep = await verify_log(engine, hub_id.cert, processes=1)
+    assert rep.entries == 13 and rep.first_bad_checkpoint == 30
