@@ -68,6 +68,8 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
     if out:
         await conn.execute(records.insert(), out)
         await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)
-    # who each new entry concerns, and the earlier entries of documents written now (under the lock)
-    await index_recipients(conn, last, document_ids)
+    # who each new entry concerns, and the earlier entries of documents written now (under the
+    # lock); an entry without a DocumentId (a registry or user change, an export) concerns nobody
+    if document_ids or any(r.get("document_id") is not None for r in out):
+        await index_recipients(conn, last, document_ids)
     return [r["seq"] for r in out]

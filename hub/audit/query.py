@@ -147,12 +147,14 @@ def _sent_by(sender):
 def _to_recipient(recipient: str):
     """The entries addressed to ``recipient``: the seqs the index holds for it (one each; the
     database reads them as a join from the index's range, newest first)."""
-    return records.c.seq.in_(recipient_index(recipient))
+    return records.c.seq.in_(sa.select(audit_recipients.c.seq).where(audit_recipients.c.recipient == recipient))
 
 
 def recipient_index(recipient: str):
-    """The seqs of ``recipient``'s entries, from the index alone (what the count reads)."""
-    return sa.select(audit_recipients.c.seq).where(audit_recipients.c.recipient == recipient)
+    """The seqs of ``recipient``'s entries, newest first, from the index alone (what the count
+    reads: in the primary key's order, so that the database reads its range, never the table)."""
+    return (sa.select(audit_recipients.c.seq).where(audit_recipients.c.recipient == recipient)
+            .order_by(audit_recipients.c.seq.desc()))
 
 
 def recipient_seqs(recipient: str):

@@ -13,8 +13,10 @@ another agency sent it, or the original's recipients when its sender sent it (a 
 The rule reads only ``documents`` and ``deliveries`` rows, which are never deleted and whose
 columns it reads never change: an entry's set of recipients only grows, when a documents row
 (and its deliveries) is written after the entry (a package refused, then sent again and
-accepted; a status recorded before ...). So the index is kept by applying the rule, in the
-transaction that appends entries and under the log's append lock (``hub.audit.log``), to
+accepted: the refused attempt's entries carry the same DocumentId and sender). Statuses written
+later about an older document are entries of their own, appended after the documents rows they
+name. So the index is kept by applying the rule, in the transaction that appends entries and
+under the log's append lock (``hub.audit.log``), to
 
 * the entries appended (their documents and deliveries already written, in this transaction
   or an earlier one), and
