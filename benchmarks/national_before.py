@@ -88,7 +88,7 @@ async def count_nothing(conn, rows) -> None:
     """Appends (the bundle logs its export) before the counters' table existed."""
 
 
-async def index_nothing(conn, after, document_ids=()) -> None:
+async def index_nothing(conn, after, appended, document_ids=()) -> None:
     """Appends before the recipients' index (0040) existed."""
 
 

@@ -71,5 +71,5 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
     # who each new entry concerns, and the earlier entries of documents written now (under the
     # lock); an entry without a DocumentId (a registry or user change, an export) concerns nobody
     if document_ids or any(r.get("document_id") is not None for r in out):
-        await index_recipients(conn, last, document_ids)
+        await index_recipients(conn, last, out, document_ids)
     return [r["seq"] for r in out]

@@ -3,7 +3,8 @@
 The search by recipient (``hub.audit.query``) reads a recipient's entries newest first as one
 range of this table's primary key, instead of joining its deliveries and statuses to the log on
 every request. Which entries a recipient has is the rule of ``hub.audit.query``'s docstring; here
-it is applied entry by entry (:func:`pairs`): an entry of a document (DocumentId, sender) concerns
+it is applied entry by entry (:func:`pairs`, in Python over the rows it reads: a few cheap
+queries per append rather than one join the database would plan every time): an entry of a document (DocumentId, sender) concerns
 each recipient of its delivery rows (an ``edoc.delivered``, only the one it was delivered to);
 a ``status.recorded`` (filed under the original DocumentId, naming the original sender) concerns
 its own sender when that is a recipient of the original, or every recipient when the original
@@ -29,12 +30,13 @@ Whatever wrote first, the other sees it: a documents row written by a transactio
 later is indexed with the entries committed before that transaction took the lock (its own
 statements read after it), and one committed earlier is seen by the entries appended after.
 The index is not part of the entries' hashes: the log's tamper-evidence is the entries alone,
-and the index can be rebuilt from them (:func:`rebuild`, what migration 0040 does).
+and the index can be rebuilt from them and the documents rows (migration 0040's backfill).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,64 +45,76 @@ from hub.store.engine import dialect_insert
 from hub.store.tables import audit_recipients, deliveries, documents, records
 
 
-def pairs(entries) -> sa.CompoundSelect:
-    """(recipient, seq) for each entry of ``entries`` (``records`` or a subquery with its columns
-    seq, event, document_id, sender and details) and each recipient it is addressed to, without
-    repeats: three joins from the entries to the documents rows that make them addressed."""
-    r = entries
-    details = r.c.details
-    original = details["original_sender"].as_string()
-
-    def own(recipient):  # of a document's deliveries, the one to this recipient
-        return sa.or_(r.c.event != "edoc.delivered", details["recipient"].as_string() == recipient)
-
-    def statuses(recipient):  # of the statuses filed under a document, the recipient's own and a recall
-        return sa.or_(r.c.event != "status.recorded", r.c.sender == recipient, r.c.sender == original)
-
-    d, dl = documents.alias("ar_d"), deliveries.alias("ar_dl")
-    s, o, odl = documents.alias("ar_s"), documents.alias("ar_o"), deliveries.alias("ar_odl")
-    # a document's entries are filed under its DocumentId by its sender, a status.recorded by the
-    # status's sender naming the original sender
-    about = sa.case((r.c.event == "status.recorded", original), else_=r.c.sender)
-    edoc = (sa.select(dl.c.recipient, r.c.seq).select_from(r)
-            .join(d, sa.and_(d.c.document_id == r.c.document_id, d.c.sender == about, d.c.kind == "edoc"))
-            .join(dl, dl.c.document == d.c.id)
-            .where(own(dl.c.recipient), statuses(dl.c.recipient)))
-    # the entries of a status package: (DocumentId, sender) of its documents row
-    status = (r.join(s, sa.and_(s.c.document_id == r.c.document_id, s.c.sender == r.c.sender, s.c.kind == "status"))
-              .join(o, o.c.id == s.c.refers_to))
-    to_sender = (sa.select(o.c.sender, r.c.seq).select_from(status)
-                 .where(s.c.sender != o.c.sender, own(o.c.sender), statuses(o.c.sender)))
-    recall = (sa.select(odl.c.recipient, r.c.seq).select_from(status.join(odl, odl.c.document == o.c.id))
-              .where(s.c.sender == o.c.sender, own(odl.c.recipient), statuses(odl.c.recipient)))
-    # an entry is in two of them only in a corner (a status.recorded filed under a DocumentId
-    # that is also its status package's own)
-    return sa.union(edoc, to_sender, recall)
+def _text(details: Any, key: str) -> str | None:
+    """A text value of an entry's details (what ``details ->> key`` compares in the rule's SQL)."""
+    value = details.get(key) if isinstance(details, dict) else None
+    return value if isinstance(value, str) else None
 
 
-def _entries(where) -> sa.Subquery:
-    return (sa.select(records.c.seq, records.c.event, records.c.document_id, records.c.sender, records.c.details)
-            .where(where).subquery("ar_r"))
+async def pairs(conn: AsyncConnection, entries: list) -> set[tuple[str, int]]:
+    """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
+    details) and each recipient it is addressed to: the documents rows the entries name, the
+    originals of the status packages among them, and their deliveries, read by two queries."""
+    keys = set()
+    for e in entries:
+        if e["document_id"] is None:
+            continue
+        about = _text(e["details"], "original_sender") if e["event"] == "status.recorded" else e["sender"]
+        keys |= {(k, e["document_id"]) for k in (about, e["sender"]) if k is not None}
+    if not keys:
+        return set()
+    s, o = documents.alias("ar_s"), documents.alias("ar_o")
+    docs = {(r.document_id, r.sender): r for r in (await conn.execute(
+        sa.select(s.c.id, s.c.sender, s.c.document_id, s.c.kind, o.c.id.label("o_id"), o.c.sender.label("o_sender"))
+        .select_from(s.outerjoin(o, o.c.id == s.c.refers_to))
+        .where(sa.tuple_(s.c.sender, s.c.document_id).in_(sorted(keys))))).all()}
+    ids = {r.id for r in docs.values() if r.kind == "edoc"} | {r.o_id for r in docs.values()
+                                                              if r.kind == "status" and r.o_id is not None}
+    to: dict[int, list[str]] = {}
+    if ids:
+        for doc, recipient in (await conn.execute(sa.select(deliveries.c.document, deliveries.c.recipient)
+                                                  .where(deliveries.c.document.in_(sorted(ids))))).all():
+            to.setdefault(doc, []).append(recipient)
+    out = set()
+    for e in entries:
+        seq, event, doc_id, sender, details = e["seq"], e["event"], e["document_id"], e["sender"], e["details"]
+        if doc_id is None:
+            continue
+        rcpt, original = _text(details, "recipient"), _text(details, "original_sender")
+
+        def addressed(recipient: str) -> bool:
+            # of a document's deliveries, the one to this recipient; of the statuses filed under
+            # it, the recipient's own and a recall (its original sender's)
+            return ((event != "edoc.delivered" or rcpt == recipient)
+                    and (event != "status.recorded" or sender == recipient
+                         or (sender is not None and sender == original)))
+
+        # a document's entries are filed under its DocumentId by its sender, a status.recorded by
+        # the status's sender naming the original sender
+        d = docs.get((doc_id, original if event == "status.recorded" else sender))
+        if d is not None and d.kind == "edoc":
+            out |= {(r, seq) for r in to.get(d.id, ()) if addressed(r)}
+        # the entries of a status package: to the original sender when another agency sent it,
+        # to the original's recipients when its sender did (a recall)
+        st = docs.get((doc_id, sender))
+        if st is not None and st.kind == "status" and st.o_id is not None:
+            targets = [st.o_sender] if sender != st.o_sender else to.get(st.o_id, ())
+            out |= {(r, seq) for r in targets if addressed(r)}
+    return out
 
 
-async def _add(conn: AsyncConnection, where) -> None:
-    found = pairs(_entries(where)).subquery("ar_new")
-    insert = dialect_insert(conn, audit_recipients).from_select(
-        ["recipient", "seq"], sa.select(found.c[0], found.c[1]).where(sa.true()))  # (SQLite: WHERE before ON CONFLICT)
-    await conn.execute(insert.on_conflict_do_nothing())
-
-
-async def index_appended(conn: AsyncConnection, after: int, document_ids: Iterable[str] = ()) -> None:
-    """Add the pairs of the entries after seq ``after`` (those just appended) and of the earlier
-    entries of ``document_ids`` (documents rows written in this transaction). Called by the
-    append (``hub.audit.log.append_entries``) under its lock, in its transaction."""
-    where = records.c.seq > after
+async def index_appended(conn: AsyncConnection, after: int, appended: list[dict[str, Any]],
+                         document_ids: Iterable[str] = ()) -> None:
+    """Add the pairs of the entries ``appended`` (seqs after ``after``) and of the earlier entries
+    of ``document_ids`` (documents rows written in this transaction). Called by the append
+    (``hub.audit.log.append_entries``) under its lock, in its transaction."""
+    entries: list = list(appended)
     ids = sorted({i for i in document_ids if i is not None})
     if ids:
-        where = sa.or_(where, records.c.document_id.in_(ids))
-    await _add(conn, where)
-
-
-async def rebuild(conn: AsyncConnection) -> None:
-    """Every entry's pairs (what migration 0040 writes, and a check of the index can compare)."""
-    await _add(conn, sa.true())
+        entries += (await conn.execute(
+            sa.select(records.c.seq, records.c.event, records.c.document_id, records.c.sender, records.c.details)
+            .where(records.c.document_id.in_(ids), records.c.seq <= after))).mappings().all()
+    found = await pairs(conn, entries)
+    if found:
+        await conn.execute(dialect_insert(conn, audit_recipients).on_conflict_do_nothing(),
+                           [{"recipient": r, "seq": q} for r, q in sorted(found)])
