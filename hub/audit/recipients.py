@@ -54,7 +54,7 @@ def _text(details: Any, key: str) -> str | None:
 async def pairs(conn: AsyncConnection, entries: list) -> set[tuple[str, int]]:
     """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
     details) and each recipient it is addressed to: the documents rows the entries name, the
-    originals of the status packages among them, and their deliveries, read by two queries."""
+    originals of the status packages among them, and their deliveries, read by one query."""
     keys = set()
     for e in entries:
         if e["document_id"] is None:
@@ -64,17 +64,22 @@ async def pairs(conn: AsyncConnection, entries: list) -> set[tuple[str, int]]:
     if not keys:
         return set()
     s, o = documents.alias("ar_s"), documents.alias("ar_o")
-    docs = {(r.document_id, r.sender): r for r in (await conn.execute(
-        sa.select(s.c.id, s.c.sender, s.c.document_id, s.c.kind, o.c.id.label("o_id"), o.c.sender.label("o_sender"))
-        .select_from(s.outerjoin(o, o.c.id == s.c.refers_to))
-        .where(sa.tuple_(s.c.sender, s.c.document_id).in_(sorted(keys))))).all()}
-    ids = {r.id for r in docs.values() if r.kind == "edoc"} | {r.o_id for r in docs.values()
-                                                              if r.kind == "status" and r.o_id is not None}
-    to: dict[int, list[str]] = {}
-    if ids:
-        for doc, recipient in (await conn.execute(sa.select(deliveries.c.document, deliveries.c.recipient)
-                                                  .where(deliveries.c.document.in_(sorted(ids))))).all():
-            to.setdefault(doc, []).append(recipient)
+    own, orig = deliveries.alias("ar_dl"), deliveries.alias("ar_odl")
+    # one query: each documents row named, with its deliveries (an edoc's) or its original and
+    # the original's deliveries (a status package's)
+    rows = (await conn.execute(
+        sa.select(s.c.id, s.c.sender, s.c.document_id, s.c.kind, o.c.id.label("o_id"), o.c.sender.label("o_sender"),
+                  sa.func.coalesce(own.c.recipient, orig.c.recipient).label("recipient"))
+        .select_from(s.outerjoin(own, sa.and_(own.c.document == s.c.id, s.c.kind == "edoc"))
+                     .outerjoin(o, sa.and_(o.c.id == s.c.refers_to, s.c.kind == "status"))
+                     .outerjoin(orig, orig.c.document == o.c.id))
+        .where(sa.tuple_(s.c.sender, s.c.document_id).in_(sorted(keys))))).all()
+    docs = {}
+    to: dict[int, set[str]] = {}
+    for r in rows:
+        docs[(r.document_id, r.sender)] = r
+        if r.recipient is not None:
+            to.setdefault(r.id if r.kind == "edoc" else r.o_id, set()).add(r.recipient)
     out = set()
     for e in entries:
         seq, event, doc_id, sender, details = e["seq"], e["event"], e["document_id"], e["sender"], e["details"]
