@@ -73,10 +73,13 @@ async def pairs(conn: AsyncConnection, entries: list) -> set[tuple[str, int]]:
         .select_from(s.outerjoin(own, sa.and_(own.c.document == s.c.id, s.c.kind == "edoc"))
                      .outerjoin(o, sa.and_(o.c.id == s.c.refers_to, s.c.kind == "status"))
                      .outerjoin(orig, orig.c.document == o.c.id))
-        .where(sa.tuple_(s.c.sender, s.c.document_id).in_(sorted(keys))))).all()
+        # by DocumentId (ix_documents_document_id: a few senders use one at most), the senders here
+        .where(s.c.document_id.in_(sorted({d for _, d in keys}))))).all()
     docs = {}
     to: dict[int, set[str]] = {}
     for r in rows:
+        if (r.sender, r.document_id) not in keys:
+            continue
         docs[(r.document_id, r.sender)] = r
         if r.recipient is not None:
             to.setdefault(r.id if r.kind == "edoc" else r.o_id, set()).add(r.recipient)
@@ -116,9 +119,11 @@ async def index_appended(conn: AsyncConnection, after: int, appended: list[dict[
     entries: list = list(appended)
     ids = sorted({i for i in document_ids if i is not None})
     if ids:
-        entries += (await conn.execute(
+        # by ix_records_document alone (a condition on seq would let the planner intersect it
+        # with a range of the primary key as long as the log); the new entries are skipped here
+        entries += [e for e in (await conn.execute(
             sa.select(records.c.seq, records.c.event, records.c.document_id, records.c.sender, records.c.details)
-            .where(records.c.document_id.in_(ids), records.c.seq <= after))).mappings().all()
+            .where(records.c.document_id.in_(ids)))).mappings().all() if e["seq"] <= after]
     found = await pairs(conn, entries)
     if found:
         await conn.execute(dialect_insert(conn, audit_recipients).on_conflict_do_nothing(),
