@@ -51,38 +51,55 @@ def _text(details: Any, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def pairs(conn: AsyncConnection, entries: list) -> set[tuple[str, int]]:
+def _read(document_ids: list[str], earlier: list[str]):
+    """One query for what :func:`pairs` needs: the documents rows of ``document_ids``, each with
+    its deliveries (an edoc's) or its original and the original's deliveries (a status
+    package's), tagged "d"; and the entries filed under ``earlier`` (by ix_records_document
+    alone), tagged "e"."""
+    s, o = documents.alias("ar_s"), documents.alias("ar_o")
+    own, orig = deliveries.alias("ar_dl"), deliveries.alias("ar_odl")
+    docs = (sa.select(sa.literal("d").label("tag"), s.c.id.label("seq"), s.c.kind.label("event"), s.c.document_id,
+                      s.c.sender, sa.cast(sa.null(), sa.JSON).label("details"), o.c.id.label("o_id"),
+                      o.c.sender.label("o_sender"), sa.func.coalesce(own.c.recipient, orig.c.recipient).label("recipient"))
+            .select_from(s.outerjoin(own, sa.and_(own.c.document == s.c.id, s.c.kind == "edoc"))
+                         .outerjoin(o, sa.and_(o.c.id == s.c.refers_to, s.c.kind == "status"))
+                         .outerjoin(orig, orig.c.document == o.c.id))
+            .where(s.c.document_id.in_(document_ids)))
+    if not earlier:
+        return docs
+    entries = sa.select(sa.literal("e"), records.c.seq, records.c.event, records.c.document_id, records.c.sender,
+                        records.c.details, sa.null(), sa.null(), sa.null()).where(records.c.document_id.in_(earlier))
+    return sa.union_all(docs, entries)
+
+
+async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (),
+                after: int | None = None) -> set[tuple[str, int]]:
     """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
-    details) and each recipient it is addressed to: the documents rows the entries name, the
-    originals of the status packages among them, and their deliveries, read by one query."""
+    details), and of the entries up to seq ``after`` filed under the DocumentIds ``earlier``, and
+    each recipient it is addressed to; one query reads the documents rows they name (by
+    DocumentId, ix_documents_document_id: a few senders use one at most) and the earlier entries."""
+    entries = list(entries)
+    earlier = sorted({i for i in earlier if i is not None})
+    ids = sorted({e["document_id"] for e in entries if e["document_id"] is not None} | set(earlier))
+    if not ids:
+        return set()
+    rows = (await conn.execute(_read(ids, earlier))).all()
+    entries += [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
+                 "details": r.details} for r in rows if r.tag == "e" and (after is None or r.seq <= after)]
     keys = set()
     for e in entries:
         if e["document_id"] is None:
             continue
         about = _text(e["details"], "original_sender") if e["event"] == "status.recorded" else e["sender"]
-        keys |= {(k, e["document_id"]) for k in (about, e["sender"]) if k is not None}
-    if not keys:
-        return set()
-    s, o = documents.alias("ar_s"), documents.alias("ar_o")
-    own, orig = deliveries.alias("ar_dl"), deliveries.alias("ar_odl")
-    # one query: each documents row named, with its deliveries (an edoc's) or its original and
-    # the original's deliveries (a status package's)
-    rows = (await conn.execute(
-        sa.select(s.c.id, s.c.sender, s.c.document_id, s.c.kind, o.c.id.label("o_id"), o.c.sender.label("o_sender"),
-                  sa.func.coalesce(own.c.recipient, orig.c.recipient).label("recipient"))
-        .select_from(s.outerjoin(own, sa.and_(own.c.document == s.c.id, s.c.kind == "edoc"))
-                     .outerjoin(o, sa.and_(o.c.id == s.c.refers_to, s.c.kind == "status"))
-                     .outerjoin(orig, orig.c.document == o.c.id))
-        # by DocumentId (ix_documents_document_id: a few senders use one at most), the senders here
-        .where(s.c.document_id.in_(sorted({d for _, d in keys}))))).all()
+        keys |= {(e["document_id"], k) for k in (about, e["sender"]) if k is not None}
     docs = {}
     to: dict[int, set[str]] = {}
     for r in rows:
-        if (r.sender, r.document_id) not in keys:
+        if r.tag != "d" or (r.document_id, r.sender) not in keys:
             continue
         docs[(r.document_id, r.sender)] = r
         if r.recipient is not None:
-            to.setdefault(r.id if r.kind == "edoc" else r.o_id, set()).add(r.recipient)
+            to.setdefault(r.seq if r.event == "edoc" else r.o_id, set()).add(r.recipient)
     out = set()
     for e in entries:
         seq, event, doc_id, sender, details = e["seq"], e["event"], e["document_id"], e["sender"], e["details"]
@@ -100,12 +117,12 @@ async def pairs(conn: AsyncConnection, entries: list) -> set[tuple[str, int]]:
         # a document's entries are filed under its DocumentId by its sender, a status.recorded by
         # the status's sender naming the original sender
         d = docs.get((doc_id, original if event == "status.recorded" else sender))
-        if d is not None and d.kind == "edoc":
-            out |= {(r, seq) for r in to.get(d.id, ()) if addressed(r)}
+        if d is not None and d.event == "edoc":  # (a documents row: id as seq, kind as event)
+            out |= {(r, seq) for r in to.get(d.seq, ()) if addressed(r)}
         # the entries of a status package: to the original sender when another agency sent it,
         # to the original's recipients when its sender did (a recall)
         st = docs.get((doc_id, sender))
-        if st is not None and st.kind == "status" and st.o_id is not None:
+        if st is not None and st.event == "status" and st.o_id is not None:
             targets = [st.o_sender] if sender != st.o_sender else to.get(st.o_id, ())
             out |= {(r, seq) for r in targets if addressed(r)}
     return out
@@ -116,15 +133,7 @@ async def index_appended(conn: AsyncConnection, after: int, appended: list[dict[
     """Add the pairs of the entries ``appended`` (seqs after ``after``) and of the earlier entries
     of ``document_ids`` (documents rows written in this transaction). Called by the append
     (``hub.audit.log.append_entries``) under its lock, in its transaction."""
-    entries: list = list(appended)
-    ids = sorted({i for i in document_ids if i is not None})
-    if ids:
-        # by ix_records_document alone (a condition on seq would let the planner intersect it
-        # with a range of the primary key as long as the log); the new entries are skipped here
-        entries += [e for e in (await conn.execute(
-            sa.select(records.c.seq, records.c.event, records.c.document_id, records.c.sender, records.c.details)
-            .where(records.c.document_id.in_(ids)))).mappings().all() if e["seq"] <= after]
-    found = await pairs(conn, entries)
+    found = await pairs(conn, appended, document_ids, after)
     if found:
         await conn.execute(dialect_insert(conn, audit_recipients).on_conflict_do_nothing(),
                            [{"recipient": r, "seq": q} for r, q in sorted(found)])
