@@ -1,7 +1,7 @@
 """The queries issue 15 replaced, as they were, for ``national_db.py``'s "before" pass (measured
 on the schema as it was, ``0024_blobs``): the overview's counters counting the whole log and
 grouping every documents row by sender, and the audit search's recipient filter as correlated
-EXISTS evaluated per entry; appends without counting; the follow-up report's copies read through
+EXISTS evaluated per entry; appends without counting or indexing recipients; the follow-up report's copies read through
 the documents join and one status_history probe per copy (before ``0038`` kept them on the copy).
 ``patched()`` puts them in place of the current ones."""
 
@@ -88,6 +88,14 @@ async def count_nothing(conn, rows) -> None:
     """Appends (the bundle logs its export) before the counters' table existed."""
 
 
+async def index_nothing(conn, after, appended, document_ids=()) -> None:
+    """Appends before the recipients' index (0040) existed."""
+
+
+def no_index(recipient: str) -> None:
+    """No count from the recipients' index (0040): the search counts the entries themselves."""
+
+
 def report_copies(f, by: str = "recipient"):
     """The report's copies before 0038: each joined to its document, its first answer probed in
     status_history (fenced with OFFSET 0 so that it is read once per copy)."""
@@ -101,13 +109,15 @@ def report_copies(f, by: str = "recipient"):
 @contextmanager
 def patched():
     saved = (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
-             followup.copies, query.COUNT_CAP)
+             followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients)
     data.counters, data.authentication_by_agency, query._to_recipient = counters, authentication_by_agency, to_recipient
     query.COUNT_CAP = None  # exact totals, as they were
+    query.recipient_index = no_index  # the recipients' index (0040) did not exist
     log.count_records = count_nothing
+    log.index_recipients = index_nothing
     followup.copies = report_copies
     try:
         yield
     finally:
         (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
-         followup.copies, query.COUNT_CAP) = saved
+         followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients) = saved

@@ -5,22 +5,26 @@ are gapless and assigned under a lock held until commit, so sequence order is co
 the sealer can fold entries 1..N into the Merkle tree knowing none below N will appear later.
 On PostgreSQL the lock is a transaction-scoped advisory lock; on SQLite, the database's own
 single writer lock (taken by a no-op write before reading the last sequence number).
-The per-event counters (``hub.store.counts``) are added in the same transaction.
+The per-event counters (``hub.store.counts``) and the recipients each entry concerns
+(``hub.audit.recipients``, what the search by recipient reads) are added in the same transaction.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.entry import canonical_details, entry_leaf
+from hub.audit.recipients import index_appended
 from hub.store.counts import count_records
 from hub.store.tables import JSONText, records, settings_kv
 
 APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
+index_recipients = index_appended  # (benchmarks.national_before: a no-op on the schema before 0040)
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -34,9 +38,13 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
-async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
-    """Append ``rows`` (``hub.audit.records.record_row`` dicts) in order; returns their seqs."""
-    if not rows:
+async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
+                         document_ids: Iterable[str] = ()) -> list[int]:
+    """Append ``rows`` (``hub.audit.records.record_row`` dicts) in order; returns their seqs.
+    ``document_ids``: the DocumentIds of the documents rows this transaction wrote, whose
+    earlier entries may now concern more recipients (``hub.audit.recipients``)."""
+    document_ids = list(document_ids)
+    if not rows and not document_ids:
         return []
     await _lock(conn)
     # the last entry's seq and time, under the lock: an entry stamped before its transaction got
@@ -57,9 +65,16 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]]) -> l
         row["leaf_hash"] = entry_leaf(seq, at, row["event"], row.get("actor"), row.get("document_id"),
                                       row.get("sender"), row.get("sha256"), row.get("reason"), row.get("message"),
                                       details).hex()
-        if details is not None:  # stored as the very text the leaf covers (hub audit verify hashes it as it is)
-            row["details"] = JSONText(canonical_details(details))
         out.append(row)
-    await conn.execute(records.insert(), out)
-    await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)
+    # stored: the details as the very text the leaf covers (hub audit verify hashes it as it is)
+    stored = [r if r.get("details") is None else {**r, "details": JSONText(canonical_details(r["details"]))}
+              for r in out]
+    if out:
+        await conn.execute(records.insert(), stored)
+        await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)
+    # who each new entry concerns (read from its details as a mapping), and the earlier entries of
+    # documents written now (under the lock); an entry without a DocumentId (a registry or user
+    # change, an export) concerns nobody
+    if document_ids or any(r.get("document_id") is not None for r in out):
+        await index_recipients(conn, last, out, document_ids)
     return [r["seq"] for r in out]

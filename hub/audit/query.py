@@ -11,16 +11,18 @@ sent what to whom, when, what did the hub decide and why.
     that would need more entries read says so (``total_is_lower_bound``) instead of reading
     tens of thousands of entries on every page. ``event`` and ``reason`` match exactly, or as a
     prefix when they end in ``.`` or ``*`` (``signature.`` = every signature refusal).
-    Recipient and document type are not columns of the log: they are found through the
-    ``documents`` / ``deliveries`` rows of the same (DocumentId, sender), as correlated
-    ``EXISTS`` on indexed equality columns (``ix_records_document``, ``ix_deliveries_recipient``,
-    ``uq_documents_sender_docid``), so a selective filter never scans the whole log.
+    Recipient and document type are not columns of the log. Document type is found through
+    the ``documents`` row of the same (DocumentId, sender), as a correlated ``EXISTS`` on
+    indexed equality columns (``ix_records_document``, ``uq_documents_sender_docid``).
     A recipient matches the entries of a document addressed to it (received, accepted or
     duplicate, its own delivery and its own statuses, a recall by the sender), and the
     entries of status packages addressed to it (a recipient's status goes to the original
-    sender; a recall goes to the recipients). A recipient with more entries than the bound is
-    paged by walking the log newest first, each entry tested against the sets of its documents
-    (hashed once per query), so a page stops after its entries instead of sorting all of them.
+    sender; a recall goes to the recipients). Each entry's recipients are written beside it
+    when it is appended (``audit_recipients``, ``hub.audit.recipients``), so a recipient's
+    entries newest first are one range of that table's primary key, joined to the log by seq:
+    a page reads its entries, the bound on the count reads the index alone.
+    :func:`recipient_seqs` and :func:`addressed_to` state the same rule as joins from the
+    recipient's deliveries and statuses (the index is checked against them).
 
 ``trail``
     Every entry of one document in sequence order, with the seconds since the previous step:
@@ -60,7 +62,8 @@ from hub.audit import merkle, nodes
 from hub.audit.entry import utc_timestamp
 from hub.errors import UsageError
 from hub.store.links import business_links
-from hub.store.tables import checkpoints, deliveries, documents, outbox, packages, records, status_history
+from hub.store.tables import (audit_recipients, checkpoints, deliveries, documents, outbox, packages, records,
+                              status_history)
 
 MAX_LIMIT = 100_000
 # A search counts at most this many entries beyond those it shows: past it, the total is a lower
@@ -142,13 +145,23 @@ def _sent_by(sender):
 
 
 def _to_recipient(recipient: str):
-    return records.c.seq.in_(recipient_seqs(recipient))
+    """The entries addressed to ``recipient``: the seqs the index holds for it (one each; the
+    database reads them as a join from the index's range, newest first)."""
+    return records.c.seq.in_(sa.select(audit_recipients.c.seq).where(audit_recipients.c.recipient == recipient))
+
+
+def recipient_index(recipient: str):
+    """The seqs of ``recipient``'s entries, newest first, from the index alone (what the count
+    reads: in the primary key's order, so that the database reads its range, never the table)."""
+    return (sa.select(audit_recipients.c.seq).where(audit_recipients.c.recipient == recipient)
+            .order_by(audit_recipients.c.seq.desc()))
 
 
 def recipient_seqs(recipient: str):
-    """The seqs of the entries addressed to ``recipient`` (see the module docstring), as a
-    ``UNION ALL`` of three joins driven by its own rows. An entry is in two of them only in a
-    corner (a status whose own DocumentId is the one it answers): :func:`page` counts distinct seqs."""
+    """The seqs of the entries addressed to ``recipient`` (see the module docstring) by the rule
+    itself, as a ``UNION ALL`` of three joins driven by its own rows (what the search read before
+    the index; the index is checked against it). An entry is in two of them only in a corner (a
+    status whose own DocumentId is the one it answers)."""
     # Driven by the recipient's own rows: its deliveries (ix_deliveries_recipient) give the
     # documents addressed to it, the status documents sent to it are found from their originals;
     # each (DocumentId, sender) then reaches its entries through ix_records_document. The
@@ -184,9 +197,9 @@ def recipient_seqs(recipient: str):
 
 
 def addressed_to(recipient: str):
-    """The entries :func:`_to_recipient` finds, tested entry by entry: the same three kinds of
-    document, as sets of (DocumentId, sender) the database hashes once per query, so a walk
-    of the log newest first can stop after a page (used when a recipient has many entries)."""
+    """The entries :func:`recipient_seqs` finds, tested entry by entry: the same three kinds of
+    document, as sets of (DocumentId, sender) the database hashes once per query (the rule as a
+    condition on each entry; the index is checked against it)."""
     d, dl = documents.alias("wd"), deliveries.alias("wdl")
     s, o, s2, o2, odl = (documents.alias("ws"), documents.alias("wo"), documents.alias("ws2"),
                          documents.alias("wo2"), deliveries.alias("wodl"))
@@ -272,18 +285,16 @@ async def find(engine: AsyncEngine, *, document_id: str | None = None, sender: s
                    since=since, until=until)
     where = search_conditions(recipient=recipient, **filters)
     newest = records.c.seq.desc()
-    if (document_id and not document_id.endswith("*")) or recipient:
-        # One document has a handful of entries, one recipient a share of them; but PostgreSQL
-        # often underestimates how distinct DocumentIds are and would walk the whole primary key
-        # backwards looking for them (ORDER BY seq LIMIT n). Ordering by an expression makes it
-        # start from the indexes (ix_records_document, ix_deliveries_recipient) and sort what
-        # they find: bounded by the matches, not by the size of the log.
+    if document_id and not document_id.endswith("*"):
+        # One document has a handful of entries; but PostgreSQL often underestimates how distinct
+        # DocumentIds are and would walk the whole primary key backwards looking for them (ORDER
+        # BY seq LIMIT n). Ordering by an expression makes it start from ix_records_document and
+        # sort what it finds: bounded by the matches, not by the size of the log. (A recipient's
+        # entries come newest first from its range of the index: ordered by seq itself.)
         newest = (records.c.seq + 0).desc()
-    walk = search_conditions(**filters) + [addressed_to(recipient)] if recipient else None
-    only = recipient_seqs(recipient) if recipient and not any(filters.values()) else None
+    only = recipient_index(recipient) if recipient and not any(filters.values()) else None
     async with engine.connect() as conn:
-        found = await page(conn, list(records.c), where, newest, limit, offset, count_cap=count_cap, walk=walk,
-                           seqs=only)
+        found = await page(conn, list(records.c), where, newest, limit, offset, count_cap=count_cap, count=only)
     return Found(found.total, [entry_dict(r) for r in found.rows], found.total_is_lower_bound)
 
 
@@ -294,47 +305,20 @@ async def search(engine: AsyncEngine, **filters) -> tuple[int, list[dict[str, An
 
 
 async def page(conn: AsyncConnection, columns: list, where: list, order, limit: int, offset: int, *,
-               count_cap: int | None = COUNT_CAP, walk: list | None = None, seqs=None) -> Found:
+               count_cap: int | None = COUNT_CAP, count=None) -> Found:
     """One page of ``records`` matching ``where`` in ``order``, and their number.
 
     The count reads at most ``count_cap`` entries past the page's end (None: all of them);
-    beyond that the total is a lower bound. ``walk``: conditions equivalent to ``where`` that
-    test each entry on its own (a recipient's, :func:`addressed_to`); when the count stopped at
-    its bound (many matches), the page is read walking the log newest first with them, which
-    stops after the page, instead of finding and sorting every match. ``seqs``: a query of the
-    matching seqs (:func:`recipient_seqs`, when ``where`` holds nothing else) read directly, up
-    to the bound: all of them give the page and the exact total."""
-    if walk is not None and conn.dialect.name == "postgresql":
-        # A recipient's entries are reached from its own rows (a few thousand deliveries and
-        # documents) through index probes. PostgreSQL misjudges those joins and hashes or merges
-        # whole tables instead: every status document read for a recipient that has a few
-        # (at 1M entries: 390 ms for a page instead of 177 ms; 488 ms for the bounded count
-        # instead of 173 ms). For this transaction only, it plans nested loops.
-        await conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
-        await conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+    beyond that the total is a lower bound. ``count``: a query with one row per matching entry
+    to count instead of ``records`` itself (a recipient's range of ``audit_recipients``, when
+    ``where`` holds nothing else: an index-only scan, no entry read)."""
     bound = None if count_cap is None else max(count_cap, offset + limit)
-    counted = None
-    if seqs is not None and bound is not None:
-        # the matches' seqs themselves, up to the bound: when they all come, they are the page's
-        # source too (sorted here; its rows read by seq), one pass over the joins
-        got = (await conn.execute(seqs.limit(bound + 1))).scalars().all()
-        distinct = set(got)
-        if len(got) <= bound:
-            newest = sorted(distinct, reverse=True)[offset:offset + limit]
-            rows = (await conn.execute(sa.select(*columns).where(records.c.seq.in_(newest))
-                                       .order_by(records.c.seq.desc()))).mappings().all() if newest else []
-            return Found(len(distinct), list(rows), False)
-        if len(distinct) == len(got):  # no entry twice among those read: more than the bound
-            counted = len(got)
-    if counted is None:
-        matches = sa.select(sa.literal(1)).select_from(records).where(*where)
-        if bound is not None:
-            matches = matches.limit(bound + 1)
-        counted = (await conn.execute(sa.select(sa.func.count()).select_from(matches.subquery()))).scalar_one()
+    matches = count if count is not None else sa.select(sa.literal(1)).select_from(records).where(*where)
+    if bound is not None:
+        matches = matches.limit(bound + 1)
+    counted = (await conn.execute(sa.select(sa.func.count()).select_from(matches.subquery()))).scalar_one()
     more = bound is not None and counted > bound
     total = bound if more else counted
-    if walk is not None and more:
-        where, order = walk, records.c.seq.desc()
     rows = (await conn.execute(sa.select(*columns).where(*where).order_by(order)
                                .limit(limit).offset(offset))).mappings().all() if limit and offset < counted else []
     return Found(total, list(rows), more)

@@ -7,6 +7,7 @@ to the audit log through :func:`hub.audit.log.append_entries`, in the caller's t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +36,7 @@ async def append(conn: AsyncConnection, event: str, **kw: Any) -> None:
     await append_rows(conn, [record_row(event, **kw)])
 
 
-async def append_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Append audit entries (``record_row`` dicts) inside the caller's transaction."""
-    await append_entries(conn, rows)
+async def append_rows(conn: AsyncConnection, rows: list[dict[str, Any]], document_ids: Iterable[str] = ()) -> None:
+    """Append audit entries (``record_row`` dicts) inside the caller's transaction; ``document_ids``:
+    the DocumentIds of the documents rows it wrote (``hub.audit.log.append_entries``)."""
+    await append_entries(conn, rows, document_ids)

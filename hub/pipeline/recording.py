@@ -133,7 +133,8 @@ class Recorder:
             await count_documents(conn, written)
             delivered = await self.relay.mark_in(conn, marks, now) if marks else []
             if self.audit:
-                await append_rows(conn, delivered + p.records)
+                # the documents rows written: their earlier entries may concern their recipients now
+                await append_rows(conn, delivered + p.records, [w["document_id"] for w in written])
         submit.wake(decided)
         return out, p
 

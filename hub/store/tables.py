@@ -244,6 +244,16 @@ checkpoints = sa.Table(  # signed tree heads of the audit log (append-only)
     sa.Column("frontier", sa.Text, nullable=False),  # CompactRange JSON, to resume sealing
 )
 sa.Index("ix_records_event_at", records.c.event, records.c.at)
+
+# 0040: who each audit entry concerns (the recipient search's rule, hub.audit.query), one row per
+# (recipient, entry), written by the append in the entry's transaction (hub.audit.recipients); not
+# part of the hashed entry: a recipient's entries newest first are one range of this primary key
+audit_recipients = sa.Table(
+    "audit_recipients", metadata,
+    sa.Column("recipient", Code, primary_key=True),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
 # 0034, PostgreSQL only (pg_trgm): the console's search by part of a DocumentId, lower(document_id) LIKE '%…%'
 sa.Index("ix_records_document_trgm", sa.func.lower(records.c.document_id), postgresql_using="gin",
          postgresql_ops={"lower_1": "gin_trgm_ops"}).ddl_if(dialect="postgresql")

@@ -32,19 +32,14 @@ def _contains(column, text: str):
     return sa.func.lower(column).like(like, escape="\\")
 
 
-def conditions(params: dict[str, str], walk: bool = False) -> list:
-    """The WHERE clauses for the search form's fields (each optional); ``walk``: the recipient
-    tested entry by entry (``hub.audit.query.page``), None without a recipient."""
+def conditions(params: dict[str, str]) -> list:
+    """The WHERE clauses for the search form's fields (each optional)."""
     p = {k: (params.get(k) or "").strip()[:255] for k in FIELDS}
     start, end = parse_date(p["from"]), parse_date(p["to"])
-    if walk and not p["recipient"]:
-        return None
     where = query.search_conditions(
-        sender=p["sender"] or None, recipient=None if walk else p["recipient"] or None, event=p["event"] or None,
+        sender=p["sender"] or None, recipient=p["recipient"] or None, event=p["event"] or None,
         reason=p["reason"] or None, since=vn_day_start(start) if start else None,
         until=vn_day_start(end + timedelta(days=1)) if end else None)
-    if walk:
-        where.append(query.addressed_to(p["recipient"]))
     if p["document"]:
         where.append(_contains(records.c.document_id, p["document"]))
     docs = []
@@ -61,18 +56,15 @@ async def search(engine, params: dict[str, str], limit: int, offset: int,
                  count_cap: int | None = query.COUNT_CAP) -> query.Found:
     """One page of the form's search and the total, counted up to ``count_cap`` entries past the page."""
     where = conditions(params)
-    # a recipient's entries are found through joins and sorted once found (not by walking the
-    # log backwards) unless there are more of them than the count's bound (hub.audit.query.page)
+    # a recipient's entries come newest first from its range of the index (audit_recipients);
+    # alone, it is also what the count reads (hub.audit.query.page)
     recipient = (params.get("recipient") or "").strip()[:255]
-    by_recipient = bool(recipient)
-    alone = by_recipient and not any((params.get(k) or "").strip() for k in FIELDS if k != "recipient")
-    seqs = query.recipient_seqs(recipient) if alone else None
-    order = (records.c.seq + 0).desc() if by_recipient else records.c.seq.desc()
+    alone = bool(recipient) and not any((params.get(k) or "").strip() for k in FIELDS if k != "recipient")
     columns = [records.c.seq, records.c.at, records.c.event, records.c.actor, records.c.sender,
                records.c.document_id, records.c.reason, records.c.message]
     async with engine.connect() as conn:
-        found = await query.page(conn, columns, where, order, limit, offset, count_cap=count_cap,
-                                 walk=conditions(params, walk=True), seqs=seqs)
+        found = await query.page(conn, columns, where, records.c.seq.desc(), limit, offset, count_cap=count_cap,
+                                 count=query.recipient_index(recipient) if alone else None)
     return query.Found(found.total, [{c.name: r[c.name] for c in columns} for r in found.rows],
                        found.total_is_lower_bound)
 

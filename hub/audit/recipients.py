@@ -1,0 +1,139 @@
+"""Who each audit entry concerns: the ``audit_recipients`` index, (recipient, seq) pairs.
+
+The search by recipient (``hub.audit.query``) reads a recipient's entries newest first as one
+range of this table's primary key, instead of joining its deliveries and statuses to the log on
+every request. Which entries a recipient has is the rule of ``hub.audit.query``'s docstring; here
+it is applied entry by entry (:func:`pairs`, in Python over the rows it reads: a few cheap
+queries per append rather than one join the database would plan every time): an entry of a document (DocumentId, sender) concerns
+each recipient of its delivery rows (an ``edoc.delivered``, only the one it was delivered to);
+a ``status.recorded`` (filed under the original DocumentId, naming the original sender) concerns
+its own sender when that is a recipient of the original, or every recipient when the original
+sender wrote it (a recall); an entry of a status package concerns the original sender when
+another agency sent it, or the original's recipients when its sender sent it (a recall).
+
+The rule reads only ``documents`` and ``deliveries`` rows, which are never deleted and whose
+columns it reads never change: an entry's set of recipients only grows, when a documents row
+(and its deliveries) is written after the entry (a package refused, then sent again and
+accepted: the refused attempt's entries carry the same DocumentId and sender). Statuses written
+later about an older document are entries of their own, appended after the documents rows they
+name. So the index is kept by applying the rule, in the transaction that appends entries and
+under the log's append lock (``hub.audit.log``), to
+
+* the entries appended (their documents and deliveries already written, in this transaction
+  or an earlier one), and
+* the earlier entries of the DocumentIds whose documents rows this transaction wrote,
+
+adding the pairs that are missing. A transaction that writes documents rows without appending
+(``HUB_AUDIT=off``, measuring only) leaves the index as the log: without them.
+
+Whatever wrote first, the other sees it: a documents row written by a transaction that appends
+later is indexed with the entries committed before that transaction took the lock (its own
+statements read after it), and one committed earlier is seen by the entries appended after.
+The index is not part of the entries' hashes: the log's tamper-evidence is the entries alone,
+and the index can be rebuilt from them and the documents rows (migration 0040's backfill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.engine import dialect_insert
+from hub.store.tables import audit_recipients, deliveries, documents, records
+
+
+def _text(details: Any, key: str) -> str | None:
+    """A text value of an entry's details (what ``details ->> key`` compares in the rule's SQL)."""
+    value = details.get(key) if isinstance(details, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _read(document_ids: list[str], earlier: list[str]):
+    """One query for what :func:`pairs` needs: the documents rows of ``document_ids``, each with
+    its deliveries (an edoc's) or its original and the original's deliveries (a status
+    package's), tagged "d"; and the entries filed under ``earlier`` (by ix_records_document
+    alone), tagged "e"."""
+    s, o = documents.alias("ar_s"), documents.alias("ar_o")
+    own, orig = deliveries.alias("ar_dl"), deliveries.alias("ar_odl")
+    docs = (sa.select(sa.literal("d").label("tag"), s.c.id.label("seq"), s.c.kind.label("event"), s.c.document_id,
+                      s.c.sender, sa.cast(sa.null(), sa.JSON).label("details"), o.c.id.label("o_id"),
+                      o.c.sender.label("o_sender"), sa.func.coalesce(own.c.recipient, orig.c.recipient).label("recipient"))
+            .select_from(s.outerjoin(own, sa.and_(own.c.document == s.c.id, s.c.kind == "edoc"))
+                         .outerjoin(o, sa.and_(o.c.id == s.c.refers_to, s.c.kind == "status"))
+                         .outerjoin(orig, orig.c.document == o.c.id))
+            .where(s.c.document_id.in_(document_ids)))
+    if not earlier:
+        return docs
+    entries = sa.select(sa.literal("e"), records.c.seq, records.c.event, records.c.document_id, records.c.sender,
+                        records.c.details, sa.null(), sa.null(), sa.null()).where(records.c.document_id.in_(earlier))
+    return sa.union_all(docs, entries)
+
+
+async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (),
+                after: int | None = None) -> set[tuple[str, int]]:
+    """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
+    details), and of the entries up to seq ``after`` filed under the DocumentIds ``earlier``, and
+    each recipient it is addressed to; one query reads the documents rows they name (by
+    DocumentId, ix_documents_document_id: a few senders use one at most) and the earlier entries."""
+    entries = list(entries)
+    earlier = sorted({i for i in earlier if i is not None})
+    ids = sorted({e["document_id"] for e in entries if e["document_id"] is not None} | set(earlier))
+    if not ids:
+        return set()
+    rows = (await conn.execute(_read(ids, earlier))).all()
+    entries += [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
+                 "details": r.details} for r in rows if r.tag == "e" and (after is None or r.seq <= after)]
+    keys = set()
+    for e in entries:
+        if e["document_id"] is None:
+            continue
+        about = _text(e["details"], "original_sender") if e["event"] == "status.recorded" else e["sender"]
+        keys |= {(e["document_id"], k) for k in (about, e["sender"]) if k is not None}
+    docs = {}
+    to: dict[int, set[str]] = {}
+    for r in rows:
+        if r.tag != "d" or (r.document_id, r.sender) not in keys:
+            continue
+        docs[(r.document_id, r.sender)] = r
+        if r.recipient is not None:
+            to.setdefault(r.seq if r.event == "edoc" else r.o_id, set()).add(r.recipient)
+    out = set()
+    for e in entries:
+        seq, event, doc_id, sender, details = e["seq"], e["event"], e["document_id"], e["sender"], e["details"]
+        if doc_id is None:
+            continue
+        rcpt, original = _text(details, "recipient"), _text(details, "original_sender")
+
+        def addressed(recipient: str) -> bool:
+            # of a document's deliveries, the one to this recipient; of the statuses filed under
+            # it, the recipient's own and a recall (its original sender's)
+            return ((event != "edoc.delivered" or rcpt == recipient)
+                    and (event != "status.recorded" or sender == recipient
+                         or (sender is not None and sender == original)))
+
+        # a document's entries are filed under its DocumentId by its sender, a status.recorded by
+        # the status's sender naming the original sender
+        d = docs.get((doc_id, original if event == "status.recorded" else sender))
+        if d is not None and d.event == "edoc":  # (a documents row: id as seq, kind as event)
+            out |= {(r, seq) for r in to.get(d.seq, ()) if addressed(r)}
+        # the entries of a status package: to the original sender when another agency sent it,
+        # to the original's recipients when its sender did (a recall)
+        st = docs.get((doc_id, sender))
+        if st is not None and st.event == "status" and st.o_id is not None:
+            targets = [st.o_sender] if sender != st.o_sender else to.get(st.o_id, ())
+            out |= {(r, seq) for r in targets if addressed(r)}
+    return out
+
+
+async def index_appended(conn: AsyncConnection, after: int, appended: list[dict[str, Any]],
+                         document_ids: Iterable[str] = ()) -> None:
+    """Add the pairs of the entries ``appended`` (seqs after ``after``) and of the earlier entries
+    of ``document_ids`` (documents rows written in this transaction). Called by the append
+    (``hub.audit.log.append_entries``) under its lock, in its transaction."""
+    found = await pairs(conn, appended, document_ids, after)
+    if found:
+        await conn.execute(dialect_insert(conn, audit_recipients).on_conflict_do_nothing(),
+                           [{"recipient": r, "seq": q} for r, q in sorted(found)])
