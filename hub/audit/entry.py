@@ -197,16 +197,11 @@ def stored_entry_leaf(
             return entry_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
     else:
         details = None
-    if at.tzinfo is _UTC or at.tzinfo is None:
-        stamp = _AT % (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
-    else:
-        stamp = utc_timestamp(at)
-    text = _text(seq, stamp, event, actor, document_id, sender, sha256, reason, message,
-                 "null" if details is None else _C_JSON(details))
-    try:
-        return _sha256(b"\x00" + text.encode("utf-8")).digest()
-    except UnicodeEncodeError:  # a lone surrogate: entry_leaf says so
+    leaf = _row_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message,
+                     "null" if details is None else _C_JSON(details))
+    if leaf is None:  # a lone surrogate: entry_leaf says so
         return entry_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message, details)
+    return leaf
 
 
 def spliced_entry_leaf(
@@ -235,16 +230,24 @@ def spliced_entry_leaf(
     never are), and the stored details text is whatever lies between: when the hash equals
     the leaf, that text is byte for byte the canonical details the leaf was made of, which
     parse back to the same value."""
+    leaf = _row_leaf(seq, at, event, actor, document_id, sender, sha256, reason, message,
+                     "null" if details_json is None else details_json)
+    return b"" if leaf is None else leaf  # a lone surrogate: not a leaf hub.audit.log could have made
+
+
+def _row_leaf(seq: int, at: datetime, event: str, actor, document_id, sender, sha256, reason, message,
+              details: str) -> bytes | None:
+    """The leaf of a row's columns with its details already written as text (the two fast paths
+    above); None when the text holds a lone surrogate, which UTF-8 cannot carry."""
     if at.tzinfo is _UTC or at.tzinfo is None:
         stamp = _AT % (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
     else:
         stamp = utc_timestamp(at)
-    text = _text(seq, stamp, event, actor, document_id, sender, sha256, reason, message,
-                 "null" if details_json is None else details_json)
+    text = _text(seq, stamp, event, actor, document_id, sender, sha256, reason, message, details)
     try:
         return _sha256(b"\x00" + text.encode("utf-8")).digest()
-    except UnicodeEncodeError:  # a lone surrogate: not a leaf hub.audit.log could have made
-        return b""
+    except UnicodeEncodeError:
+        return None
 
 
 def utc_timestamp(at: datetime) -> str:
