@@ -168,13 +168,13 @@ def signed_status(pki):
 
 # --- databases --------------------------------------------------------------------------------
 
-async def _pg_create(name: str) -> None:
+async def _pg_create(name: str, template: str | None = None) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     eng = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         async with eng.connect() as c:
-            await c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            await c.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     finally:
         await eng.dispose()
 
@@ -198,22 +198,102 @@ def _run_in_thread(coro) -> None:
         ex.submit(asyncio.run, coro).result()
 
 
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _migrate_url(url: str) -> None:
+    from hub.store.engine import make_engine, migrate
+
+    e = make_engine(url)
+    try:
+        await migrate(e)
+    finally:
+        await e.dispose()
+
+
+# Most tests want a database at the schema's head. Migrating one takes 0.3-0.5 s (some forty
+# Alembic scripts), cloning a migrated one 0.1 s (PostgreSQL's CREATE DATABASE ... TEMPLATE,
+# SQLite's backup API): each xdist worker migrates one template per engine and clones it.
+# Tests of the migrations themselves, or of an old schema, take ``pg_url_empty`` /
+# ``sqlite_url_empty`` and migrate as they please.
+
+@pytest.fixture(scope="session")
+def pg_template():
+    """The name of a PostgreSQL database at the schema's head, cloned by ``pg_url`` (never
+    connected to while a test runs: CREATE DATABASE ... TEMPLATE needs it idle)."""
+    name = f"hub_tmpl_{uuid.uuid4().hex[:10]}"
+    _run_in_thread(_pg_create(name))
+    _run_in_thread(_migrate_url(_pg_url(name)))
+    yield name
+    _run_in_thread(_pg_drop(name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite database file at the schema's head, copied by ``sqlite_db``."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "hub.db"
+    _run_in_thread(_migrate_url(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+def copy_sqlite(template: Path, path: Path) -> str:
+    """A consistent copy of ``template`` at ``path`` (the backup API, whatever its journal mode);
+    returns its URL."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(template), sqlite3.connect(path)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database for one test. Fails (never skips) when PostgreSQL is down."""
+def sqlite_db(sqlite_template, tmp_path):
+    """``copy = sqlite_db(path=tmp_path / 'hub.db') -> URL``: a migrated SQLite database."""
+    return lambda path=None: copy_sqlite(sqlite_template, path or tmp_path / "hub.db")
+
+
+@pytest.fixture
+def pg_url(pg_template):
+    """A fresh PostgreSQL database for one test, at the schema's head. Fails (never skips) when
+    PostgreSQL is down."""
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    _run_in_thread(_pg_create(name, template=pg_template))
+    yield _pg_url(name)
+    _run_in_thread(_pg_drop(name))
+
+
+@pytest.fixture
+def pg_url_empty():
+    """A fresh, empty PostgreSQL database (no schema): for tests of the migrations."""
     name = f"hub_test_{uuid.uuid4().hex[:10]}"
     _run_in_thread(_pg_create(name))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    yield _pg_url(name)
     _run_in_thread(_pg_drop(name))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
-    """Each test using it runs on the embedded default (SQLite) and on real PostgreSQL."""
+    """Each test using it runs on the embedded default (SQLite) and on real PostgreSQL, on a
+    database already at the schema's head."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_db")()
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url_empty(request, tmp_path):
+    """``db_url`` without the schema: for tests of the migrations and of old schemas."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
     else:
-        yield request.getfixturevalue("pg_url")
+        yield request.getfixturevalue("pg_url_empty")
 
 
 @pytest.fixture

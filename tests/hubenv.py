@@ -143,7 +143,7 @@ async def env(request, tmp_path, pki):
     if request.param == "rabbitmq":
         db = request.getfixturevalue("pg_url")
     else:
-        db = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+        db = request.getfixturevalue("sqlite_db")()
     e = await _make_env(request.param, db, tmp_path, pki)
     yield e
     await _teardown(e)

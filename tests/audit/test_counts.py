@@ -84,8 +84,8 @@ async def test_counters_after_the_pipeline_equal_counting_the_rows(world):  # no
     assert auth.totals.signature + auth.totals.sha1 + auth.totals.connection == sum(c[0] for c in senders.values())
 
 
-async def test_the_migration_backfills_the_counters_from_rows_already_written(db_url):
-    engine = make_engine(db_url)
+async def test_the_migration_backfills_the_counters_from_rows_already_written(db_url_empty):
+    engine = make_engine(db_url_empty)
     try:
         await migrate(engine, "0037_registry_changes")  # the head before the counters
         start = datetime(2026, 3, 1, 9, 59, 59, 999999, tzinfo=timezone.utc)  # rows on both sides of an hour

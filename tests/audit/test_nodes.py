@@ -238,8 +238,8 @@ async def _count_nothing(conn, rows) -> None:
     pass
 
 
-async def test_migration_backfills_the_nodes_of_a_log_sealed_before(db_url, hub_id, monkeypatch):
-    engine = make_engine(db_url)
+async def test_migration_backfills_the_nodes_of_a_log_sealed_before(db_url_empty, hub_id, monkeypatch):
+    engine = make_engine(db_url_empty)
     try:
         await migrate(engine, "0012_followup")
         with monkeypatch.context() as m:  # appended as a hub of that version did: no counters (0034) yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,8 +16,7 @@ from tests.conftest import DATA, G22, H41, attachment, make_edoc
 HUB = [sys.executable, "-m", "hub.cli"]
 
 
-@pytest.fixture
-def run(tmp_path):
+def _runner(tmp_path):
     env = {**os.environ, "HUB_DATA_DIR": str(tmp_path / "data")}
     env.pop("HUB_DATABASE_URL", None)
     env.pop("HUB_AMQP_URL", None)
@@ -31,15 +31,29 @@ def run(tmp_path):
 
 
 @pytest.fixture
-def world(run, tmp_path):
-    """A dev PKI, its root trusted, G22 and H41 registered with their certificates."""
-    pki = tmp_path / "pki"
+def run(tmp_path):
+    return _runner(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def world_template(tmp_path_factory):
+    """The world made once per module by the commands themselves: its PKI and data directory."""
+    root = tmp_path_factory.mktemp("world")
+    run, pki = _runner(root), root / "pki"
     out = run("pki", "init", pki, "--agency", f"{G22}=Văn phòng Chính phủ", "--agency", f"{H41}=UBND tỉnh Nghệ An")
     assert "DEVELOPMENT" in out.stdout
     run("trust", "add", pki / "ca.pem")
     run("agency", "add", G22, "--name", "Văn phòng Chính phủ", "--cert", pki / f"{G22}.pem")
     run("agency", "add", H41, "--name", "UBND tỉnh Nghệ An", "--cert", pki / f"{H41}.pem", "--accepts", "1,2")
-    return pki
+    return root
+
+
+@pytest.fixture
+def world(run, world_template, tmp_path):
+    """A dev PKI, its root trusted, G22 and H41 registered (a copy of ``world_template``)."""
+    for d in ("pki", "data"):
+        shutil.copytree(world_template / d, tmp_path / d, symlinks=True)
+    return tmp_path / "pki"
 
 
 def test_pki_init_writes_keys_private_and_marked(world):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -52,12 +54,21 @@ def run(tmp_path) -> Run:
     return Run(tmp_path)
 
 
-@pytest.fixture
-def world(run) -> Run:
+@pytest.fixture(scope="module")
+def world_template(tmp_path_factory) -> Path:
+    """The world's data directory, made once per module by the commands themselves."""
+    run = Run(tmp_path_factory.mktemp("world"))
     run("pki", "init", "--agency", f"{G22}=Văn phòng Chính phủ", f"{H41}=UBND tỉnh Nghệ An")
     run("trust", "add", run.pki / "ca.pem")
     run("agency", "add", G22, "--name", "Văn phòng Chính phủ", "--cert", run.pki / f"{G22}.pem")
     run("agency", "add", H41, "--name", "UBND tỉnh Nghệ An", "--cert", run.pki / f"{H41}.pem", "--accepts", "1,2")
+    return run.cwd / "data"
+
+
+@pytest.fixture
+def world(run, world_template) -> Run:
+    """A dev PKI, its root trusted, G22 and H41 registered: a copy of ``world_template``."""
+    shutil.copytree(world_template, run.cwd / "data")
     return run
 
 

@@ -11,8 +11,8 @@ from hub.store.tables import metadata
 # SQLite cannot hold the trigram index (0034, PostgreSQL only), so alembic skips it there with a warning
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index "
                             "'ix_records_document_trgm'")
-async def test_migrations_match_the_table_definitions(db_url):
-    engine = make_engine(db_url)
+async def test_migrations_match_the_table_definitions(db_url_empty):
+    engine = make_engine(db_url_empty)
     try:
         await migrate(engine)
         await migrate(engine)  # idempotent: every worker runs it at start
@@ -31,7 +31,7 @@ def test_the_head_read_from_the_scripts_is_alembics():
     assert head_revisions() == frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-async def test_a_current_schema_is_not_migrated_again_and_an_old_one_is(db_url, monkeypatch):
+async def test_a_current_schema_is_not_migrated_again_and_an_old_one_is(db_url_empty, monkeypatch):
     """A start on a database at the head runs no Alembic at all; one behind it is brought to the head."""
     from alembic import command
     from alembic.script import ScriptDirectory
@@ -39,7 +39,7 @@ async def test_a_current_schema_is_not_migrated_again_and_an_old_one_is(db_url, 
     from hub.store.engine import alembic_config, head_revisions
 
     first = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())[-1].revision
-    engine = make_engine(db_url)
+    engine = make_engine(db_url_empty)
     upgrades: list[str] = []
     upgrade = command.upgrade
     monkeypatch.setattr(command, "upgrade", lambda cfg, rev: (upgrades.append(rev), upgrade(cfg, rev)))
