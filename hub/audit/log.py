@@ -42,7 +42,10 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
                          document_ids: Iterable[str] = ()) -> list[int]:
     """Append ``rows`` (``hub.audit.records.record_row`` dicts) in order; returns their seqs.
     ``document_ids``: the DocumentIds of the documents rows this transaction wrote, whose
-    earlier entries may now concern more recipients (``hub.audit.recipients``)."""
+    earlier entries may now concern more recipients (``hub.audit.recipients``). A row may carry
+    ``recipients``, whom it concerns by that module's rule when its writer knows them for
+    certain (a document's deliveries written in this transaction; the one recipient of an
+    ``edoc.delivered``): the index takes them without reading them back."""
     document_ids = list(document_ids)
     if not rows and not document_ids:
         return []
@@ -67,7 +70,9 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
                                       details).hex()
         out.append(row)
     # stored: the details as the very text the leaf covers (hub audit verify hashes it as it is)
-    stored = [r if r.get("details") is None else {**r, "details": JSONText(canonical_details(r["details"]))}
+    # (without ``recipients``: whom an entry concerns, when its writer knows, is the index's, not the entry's)
+    stored = [{k: v for k, v in r.items() if k != "recipients"} if r.get("details") is None else
+              {**{k: v for k, v in r.items() if k != "recipients"}, "details": JSONText(canonical_details(r["details"]))}
               for r in out]
     if out:
         await conn.execute(records.insert(), stored)

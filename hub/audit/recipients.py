@@ -41,7 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.store.engine import dialect_insert
+from hub.store.engine import dialect_insert, one_of
 from hub.store.tables import audit_recipients, deliveries, documents, records
 
 
@@ -51,25 +51,32 @@ def _text(details: Any, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _read(document_ids: list[str], earlier: list[str]):
+def _read(conn, document_ids: list[str], earlier: list[str], after: int | None = None):
     """One query for what :func:`pairs` needs: the documents rows of ``document_ids``, each with
     its deliveries (an edoc's) or its original and the original's deliveries (a status
-    package's), tagged "d"; and the entries filed under ``earlier`` (by ix_records_document
-    alone), tagged "e"."""
-    s, o = documents.alias("ar_s"), documents.alias("ar_o")
-    own, orig = deliveries.alias("ar_dl"), deliveries.alias("ar_odl")
-    docs = (sa.select(sa.literal("d").label("tag"), s.c.id.label("seq"), s.c.kind.label("event"), s.c.document_id,
+    package's), tagged "d"; and the entries filed under ``earlier`` up to seq ``after`` (by
+    ix_records_document), tagged "e". (Those past ``after`` are the ones just appended, which
+    the caller has: read back, their details would be decoded from JSON for nothing.)"""
+    parts = []
+    if document_ids:
+        s, o = documents.alias("ar_s"), documents.alias("ar_o")
+        own, orig = deliveries.alias("ar_dl"), deliveries.alias("ar_odl")
+        parts.append(
+            sa.select(sa.literal("d").label("tag"), s.c.id.label("seq"), s.c.kind.label("event"), s.c.document_id,
                       s.c.sender, sa.cast(sa.null(), sa.JSON).label("details"), o.c.id.label("o_id"),
                       o.c.sender.label("o_sender"), sa.func.coalesce(own.c.recipient, orig.c.recipient).label("recipient"))
             .select_from(s.outerjoin(own, sa.and_(own.c.document == s.c.id, s.c.kind == "edoc"))
                          .outerjoin(o, sa.and_(o.c.id == s.c.refers_to, s.c.kind == "status"))
                          .outerjoin(orig, orig.c.document == o.c.id))
-            .where(s.c.document_id.in_(document_ids)))
-    if not earlier:
-        return docs
-    entries = sa.select(sa.literal("e"), records.c.seq, records.c.event, records.c.document_id, records.c.sender,
-                        records.c.details, sa.null(), sa.null(), sa.null()).where(records.c.document_id.in_(earlier))
-    return sa.union_all(docs, entries)
+            .where(one_of(conn, s.c.document_id, document_ids)))
+    if earlier:
+        entries = sa.select(sa.literal("e").label("tag"), records.c.seq, records.c.event, records.c.document_id,
+                            records.c.sender, records.c.details, sa.cast(sa.null(), sa.BigInteger).label("o_id"),
+                            sa.cast(sa.null(), sa.String).label("o_sender"),
+                            sa.cast(sa.null(), sa.String).label("recipient")).where(
+            one_of(conn, records.c.document_id, earlier))
+        parts.append(entries if after is None else entries.where(records.c.seq <= after))
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
 
 
 async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (),
@@ -77,15 +84,23 @@ async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (
     """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
     details), and of the entries up to seq ``after`` filed under the DocumentIds ``earlier``, and
     each recipient it is addressed to; one query reads the documents rows they name (by
-    DocumentId, ix_documents_document_id: a few senders use one at most) and the earlier entries."""
-    entries = list(entries)
+    DocumentId, ix_documents_document_id: a few senders use one at most) and the earlier entries
+    (a second reads the documents rows those name, when there are any: a refused attempt).
+    An entry whose writer already knows whom it concerns by the rule carries them as
+    ``recipients`` and costs no read (see :func:`append_entries`'s callers)."""
+    found = {(r, e["seq"]) for e in entries if e.get("recipients") is not None for r in e["recipients"]}
+    entries = [e for e in entries if e.get("recipients") is None]
     earlier = sorted({i for i in earlier if i is not None})
-    ids = sorted({e["document_id"] for e in entries if e["document_id"] is not None} | set(earlier))
-    if not ids:
-        return set()
-    rows = (await conn.execute(_read(ids, earlier))).all()
-    entries += [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
-                 "details": r.details} for r in rows if r.tag == "e" and (after is None or r.seq <= after)]
+    ids = sorted({e["document_id"] for e in entries if e["document_id"] is not None})
+    if not ids and not earlier:
+        return found
+    rows = (await conn.execute(_read(conn, ids, earlier, after))).all()
+    before = [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
+               "details": r.details} for r in rows if r.tag == "e" and (after is None or r.seq <= after)]
+    entries += before
+    more = sorted({e["document_id"] for e in before if e["document_id"] is not None} - set(ids))
+    if more:
+        rows += (await conn.execute(_read(conn, more, []))).all()
     keys = set()
     for e in entries:
         if e["document_id"] is None:
@@ -125,7 +140,7 @@ async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (
         if st is not None and st.event == "status" and st.o_id is not None:
             targets = [st.o_sender] if sender != st.o_sender else to.get(st.o_id, ())
             out |= {(r, seq) for r in targets if addressed(r)}
-    return out
+    return out | found
 
 
 async def index_appended(conn: AsyncConnection, after: int, appended: list[dict[str, Any]],

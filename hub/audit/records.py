@@ -23,12 +23,18 @@ def utcnow() -> datetime:
 
 def record_row(event: str, *, actor: str | None = None, document_id: str | None = None, sender: str | None = None,
                sha256: str | None = None, reason: str | None = None, message: str | None = None,
-               details: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
-    """One ``records`` row as ``append_rows`` takes it (``at`` defaults to now)."""
-    return {
+               details: dict[str, Any] | None = None, at: datetime | None = None,
+               recipients: Iterable[str] | None = None) -> dict[str, Any]:
+    """One ``records`` row as ``append_rows`` takes it (``at`` defaults to now). ``recipients``:
+    whom the entry concerns (``hub.audit.recipients``' rule), when the writer knows them for
+    certain; not part of the entry, only of the index the search by recipient reads."""
+    row = {
         "at": at or utcnow(), "event": event, "actor": actor, "document_id": document_id, "sender": sender,
         "sha256": sha256, "reason": reason, "message": message, "details": details,
     }
+    if recipients is not None:
+        row["recipients"] = tuple(sorted(set(recipients)))
+    return row
 
 
 async def append(conn: AsyncConnection, event: str, **kw: Any) -> None:

@@ -225,16 +225,19 @@ class Decisions:
         now, user, p = self.now, item.user, self.plan
         view.existing[key] = {"id": None, "sha256": v.sha256}  # in-batch duplicates see it
         p.package(item.body, v.sha256, now)
+        # both entries concern the recipients of the deliveries this plan writes with the
+        # document (hub.audit.recipients: the index takes them without a read)
+        to = [r.recipient for r in v.routes]
         p.records += [
             record_row("package.received", actor=user, document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"size": v.size, "kind": "edoc", "legacy_sha1": v.legacy_sha1,
-                                "authenticated_by": v.authenticated_by}),
+                                "authenticated_by": v.authenticated_by}, recipients=to),
             record_row("package.accepted", actor=user, document_id=doc.document_id,
                        sender=doc.sender.organ_id, sha256=v.sha256, at=now,
                        details={"recipients": [[r.recipient, r.system] for r in v.routes],
                                 "type": doc.document_type.type, "priority": doc.priority,
-                                "authenticated_by": v.authenticated_by}),
+                                "authenticated_by": v.authenticated_by}, recipients=to),
         ]
         if link is not None:
             p.records += [record_row(EVENTS[link.doc_type], actor=user, document_id=target,

@@ -27,6 +27,7 @@ from hub.pipeline.checks import relay_copy
 from hub.store.blobs import BlobRef
 from hub.pipeline.decide import message_id
 from hub.retry import is_transient, retry
+from hub.store.engine import one_of
 from hub.store.tables import outbox, packages
 
 log = logging.getLogger("hub.worker")
@@ -75,7 +76,7 @@ class Relay:
             return []
         rows = (await conn.execute(
             sa.select(outbox, packages.c.data).join(packages, packages.c.sha256 == outbox.c.sha256)
-            .where(outbox.c.intake_sha256.in_(shas), outbox.c.sent_at.is_(None)))).mappings().all()
+            .where(one_of(conn, outbox.c.intake_sha256, shas), outbox.c.sent_at.is_(None)))).mappings().all()
         return self.rows_to_outgoing(rows)
 
     # --- publishing and marking -------------------------------------------------------------
@@ -109,7 +110,7 @@ class Relay:
             return []
         now = now or utcnow()
         # only rows still unsent: a transaction redone after a lost COMMIT reply logs no delivery twice
-        marked = set((await conn.execute(outbox.update().where(outbox.c.id.in_(ids), outbox.c.sent_at.is_(None))
+        marked = set((await conn.execute(outbox.update().where(one_of(conn, outbox.c.id, ids), outbox.c.sent_at.is_(None))
                                          .values(sent_at=now).returning(outbox.c.id))).scalars().all())
         if not self.audit:
             return []
@@ -120,10 +121,13 @@ class Relay:
                 continue
             marked.discard(i)
             event = "refusal.delivered" if h.get(C.H_REASON) else f"{h.get(C.H_KIND, 'package')}.delivered"
+            recipient = h.get(C.H_RECIPIENT)
             entries.append(record_row(
                 event, actor=self.relay_id, document_id=h.get(C.H_DOCUMENT_ID), sender=h.get(C.H_SENDER),
                 sha256=h.get(C.H_SHA256), reason=h.get(C.H_REASON), at=now,
-                details={"recipient": h.get(C.H_RECIPIENT), "inbox": o.routing_key}))
+                details={"recipient": recipient, "inbox": o.routing_key},
+                # an edoc's delivery concerns the one recipient of the deliveries row it came from
+                recipients=(recipient,) if event == "edoc.delivered" and recipient is not None else None))
         return entries
 
     async def mark_sent(self, sent: Sent) -> None:

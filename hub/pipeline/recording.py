@@ -30,7 +30,7 @@ from hub.pipeline.statuses import document_keys, is_answer
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
 from hub.store.counts import count_documents
-from hub.store.engine import dialect_insert
+from hub.store.engine import dialect_insert, one_of, rows_of
 from hub.store.tables import deliveries, documents, intake_seen, outbox, packages
 
 
@@ -166,7 +166,7 @@ async def _seen(conn: AsyncConnection, items: Sequence[Intake], verdicts: Sequen
     if not keys:
         return set()
     rows = (await conn.execute(sa.select(intake_seen.c.sha256, intake_seen.c.adapter_user).where(
-        sa.tuple_(intake_seen.c.sha256, intake_seen.c.adapter_user).in_(list(keys))))).all()
+        rows_of(conn, (intake_seen.c.sha256, intake_seen.c.adapter_user), keys)))).all()
     return {(r[0], r[1]) for r in rows}
 
 
@@ -176,7 +176,7 @@ async def _existing(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> dict[
         return {}
     rows = (await conn.execute(
         sa.select(documents.c.id, documents.c.sender, documents.c.document_id, documents.c.sha256)
-        .where(sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(keys)))
+        .where(rows_of(conn, (documents.c.sender, documents.c.document_id), keys))
     )).mappings().all()
     return {(r["sender"], r["document_id"]): dict(r) for r in rows}
 
@@ -189,13 +189,13 @@ async def _known_refs(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> set
     if not refs:
         return set()
     rows = (await conn.execute(sa.select(documents.c.id, documents.c.sender, documents.c.document_id).where(
-        sa.tuple_(documents.c.sender, documents.c.document_id).in_([(o, d) for o, d, _ in refs])))).all()
+        rows_of(conn, (documents.c.sender, documents.c.document_id), {(o, d) for o, d, _ in refs})))).all()
     seen_by = {(r.sender, r.document_id): {r.sender} for r in rows}
     ids = {r.id: (r.sender, r.document_id) for r in rows}
     if ids:
         for doc, recipient, system in (await conn.execute(sa.select(
                 deliveries.c.document, deliveries.c.recipient, deliveries.c.system).where(
-                deliveries.c.document.in_(list(ids))))).all():
+                one_of(conn, deliveries.c.document, ids)))).all():
             seen_by[ids[doc]] |= {recipient, system}
     return {(o, d, who) for o, d, who in refs if who in seen_by.get((o, d), ())}
 
@@ -208,7 +208,7 @@ async def _acts_on(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> dict[t
     if not refs:
         return {}
     rows = (await conn.execute(sa.select(documents.c.sender, documents.c.document_id, documents.c.id).where(
-        sa.tuple_(documents.c.sender, documents.c.document_id).in_(list(refs)),
+        rows_of(conn, (documents.c.sender, documents.c.document_id), refs),
         documents.c.kind == "edoc"))).all()
     return {(r[0], r[1]): r[2] for r in rows}
 

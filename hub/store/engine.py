@@ -62,6 +62,34 @@ def dialect_insert(conn, table: sa.Table):
     return insert(table)
 
 
+def one_of(conn, column, values) -> sa.ColumnElement[bool]:
+    """``column IN values`` whose SQL text does not depend on how many values there are: on
+    PostgreSQL ``column = ANY($1)`` with one array parameter, so the hot path's statements are
+    prepared once per connection rather than once per batch size (an expanding IN writes one
+    placeholder per value: each new count is a new statement for asyncpg to prepare and the
+    server to plan); elsewhere the plain IN."""
+    values = list(values)
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type), unique=True))
+
+
+def rows_of(conn, columns, rows) -> sa.ColumnElement[bool]:
+    """``(a, b, ...) IN rows`` (tuples) with the same property: on PostgreSQL the tuples come
+    from ``unnest`` of one array parameter per column."""
+    rows = list(rows)
+    if conn.dialect.name != "postgresql":
+        return sa.tuple_(*columns).in_(rows)
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    arrays = [sa.bindparam(None, [r[i] for r in rows], type_=ARRAY(c.type), unique=True) for i, c in enumerate(columns)]
+    names = [f"v{i}" for i in range(len(columns))]
+    values = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+    return sa.tuple_(*columns).in_(sa.select(*(values.c[n] for n in names)))
+
+
 def alembic_config() -> Config:
     from alembic.config import Config
 

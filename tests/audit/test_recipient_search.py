@@ -36,6 +36,10 @@ async def both(engine, recipient: str, **filters) -> tuple[list[int], list[int]]
 
 async def test_same_entries_as_before_on_the_pipelines_log(world):  # noqa: F811
     for agency in (G22, H41, H44, "000.00.00.X99"):
+        # the pipeline hands the index the recipients it knows (an accepted document's entries,
+        # an edoc's delivery) without a read: the same pairs as the rule's two formulations
+        index, joins, walk = await index_and_rule(world.engine, agency)
+        assert index == joins == walk, agency
         for filters in ({}, {"event": "status.recorded", "doc_type": "1"}):
             new, old = await both(world.engine, agency, **filters)
             assert new == old, (agency, filters)
