@@ -79,6 +79,12 @@ def canonical_entry(
     details: dict | None,
 ) -> bytes:
     """The canonical UTF-8 bytes of one audit entry (see the module docstring)."""
+    return _canonical(seq, at, event, actor, document_id, sender, sha256, reason, message, canonical_details(details))
+
+
+def _canonical(seq: int, at: datetime, event: str, actor, document_id, sender, sha256, reason, message,
+               details: str) -> bytes:
+    """``canonical_entry`` with the details already written as their canonical text."""
     if type(seq) is bool or not isinstance(seq, int):
         raise UsageError(f"audit entry seq must be an integer, not {type(seq).__name__}")
     if not isinstance(event, str):
@@ -87,8 +93,7 @@ def canonical_entry(
     if not all(value is None or isinstance(value, str) for value in optional):
         name, value = next((n, v) for n, v in zip(_OPTIONAL, optional) if v is not None and not isinstance(v, str))
         raise UsageError(f"audit entry {name} must be a string or None, not {type(value).__name__}")
-    body = _text(seq, utc_timestamp(at), event, actor, document_id, sender, sha256, reason, message,
-                 canonical_details(details))
+    body = _text(seq, utc_timestamp(at), event, actor, document_id, sender, sha256, reason, message, details)
     try:
         return body.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -139,6 +144,24 @@ def entry_leaf(
 ) -> bytes:
     """The Merkle leaf hash of one entry: ``leaf_hash(canonical_entry(...))``."""
     return leaf_hash(canonical_entry(seq, at, event, actor, document_id, sender, sha256, reason, message, details))
+
+
+def leaf_and_details(
+    seq: int,
+    at: datetime,
+    event: str,
+    actor: str | None,
+    document_id: str | None,
+    sender: str | None,
+    sha256: str | None,
+    reason: str | None,
+    message: str | None,
+    details: dict | None,
+) -> tuple[bytes, str]:
+    """``entry_leaf(...)`` and ``canonical_details(details)``: what an append hashes and what it
+    stores, the details written once for both."""
+    text = canonical_details(details)
+    return leaf_hash(_canonical(seq, at, event, actor, document_id, sender, sha256, reason, message, text)), text
 
 
 class _NotPlain(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.audit.entry import canonical_details, entry_leaf
+from hub.audit.entry import leaf_and_details
 from hub.audit.recipients import index_appended
 from hub.store.counts import count_records
 from hub.store.tables import JSONText, records, settings_kv
@@ -56,7 +56,7 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
     # "seconds since the previous step" stays >= 0)
     head = (await conn.execute(sa.select(records.c.seq, records.c.at).order_by(records.c.seq.desc()).limit(1))).first()
     last, floor = (head[0], _utc(head[1])) if head is not None else (0, None)
-    out = []
+    out, stored = [], []
     for i, row in enumerate(rows, start=1):
         seq = last + i
         at = _utc(row["at"])
@@ -64,16 +64,15 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
             at = floor
         floor = at
         row = {**row, "seq": seq, "at": at}
-        details = row.get("details")
-        row["leaf_hash"] = entry_leaf(seq, at, row["event"], row.get("actor"), row.get("document_id"),
+        leaf, text = leaf_and_details(seq, at, row["event"], row.get("actor"), row.get("document_id"),
                                       row.get("sender"), row.get("sha256"), row.get("reason"), row.get("message"),
-                                      details).hex()
+                                      row.get("details"))
+        row["leaf_hash"] = leaf.hex()
         out.append(row)
-    # stored: the details as the very text the leaf covers (hub audit verify hashes it as it is)
-    # (without ``recipients``: whom an entry concerns, when its writer knows, is the index's, not the entry's)
-    stored = [{k: v for k, v in r.items() if k != "recipients"} if r.get("details") is None else
-              {**{k: v for k, v in r.items() if k != "recipients"}, "details": JSONText(canonical_details(r["details"]))}
-              for r in out]
+        # stored: the details as the very text the leaf covers (hub audit verify hashes it as it
+        # is); without ``recipients`` (whom an entry concerns is the index's, not the entry's)
+        stored.append({**{k: v for k, v in row.items() if k != "recipients"},
+                       "details": None if row.get("details") is None else JSONText(text)})
     if out:
         await conn.execute(records.insert(), stored)
         await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)
