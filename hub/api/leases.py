@@ -17,6 +17,7 @@ expired row and acking it are compare-and-set on its lease id, so exactly one of
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +34,7 @@ from hub.store.engine import dialect_insert
 from hub.store.tables import gateway_leases, gateway_seen, packages
 
 LEASE_SECONDS = 300
+_LEASE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what _new_id's token_urlsafe writes
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,21 @@ async def hand_out(engine: AsyncEngine, backbone: Backbone, agency: str, limit: 
     return out
 
 
+def could_be_lease(lid: str) -> bool:
+    """Whether ``lid`` is shaped like the lease ids this module hands out (``secrets.token_urlsafe``:
+    URL-safe base64). Anything else is unknown without asking the database, which could not even
+    compare some strings (PostgreSQL text holds no NUL, UTF-8 no lone surrogate)."""
+    return _LEASE_ID.fullmatch(lid) is not None
+
+
 async def settle(engine: AsyncEngine, agency: str, lease_ids: list[str]) -> tuple[list[str], list[str]]:
     """Acknowledge leases of ``agency``: (acknowledged, unknown or handed out again since)."""
     acked, unknown = [], []
     async with engine.begin() as conn:
         for lid in lease_ids:
+            if not could_be_lease(lid):
+                unknown.append(lid)
+                continue
             key = (await conn.execute(sa.select(gateway_leases.c.message_key).where(
                 gateway_leases.c.lease_id == lid, gateway_leases.c.agency == agency))).scalar()
             if key is None:

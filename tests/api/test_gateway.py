@@ -44,6 +44,11 @@ async def test_gateway_submit_receive_status(env):
         assert parse_xml(base64.b64decode(pkg["package"])) is not None
         status, body = await api.call("POST", "/api/v1/inbox/ack", "h41", json={"ids": [pkg["id"]]})
         assert status == 200 and body["acknowledged"] == [pkg["id"]]
+        # ids no lease can have (NUL, a lone surrogate, too long: PostgreSQL could not even compare
+        # the first two) and one acknowledged already: each unknown, none a server error
+        odd = ["lease\x00id", "\ud800", "x" * 5000, pkg["id"]]
+        status, body = await api.call("POST", "/api/v1/inbox/ack", "h41", json={"ids": odd})
+        assert status == 207 and body == {"acknowledged": [], "unknown": odd}, body
         status, body = await api.call("GET", "/api/v1/inbox", "h41")
         assert body["packages"] == []  # handed over once
         # H44 receives the same document over AMQP
