@@ -215,8 +215,8 @@ async def _migrate_url(url: str) -> None:
 # Most tests want a database at the schema's head. Migrating one takes 0.3-0.5 s (some forty
 # Alembic scripts), cloning a migrated one 0.1 s (PostgreSQL's CREATE DATABASE ... TEMPLATE,
 # SQLite's backup API): each xdist worker migrates one template per engine and clones it.
-# Tests of the migrations themselves, or of an old schema, take ``pg_url_empty`` /
-# ``sqlite_url_empty`` and migrate as they please.
+# Tests of the migrations themselves, of an old schema, or of what a first start on an empty
+# database does take ``pg_url_empty`` / ``db_url_empty`` and migrate as they please.
 
 @pytest.fixture(scope="session")
 def pg_template():
@@ -224,9 +224,11 @@ def pg_template():
     connected to while a test runs: CREATE DATABASE ... TEMPLATE needs it idle)."""
     name = f"hub_tmpl_{uuid.uuid4().hex[:10]}"
     _run_in_thread(_pg_create(name))
-    _run_in_thread(_migrate_url(_pg_url(name)))
-    yield name
-    _run_in_thread(_pg_drop(name))
+    try:
+        _run_in_thread(_migrate_url(_pg_url(name)))
+        yield name
+    finally:
+        _run_in_thread(_pg_drop(name))
 
 
 @pytest.fixture(scope="session")

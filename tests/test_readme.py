@@ -131,11 +131,11 @@ class Output:
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
 @pytest.mark.timeout(600)
-async def test_running_it_for_real_runs_verbatim(tmp_path, pg_url, vhost):
+async def test_running_it_for_real_runs_verbatim(tmp_path, pg_url_empty, vhost):  # "an empty PostgreSQL database"
     data = tmp_path / "data"
     block = with_exports(readme_block(), {
         "HUB_DATA_DIR": str(data),
-        "HUB_DATABASE_URL": "postgresql://" + pg_url.split("://", 1)[1],
+        "HUB_DATABASE_URL": "postgresql://" + pg_url_empty.split("://", 1)[1],
         "HUB_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         "HUB_AMQP_MANAGEMENT_URL": "http://guest:guest@127.0.0.1:15672/",
     })

@@ -71,9 +71,15 @@ def one_of(conn, column, values) -> sa.ColumnElement[bool]:
     values = list(values)
     if conn.dialect.name != "postgresql":
         return column.in_(values)
+    return column == sa.any_(sa.bindparam(None, values, type_=_array_of(column.type), unique=True))
+
+
+def _array_of(type_):
+    """The array type of a parameter compared with a column of ``type_``: strings without their
+    length (a cast to varchar(n) would cut a longer value, which could then match its prefix)."""
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type), unique=True))
+    return ARRAY(sa.String()) if isinstance(type_, sa.String) else ARRAY(type_)
 
 
 def rows_of(conn, columns, rows) -> sa.ColumnElement[bool]:
@@ -82,9 +88,8 @@ def rows_of(conn, columns, rows) -> sa.ColumnElement[bool]:
     rows = list(rows)
     if conn.dialect.name != "postgresql":
         return sa.tuple_(*columns).in_(rows)
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    arrays = [sa.bindparam(None, [r[i] for r in rows], type_=ARRAY(c.type), unique=True) for i, c in enumerate(columns)]
+    arrays = [sa.bindparam(None, [r[i] for r in rows], type_=_array_of(c.type), unique=True)
+              for i, c in enumerate(columns)]
     names = [f"v{i}" for i in range(len(columns))]
     values = sa.func.unnest(*arrays).table_valued(*names).render_derived()
     return sa.tuple_(*columns).in_(sa.select(*(values.c[n] for n in names)))

@@ -45,8 +45,8 @@ def _closed_port() -> int:
 
 
 @pytest.mark.postgres
-async def test_first_host_down_the_second_answers_with_the_timeouts_set(pg_url):
-    name = pg_url.rsplit("/", 1)[1]
+async def test_first_host_down_the_second_answers_with_the_timeouts_set(pg_url_empty):
+    name = pg_url_empty.rsplit("/", 1)[1]
     url = (f"postgresql://postgres@127.0.0.1:{_closed_port()},127.0.0.1:5432/{name}"
            "?target_session_attrs=read-write&connect_timeout=5&statement_timeout=2500&application_name=hub-a")
     engine = make_engine(Settings.from_env({"HUB_DATABASE_URL": url, "HUB_DATA_DIR": "/nonexistent"}).database_url)
