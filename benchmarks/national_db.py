@@ -28,8 +28,8 @@ through the console's form and by bearer token, ``--requests`` GETs each (p50, p
 the console's overview, documents list, one document, the audit search page (by sender; by
 event and date range; by part of a DocumentId), the Quá hạn page (everyone; one agency), the
 follow-up report (one agency, this month; everyone, last 7 days; its CSV), the audit search API
-(by DocumentId, by sender, by event and date range, by recipient), the follow-up report API, an
-evidence bundle (the API's: seal, export, log the export) and an inclusion proof
+(by DocumentId, by a DocumentId prefix, by sender, by event and date range, by recipient), the
+follow-up report API, an evidence bundle (the API's: seal, export, log the export) and an inclusion proof
 (``hub.audit.query.inclusion``, what ``hub audit prove`` reads). EXPLAIN (ANALYZE, BUFFERS) of
 the main queries behind them is printed. Then the schema is upgraded to head (this issue's
 ``0027_national_indexes``), ANALYZEd, and the same requests timed again: before/after in one run.
@@ -518,6 +518,8 @@ def cases(f: Filler, today: date) -> list[tuple]:
          True),
         ("API: audit entries by document_id", 200, lambda k: f"/api/v1/audit/entries?document_id={q(some(k)['id'])}",
          False),
+        ("API: audit entries by DocumentId prefix (one sender's day, document_id=…*)", 200,
+         lambda k: f"/api/v1/audit/entries?document_id={q(some(k)['id'].rsplit(',', 1)[0] + ',*')}", False),
         ("API: audit entries by sender (busiest)", 200, lambda k: f"/api/v1/audit/entries?sender={q(top_sender)}",
          False),
         ("API: audit entries by event and date range (24 h)", 200,
@@ -580,6 +582,7 @@ EXPLAINED = [
     ("audit page: by sender", "audit.sender"),
     ("audit page: part of a DocumentId", "audit.document"),
     ("API search: by document_id", "search.document_id"),
+    ("API search: by DocumentId prefix", "search.document_prefix"),
     ("API search: by recipient", "search.recipient"),
     ("API search: by recipient (busiest)", "search.recipient_busiest"),
     ("API search: by sender (busiest)", "search.sender_busiest"),
@@ -621,6 +624,8 @@ async def explain(engine, f: Filler, label: str) -> None:
         "audit.sender": lambda: web_audit.search(engine, {"sender": f.codes[0]}, 50, 0),
         "audit.document": lambda: web_audit.search(engine, {"document": sample["id"].rsplit(",", 1)[1]}, 50, 0),
         "search.document_id": lambda: query.find(engine, document_id=sample["id"], count_cap=query.COUNT_CAP),
+        "search.document_prefix": lambda: query.find(engine, document_id=sample["id"].rsplit(",", 1)[0] + ",*",
+                                                     count_cap=query.COUNT_CAP),
         "search.recipient": lambda: query.find(engine, recipient=sample["recipients"][0], count_cap=query.COUNT_CAP),
         "search.recipient_busiest": lambda: query.find(engine, recipient=f.codes[1], count_cap=query.COUNT_CAP),
         "search.sender_busiest": lambda: query.find(engine, sender=f.codes[0], count_cap=query.COUNT_CAP),

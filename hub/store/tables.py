@@ -230,7 +230,8 @@ records = sa.Table(  # the audit log: every decision and change, append-only (hu
     sa.Column("details", WrittenJSON, nullable=True),  # as the leaf covers it (hub.audit.entry.canonical_details)
     sa.Column("leaf_hash", sa.String(64), nullable=False),  # hub.audit.entry.entry_leaf, hex
 )
-sa.Index("ix_records_document", records.c.document_id)
+sa.Index("ix_records_document", records.c.document_id,  # equality and prefixes (0041)
+         postgresql_ops={"document_id": "varchar_pattern_ops"})
 sa.Index("ix_records_sender_at", records.c.sender, records.c.at)
 sa.Index("ix_records_reason", records.c.reason)
 
