@@ -260,23 +260,25 @@ def sqlite_db(sqlite_template, tmp_path):
     return lambda path=None: copy_sqlite(sqlite_template, path or tmp_path / "hub.db")
 
 
+def _fresh_pg(template: str | None = None):
+    """Yield the URL of a new database (a clone of ``template``, else empty), dropped after."""
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    _run_in_thread(_pg_create(name, template=template))
+    yield _pg_url(name)
+    _run_in_thread(_pg_drop(name))
+
+
 @pytest.fixture
 def pg_url(pg_template):
     """A fresh PostgreSQL database for one test, at the schema's head. Fails (never skips) when
     PostgreSQL is down."""
-    name = f"hub_test_{uuid.uuid4().hex[:10]}"
-    _run_in_thread(_pg_create(name, template=pg_template))
-    yield _pg_url(name)
-    _run_in_thread(_pg_drop(name))
+    yield from _fresh_pg(pg_template)
 
 
 @pytest.fixture
 def pg_url_empty():
     """A fresh, empty PostgreSQL database (no schema): for tests of the migrations."""
-    name = f"hub_test_{uuid.uuid4().hex[:10]}"
-    _run_in_thread(_pg_create(name))
-    yield _pg_url(name)
-    _run_in_thread(_pg_drop(name))
+    yield from _fresh_pg()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -71,8 +71,9 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
         out.append(row)
         # stored: the details as the very text the leaf covers (hub audit verify hashes it as it
         # is); without ``recipients`` (whom an entry concerns is the index's, not the entry's)
-        stored.append({**{k: v for k, v in row.items() if k != "recipients"},
-                       "details": None if row.get("details") is None else JSONText(text)})
+        kept = {k: v for k, v in row.items() if k != "recipients"}
+        kept["details"] = None if row.get("details") is None else JSONText(text)
+        stored.append(kept)
     if out:
         await conn.execute(records.insert(), stored)
         await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)

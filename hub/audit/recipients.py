@@ -96,7 +96,7 @@ async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (
         return found
     rows = (await conn.execute(_read(conn, ids, earlier, after))).all()
     before = [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
-               "details": r.details} for r in rows if r.tag == "e" and (after is None or r.seq <= after)]
+               "details": r.details} for r in rows if r.tag == "e"]  # (up to ``after``: _read's condition)
     entries += before
     more = sorted({e["document_id"] for e in before if e["document_id"] is not None} - set(ids))
     if more:
