@@ -55,11 +55,22 @@ def hour_start(hour: int) -> datetime:
     return EPOCH + hour * HOUR
 
 
-def _upsert(conn, table: sa.Table, keys: list[str], values: list[dict]):
-    ins = dialect_insert(conn, table).values(values)
-    counted = [c.name for c in table.c if c.name not in keys]
-    return ins.on_conflict_do_update(index_elements=keys,
-                                     set_={c: table.c[c] + getattr(ins.excluded, c) for c in counted})
+_UPSERTS: dict[tuple[str, str], sa.Insert] = {}
+
+
+def _upsert(conn, table: sa.Table, keys: list[str]) -> sa.Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET c = c + excluded.c`` for the other columns, one
+    statement object per dialect and table, executed with a list of rows (executemany): its
+    compiled form is cached (a multi-row ``VALUES`` with ON CONFLICT has no cache key, so it was
+    compiled again for every batch)."""
+    key = (conn.dialect.name, table.name)
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        ins = dialect_insert(conn, table)
+        counted = [c.name for c in table.c if c.name not in keys]
+        stmt = _UPSERTS[key] = ins.on_conflict_do_update(
+            index_elements=keys, set_={c: table.c[c] + getattr(ins.excluded, c) for c in counted})
+    return stmt
 
 
 async def count_records(conn, rows: Iterable[Mapping]) -> None:
@@ -70,7 +81,7 @@ async def count_records(conn, rows: Iterable[Mapping]) -> None:
         n[(r["event"], hour_of(r["at"]))] += 1
     if n:
         values = [{"event": e, "hour": h, "n": c} for (e, h), c in sorted(n.items())]
-        await conn.execute(_upsert(conn, record_counts, ["event", "hour"], values))
+        await conn.execute(_upsert(conn, record_counts, ["event", "hour"]), values)
 
 
 async def count_documents(conn, rows: Iterable[Mapping]) -> None:
@@ -83,7 +94,7 @@ async def count_documents(conn, rows: Iterable[Mapping]) -> None:
         c[2] += 1 if r.get("authenticated_by") == "connection" else 0
     if by:
         values = [{"sender": s, "n": c[0], "sha1": c[1], "connection": c[2]} for s, c in sorted(by.items())]
-        await conn.execute(_upsert(conn, document_counts, ["sender"], values))
+        await conn.execute(_upsert(conn, document_counts, ["sender"]), values)
 
 
 async def event_totals(conn, events: list[str], since_hour: int | None = None) -> dict[tuple[str, int], int]:
