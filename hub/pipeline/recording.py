@@ -81,8 +81,9 @@ class Recorder:
         p = d.plan
         written: list[dict] = []  # documents rows, counted per sender at the end (hub.store.counts)
         async with self._transaction() as conn:
-            view = StoreView(existing=await _existing(conn, verdicts), known=await _known_refs(conn, verdicts),
-                             acts_on=await _acts_on(conn, verdicts), seen=await _seen(conn, items, verdicts))
+            existing, seen = await _existing_and_seen(conn, items, verdicts)
+            view = StoreView(existing=existing, known=await _known_refs(conn, verdicts),
+                             acts_on=await _acts_on(conn, verdicts), seen=seen)
             statuses = []
             for item, v in zip(items, verdicts):
                 again = retry or item.message.redelivered
@@ -160,25 +161,29 @@ async def _flush_packages(conn: AsyncConnection, p: Plan, by_reference_bytes: in
         p.packages.clear()
 
 
-async def _seen(conn: AsyncConnection, items: Sequence[Intake], verdicts: Sequence[Verdict]) -> set[tuple[str, str]]:
-    """(intake sha256, publisher) of the batch's messages already recorded (the idempotency table)."""
-    keys = {(v.sha256, item.user) for item, v in zip(items, verdicts)}
-    if not keys:
-        return set()
-    rows = (await conn.execute(sa.select(intake_seen.c.sha256, intake_seen.c.adapter_user).where(
-        rows_of(conn, (intake_seen.c.sha256, intake_seen.c.adapter_user), keys)))).all()
-    return {(r[0], r[1]) for r in rows}
-
-
-async def _existing(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> dict[tuple[str, str], dict]:
-    keys = {(v.package.sender.organ_id, v.package.document_id) for v in verdicts if v.accepted}
-    if not keys:
-        return {}
-    rows = (await conn.execute(
-        sa.select(documents.c.id, documents.c.sender, documents.c.document_id, documents.c.sha256)
-        .where(rows_of(conn, (documents.c.sender, documents.c.document_id), keys))
-    )).mappings().all()
-    return {(r["sender"], r["document_id"]): dict(r) for r in rows}
+async def _existing_and_seen(conn: AsyncConnection, items: Sequence[Intake], verdicts: Sequence[Verdict]) \
+        -> tuple[dict[tuple[str, str], dict], set[tuple[str, str]]]:
+    """What the store already holds of the batch, in one round trip: the documents rows of the
+    accepted packages' (sender, DocumentId) (``existing``), and the (intake sha256, publisher)
+    of its messages already recorded (``seen``, the idempotency table)."""
+    doc_keys = {(v.package.sender.organ_id, v.package.document_id) for v in verdicts if v.accepted}
+    seen_keys = {(v.sha256, item.user) for item, v in zip(items, verdicts)}
+    parts = []
+    if doc_keys:  # tag "d": id, sender, document_id, sha256
+        parts.append(sa.select(sa.literal("d").label("tag"), documents.c.id, documents.c.sender.label("a"),
+                               documents.c.document_id.label("b"), documents.c.sha256)
+                     .where(rows_of(conn, (documents.c.sender, documents.c.document_id), doc_keys)))
+    if seen_keys:  # tag "s": -, publisher, -, sha256
+        parts.append(sa.select(sa.literal("s").label("tag"), sa.cast(sa.null(), documents.c.id.type).label("id"),
+                               intake_seen.c.adapter_user.label("a"), sa.cast(sa.null(), sa.String).label("b"),
+                               intake_seen.c.sha256)
+                     .where(rows_of(conn, (intake_seen.c.sha256, intake_seen.c.adapter_user), seen_keys)))
+    if not parts:
+        return {}, set()
+    rows = (await conn.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts))).all()
+    existing = {(r.a, r.b): {"id": r.id, "sender": r.a, "document_id": r.b, "sha256": r.sha256}
+                for r in rows if r.tag == "d"}
+    return existing, {(r.sha256, r.a) for r in rows if r.tag == "s"}
 
 
 async def _known_refs(conn: AsyncConnection, verdicts: Sequence[Verdict]) -> set[tuple[str, str, str]]:
