@@ -35,11 +35,11 @@ SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, :'hub_role'
 SELECT format('GRANT SELECT, INSERT, UPDATE ON %I TO %I', t, :'hub_role')
   FROM unnest(ARRAY['record_counts', 'document_counts']) AS t \gexec
 
--- the audit log, its checkpoints, its subtree hashes and the stored packages (the exact signed
--- bytes the entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes
--- every package
+-- the audit log, its checkpoints, its subtree hashes, the index of whom each entry concerns
+-- (audit_recipients, written by the append) and the stored packages (the exact signed bytes the
+-- entries name by SHA-256): INSERT and SELECT only; `hub audit verify` re-hashes every package
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')
-  FROM unnest(ARRAY['records', 'checkpoints', 'merkle_nodes', 'packages']) AS t \gexec
+  FROM unnest(ARRAY['records', 'checkpoints', 'merkle_nodes', 'audit_recipients', 'packages']) AS t \gexec
 -- large packages' bytes (hub.store.blobs): a blob row, once written, is only read; its chunks may
 -- be deleted only by a retry of an unfinished write (`hub audit verify` re-hashes every blob)
 SELECT format('GRANT SELECT, INSERT ON %I TO %I', t, :'hub_role')

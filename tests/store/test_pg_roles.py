@@ -43,8 +43,14 @@ async def test_runtime_role_appends_but_cannot_rewrite(pg_url, pki):
                     "ON CONFLICT DO NOTHING"))
             assert (await conn.execute(sa.text("SELECT count(*) FROM packages"))).scalar() == 1
             await append_rows(conn, [record_row("test.appended", actor="role test")])
+            # an entry of a document with the recipient it concerns: the recipients' index (0040)
+            await append_rows(conn, [record_row("edoc.delivered", document_id="1/ROLE", sender="000.00.00.G22",
+                                                details={"recipient": "000.00.00.H41"},
+                                                recipients=["000.00.00.H41"])])
+            assert (await conn.execute(sa.text("SELECT recipient, seq FROM audit_recipients"))).all() == [
+                ("000.00.00.H41", 3)]
         # the sealer runs as the runtime role: it inserts checkpoints and subtree hashes
-        assert (await seal(app, Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert))).size == 2
+        assert (await seal(app, Identity(HUB, pki.ids[HUB].key, pki.ids[HUB].cert))).size == 3
         async with app.connect() as conn:
             assert (await conn.execute(sa.text("SELECT count(*) FROM merkle_nodes"))).scalar() == 1
         # a registry change and the pruning of its log (hub.registry.changes) run as the runtime role
@@ -56,7 +62,8 @@ async def test_runtime_role_appends_but_cannot_rewrite(pg_url, pki):
         for stmt in ("UPDATE records SET actor = 'x'", "DELETE FROM records", "TRUNCATE records",
                      "UPDATE checkpoints SET root = 'x'", "DROP TABLE records",
                      "UPDATE packages SET data = 'y'", "DELETE FROM packages", "TRUNCATE packages",
-                     "UPDATE merkle_nodes SET hash = 'x'", "DELETE FROM merkle_nodes", "TRUNCATE merkle_nodes"):
+                     "UPDATE merkle_nodes SET hash = 'x'", "DELETE FROM merkle_nodes", "TRUNCATE merkle_nodes",
+                     "UPDATE audit_recipients SET seq = 1", "DELETE FROM audit_recipients"):
             with pytest.raises(DBAPIError) as e:
                 async with app.begin() as conn:
                     await conn.execute(sa.text(stmt))
