@@ -115,9 +115,11 @@ def patched():
     query.recipient_index = no_index  # the recipients' index (0040) did not exist
     log.count_records = count_nothing
     log.index_recipients = index_nothing
+    log.FUSED = False  # the append's one statement writes the counters and the index
     followup.copies = report_copies
     try:
         yield
     finally:
         (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
          followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients) = saved
+        log.FUSED = True

@@ -19,12 +19,30 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.entry import leaf_and_details
-from hub.audit.recipients import index_appended
-from hub.store.counts import count_records
+from hub.audit.recipients import index_appended, pairs, read_with_head
+from hub.store.counts import count_records, record_count_rows
 from hub.store.tables import JSONText, records, settings_kv
 
 APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
 index_recipients = index_appended  # (benchmarks.national_before: a no-op on the schema before 0040)
+# On PostgreSQL an append is four round trips under the lock: the lock; the log's head with what
+# the recipients' rule reads (hub.audit.recipients.read_with_head); the entries, their counters
+# and their recipients in one statement (_FUSED); the commit. Elsewhere, and with FUSED off
+# (benchmarks.national_before, on schemas without the counters or the index), one statement each.
+FUSED = True
+_FUSED = sa.text(
+    "WITH r AS (INSERT INTO records (seq, at, event, actor, document_id, sender, sha256, reason, message, details, "
+    "leaf_hash) SELECT s, a, e, ac, d, se, h, re, m, CAST(j AS JSON), l FROM unnest(CAST(:seq AS BIGINT[]), "
+    "CAST(:at AS TIMESTAMPTZ[]), CAST(:event AS VARCHAR[]), CAST(:actor AS VARCHAR[]), CAST(:document_id AS VARCHAR[]), "
+    "CAST(:sender AS VARCHAR[]), CAST(:sha256 AS VARCHAR[]), CAST(:reason AS VARCHAR[]), CAST(:message AS TEXT[]), "
+    "CAST(:details AS TEXT[]), CAST(:leaf_hash AS VARCHAR[])) AS t(s, a, e, ac, d, se, h, re, m, j, l)), "
+    "c AS (INSERT INTO record_counts (event, hour, n) SELECT * FROM unnest(CAST(:c_event AS VARCHAR[]), "
+    "CAST(:c_hour AS BIGINT[]), CAST(:c_n AS BIGINT[])) ON CONFLICT (event, hour) DO UPDATE SET n = record_counts.n "
+    "+ excluded.n), "
+    "p AS (INSERT INTO audit_recipients (recipient, seq) SELECT * FROM unnest(CAST(:p_recipient AS VARCHAR[]), "
+    "CAST(:p_seq AS BIGINT[])) ON CONFLICT DO NOTHING) "
+    "SELECT 1")
+_COLUMNS = tuple(records.c.keys())  # the order of _FUSED's first arrays
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -54,7 +72,14 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
     # the lock may follow one stamped later by a transaction that got it first; its time is
     # raised to that entry's, so times never go backwards along the log (the trail's
     # "seconds since the previous step" stays >= 0)
-    head = (await conn.execute(sa.select(records.c.seq, records.c.at).order_by(records.c.seq.desc()).limit(1))).first()
+    fused = FUSED and conn.dialect.name == "postgresql"
+    if fused:  # with what the recipients' rule reads, in the same round trip
+        got = (await conn.execute(read_with_head(conn, rows, document_ids))).all()
+        head = next(((r.seq, r.at) for r in got if r.tag == "h"), None)
+        rule_rows = [r for r in got if r.tag != "h"]
+    else:
+        head = (await conn.execute(sa.select(records.c.seq, records.c.at).order_by(records.c.seq.desc())
+                                   .limit(1))).first()
     last, floor = (head[0], _utc(head[1])) if head is not None else (0, None)
     out, stored = [], []
     for i, row in enumerate(rows, start=1):
@@ -74,6 +99,17 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
         kept = {k: v for k, v in row.items() if k != "recipients"}
         kept["details"] = None if row.get("details") is None else JSONText(text)
         stored.append(kept)
+    if fused:
+        found = await pairs(conn, out, document_ids, rows=rule_rows)
+        if not out and not found:
+            return []
+        counts = record_count_rows(out)
+        await conn.execute(_FUSED, {
+            **{c: [r.get(c) for r in stored] for c in _COLUMNS},
+            "c_event": [c["event"] for c in counts], "c_hour": [c["hour"] for c in counts],
+            "c_n": [c["n"] for c in counts],
+            "p_recipient": [r for r, _ in sorted(found)], "p_seq": [q for _, q in sorted(found)]})
+        return [r["seq"] for r in out]
     if out:
         await conn.execute(records.insert(), stored)
         await count_records(conn, out)  # the overview's counters, in the same transaction (hub.store.counts)

@@ -79,22 +79,52 @@ def _read(conn, document_ids: list[str], earlier: list[str], after: int | None =
     return parts[0] if len(parts) == 1 else sa.union_all(*parts)
 
 
+def _plan(entries: list, earlier: Iterable[str]) -> tuple[list, list[str], list[str]]:
+    """(the entries the rule must read for: those without ``recipients``, their DocumentIds, the
+    DocumentIds whose earlier entries it reads)."""
+    rest = [e for e in entries if e.get("recipients") is None]
+    return (rest, sorted({e["document_id"] for e in rest if e.get("document_id") is not None}),
+            sorted({i for i in earlier if i is not None}))
+
+
+def read_with_head(conn, entries: list, earlier: Iterable[str]):
+    """One query for the append: the log's last entry (tagged "h": its seq, and its time as ``at``)
+    and, when the rule needs any, what :func:`pairs` reads for ``entries`` and the earlier entries
+    of ``earlier`` (every entry in the log is earlier: run it before the append inserts any); the
+    rows tagged "d" and "e" go to :func:`pairs` as its ``rows``."""
+    last = sa.select(records.c.seq, records.c.at).order_by(records.c.seq.desc()).limit(1).subquery("head")
+    head = sa.select(sa.literal("h").label("tag"), last.c.seq, sa.cast(sa.null(), sa.String).label("event"),
+                     sa.cast(sa.null(), sa.String).label("document_id"), sa.cast(sa.null(), sa.String).label("sender"),
+                     sa.cast(sa.null(), sa.JSON).label("details"), sa.cast(sa.null(), sa.BigInteger).label("o_id"),
+                     sa.cast(sa.null(), sa.String).label("o_sender"), sa.cast(sa.null(), sa.String).label("recipient"),
+                     last.c.at)
+    _, ids, earlier = _plan(entries, earlier)
+    if not ids and not earlier:
+        return head
+    rule = _read(conn, ids, earlier)
+    parts = list(rule.selects) if isinstance(rule, sa.CompoundSelect) else [rule]
+    at = sa.cast(sa.null(), records.c.at.type).label("at")  # the rule's parts first: they type the columns
+    return sa.union_all(*(p.add_columns(at) for p in parts), head)
+
+
 async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (),
-                after: int | None = None) -> set[tuple[str, int]]:
+                after: int | None = None, rows: list | None = None) -> set[tuple[str, int]]:
     """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
     details), and of the entries up to seq ``after`` filed under the DocumentIds ``earlier``, and
     each recipient it is addressed to; one query reads the documents rows they name (by
     DocumentId, ix_documents_document_id: a few senders use one at most) and the earlier entries
     (a second reads the documents rows those name, when there are any: a refused attempt).
     An entry whose writer already knows whom it concerns by the rule carries them as
-    ``recipients`` and costs no read (see :func:`append_entries`'s callers)."""
+    ``recipients`` and costs no read (see :func:`append_entries`'s callers). ``rows``: what
+    :func:`read_with_head` read for them (its "d" and "e" rows), instead of reading here."""
     found = {(r, e["seq"]) for e in entries if e.get("recipients") is not None for r in e["recipients"]}
-    entries = [e for e in entries if e.get("recipients") is None]
-    earlier = sorted({i for i in earlier if i is not None})
-    ids = sorted({e["document_id"] for e in entries if e["document_id"] is not None})
+    entries, ids, earlier = _plan(entries, earlier)
     if not ids and not earlier:
         return found
-    rows = (await conn.execute(_read(conn, ids, earlier, after))).all()
+    if rows is None:
+        rows = (await conn.execute(_read(conn, ids, earlier, after))).all()
+    else:
+        rows = list(rows)
     before = [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
                "details": r.details} for r in rows if r.tag == "e"]  # (up to ``after``: _read's condition)
     entries += before

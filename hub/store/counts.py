@@ -73,14 +73,20 @@ def _upsert(conn, table: sa.Table, keys: list[str]) -> sa.Insert:
     return stmt
 
 
-async def count_records(conn, rows: Iterable[Mapping]) -> None:
-    """Add the audit entries ``rows`` (each with ``event`` and an aware ``at``) to ``record_counts``."""
+def record_count_rows(rows: Iterable[Mapping]) -> list[dict]:
+    """The ``record_counts`` increments of the audit entries ``rows`` (each with ``event`` and an
+    aware ``at``), in key order."""
     n: Counter = Counter()
     for r in rows:
         n[(r["event"], WHOLE_LOG)] += 1
         n[(r["event"], hour_of(r["at"]))] += 1
-    if n:
-        values = [{"event": e, "hour": h, "n": c} for (e, h), c in sorted(n.items())]
+    return [{"event": e, "hour": h, "n": c} for (e, h), c in sorted(n.items())]
+
+
+async def count_records(conn, rows: Iterable[Mapping]) -> None:
+    """Add the audit entries ``rows`` (each with ``event`` and an aware ``at``) to ``record_counts``."""
+    values = record_count_rows(rows)
+    if values:
         await conn.execute(_upsert(conn, record_counts, ["event", "hour"]), values)
 
 
