@@ -10,7 +10,8 @@ A fresh database migrated to head; ``--entries`` entries appended through
 for one document with two recipients and its statuses: DocumentIds like ``000.00.00.G22,
 2026/11/30,123``), in four variants alternated ``--rounds`` times (A/B on a shared machine):
 neither, counters only, trigram index only, both (each table written by a statement of its own:
-``hub.audit.log.FUSED`` off). Prints entries/s (wall clock: state the
+``hub.audit.log.FUSED`` off, so the figures are of the per-table append, not PostgreSQL's one
+statement). Prints entries/s (wall clock: state the
 load) and the time per entry against "neither". The database is dropped at the end.
 """
 
@@ -59,7 +60,7 @@ async def run(args) -> None:
     await admin.close()
     engine = make_engine("postgresql+asyncpg://" + f"{args.pg.rsplit('/', 1)[0]}/{name}".split("://", 1)[1])
     rates: dict[str, list[float]] = {}
-    counted = log.count_records
+    counted, fused = log.count_records, log.FUSED
     log.FUSED = False  # the counters as a statement of their own, so that leaving them out measures them
     try:
         await migrate(engine)
@@ -85,7 +86,7 @@ async def run(args) -> None:
             print(f"  {variant:<9} {m:8.0f}   {1e6 / m:7.0f} µs/entry   {100 * (base / m - 1):+6.1f}% time per entry")
     finally:
         log.count_records = counted
-        log.FUSED = True
+        log.FUSED = fused
         await engine.dispose()
         admin = await asyncpg.connect(args.pg)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

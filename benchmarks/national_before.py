@@ -109,7 +109,7 @@ def report_copies(f, by: str = "recipient"):
 @contextmanager
 def patched():
     saved = (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
-             followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients)
+             followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients, log.FUSED)
     data.counters, data.authentication_by_agency, query._to_recipient = counters, authentication_by_agency, to_recipient
     query.COUNT_CAP = None  # exact totals, as they were
     query.recipient_index = no_index  # the recipients' index (0040) did not exist
@@ -121,5 +121,4 @@ def patched():
         yield
     finally:
         (data.counters, data.authentication_by_agency, query._to_recipient, log.count_records,
-         followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients) = saved
-        log.FUSED = True
+         followup.copies, query.COUNT_CAP, query.recipient_index, log.index_recipients, log.FUSED) = saved

@@ -6,7 +6,8 @@
 -- The audit log (records), its signed checkpoints and its stored subtree hashes (merkle_nodes)
 -- are append-only twice over: the role may only INSERT and SELECT them, and triggers
 -- (migrations 0003 and 0013) refuse UPDATE, DELETE and TRUNCATE even for roles that could.
--- The stored packages (content-addressed) may only be inserted and read as well.
+-- The stored packages (content-addressed) and the index of whom each entry concerns
+-- (audit_recipients, written by the append) may only be inserted and read as well.
 
 \if :{?hub_role}
 \else

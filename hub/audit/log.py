@@ -25,24 +25,26 @@ from hub.store.tables import JSONText, records, settings_kv
 
 APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
 index_recipients = index_appended  # (benchmarks.national_before: a no-op on the schema before 0040)
-# On PostgreSQL an append is four round trips under the lock: the lock; the log's head with what
-# the recipients' rule reads (hub.audit.recipients.read_with_head); the entries, their counters
-# and their recipients in one statement (_FUSED); the commit. Elsewhere, and with FUSED off
-# (benchmarks.national_before, on schemas without the counters or the index), one statement each.
+# On PostgreSQL the append holds its lock for three statements and the commit: the lock; the log's
+# head with what the recipients' rule reads (hub.audit.recipients.read_with_head; a second read
+# only when earlier entries name other DocumentIds); the entries, their counters and their
+# recipients in one statement (_FUSED). Elsewhere, and with FUSED off (benchmarks.national_before
+# and tests on schemas without the counters or the index), one statement per table.
 FUSED = True
+_ARRAYS = {"seq": "BIGINT", "at": "TIMESTAMPTZ", "event": "VARCHAR", "actor": "VARCHAR", "document_id": "VARCHAR",
+           "sender": "VARCHAR", "sha256": "VARCHAR", "reason": "VARCHAR", "message": "TEXT", "details": "TEXT",
+           "leaf_hash": "VARCHAR"}  # each records column, as the array its values travel in
+assert set(_ARRAYS) == set(records.c.keys()), "a records column is missing from the append's one statement"
 _FUSED = sa.text(
-    "WITH r AS (INSERT INTO records (seq, at, event, actor, document_id, sender, sha256, reason, message, details, "
-    "leaf_hash) SELECT s, a, e, ac, d, se, h, re, m, CAST(j AS JSON), l FROM unnest(CAST(:seq AS BIGINT[]), "
-    "CAST(:at AS TIMESTAMPTZ[]), CAST(:event AS VARCHAR[]), CAST(:actor AS VARCHAR[]), CAST(:document_id AS VARCHAR[]), "
-    "CAST(:sender AS VARCHAR[]), CAST(:sha256 AS VARCHAR[]), CAST(:reason AS VARCHAR[]), CAST(:message AS TEXT[]), "
-    "CAST(:details AS TEXT[]), CAST(:leaf_hash AS VARCHAR[])) AS t(s, a, e, ac, d, se, h, re, m, j, l)), "
+    f"WITH r AS (INSERT INTO records ({', '.join(_ARRAYS)}) "
+    f"SELECT {', '.join('CAST(details AS JSON)' if c == 'details' else c for c in _ARRAYS)} "
+    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _ARRAYS.items())}) AS t({', '.join(_ARRAYS)})), "
     "c AS (INSERT INTO record_counts (event, hour, n) SELECT * FROM unnest(CAST(:c_event AS VARCHAR[]), "
     "CAST(:c_hour AS BIGINT[]), CAST(:c_n AS BIGINT[])) ON CONFLICT (event, hour) DO UPDATE SET n = record_counts.n "
     "+ excluded.n), "
     "p AS (INSERT INTO audit_recipients (recipient, seq) SELECT * FROM unnest(CAST(:p_recipient AS VARCHAR[]), "
     "CAST(:p_seq AS BIGINT[])) ON CONFLICT DO NOTHING) "
     "SELECT 1")
-_COLUMNS = tuple(records.c.keys())  # the order of _FUSED's first arrays
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -105,7 +107,7 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
             return []
         counts = record_count_rows(out)
         await conn.execute(_FUSED, {
-            **{c: [r.get(c) for r in stored] for c in _COLUMNS},
+            **{c: [r.get(c) for r in stored] for c in _ARRAYS},
             "c_event": [c["event"] for c in counts], "c_hour": [c["hour"] for c in counts],
             "c_n": [c["n"] for c in counts],
             "p_recipient": [r for r, _ in sorted(found)], "p_seq": [q for _, q in sorted(found)]})

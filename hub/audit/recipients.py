@@ -110,14 +110,16 @@ def read_with_head(conn, entries: list, earlier: Iterable[str]):
 async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (),
                 after: int | None = None, rows: list | None = None) -> set[tuple[str, int]]:
     """(recipient, seq) for each of ``entries`` (mappings with seq, event, document_id, sender and
-    details), and of the entries up to seq ``after`` filed under the DocumentIds ``earlier``, and
-    each recipient it is addressed to; one query reads the documents rows they name (by
+    details), and of the entries up to seq ``after`` (every entry in the log, without it) filed
+    under the DocumentIds ``earlier``, and each recipient it is addressed to; one query reads the documents rows they name (by
     DocumentId, ix_documents_document_id: a few senders use one at most) and the earlier entries
     (a second reads the documents rows those name, when there are any: a refused attempt).
     An entry whose writer already knows whom it concerns by the rule carries them as
     ``recipients`` and costs no read (see :func:`append_entries`'s callers). ``rows``: what
-    :func:`read_with_head` read for them (its "d" and "e" rows), instead of reading here."""
-    found = {(r, e["seq"]) for e in entries if e.get("recipients") is not None for r in e["recipients"]}
+    :func:`read_with_head` read for them before they were inserted (its "d" and "e" rows), instead
+    of reading here."""
+    found = {(r, e["seq"]) for e in entries if e.get("recipients") is not None and e.get("document_id") is not None
+             for r in e["recipients"]}  # (an entry without a DocumentId concerns nobody)
     entries, ids, earlier = _plan(entries, earlier)
     if not ids and not earlier:
         return found
@@ -126,7 +128,7 @@ async def pairs(conn: AsyncConnection, entries: list, earlier: Iterable[str] = (
     else:
         rows = list(rows)
     before = [{"seq": r.seq, "event": r.event, "document_id": r.document_id, "sender": r.sender,
-               "details": r.details} for r in rows if r.tag == "e"]  # (up to ``after``: _read's condition)
+               "details": r.details} for r in rows if r.tag == "e"]  # (all earlier than ``entries``)
     entries += before
     more = sorted({e["document_id"] for e in before if e["document_id"] is not None} - set(ids))
     if more:

@@ -244,7 +244,7 @@ async def test_migration_backfills_the_nodes_of_a_log_sealed_before(db_url_empty
         await migrate(engine, "0012_followup")
         with monkeypatch.context() as m:  # appended as a hub of that version did: no counters (0034) yet
             m.setattr(log, "count_records", _count_nothing)
-            m.setattr(log, "FUSED", False)  # (the one statement of today's append writes the counters)
+            m.setattr(log, "FUSED", False)  # (the append's one statement writes the counters and the 0040 index)
             await fill(engine, 27)
         leaves = await _stored_leaves(engine)
         tree = merkle.CompactRange()

@@ -63,7 +63,8 @@ async def test_runtime_role_appends_but_cannot_rewrite(pg_url, pki):
                      "UPDATE checkpoints SET root = 'x'", "DROP TABLE records",
                      "UPDATE packages SET data = 'y'", "DELETE FROM packages", "TRUNCATE packages",
                      "UPDATE merkle_nodes SET hash = 'x'", "DELETE FROM merkle_nodes", "TRUNCATE merkle_nodes",
-                     "UPDATE audit_recipients SET seq = 1", "DELETE FROM audit_recipients"):
+                     "UPDATE audit_recipients SET seq = 1", "DELETE FROM audit_recipients",
+                     "TRUNCATE audit_recipients"):
             with pytest.raises(DBAPIError) as e:
                 async with app.begin() as conn:
                     await conn.execute(sa.text(stmt))
