@@ -343,8 +343,20 @@ class Worker:
         alone is refused (``hub.unrecordable``)."""
         while True:
             batch, verdicts = await self._checked.get()
+            taken = 1
             try:
                 await self._depth.acquire()
+                # the batches checked while this one waited join its transaction: the record stage
+                # is the one a batch's fixed cost (its round trips) holds, so a backlog is recorded
+                # in one transaction rather than one after another (the check stage, if it waits to
+                # hand over a batch, first puts it in the queue this get made room in)
+                await asyncio.sleep(0)
+                while len(batch) < self.batch_size:
+                    try:
+                        more, more_verdicts = self._checked.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    batch, verdicts, taken = batch + more, verdicts + more_verdicts, taken + 1
                 t0 = time.perf_counter()
                 outgoing = await self._record_held(batch, verdicts)
             except Exception:  # noqa: BLE001 - a bug: one bad batch must not kill the worker
@@ -353,7 +365,7 @@ class Worker:
                 await self._requeue(batch)
                 continue
             finally:
-                self._unrecorded -= 1
+                self._unrecorded -= taken
             self.stats.seconds["record"] += time.perf_counter() - t0
             if outgoing is None:  # stopping during an outage: RabbitMQ redelivers what we held
                 self._depth.release()

@@ -41,6 +41,46 @@ async def test_an_idle_worker_sends_a_lone_package_on_without_waiting_for_compan
         assert w.stats.delivered == 2
 
 
+async def test_batches_checked_while_the_record_stage_is_busy_are_recorded_in_one_transaction(env):
+    """The record stage's cost is mostly per transaction (its round trips), so batches that were
+    checked while it recorded another are recorded together, not one transaction after another
+    (at half load a package waited ~25 ms behind the batch before it, issue 14)."""
+    async with env.running() as hub:
+        w = hub.workers[0]
+        w.batch_wait = 0.0  # each check batch is what the intake holds at that moment
+        recorded: list[int] = []
+        checked: list[int] = []
+        release = asyncio.Event()
+        record_held, check = w._record_held, w._check
+
+        async def held(batch, verdicts, **kw):
+            recorded.append(len(batch))
+            if len(recorded) == 1:
+                await release.wait()  # the first batch's transaction takes its time
+            return await record_held(batch, verdicts, **kw)
+
+        async def counted(batch):
+            out = await check(batch)
+            checked.append(len(batch))
+            return out
+
+        w._record_held, w._check = held, counted
+        g, h41 = await env.adapter(G22), await env.adapter(H41)
+        docs = [make_edoc(G22, (H41,), subject=f"Công văn {i}") for i in range(3)]
+        for i, doc in enumerate(docs):
+            await g.send_document(doc, [])
+
+            async def taken(n=i + 1):
+                return sum(checked) == n
+
+            await until(taken)
+        assert checked == [1, 1, 1]  # three batches checked while the first one is being recorded
+        release.set()
+        got = await drain(h41, 3)
+        assert sorted(d.document_id for d in got) == sorted(d.document_id for d in docs)
+        assert recorded == [1, 2]  # the other two in one transaction
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
