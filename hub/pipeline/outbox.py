@@ -112,6 +112,11 @@ class Relay:
         # only rows still unsent: a transaction redone after a lost COMMIT reply logs no delivery twice
         marked = set((await conn.execute(outbox.update().where(one_of(conn, outbox.c.id, ids), outbox.c.sent_at.is_(None))
                                          .values(sent_at=now).returning(outbox.c.id))).scalars().all())
+        return self.delivered(sent, marked, now)
+
+    def delivered(self, sent: Sent, marked: set[int], now: datetime) -> list[dict]:
+        """The audit entries of the deliveries among ``sent`` whose outbox rows were just marked
+        sent (``marked``: their ids; [] with the audit log off)."""
         if not self.audit:
             return []
         entries = []

@@ -29,9 +29,23 @@ from hub.pipeline.status_rows import copies, write_history
 from hub.pipeline.statuses import document_keys, is_answer
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
-from hub.store.counts import count_documents
+from hub.store.counts import count_documents, document_count_rows
 from hub.store.engine import dialect_insert, one_of, rows_of
-from hub.store.tables import deliveries, documents, intake_seen, outbox, packages
+from hub.store.tables import deliveries, document_counts, documents, intake_seen, outbox, packages
+
+
+# On PostgreSQL: a batch's idempotency rows, its senders' document counters and the outbox rows of
+# earlier batches the broker confirmed, in one statement (Recorder._seen_counted_marked)
+_SEEN_COUNTED_MARKED = sa.text(
+    "WITH s AS (INSERT INTO intake_seen (sha256, adapter_user, recorded_at) SELECT * FROM unnest("
+    "CAST(:s_sha256 AS VARCHAR[]), CAST(:s_user AS VARCHAR[]), CAST(:s_at AS TIMESTAMPTZ[]))), "
+    "c AS (INSERT INTO document_counts (sender, n, sha1, connection) SELECT * FROM unnest("
+    "CAST(:c_sender AS VARCHAR[]), CAST(:c_n AS BIGINT[]), CAST(:c_sha1 AS BIGINT[]), CAST(:c_connection AS BIGINT[])) "
+    "ON CONFLICT (sender) DO UPDATE SET n = document_counts.n + excluded.n, sha1 = document_counts.sha1 + "
+    "excluded.sha1, connection = document_counts.connection + excluded.connection) "
+    "UPDATE outbox SET sent_at = :now WHERE id = ANY(CAST(:m_ids AS BIGINT[])) AND sent_at IS NULL RETURNING id")
+assert set(intake_seen.c.keys()) == {"sha256", "adapter_user", "recorded_at"} and \
+    set(document_counts.c.keys()) == {"sender", "n", "sha1", "connection"}, "a column is missing from that statement"
 
 
 class Recorder:
@@ -123,21 +137,42 @@ class Recorder:
                 out += [(next(oids) if o.row is not None else None, o.message) for o in p.outbox]
             else:
                 out += [(None, o.message) for o in p.outbox]
-            if p.seen:
-                # a plain INSERT: another worker recording the same message meanwhile makes this
-                # transaction fail with an IntegrityError, and the batch is decided again
-                await conn.execute(intake_seen.insert(), p.seen)
             # what the HTTP entry points waiting for these packages answer (hub.pipeline.submit)
             users = {id(i.message): i.user for i in items}
             decided = submit.decisions(items, verdicts, p.records, lambda msg: users[id(msg)])
             await submit.record(conn, decided)
-            await count_documents(conn, written)
-            delivered = await self.relay.mark_in(conn, marks, now) if marks else []
+            # the idempotency rows: a plain INSERT, so another worker recording the same message
+            # meanwhile makes this transaction fail with an IntegrityError, and the batch is decided
+            # again; the senders' counters; the outbox rows of earlier batches the broker confirmed
+            if conn.dialect.name == "postgresql":  # one statement
+                delivered = await self._seen_counted_marked(conn, p.seen, written, marks, now)
+            else:
+                if p.seen:
+                    await conn.execute(intake_seen.insert(), p.seen)
+                await count_documents(conn, written)
+                delivered = await self.relay.mark_in(conn, marks, now) if marks else []
             if self.audit:
                 # the documents rows written: their earlier entries may concern their recipients now
                 await append_rows(conn, delivered + p.records, [w["document_id"] for w in written])
         submit.wake(decided)
         return out, p
+
+    async def _seen_counted_marked(self, conn: AsyncConnection, seen: list[dict], written: list[dict], marks: Sent,
+                                   now) -> list[dict]:
+        """On PostgreSQL, in one statement: insert the idempotency rows ``seen``, add the documents
+        rows ``written`` to their senders' counters (``hub.store.counts``), mark sent the outbox
+        rows of ``marks`` still unsent; returns the audit entries of those deliveries."""
+        counts = document_count_rows(written)
+        ids = [i for i, _ in marks if i is not None]
+        if not (seen or counts or ids):
+            return []
+        marked = set((await conn.execute(_SEEN_COUNTED_MARKED, {
+            "s_sha256": [r["sha256"] for r in seen], "s_user": [r["adapter_user"] for r in seen],
+            "s_at": [r["recorded_at"] for r in seen],
+            "c_sender": [c["sender"] for c in counts], "c_n": [c["n"] for c in counts],
+            "c_sha1": [c["sha1"] for c in counts], "c_connection": [c["connection"] for c in counts],
+            "now": now, "m_ids": ids})).scalars().all())
+        return self.relay.delivered(marks, marked, now) if ids else []
 
     async def _by_reference(self, conn: AsyncConnection, p: Plan) -> None:
         """Outgoing bodies over the threshold go as an empty body naming a stored blob (written

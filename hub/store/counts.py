@@ -90,16 +90,21 @@ async def count_records(conn, rows: Iterable[Mapping]) -> None:
         await conn.execute(_upsert(conn, record_counts, ["event", "hour"]), values)
 
 
-async def count_documents(conn, rows: Iterable[Mapping]) -> None:
-    """Add the ``documents`` rows ``rows`` (as inserted) to ``document_counts``."""
+def document_count_rows(rows: Iterable[Mapping]) -> list[dict]:
+    """The ``document_counts`` increments of the ``documents`` rows ``rows`` (as inserted), in key order."""
     by: dict[str, list[int]] = {}
     for r in rows:
         c = by.setdefault(r["sender"], [0, 0, 0])
         c[0] += 1
         c[1] += 1 if r.get("legacy_sha1") else 0
         c[2] += 1 if r.get("authenticated_by") == "connection" else 0
-    if by:
-        values = [{"sender": s, "n": c[0], "sha1": c[1], "connection": c[2]} for s, c in sorted(by.items())]
+    return [{"sender": s, "n": c[0], "sha1": c[1], "connection": c[2]} for s, c in sorted(by.items())]
+
+
+async def count_documents(conn, rows: Iterable[Mapping]) -> None:
+    """Add the ``documents`` rows ``rows`` (as inserted) to ``document_counts``."""
+    values = document_count_rows(rows)
+    if values:
         await conn.execute(_upsert(conn, document_counts, ["sender"]), values)
 
 
