@@ -349,7 +349,9 @@ class Worker:
                 # the batches checked while this one waited join its transaction: the record stage
                 # is the one a batch's fixed cost (its round trips) holds, so a backlog is recorded
                 # in one transaction rather than one after another (the check stage, if it waits to
-                # hand over a batch, first puts it in the queue this get made room in)
+                # hand over a batch, first puts it in the queue this get made room in); taken until
+                # the batch size is reached, so at most one batch over it (and never more than the
+                # intake's prefetch: only that many messages are in flight)
                 await asyncio.sleep(0)
                 while len(batch) < self.batch_size:
                     try:
