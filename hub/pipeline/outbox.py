@@ -116,7 +116,8 @@ class Relay:
 
     def delivered(self, sent: Sent, marked: set[int], now: datetime) -> list[dict]:
         """The audit entries of the deliveries among ``sent`` whose outbox rows were just marked
-        sent (``marked``: their ids; [] with the audit log off)."""
+        sent (``marked``: their ids, consumed: an id listed twice in ``sent`` is logged once; []
+        with the audit log off)."""
         if not self.audit:
             return []
         entries = []

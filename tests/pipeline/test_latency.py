@@ -41,10 +41,14 @@ async def test_an_idle_worker_sends_a_lone_package_on_without_waiting_for_compan
         assert w.stats.delivered == 2
 
 
-async def test_batches_checked_while_the_record_stage_is_busy_are_recorded_in_one_transaction(env):
+@pytest.mark.parametrize("depth", [1, 2])
+async def test_batches_checked_while_the_record_stage_is_busy_are_recorded_in_one_transaction(env, depth):
     """The record stage's cost is mostly per transaction (its round trips), so batches that were
     checked while it recorded another are recorded together, not one transaction after another
-    (at half load a package waited ~25 ms behind the batch before it, issue 14)."""
+    (at half load a package waited ~25 ms behind the batch before it, issue 14). With depth 2 the
+    record stage does not wait for the deliver stage: the check stage's blocked batch must still
+    get into the queue before the merge looks."""
+    env.settings = env.settings.replace(pipeline_depth=depth)
     async with env.running() as hub:
         w = hub.workers[0]
         w.batch_wait = 0.0  # each check batch is what the intake holds at that moment
