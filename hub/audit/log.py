@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.entry import leaf_and_details
 from hub.audit.recipients import index_appended, pairs, read_with_head
-from hub.store.counts import count_records, record_count_rows
-from hub.store.tables import JSONText, records, settings_kv
+from hub.store.counts import count_records, record_count_rows, upsert_conflict
+from hub.store.engine import unnest_insert, unnest_params
+from hub.store.tables import JSONText, audit_recipients, record_counts, records, settings_kv
 
 APPEND_LOCK = 7310022  # pg_advisory_xact_lock key of the audit log's append order
 index_recipients = index_appended  # (benchmarks.national_before: a no-op on the schema before 0040)
@@ -31,20 +32,10 @@ index_recipients = index_appended  # (benchmarks.national_before: a no-op on the
 # recipients in one statement (_FUSED). Elsewhere, and with FUSED off (benchmarks.national_before
 # and tests on schemas without the counters or the index), one statement per table.
 FUSED = True
-_ARRAYS = {"seq": "BIGINT", "at": "TIMESTAMPTZ", "event": "VARCHAR", "actor": "VARCHAR", "document_id": "VARCHAR",
-           "sender": "VARCHAR", "sha256": "VARCHAR", "reason": "VARCHAR", "message": "TEXT", "details": "TEXT",
-           "leaf_hash": "VARCHAR"}  # each records column, as the array its values travel in
-assert set(_ARRAYS) == set(records.c.keys()), "a records column is missing from the append's one statement"
 _FUSED = sa.text(
-    f"WITH r AS (INSERT INTO records ({', '.join(_ARRAYS)}) "
-    f"SELECT {', '.join('CAST(details AS JSON)' if c == 'details' else c for c in _ARRAYS)} "
-    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _ARRAYS.items())}) AS t({', '.join(_ARRAYS)})), "
-    "c AS (INSERT INTO record_counts (event, hour, n) SELECT * FROM unnest(CAST(:c_event AS VARCHAR[]), "
-    "CAST(:c_hour AS BIGINT[]), CAST(:c_n AS BIGINT[])) ON CONFLICT (event, hour) DO UPDATE SET n = record_counts.n "
-    "+ excluded.n), "
-    "p AS (INSERT INTO audit_recipients (recipient, seq) SELECT * FROM unnest(CAST(:p_recipient AS VARCHAR[]), "
-    "CAST(:p_seq AS BIGINT[])) ON CONFLICT DO NOTHING) "
-    "SELECT 1")
+    f"WITH r AS ({unnest_insert(records, 'r_')}), "
+    f"c AS ({unnest_insert(record_counts, 'c_', upsert_conflict(record_counts, ['event', 'hour']))}), "
+    f"p AS ({unnest_insert(audit_recipients, 'p_', 'ON CONFLICT DO NOTHING')}) SELECT 1")
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -105,12 +96,9 @@ async def append_entries(conn: AsyncConnection, rows: list[dict[str, Any]],
         found = await pairs(conn, out, document_ids, rows=rule_rows)
         if not out and not found:
             return []
-        counts = record_count_rows(out)
         await conn.execute(_FUSED, {
-            **{c: [r.get(c) for r in stored] for c in _ARRAYS},
-            "c_event": [c["event"] for c in counts], "c_hour": [c["hour"] for c in counts],
-            "c_n": [c["n"] for c in counts],
-            "p_recipient": [r for r, _ in sorted(found)], "p_seq": [q for _, q in sorted(found)]})
+            **unnest_params(records, "r_", stored), **unnest_params(record_counts, "c_", record_count_rows(out)),
+            **unnest_params(audit_recipients, "p_", [{"recipient": r, "seq": q} for r, q in sorted(found)])})
         return [r["seq"] for r in out]
     if out:
         await conn.execute(records.insert(), stored)

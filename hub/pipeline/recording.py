@@ -29,24 +29,17 @@ from hub.pipeline.status_rows import copies, write_history
 from hub.pipeline.statuses import document_keys, is_answer
 from hub.pki.identity import Identity
 from hub.registry.model import Registry
-from hub.store.counts import count_documents, document_count_rows
-from hub.store.engine import dialect_insert, one_of, rows_of
+from hub.store.counts import count_documents, document_count_rows, upsert_conflict
+from hub.store.engine import dialect_insert, one_of, rows_of, unnest_insert, unnest_params
 from hub.store.tables import deliveries, document_counts, documents, intake_seen, outbox, packages
 
 
 # On PostgreSQL: a batch's idempotency rows, its senders' document counters and the outbox rows of
 # earlier batches the broker confirmed, in one statement (Recorder._seen_counted_marked)
 _SEEN_COUNTED_MARKED = sa.text(
-    "WITH s AS (INSERT INTO intake_seen (sha256, adapter_user, recorded_at) SELECT * FROM unnest("
-    "CAST(:s_sha256 AS VARCHAR[]), CAST(:s_user AS VARCHAR[]), CAST(:s_at AS TIMESTAMPTZ[]))), "
-    "c AS (INSERT INTO document_counts (sender, n, sha1, connection) SELECT * FROM unnest("
-    "CAST(:c_sender AS VARCHAR[]), CAST(:c_n AS BIGINT[]), CAST(:c_sha1 AS BIGINT[]), CAST(:c_connection AS BIGINT[])) "
-    "ON CONFLICT (sender) DO UPDATE SET n = document_counts.n + excluded.n, sha1 = document_counts.sha1 + "
-    "excluded.sha1, connection = document_counts.connection + excluded.connection) "
+    f"WITH s AS ({unnest_insert(intake_seen, 's_')}), "
+    f"c AS ({unnest_insert(document_counts, 'c_', upsert_conflict(document_counts, ['sender']))}) "
     "UPDATE outbox SET sent_at = :now WHERE id = ANY(CAST(:m_ids AS BIGINT[])) AND sent_at IS NULL RETURNING id")
-assert set(intake_seen.c.keys()) == {"sha256", "adapter_user", "recorded_at"} and \
-    set(document_counts.c.keys()) == {"sender", "n", "sha1", "connection"}, "a column is missing from that statement"
-
 
 class Recorder:
     """Records batches for one worker. ``audit``: append the audit entries (``HUB_AUDIT``)."""
@@ -167,10 +160,7 @@ class Recorder:
         if not (seen or counts or ids):
             return []
         marked = set((await conn.execute(_SEEN_COUNTED_MARKED, {
-            "s_sha256": [r["sha256"] for r in seen], "s_user": [r["adapter_user"] for r in seen],
-            "s_at": [r["recorded_at"] for r in seen],
-            "c_sender": [c["sender"] for c in counts], "c_n": [c["n"] for c in counts],
-            "c_sha1": [c["sha1"] for c in counts], "c_connection": [c["connection"] for c in counts],
+            **unnest_params(intake_seen, "s_", seen), **unnest_params(document_counts, "c_", counts),
             "now": now, "m_ids": ids})).scalars().all())
         return self.relay.delivered(marks, marked, now) if ids else []
 

@@ -67,10 +67,20 @@ def _upsert(conn, table: sa.Table, keys: list[str]) -> sa.Insert:
     stmt = _UPSERTS.get(key)
     if stmt is None:
         ins = dialect_insert(conn, table)
-        counted = [c.name for c in table.c if c.name not in keys]
         stmt = _UPSERTS[key] = ins.on_conflict_do_update(
-            index_elements=keys, set_={c: table.c[c] + getattr(ins.excluded, c) for c in counted})
+            index_elements=keys, set_={c: table.c[c] + getattr(ins.excluded, c) for c in _counted(table, keys)})
     return stmt
+
+
+def upsert_conflict(table: sa.Table, keys: list[str]) -> str:
+    """:func:`_upsert`'s ON CONFLICT clause as SQL text (for ``hub.store.engine.unnest_insert``)."""
+    return (f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in _counted(table, keys)))
+
+
+def _counted(table: sa.Table, keys: list[str]) -> list[str]:
+    """The columns an upsert adds to: every one but the keys."""
+    return [c.name for c in table.c if c.name not in keys]
 
 
 def record_count_rows(rows: Iterable[Mapping]) -> list[dict]:

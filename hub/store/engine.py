@@ -74,6 +74,31 @@ def one_of(conn, column, values) -> sa.ColumnElement[bool]:
     return column == sa.any_(sa.bindparam(None, values, type_=_array_of(column.type), unique=True))
 
 
+def unnest_insert(table: sa.Table, prefix: str, conflict: str = "") -> str:
+    """PostgreSQL SQL text: ``INSERT INTO table (...) SELECT ... FROM unnest(...)`` (then
+    ``conflict``, e.g. an ON CONFLICT clause), for a data-modifying CTE that writes many rows in
+    the statement of other writes. Each column's values travel as one array parameter named
+    ``prefix + column`` (:func:`unnest_params`): strings as text (the column's own length still
+    applies on assignment), JSON as its text, cast back."""
+    from sqlalchemy.dialects import postgresql
+
+    names, arrays, values = [], [], []
+    for c in table.c:
+        impl = getattr(c.type, "impl_instance", c.type)
+        sql_type = "TEXT" if isinstance(impl, (sa.String, sa.JSON)) else c.type.compile(dialect=postgresql.dialect())
+        names.append(c.name)
+        arrays.append(f"CAST(:{prefix}{c.name} AS {sql_type}[])")
+        values.append(f"CAST({c.name} AS JSON)" if isinstance(impl, sa.JSON) else c.name)
+    cols = ", ".join(names)
+    return (f"INSERT INTO {table.name} ({cols}) SELECT {', '.join(values)} FROM unnest({', '.join(arrays)}) "
+            f"AS t({cols}){' ' + conflict if conflict else ''}")
+
+
+def unnest_params(table: sa.Table, prefix: str, rows) -> dict[str, list]:
+    """The array parameters of :func:`unnest_insert` for ``rows`` (mappings; a missing key is NULL)."""
+    return {prefix + c.name: [r.get(c.name) for r in rows] for c in table.c}
+
+
 def _array_of(type_):
     """The array type of a parameter compared with a column of ``type_``: strings without their
     length (a cast to varchar(n) would cut a longer value, which could then match its prefix)."""
