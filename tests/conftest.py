@@ -69,8 +69,10 @@ class Pki:
 # local cluster script) and stop or kill them: under pytest-xdist (`-n 2`, pyproject's addopts)
 # they run one after another on one worker, while the other worker takes the rest of the suite.
 # Schemathesis runs its own pool of clients against a served hub: its cases, too, one at a time.
+# The `hub bench` tests check that a run leaves none of its throw-away `hub_bench_*` databases
+# behind, which another bench run on the other worker would have open at that moment.
 XDIST_GROUPS = {"tests/faults/": "own-clusters", "tests/test_local_cluster.py": "own-clusters",
-                "tests/api/test_schemathesis.py": "schemathesis"}
+                "tests/api/test_schemathesis.py": "schemathesis", "tests/cli/test_cli_bench.py": "hub-bench"}
 
 
 def pytest_collection_modifyitems(config, items):
