@@ -506,6 +506,12 @@ def cases(f: Filler, today: date) -> list[tuple]:
          True),
         ("console: audit search, part of a DocumentId", 200,
          lambda k: f"/admin/audit?document={q(some(k)['id'].rsplit(',', 1)[1])}", True),
+        # common parts, which match hundreds of thousands of entries: a day of the past week, an
+        # agency code's last part (G02, H41...): the page is a short walk, the total is counted in time
+        ("console: audit search, a common part of a DocumentId (a day)", 200,
+         lambda k: f"/admin/audit?document={q(f'{today - timedelta(days=k % 7):%Y/%m/%d}')}", True),
+        ("console: audit search, a common part of a DocumentId (a code's last part)", 200,
+         lambda k: f"/admin/audit?document={q(f.codes[k % 20].rsplit('.', 1)[1])}", True),
         ("console: Quá hạn (overdue), everyone", 200, lambda k: "/admin/overdue", True),
         ("console: Quá hạn (overdue), one recipient", 200,
          lambda k: f"/admin/overdue?agency={q(some(k)['recipients'][1])}", True),

@@ -55,12 +55,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub import constants as C
 from hub.audit import merkle, nodes
 from hub.audit.entry import utc_timestamp
 from hub.errors import UsageError
+from hub.retry import _sqlstate
 from hub.store.links import business_links
 from hub.store.tables import (audit_recipients, checkpoints, deliveries, documents, outbox, packages, records,
                               status_history)
@@ -69,6 +71,13 @@ MAX_LIMIT = 100_000
 # A search counts at most this many entries beyond those it shows: past it, the total is a lower
 # bound (the console shows "more than 10,000", the API ``total_is_lower_bound``).
 COUNT_CAP = 10_000
+# ... and counts for at most this long (milliseconds, PostgreSQL): past it, the total is the page's
+# own entries, a lower bound too (``Found.counted_in_time`` False). A page answers in ~200 ms.
+COUNT_MS = 100
+# A search whose matches PostgreSQL cannot estimate (part of a DocumentId) first walks the log
+# newest first for this long (milliseconds), then reads its index (``page``'s ``walk_first``).
+WALK_MS = 60
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout
 COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details",
            "leaf_hash")
 
@@ -263,11 +272,13 @@ def search_conditions(*, document_id: str | None = None, sender: str | None = No
 @dataclass(frozen=True)
 class Found:
     """One page of a search: ``total`` matching entries (at least ``total`` when
-    ``total_is_lower_bound``: counting stopped there), ``rows`` the page."""
+    ``total_is_lower_bound``: counting stopped there, at ``COUNT_CAP`` or, when not
+    ``counted_in_time``, at ``COUNT_MS``), ``rows`` the page."""
 
     total: int
     rows: list
     total_is_lower_bound: bool = False
+    counted_in_time: bool = True  # False: the count ran out of time (COUNT_MS); total is the page's
 
 
 async def find(engine: AsyncEngine, *, document_id: str | None = None, sender: str | None = None,
@@ -292,10 +303,14 @@ async def find(engine: AsyncEngine, *, document_id: str | None = None, sender: s
         # sort what it finds: bounded by the matches, not by the size of the log. (A recipient's
         # entries come newest first from its range of the index: ordered by seq itself.)
         newest = (records.c.seq + 0).desc()
+    # A prefix (``…*``) may match a sender's day or most of the log, which PostgreSQL cannot tell:
+    # walk the log first, then read the prefix's range of ix_records_document and sort it
+    walk = (records.c.seq + 0).desc() if document_id and document_id.endswith("*") else None
     only = recipient_index(recipient) if recipient and not any(filters.values()) else None
     async with engine.connect() as conn:
-        found = await page(conn, list(records.c), where, newest, limit, offset, count_cap=count_cap, count=only)
-    return Found(found.total, [entry_dict(r) for r in found.rows], found.total_is_lower_bound)
+        found = await page(conn, list(records.c), where, newest, limit, offset, count_cap=count_cap, count=only,
+                           walk_first=walk)
+    return Found(found.total, [entry_dict(r) for r in found.rows], found.total_is_lower_bound, found.counted_in_time)
 
 
 async def search(engine: AsyncEngine, **filters) -> tuple[int, list[dict[str, Any]]]:
@@ -305,23 +320,67 @@ async def search(engine: AsyncEngine, **filters) -> tuple[int, list[dict[str, An
 
 
 async def page(conn: AsyncConnection, columns: list, where: list, order, limit: int, offset: int, *,
-               count_cap: int | None = COUNT_CAP, count=None) -> Found:
+               count_cap: int | None = COUNT_CAP, count=None, walk_first=None) -> Found:
     """One page of ``records`` matching ``where`` in ``order``, and their number.
 
     The count reads at most ``count_cap`` entries past the page's end (None: all of them);
     beyond that the total is a lower bound. ``count``: a query with one row per matching entry
     to count instead of ``records`` itself (a recipient's range of ``audit_recipients``, when
-    ``where`` holds nothing else: an index-only scan, no entry read)."""
+    ``where`` holds nothing else: an index-only scan, no entry read).
+
+    On PostgreSQL a bounded count is also bounded in time (:data:`COUNT_MS`): how many entries
+    it reads before ``count_cap`` depends on where the matches lie in the index the planner
+    picked (a common part of a DocumentId can read millions), which no plan guarantees. A count
+    that runs out of time is given up and the total is what the page itself shows
+    (``counted_in_time`` False). ``walk_first``: an order to fall back on when walking the log
+    newest first (``order``, bitmap scans off) has not found the page within :data:`WALK_MS`:
+    for conditions whose matches PostgreSQL cannot estimate (a substring's trigrams), where a
+    walk finds a common part's newest entries at once and its index the rare part's."""
     bound = None if count_cap is None else max(count_cap, offset + limit)
     matches = count if count is not None else sa.select(sa.literal(1)).select_from(records).where(*where)
     if bound is not None:
         matches = matches.limit(bound + 1)
-    counted = (await conn.execute(sa.select(sa.func.count()).select_from(matches.subquery()))).scalar_one()
+    counting = sa.select(sa.func.count().label("n")).select_from(matches.subquery())
+
+    def rows_in(o):
+        return sa.select(*columns).where(*where).order_by(o).limit(limit).offset(offset)
+
+    if bound is not None and conn.dialect.name == "postgresql":
+        rows = None
+        if limit and walk_first is not None:
+            rows = await _within(conn, WALK_MS, rows_in(order), enable_bitmapscan="off")
+        if rows is None:
+            rows = list((await conn.execute(rows_in(order if walk_first is None else walk_first)))
+                        .mappings().all()) if limit else []
+        counted = await _within(conn, COUNT_MS, counting)
+        if counted is None:
+            # what the page itself shows is known: a full page says there are more (a lower
+            # bound, not counted in time); a page that is not full ends the matches
+            full = len(rows) == limit > 0
+            return Found(offset + len(rows), rows, total_is_lower_bound=full, counted_in_time=not full)
+        counted = counted[0]["n"]
+    else:
+        counted = (await conn.execute(counting)).scalar_one()
+        rows = list((await conn.execute(rows_in(order))).mappings().all()) if limit and offset < counted else []
     more = bound is not None and counted > bound
-    total = bound if more else counted
-    rows = (await conn.execute(sa.select(*columns).where(*where).order_by(order)
-                               .limit(limit).offset(offset))).mappings().all() if limit and offset < counted else []
-    return Found(total, list(rows), more)
+    return Found(bound if more else counted, rows, more)
+
+
+async def _within(conn: AsyncConnection, ms: int, statement, **settings: str) -> list | None:
+    """``statement``'s rows (mappings), or None when it ran past ``ms`` milliseconds: run in a
+    savepoint with ``statement_timeout`` and ``settings`` (PostgreSQL's planner settings) set
+    locally, rolled back afterwards, so the transaction goes on as it was (PostgreSQL only)."""
+    nested = await conn.begin_nested()
+    try:
+        await conn.execute(sa.select(*(sa.func.set_config(name, value, True) for name, value in
+                                       {"statement_timeout": str(ms), **settings}.items())))
+        return list((await conn.execute(statement)).mappings().all())
+    except DBAPIError as e:
+        if _sqlstate(e.orig) != QUERY_CANCELED:
+            raise
+        return None
+    finally:
+        await nested.rollback()
 
 
 # --- renderers --------------------------------------------------------------------------------
