@@ -346,13 +346,17 @@ async def page(conn: AsyncConnection, columns: list, where: list, order, limit: 
         return sa.select(*columns).where(*where).order_by(o).limit(limit).offset(offset)
 
     if bound is not None and conn.dialect.name == "postgresql":
-        rows = None
+        rows, by_index = None, {}
         if limit and walk_first is not None:
             rows = await _within(conn, WALK_MS, rows_in(order), enable_bitmapscan="off")
         if rows is None:
             rows = list((await conn.execute(rows_in(order if walk_first is None else walk_first)))
                         .mappings().all()) if limit else []
-        counted = await _within(conn, COUNT_MS, counting)
+            if walk_first is not None:
+                # the walk ran out of time: the matches are few or old, so count them through
+                # the index the page was read from (its bitmap), not along another index
+                by_index = {"enable_indexscan": "off", "enable_indexonlyscan": "off"}
+        counted = await _within(conn, COUNT_MS, counting, **by_index)
         if counted is None:
             # what the page itself shows is known: a full page says there are more (a lower
             # bound, not counted in time); a page that is not full ends the matches
