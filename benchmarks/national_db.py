@@ -737,6 +737,10 @@ async def run(args) -> int:
         port = free_port()
         runner = await start_site(app, "127.0.0.1", port)
         base = f"http://127.0.0.1:{port}"
+        if settings.gc_freeze:  # as `hub serve` does once started (hub.heap): what is built so far stays
+            from hub import heap
+
+            heap.settle()
 
         from hub.followup import query as fq
 

@@ -74,8 +74,8 @@ async def running_hub(settings: Settings, *, workers: int = 1, broker=None, batc
     try:
         for _ in range(workers):
             bb = await connect(settings.amqp_url, broker=hub.broker) if hub.workers else hub_bb
-            w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs), batch_size=batch_size,
-                       reload_interval=settings.registry_poll_seconds, feed=hub.feed)
+            w = Worker(settings, engine, bb, identity, runner=CheckRunner(procs, freeze=settings.gc_freeze),
+                       batch_size=batch_size, reload_interval=settings.registry_poll_seconds, feed=hub.feed)
             w.stats.check_seconds = hub.check_seconds
             await w.start(consume=consume)
             hub.workers.append(w)
@@ -144,6 +144,10 @@ async def serve(settings: Settings, stop: asyncio.Event, *, workers: int = 1, ho
     # worker's hands.
     async with running_hub(settings, workers=workers, consume=False) as hub, \
             running_api(hub, host, port, ssl_context) as (app, runner):
+        if settings.gc_freeze:  # what start-up built, out of the collector's sight before packages flow
+            from hub import heap
+
+            log.info("start-up's %d objects frozen out of the garbage collector's full passes", heap.settle())
         await hub.consume()
         from hub.api.state import STATE
 

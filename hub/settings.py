@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     check_processes: int = Field(1, ge=0, validation_alias="HUB_CHECK_PROCESSES")
     """``HUB_CHECK_PROCESSES``: processes for the CPU-bound checks (0 = in the event loop)."""
 
+    gc_freeze: bool = Field(True, validation_alias="HUB_GC_FREEZE")
+    """``HUB_GC_FREEZE``: once started, ``hub serve`` and its check processes move what start-up
+    built out of the garbage collector's sight (``hub.heap``), so its full collections no longer
+    stall them for 60-90 ms; ``off`` only to measure that (``hub bench --ab HUB_GC_FREEZE=off``)."""
+
     seal_entries: int = Field(1000, ge=1, validation_alias="HUB_SEAL_ENTRIES")
     """``HUB_SEAL_ENTRIES``: sign an audit checkpoint after this many new entries..."""
 

@@ -77,13 +77,17 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="hub-orphan-watchdog", daemon=True).start()
 
 
-def _init_worker(blob: bytes, parent: int | None = None) -> None:
+def _init_worker(blob: bytes, parent: int | None = None, freeze: bool = False) -> None:
     global _CTX, _SEQ
     if parent is not None:
         _die_with_parent(parent)
     from hub.context import schema_validator
 
     _CTX, _SEQ = snapshot.load_full(blob, schema_validator()), 0
+    if freeze:  # the registry and the schema, loaded for the process's life (hub.heap)
+        from hub import heap
+
+        heap.settle()
 
 
 def _catch_up(deltas: list[tuple[int, bytes]]) -> None:
@@ -117,8 +121,9 @@ def _ready() -> None:
 
 
 class CheckRunner:
-    def __init__(self, processes: int = 1, *, max_pending: int = MAX_PENDING):
+    def __init__(self, processes: int = 1, *, max_pending: int = MAX_PENDING, freeze: bool = False):
         self.processes = processes
+        self.freeze = freeze  # each check process freezes its heap once loaded (hub.heap)
         self.max_pending = max_pending
         self._pool: ProcessPoolExecutor | None = None
         self._ctx: CheckContext | None = None
@@ -165,7 +170,7 @@ class CheckRunner:
         self._seq, self._deltas, self._applied = 0, [], {}
         old = self._pool
         self._pool = ProcessPoolExecutor(self.processes, initializer=_init_worker,
-                                         initargs=(snapshot.full(ctx), os.getpid()))
+                                         initargs=(snapshot.full(ctx), os.getpid(), self.freeze))
         # the executor starts its processes on demand: start them now, so the first batch
         # does not wait for a process to start and load the context
         for _ in range(self.processes):

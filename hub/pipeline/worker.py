@@ -95,7 +95,7 @@ class Worker:
         self.engine = engine
         self.backbone = backbone
         self.hub = hub
-        self.runner = runner or CheckRunner(settings.check_processes)
+        self.runner = runner or CheckRunner(settings.check_processes, freeze=settings.gc_freeze)
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         self.reload_interval = reload_interval

@@ -6,6 +6,7 @@ an intake open while `hub serve` still builds its API) and checks that the packa
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -137,6 +138,11 @@ async def test_hub_serve_takes_packages_only_once_its_api_listens(real_env, tmp_
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
             body = await resp.json()
         assert resp.status == 200 and body["checks"]["consuming"]["ok"], body
+        # before opening the intake it froze what start-up built (hub.heap): full collections no
+        # longer walk it, which stalled the event loop 46-84 ms a few times a run under load
+        frozen = [json.loads(line) for line in log_path.read_text(errors="replace").splitlines()
+                  if "frozen out of the garbage collector" in line]
+        assert len(frozen) == 1 and int(frozen[0]["message"].split("'s ")[1].split()[0]) > 10_000, frozen
         # and it does its job: a package goes through
         g, h41 = await real_env.adapter(G22), await real_env.adapter(H41)
         doc = make_edoc(G22, (H41,))

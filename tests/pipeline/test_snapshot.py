@@ -185,3 +185,22 @@ async def test_a_change_committed_elsewhere_reaches_the_workers_check_processes_
         await bb.close()
         await a.dispose()
         await b.dispose()
+
+
+def test_check_processes_freeze_what_they_loaded(ctx):
+    """``freeze``: each check process, once it has loaded the registry and the schema, moves them
+    out of the garbage collector's sight (``hub.heap``: a full collection no longer walks them);
+    without it, nothing is frozen there."""
+    import gc
+
+    async def frozen_in_child(freeze: bool) -> int:
+        runner = CheckRunner(processes=1, freeze=freeze)
+        runner.set_context(ctx)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(runner._pool, gc.get_freeze_count)
+        finally:
+            runner.close()
+
+    assert gc.get_freeze_count() == 0  # this process: nothing frozen, so a child's count is its own
+    assert asyncio.run(frozen_in_child(True)) > 10_000
+    assert asyncio.run(frozen_in_child(False)) == 0
