@@ -76,7 +76,7 @@ COUNT_CAP = 10_000
 COUNT_MS = 100
 # A search whose matches PostgreSQL cannot estimate (part of a DocumentId) first walks the log
 # newest first for this long (milliseconds), then reads its index (``page``'s ``walk_first``).
-WALK_MS = 60
+WALK_MS = 40
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout
 COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details",
            "leaf_hash")
