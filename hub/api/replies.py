@@ -473,10 +473,12 @@ class AuditEntry(Out):
 
 
 class AuditEntries(Out):
-    total: int = Field(description="entries matching the filters; counted up to 10,000 past this page's end, "
-                                   "beyond which it is a lower bound (see total_is_lower_bound)")
+    total: int = Field(description="entries matching the filters; counted up to 10,000 past this page's end "
+                                   "and, on PostgreSQL, for at most 100 ms, beyond which it is a lower bound "
+                                   "(see total_is_lower_bound)")
     total_is_lower_bound: bool = Field(
-        description="true: more than `total` entries match; counting stopped there so that a busy agency's "
+        description="true: more than `total` entries match; counting stopped there (at 10,000 past the page, "
+                    "or, when it ran out of time, at this page's own end) so that a busy agency's "
                     "page does not read all of its entries (narrow the filters for an exact total); "
                     "next_offset still leads to the following page")
     offset: int

@@ -346,23 +346,31 @@ async def page(conn: AsyncConnection, columns: list, where: list, order, limit: 
         return sa.select(*columns).where(*where).order_by(o).limit(limit).offset(offset)
 
     if bound is not None and conn.dialect.name == "postgresql":
-        rows, by_index = None, {}
+        # every statement of the page planned for its own values and the settings in force: a
+        # cached generic plan would keep the planner settings it was made under, and an estimate
+        # made without the typed text (LIKE '%…%')
+        await conn.execute(sa.select(sa.func.set_config("plan_cache_mode", "force_custom_plan", True)))
+        rows, walked_out = None, False
         if limit and walk_first is not None:
             rows = await _within(conn, WALK_MS, rows_in(order), enable_bitmapscan="off")
+            walked_out = rows is None
         if rows is None:
             rows = list((await conn.execute(rows_in(order if walk_first is None else walk_first)))
                         .mappings().all()) if limit else []
-            if walk_first is not None:
-                # the walk ran out of time: the matches are few or old, so count them through
-                # the index the page was read from (its bitmap), not along another index
-                by_index = {"enable_indexscan": "off", "enable_indexonlyscan": "off"}
+        if 0 < len(rows) < limit:
+            return Found(offset + len(rows), rows)  # a page that is not full ends the matches
+        # the walk ran out of time: the matches are few or old, so they are counted through the
+        # index the page was read from (its bitmap), not along another index
+        by_index = {"enable_indexscan": "off", "enable_indexonlyscan": "off"} if walked_out else {}
         counted = await _within(conn, COUNT_MS, counting, **by_index)
-        if counted is None:
-            # what the page itself shows is known: a full page says there are more (a lower
-            # bound, not counted in time); a page that is not full ends the matches
-            full = len(rows) == limit > 0
-            return Found(offset + len(rows), rows, total_is_lower_bound=full, counted_in_time=not full)
-        counted = counted[0]["n"]
+        if counted is not None:
+            counted = counted[0]["n"]
+        elif rows:
+            # a full page is all that is known: more match (a lower bound, not counted in time)
+            return Found(offset + len(rows), rows, total_is_lower_bound=True, counted_in_time=False)
+        else:
+            # no row to go by (limit 0, or an offset past the matches): counted as before, up to the bound
+            counted = (await conn.execute(counting)).scalar_one()
     else:
         counted = (await conn.execute(counting)).scalar_one()
         rows = list((await conn.execute(rows_in(order))).mappings().all()) if limit and offset < counted else []
@@ -380,6 +388,7 @@ async def _within(conn: AsyncConnection, ms: int, statement, **settings: str) ->
                                        {"statement_timeout": str(ms), **settings}.items())))
         return list((await conn.execute(statement)).mappings().all())
     except DBAPIError as e:
+        # 57014 is also an administrator's pg_cancel_backend: the same answer (not in time) fits
         if _sqlstate(e.orig) != QUERY_CANCELED:
             raise
         return None

@@ -87,7 +87,7 @@ def _init_worker(blob: bytes, parent: int | None = None, freeze: bool = False) -
     if freeze:  # the registry and the schema, loaded for the process's life (hub.heap)
         from hub import heap
 
-        heap.settle()
+        heap.settle(collect=False)
 
 
 def _catch_up(deltas: list[tuple[int, bytes]]) -> None:

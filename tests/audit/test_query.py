@@ -321,10 +321,17 @@ async def test_a_bounded_count_stops_in_time_and_the_page_still_comes(pg_url, mo
             assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (5, True, False)
             assert [r["seq"] for r in found.rows] == list(range(12, 7, -1))
             assert (await c.execute(sa.text("SHOW statement_timeout"))).scalar() == before
-            # past the last match, a page that is not full is exact
+            # the last page, not full: exact without counting
             found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 10)
             assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (12, False, True)
             assert [r["seq"] for r in found.rows] == [2, 1]
+            # no row to go by (only the total asked for; a page past the last): counted as before
+            for limit, offset in ((0, 0), (5, 20)):
+                found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), limit, offset)
+                assert (found.total, found.total_is_lower_bound, found.rows) == (12, False, [])
+            # its statements are planned for their own values, never from a cached generic plan
+            # (which would keep the planner settings it was made under)
+            assert (await c.execute(sa.text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
         monkeypatch.setattr(query, "COUNT_MS", 5_000)
         async with e.connect() as c:  # in time: counted, as on SQLite
             found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0)
@@ -352,9 +359,11 @@ async def test_a_search_walks_the_log_first_and_falls_back_on_its_index(pg_url, 
         monkeypatch.setattr(query, "COUNT_MS", 5_000)
         monkeypatch.setattr(query, "WALK_MS", 10)  # the walk needs 5 entries: 25 ms
         async with e.connect() as c:
-            found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
-            assert [r["seq"] for r in found.rows] == [1, 2, 3, 4, 5] and found.total == 12
+            for _ in range(8):  # past the 5 executions after which PostgreSQL may cache a generic plan
+                found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
+                assert [r["seq"] for r in found.rows] == [1, 2, 3, 4, 5] and found.total == 12
             assert (await c.execute(sa.text("SHOW enable_bitmapscan"))).scalar() == "on"
+            assert (await c.execute(sa.text("SHOW enable_indexscan"))).scalar() == "on"
         monkeypatch.setattr(query, "WALK_MS", 5_000)
         async with e.connect() as c:
             found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)

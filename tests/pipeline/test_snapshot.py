@@ -188,9 +188,9 @@ async def test_a_change_committed_elsewhere_reaches_the_workers_check_processes_
 
 
 def test_check_processes_freeze_what_they_loaded(ctx):
-    """``freeze``: each check process, once it has loaded the registry and the schema, moves them
-    out of the garbage collector's sight (``hub.heap``: a full collection no longer walks them);
-    without it, nothing is frozen there."""
+    """``freeze``: each check process, once it has loaded the registry and the schema, moves its
+    heap out of the garbage collector's sight (``hub.heap``: a full collection no longer walks
+    it; what it inherited from its parent included); without it, nothing is frozen there."""
     import gc
 
     async def frozen_in_child(freeze: bool) -> int:
