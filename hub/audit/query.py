@@ -77,6 +77,8 @@ COUNT_MS = 100
 # A search whose matches PostgreSQL cannot estimate (part of a DocumentId) first walks the log
 # newest first for this long (milliseconds), then reads its index (``page``'s ``walk_first``).
 WALK_MS = 40
+# ... and then reads its index for at most this long (milliseconds) before asking for a narrower search.
+SEARCH_MS = 3_000
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout
 COLUMNS = ("seq", "at", "event", "actor", "document_id", "sender", "sha256", "reason", "message", "details",
            "leaf_hash")
@@ -354,10 +356,16 @@ async def page(conn: AsyncConnection, columns: list, where: list, order, limit: 
         if limit and walk_first is not None:
             rows = await _within(conn, WALK_MS, rows_in(order), enable_bitmapscan="off")
             walked_out = rows is None
+        if rows is None and walk_first is not None and limit:
+            # the matches' index: a part made of trigrams that every DocumentId has (a date months
+            # back) with nothing recent to walk to can read it for seconds; bounded, then said so
+            rows = await _within(conn, SEARCH_MS, rows_in(walk_first))
+            if rows is None:
+                raise UsageError(f"the search found no page within {SEARCH_MS // 1000} s: narrow it with dates "
+                                 "(from, to), an event or a longer part of the DocumentId")
         if rows is None:
-            rows = list((await conn.execute(rows_in(order if walk_first is None else walk_first)))
-                        .mappings().all()) if limit else []
-        if 0 < len(rows) < limit:
+            rows = list((await conn.execute(rows_in(order))).mappings().all()) if limit else []
+        if 0 < len(rows) < limit or (limit and not rows and not offset):
             return Found(offset + len(rows), rows)  # a page that is not full ends the matches
         # the walk ran out of time: the matches are few or old, so they are counted through the
         # index the page was read from (its bitmap), not along another index

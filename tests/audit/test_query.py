@@ -364,6 +364,11 @@ async def test_a_search_walks_the_log_first_and_falls_back_on_its_index(pg_url, 
                 assert [r["seq"] for r in found.rows] == [1, 2, 3, 4, 5] and found.total == 12
             assert (await c.execute(sa.text("SHOW enable_bitmapscan"))).scalar() == "on"
             assert (await c.execute(sa.text("SHOW enable_indexscan"))).scalar() == "on"
+        # the fallback is bounded too: past SEARCH_MS the search asks to be narrowed
+        monkeypatch.setattr(query, "SEARCH_MS", 10)
+        async with e.connect() as c:
+            with pytest.raises(UsageError, match="no page within .* narrow it with dates"):
+                await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
         monkeypatch.setattr(query, "WALK_MS", 5_000)
         async with e.connect() as c:
             found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
