@@ -356,7 +356,7 @@ async def page(conn: AsyncConnection, columns: list, where: list, order, limit: 
         if limit and walk_first is not None:
             rows = await _within(conn, WALK_MS, rows_in(order), enable_bitmapscan="off")
             walked_out = rows is None
-        if rows is None and walk_first is not None and limit:
+        if walked_out:
             # the matches' index: a part made of trigrams that every DocumentId has (a date months
             # back) with nothing recent to walk to can read it for seconds; bounded, then said so
             rows = await _within(conn, SEARCH_MS, rows_in(walk_first))

@@ -300,79 +300,77 @@ async def test_changed_or_missing_leaves_are_refused_or_caught(world):
     assert "entry 2 is missing" in str(err.value)
 
 
+@pytest.fixture
+async def slow_log(pg_url):
+    """(engine, where) on PostgreSQL: 12 notes in the log and a condition that matches them at 5 ms
+    an entry tested, so that a statement's time is set by how many entries it reads."""
+    from hub.store.engine import migrate
+
+    e = make_engine(pg_url)
+    try:
+        await migrate(e)
+        async with e.begin() as c:
+            await append_rows(c, [record_row("maintenance.note", message=f"n{i}") for i in range(12)])
+        yield e, [records.c.event == "maintenance.note", sa.text("pg_sleep(0.005) IS NOT NULL")]
+    finally:
+        await e.dispose()
+
+
 @pytest.mark.postgres
-async def test_a_bounded_count_stops_in_time_and_the_page_still_comes(pg_url, monkeypatch):
+async def test_a_bounded_count_stops_in_time_and_the_page_still_comes(slow_log, monkeypatch):
     """``query.page`` on PostgreSQL: the page's rows are read without the count's time limit; a
     count past ``COUNT_MS`` is cancelled inside a savepoint, the total is the page's own (a lower
     bound when the page is full), and the connection's transaction and settings are as before."""
-    from hub.store.engine import migrate
-
-    e = make_engine(pg_url)
-    try:
-        await migrate(e)
-        async with e.begin() as c:
-            await append_rows(c, [record_row("maintenance.note", message=f"n{i}") for i in range(12)])
-        slow = [records.c.event == "maintenance.note", sa.text("pg_sleep(0.005) IS NOT NULL")]  # 5 ms an entry
-        monkeypatch.setattr(query, "COUNT_MS", 20)
-        async with e.connect() as c:
-            before = (await c.execute(sa.text("SHOW statement_timeout"))).scalar()
-            # 5 rows take 25 ms (more than COUNT_MS: the page has no limit), the count 60 ms
-            found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0)
-            assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (5, True, False)
-            assert [r["seq"] for r in found.rows] == list(range(12, 7, -1))
-            assert (await c.execute(sa.text("SHOW statement_timeout"))).scalar() == before
-            # the last page, not full: exact without counting
-            found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 10)
-            assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (12, False, True)
-            assert [r["seq"] for r in found.rows] == [2, 1]
-            # no row to go by (only the total asked for; a page past the last): counted as before
-            for limit, offset in ((0, 0), (5, 20)):
-                found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), limit, offset)
-                assert (found.total, found.total_is_lower_bound, found.rows) == (12, False, [])
-            # its statements are planned for their own values, never from a cached generic plan
-            # (which would keep the planner settings it was made under)
-            assert (await c.execute(sa.text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
-        monkeypatch.setattr(query, "COUNT_MS", 5_000)
-        async with e.connect() as c:  # in time: counted, as on SQLite
-            found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0)
-            assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (12, False, True)
-            found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0, count_cap=6)
-            assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (6, True, True)
-    finally:
-        await e.dispose()
+    e, slow = slow_log
+    monkeypatch.setattr(query, "COUNT_MS", 20)
+    async with e.connect() as c:
+        before = (await c.execute(sa.text("SHOW statement_timeout"))).scalar()
+        # 5 rows take 25 ms (more than COUNT_MS: the page has no limit), the count 60 ms
+        found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0)
+        assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (5, True, False)
+        assert [r["seq"] for r in found.rows] == list(range(12, 7, -1))
+        assert (await c.execute(sa.text("SHOW statement_timeout"))).scalar() == before
+        # the last page, not full: exact without counting
+        found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 10)
+        assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (12, False, True)
+        assert [r["seq"] for r in found.rows] == [2, 1]
+        # no row to go by (only the total asked for; a page past the last): counted as before
+        for limit, offset in ((0, 0), (5, 20)):
+            found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), limit, offset)
+            assert (found.total, found.total_is_lower_bound, found.rows) == (12, False, [])
+        # its statements are planned for their own values, never from a cached generic plan
+        # (which would keep the planner settings it was made under)
+        assert (await c.execute(sa.text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
+    monkeypatch.setattr(query, "COUNT_MS", 5_000)
+    async with e.connect() as c:  # in time: counted, as on SQLite
+        found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0)
+        assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (12, False, True)
+        found = await query.page(c, [records.c.seq], slow, records.c.seq.desc(), 5, 0, count_cap=6)
+        assert (found.total, found.total_is_lower_bound, found.counted_in_time) == (6, True, True)
 
 
 @pytest.mark.postgres
-async def test_a_search_walks_the_log_first_and_falls_back_on_its_index(pg_url, monkeypatch):
+async def test_a_search_walks_the_log_first_and_falls_back_on_its_index(slow_log, monkeypatch):
     """``walk_first``: the page comes from walking the log newest first when that finds it
     within ``WALK_MS``, else from the fallback order (here oldest first, to tell them apart);
     the walk's planner setting does not outlive it."""
-    from hub.store.engine import migrate
-
-    e = make_engine(pg_url)
-    try:
-        await migrate(e)
-        async with e.begin() as c:
-            await append_rows(c, [record_row("maintenance.note", message=f"n{i}") for i in range(12)])
-        slow = [records.c.event == "maintenance.note", sa.text("pg_sleep(0.005) IS NOT NULL")]  # 5 ms an entry
-        newest, oldest = records.c.seq.desc(), records.c.seq.asc()
-        monkeypatch.setattr(query, "COUNT_MS", 5_000)
-        monkeypatch.setattr(query, "WALK_MS", 10)  # the walk needs 5 entries: 25 ms
-        async with e.connect() as c:
-            for _ in range(8):  # past the 5 executions after which PostgreSQL may cache a generic plan
-                found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
-                assert [r["seq"] for r in found.rows] == [1, 2, 3, 4, 5] and found.total == 12
-            assert (await c.execute(sa.text("SHOW enable_bitmapscan"))).scalar() == "on"
-            assert (await c.execute(sa.text("SHOW enable_indexscan"))).scalar() == "on"
-        # the fallback is bounded too: past SEARCH_MS the search asks to be narrowed
-        monkeypatch.setattr(query, "SEARCH_MS", 10)
-        async with e.connect() as c:
-            with pytest.raises(UsageError, match="no page within .* narrow it with dates"):
-                await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
-        monkeypatch.setattr(query, "WALK_MS", 5_000)
-        async with e.connect() as c:
+    e, slow = slow_log
+    newest, oldest = records.c.seq.desc(), records.c.seq.asc()
+    monkeypatch.setattr(query, "COUNT_MS", 5_000)
+    monkeypatch.setattr(query, "WALK_MS", 10)  # the walk needs 5 entries: 25 ms
+    async with e.connect() as c:
+        for _ in range(8):  # past the 5 executions after which PostgreSQL may cache a generic plan
             found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
-            assert [r["seq"] for r in found.rows] == [12, 11, 10, 9, 8] and found.total == 12
-            assert (await c.execute(sa.text("SHOW enable_bitmapscan"))).scalar() == "on"
-    finally:
-        await e.dispose()
+            assert [r["seq"] for r in found.rows] == [1, 2, 3, 4, 5] and found.total == 12
+        assert (await c.execute(sa.text("SHOW enable_bitmapscan"))).scalar() == "on"
+        assert (await c.execute(sa.text("SHOW enable_indexscan"))).scalar() == "on"
+    # the fallback is bounded too: past SEARCH_MS the search asks to be narrowed
+    monkeypatch.setattr(query, "SEARCH_MS", 10)
+    async with e.connect() as c:
+        with pytest.raises(UsageError, match="no page within .* narrow it with dates"):
+            await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
+    monkeypatch.setattr(query, "WALK_MS", 5_000)
+    async with e.connect() as c:
+        found = await query.page(c, [records.c.seq], slow, newest, 5, 0, walk_first=oldest)
+        assert [r["seq"] for r in found.rows] == [12, 11, 10, 9, 8] and found.total == 12
+        assert (await c.execute(sa.text("SHOW enable_bitmapscan"))).scalar() == "on"

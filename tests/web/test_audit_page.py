@@ -15,14 +15,19 @@ from tests.web.dash import Dash
 SENDER = "000.00.00.G77"
 
 
-async def test_a_total_past_the_bound_says_more_than_and_pages_on(env, monkeypatch):
-    engine = make_engine(env.settings.database_url)
+async def _refusals(url: str, n: int = 60) -> None:
+    """``n`` refusals of SENDER's packages in the audit log."""
+    engine = make_engine(url)
     try:
         async with engine.begin() as conn:
             await append_rows(conn, [record_row("package.refused", sender=SENDER, document_id=f"{SENDER},{i}",
-                                                reason="schema.invalid") for i in range(60)])
+                                                reason="schema.invalid") for i in range(n)])
     finally:
         await engine.dispose()
+
+
+async def test_a_total_past_the_bound_says_more_than_and_pages_on(env, monkeypatch):
+    await _refusals(env.settings.database_url)
     monkeypatch.setattr(query, "COUNT_CAP", 3)  # a page of 50 counts at most 50 past its start: 60 is "more"
     async with env.running(), api_for(env) as api, Dash(api.base) as dash:
         await dash.admin(api.tokens["auditor"])
@@ -45,13 +50,7 @@ async def test_a_count_that_runs_out_of_time_shows_the_page_and_says_so(real_env
     a DocumentId can read millions). The page is shown all the same, its total a lower bound."""
     from hub.web import audit as page
 
-    engine = make_engine(real_env.settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            await append_rows(conn, [record_row("package.refused", sender=SENDER, document_id=f"{SENDER},{i}",
-                                                reason="schema.invalid") for i in range(60)])
-    finally:
-        await engine.dispose()
+    await _refusals(real_env.settings.database_url)
     conditions = page.conditions
     # every matching entry costs 2 ms to test: the page's 50 take 100 ms, its count 120 ms
     monkeypatch.setattr(page, "conditions", lambda p: conditions(p) + [sa.text("pg_sleep(0.002) IS NOT NULL")])
